@@ -1,0 +1,77 @@
+import type { Readable } from 'node:stream'
+import { AppError } from '../errors.js'
+
+export interface BlobInfo {
+  key: string
+  size: number
+  /** Changes whenever the content changes (quoted, as in HTTP). */
+  etag: string
+  contentType?: string
+  modifiedAt: Date
+}
+
+/** An inclusive byte range, as in HTTP `Range: bytes=start-end`; `end` absent means to the end. */
+export interface ByteRange {
+  start: number
+  end?: number
+}
+
+export interface BlobRead {
+  info: BlobInfo
+  /** The bytes actually returned (inclusive), equal to the whole object without a range. */
+  start: number
+  end: number
+  body: Readable
+}
+
+export type BlobBody = Readable | Buffer | Uint8Array | string
+
+/**
+ * The Blobs port: an object store. A put is atomic (readers see the old object or the whole new
+ * one, never part); keys are relative, '/'-separated paths that cannot escape the store.
+ */
+export interface Blobs {
+  readonly kind: 'local' | 's3'
+  put(key: string, body: BlobBody, options?: { contentType?: string }): Promise<BlobInfo>
+  /** Throws BlobNotFoundError for a missing key and AppError 416 `range_not_satisfiable` for a bad range. */
+  get(key: string, range?: ByteRange): Promise<BlobRead>
+  head(key: string): Promise<BlobInfo | undefined>
+  /** Objects whose key starts with prefix, in key order. */
+  list(prefix: string, options?: { limit?: number; startAfter?: string }): Promise<BlobInfo[]>
+  /** Deleting a missing key is not an error. */
+  delete(key: string): Promise<void>
+  ping(): Promise<void>
+  close(): Promise<void>
+}
+
+export class BlobNotFoundError extends AppError {
+  constructor(key: string) {
+    super(404, 'blob_not_found', `No object at "${key}"`)
+  }
+}
+
+const MAX_KEY_LENGTH = 1024
+
+/** Throws AppError 400 `invalid_blob_key` unless key is a safe relative path. */
+export function assertBlobKey(key: string): void {
+  const reject = (why: string) => {
+    throw new AppError(400, 'invalid_blob_key', `Invalid blob key: ${why}`)
+  }
+  if (typeof key !== 'string' || key.length === 0) reject('empty')
+  if (key.length > MAX_KEY_LENGTH) reject(`longer than ${MAX_KEY_LENGTH} characters`)
+  if (key.includes('\0')) reject('contains a NUL byte')
+  if (key.includes('\\')) reject('contains a backslash')
+  if (key.startsWith('/')) reject('absolute path')
+  if (/^[A-Za-z]:/.test(key)) reject('drive-letter path')
+  for (const segment of key.split('/')) {
+    if (segment === '' || segment === '.' || segment === '..') reject(`empty, "." or ".." path segment in "${key}"`)
+  }
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what we reject
+  if (/[\u0000-\u001f\u007f]/.test(key)) reject('contains a control character')
+}
+
+/** Prefixes may be empty or end in a partial segment, but never climb out of the store. */
+export function assertBlobPrefix(prefix: string): void {
+  if (prefix === '') return
+  assertBlobKey(prefix.endsWith('/') ? `${prefix}x` : prefix)
+}

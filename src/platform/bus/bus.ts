@@ -1,0 +1,128 @@
+/**
+ * The Bus port: the event log and the work queue.
+ *
+ * Events: `publish` appends a typed event; each durable named consumer sees every event whose type
+ * matches its patterns, at least once, in publish order per key, resuming where it stopped after a
+ * restart. A handler that throws (or exceeds ackWaitMs) gets the event again after a backoff; after
+ * maxAttempts the event is parked as a dead letter and the consumer moves on. Publishing an id that
+ * was already published is a no-op (deduplication).
+ *
+ * Work queue: `enqueue` adds a task; `work` runs a competing worker: each task goes to exactly one
+ * worker (of any process), with the same retry, timeout and dead-letter rules.
+ */
+export interface EventEnvelope<T = unknown> {
+  /** Unique id; publishing the same id twice delivers once. */
+  id: string
+  /** `service.thing.happened`, e.g. `media.title.published`. */
+  type: string
+  /** Ordering key: events with the same key reach a consumer in publish order. */
+  key: string
+  /** ISO-8601 UTC time of the event. */
+  time: string
+  data: T
+}
+
+export interface PublishInput<T = unknown> {
+  type: string
+  key: string
+  data: T
+  /** Defaults to a new UUIDv7. */
+  id?: string
+  /** Defaults to now. */
+  time?: string
+}
+
+export interface DeliveryInfo {
+  /** 1 on first delivery, counting redeliveries after failures, timeouts and crashes. */
+  attempt: number
+  /** The consumer or queue name. */
+  consumer: string
+}
+
+export type EventHandler<T = unknown> = (event: EventEnvelope<T>, info: DeliveryInfo) => Promise<void>
+
+export interface RetryOptions {
+  /** Deliveries before the message becomes a dead letter. Default 5. */
+  maxAttempts?: number
+  /** A handler still running after this long counts as failed and the message is redelivered. Default 30 000. */
+  ackWaitMs?: number
+  /** Delay before the n-th redelivery (the last value repeats). Default [1000, 5000, 15000, 30000]. */
+  backoffMs?: number[]
+}
+
+export interface ConsumerOptions<T = unknown> extends RetryOptions {
+  /** Durable name: a consumer with the same name resumes where the last one stopped. */
+  name: string
+  /**
+   * Event types to receive. Dotted patterns as in NATS: `*` is one token, `>` the rest
+   * (`media.>`, `playback.*.started`).
+   */
+  types: string[]
+  handler: EventHandler<T>
+  /** Where a consumer seen for the first time starts: every stored event (default) or only new ones. */
+  startAt?: 'all' | 'new'
+  /** Handlers running at once, over distinct keys (one key is always serial). Default 1. */
+  concurrency?: number
+}
+
+export interface WorkerOptions<T = unknown> extends RetryOptions {
+  handler: EventHandler<T>
+  /** Tasks this worker runs at once. Default 1. */
+  concurrency?: number
+}
+
+export interface DeadLetter {
+  consumer: string
+  event: EventEnvelope
+  error: string
+  attempts: number
+  /** ISO-8601 UTC time it was parked. */
+  time: string
+}
+
+export interface Subscription {
+  /** Stops taking new messages and waits for the running handlers. */
+  stop(): Promise<void>
+}
+
+export interface Bus {
+  readonly kind: 'memory' | 'jetstream'
+  /** Resolves once the event is durably stored. */
+  publish<T>(input: PublishInput<T>): Promise<EventEnvelope<T>>
+  subscribe<T>(options: ConsumerOptions<T>): Promise<Subscription>
+  /** Adds a task to the named work queue; an id already enqueued is a no-op. */
+  enqueue<T>(queue: string, task: PublishInput<T>): Promise<EventEnvelope<T>>
+  work<T>(queue: string, options: WorkerOptions<T>): Promise<Subscription>
+  /** Dead letters of a consumer or work queue, oldest first. */
+  deadLetters(consumer: string, limit?: number): Promise<DeadLetter[]>
+  ping(): Promise<void>
+  /** Stops every subscription and releases connections. */
+  close(): Promise<void>
+}
+
+/** True when a dotted event type matches a NATS-style pattern (`*` one token, `>` one or more). */
+export function typeMatches(pattern: string, type: string): boolean {
+  const p = pattern.split('.')
+  const t = type.split('.')
+  for (let i = 0; i < p.length; i++) {
+    const token = p[i]
+    if (token === '>') return t.length > i
+    if (i >= t.length) return false
+    if (token !== '*' && token !== t[i]) return false
+  }
+  return p.length === t.length
+}
+
+const NAME = /^[A-Za-z0-9_-]{1,64}$/
+const TYPE = /^[a-z0-9_-]+(\.[a-z0-9_-]+)*$/
+const PATTERN = /^([a-z0-9_-]+|\*)(\.([a-z0-9_-]+|\*))*(\.>)?$|^>$/
+
+export function assertConsumerName(name: string): void {
+  if (!NAME.test(name)) throw new Error(`Invalid consumer or queue name "${name}": letters, digits, _ and - only`)
+}
+export function assertEventType(type: string): void {
+  if (!TYPE.test(type)) throw new Error(`Invalid event type "${type}": dotted lowercase tokens expected`)
+}
+export function assertTypePattern(pattern: string): void {
+  if (!PATTERN.test(pattern)) throw new Error(`Invalid event type pattern "${pattern}"`)
+}

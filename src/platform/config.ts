@@ -1,0 +1,229 @@
+import path from 'node:path'
+import type { LogLevel } from './log.js'
+
+/** A configuration value that cannot be used; the process stops with this message. */
+export class ConfigError extends Error {
+  constructor(
+    readonly variable: string,
+    message: string,
+  ) {
+    super(`${variable}: ${message}`)
+    this.name = 'ConfigError'
+  }
+}
+
+type Parser<T> = (raw: string, name: string) => T
+
+interface Variable<T> {
+  readonly env: string
+  readonly fallback: string
+  readonly doc: string
+  readonly parse: Parser<T>
+}
+
+const variable = <T>(env: string, fallback: string, parse: Parser<T>, doc: string): Variable<T> => ({
+  env,
+  fallback,
+  parse,
+  doc,
+})
+
+const integer =
+  (min: number, max: number): Parser<number> =>
+  (raw, name) => {
+    if (!/^-?\d+$/.test(raw.trim())) throw new ConfigError(name, `expected a whole number, got "${raw}"`)
+    const n = Number(raw)
+    if (n < min || n > max) throw new ConfigError(name, `expected a number from ${min} to ${max}, got ${n}`)
+    return n
+  }
+
+const bytes: Parser<number> = (raw, name) => {
+  const m = /^(\d+)\s*(b|kb|kib|mb|mib|gb|gib)?$/i.exec(raw.trim())
+  if (!m?.[1]) throw new ConfigError(name, `expected a size such as 1048576, 512kb or 10mb, got "${raw}"`)
+  const unit = (m[2] ?? 'b').toLowerCase()
+  const scale = unit.startsWith('k') ? 1024 : unit.startsWith('m') ? 1024 ** 2 : unit.startsWith('g') ? 1024 ** 3 : 1
+  return Number(m[1]) * scale
+}
+
+const boolean: Parser<boolean> = (raw, name) => {
+  const v = raw.trim().toLowerCase()
+  if (['1', 'true', 'yes', 'on'].includes(v)) return true
+  if (['0', 'false', 'no', 'off'].includes(v)) return false
+  throw new ConfigError(name, `expected true or false, got "${raw}"`)
+}
+
+const text: Parser<string> = (raw) => raw.trim()
+
+const optionalText: Parser<string | undefined> = (raw) => raw.trim() || undefined
+
+const oneOf =
+  <T extends string>(...values: T[]): Parser<T> =>
+  (raw, name) => {
+    const v = raw.trim() as T
+    if (!values.includes(v)) throw new ConfigError(name, `expected one of ${values.join(', ')}, got "${raw}"`)
+    return v
+  }
+
+const url =
+  (...protocols: string[]): Parser<string | undefined> =>
+  (raw, name) => {
+    const v = raw.trim()
+    if (!v) return undefined
+    let parsed: URL
+    try {
+      parsed = new URL(v)
+    } catch {
+      throw new ConfigError(name, `expected a URL such as ${protocols[0]}//host:port, got "${raw}"`)
+    }
+    if (!protocols.includes(parsed.protocol))
+      throw new ConfigError(name, `expected a ${protocols.join(' or ')} URL, got "${raw}"`)
+    return v
+  }
+
+const urlList =
+  (...protocols: string[]): Parser<string[]> =>
+  (raw, name) =>
+    raw
+      .split(',')
+      .map((s) => s.trim())
+      .filter(Boolean)
+      .map((s) => url(...protocols)(s, name) ?? s)
+
+const identifier: Parser<string> = (raw, name) => {
+  const v = raw.trim()
+  if (!/^[A-Za-z_][A-Za-z0-9_]{0,62}$/.test(v))
+    throw new ConfigError(name, `expected letters, digits and underscores (starting with a letter), got "${raw}"`)
+  return v
+}
+
+const LOG_LEVELS: LogLevel[] = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']
+
+/** Every REEL_* variable: the one place that names, documents, defaults and parses configuration. */
+export const variables = {
+  port: variable('REEL_PORT', '8080', integer(0, 65535), 'HTTP port of the web app and API (0 picks a free port).'),
+  host: variable('REEL_HOST', '0.0.0.0', text, 'Address to listen on.'),
+  dataDir: variable(
+    'REEL_DATA_DIR',
+    './data',
+    (raw) => path.resolve(raw.trim()),
+    'Where the embedded adapters keep their files: SQLite database, blobs, generated keys.',
+  ),
+  logLevel: variable('REEL_LOG_LEVEL', 'info', oneOf(...LOG_LEVELS), `Log level: ${LOG_LEVELS.join(', ')}.`),
+  bodyLimit: variable('REEL_BODY_LIMIT', '1mb', bytes, 'Largest JSON request body accepted (larger gets 413).'),
+  shutdownTimeoutMs: variable(
+    'REEL_SHUTDOWN_TIMEOUT_MS',
+    '10000',
+    integer(100, 600_000),
+    'On SIGTERM, how long in-flight work may take before the process exits anyway.',
+  ),
+  databaseUrl: variable(
+    'REEL_DATABASE_URL',
+    '',
+    url('postgres:', 'postgresql:'),
+    'PostgreSQL URL. Empty: SQLite in REEL_DATA_DIR.',
+  ),
+  databaseSchema: variable(
+    'REEL_DATABASE_SCHEMA',
+    'public',
+    identifier,
+    'PostgreSQL schema that holds reel’s tables (created if missing).',
+  ),
+  redisUrls: variable(
+    'REEL_REDIS_URLS',
+    '',
+    urlList('redis:', 'rediss:'),
+    'Comma-separated Redis nodes, keys spread over them by a consistent-hash ring. Empty: in-process LRU cache.',
+  ),
+  cachePrefix: variable('REEL_CACHE_PREFIX', 'reel:', text, 'Prefix of every cache key (lets installs share Redis).'),
+  cacheMaxEntries: variable(
+    'REEL_CACHE_MAX_ENTRIES',
+    '100000',
+    integer(100, 100_000_000),
+    'Entries kept by the in-process LRU cache.',
+  ),
+  natsUrl: variable(
+    'REEL_NATS_URL',
+    '',
+    url('nats:', 'tls:'),
+    'NATS server with JetStream for events and work queues. Empty: in-process bus persisted in the DB.',
+  ),
+  natsPrefix: variable(
+    'REEL_NATS_PREFIX',
+    'reel',
+    identifier,
+    'Prefix of JetStream stream and subject names (lets installs share a NATS server).',
+  ),
+  s3Bucket: variable('REEL_S3_BUCKET', '', optionalText, 'S3 bucket for blobs. Empty: files under REEL_DATA_DIR/blobs.'),
+  s3Endpoint: variable(
+    'REEL_S3_ENDPOINT',
+    '',
+    url('http:', 'https:'),
+    'S3-compatible endpoint (MinIO, Ceph, R2…). Empty: AWS.',
+  ),
+  s3Region: variable('REEL_S3_REGION', 'us-east-1', text, 'S3 region.'),
+  s3AccessKeyId: variable('REEL_S3_ACCESS_KEY_ID', '', optionalText, 'S3 access key (empty: the AWS default chain).'),
+  s3SecretAccessKey: variable('REEL_S3_SECRET_ACCESS_KEY', '', optionalText, 'S3 secret key.'),
+  s3ForcePathStyle: variable(
+    'REEL_S3_FORCE_PATH_STYLE',
+    'true',
+    boolean,
+    'Address the bucket as a path (needed by most S3-compatible servers).',
+  ),
+  ffmpeg: variable('REEL_FFMPEG', '', optionalText, 'ffmpeg binary. Empty: `ffmpeg` on PATH, else the npm-shipped one.'),
+  ffprobe: variable(
+    'REEL_FFPROBE',
+    '',
+    optionalText,
+    'ffprobe binary. Empty: `ffprobe` on PATH, else the npm-shipped one.',
+  ),
+  url: variable(
+    'REEL_URL',
+    '',
+    url('http:', 'https:'),
+    'Where CLI commands reach a running server. Empty: http://localhost:$REEL_PORT.',
+  ),
+  token: variable(
+    'REEL_TOKEN',
+    '',
+    optionalText,
+    'Access token CLI commands send. Empty: the one saved by `reel login`.',
+  ),
+} as const
+
+type Variables = typeof variables
+export type Config = { readonly [K in keyof Variables]: ReturnType<Variables[K]['parse']> }
+
+/** Parses every REEL_* variable once; throws ConfigError naming the first bad one. */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Partial<Config> = {}): Config {
+  const entries = Object.entries(variables).map(([key, v]) => {
+    const raw = env[v.env]
+    return [key, v.parse(raw === undefined ? v.fallback : raw, v.env)]
+  })
+  const known = new Set(Object.values(variables).map((v) => v.env))
+  const unknown = Object.keys(env).filter(
+    (k) => k.startsWith('REEL_') && !k.startsWith('REEL_TEST_') && !known.has(k),
+  )
+  if (unknown.length > 0) {
+    const first = unknown[0] ?? ''
+    throw new ConfigError(first, `unknown variable; known ones are listed by \`reel config\``)
+  }
+  return { ...(Object.fromEntries(entries) as Config), ...overrides }
+}
+
+/** The configuration table of the README, generated from `variables`. */
+export function configTable(): string {
+  const rows = Object.values(variables).map(
+    (v) => `| \`${v.env}\` | ${v.fallback === '' ? '(empty)' : `\`${v.fallback}\``} | ${v.doc} |`,
+  )
+  return ['| variable | default | what it does |', '|---|---|---|', ...rows].join('\n')
+}
+
+/** Which adapter each port uses under this configuration. */
+export function portKinds(config: Config) {
+  return {
+    db: config.databaseUrl ? 'postgres' : 'sqlite',
+    cache: config.redisUrls.length > 0 ? 'redis' : 'memory',
+    bus: config.natsUrl ? 'jetstream' : 'memory',
+    blobs: config.s3Bucket ? 's3' : 'local',
+  } as const
+}

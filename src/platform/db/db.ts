@@ -1,0 +1,114 @@
+import fs from 'node:fs'
+import path from 'node:path'
+import SQLite from 'better-sqlite3'
+import { Kysely, type Migration, type MigrationProvider, Migrator, PostgresDialect, SqliteDialect, sql } from 'kysely'
+import pg from 'pg'
+
+export type DbKind = 'sqlite' | 'postgres'
+
+/** Tables are typed by the service that owns them: `db.tables<AccountsTables>()`. */
+// biome-ignore lint/complexity/noBannedTypes: Kysely's "no tables known" database type
+export type AnyKysely = Kysely<{}>
+
+/**
+ * A migration written once for both engines; `kind` is there for the few places where the
+ * dialects differ (auto-increment keys, upserts). Column conventions: times are epoch ms in
+ * `bigint`, booleans are `integer` 0/1, JSON is `text`.
+ */
+export interface ReelMigration {
+  up(db: AnyKysely, kind: DbKind): Promise<void>
+}
+
+/** The Db port: Kysely over SQLite (embedded) or PostgreSQL (scaled). */
+export interface Db {
+  readonly kind: DbKind
+  readonly kysely: AnyKysely
+  tables<T>(): Kysely<T>
+  /** Applies the migrations not yet applied; safe to run twice and from several processes at once. */
+  migrate(migrations: Record<string, ReelMigration>): Promise<string[]>
+  ping(): Promise<void>
+  close(): Promise<void>
+}
+
+export interface DbOptions {
+  /** postgres:// URL; absent means SQLite at sqliteFile. */
+  databaseUrl?: string
+  schema?: string
+  sqliteFile?: string
+}
+
+export function createDb(options: DbOptions): Db {
+  if (options.databaseUrl) return postgresDb(options.databaseUrl, options.schema ?? 'public')
+  return sqliteDb(options.sqliteFile ?? ':memory:')
+}
+
+function sqliteDb(file: string): Db {
+  if (file !== ':memory:') fs.mkdirSync(path.dirname(file), { recursive: true })
+  const database = new SQLite(file)
+  database.pragma('journal_mode = WAL')
+  database.pragma('synchronous = NORMAL')
+  database.pragma('foreign_keys = ON')
+  database.pragma('busy_timeout = 5000')
+  const kysely: AnyKysely = new Kysely({ dialect: new SqliteDialect({ database }) })
+  return wrap('sqlite', kysely, async () => {})
+}
+
+function postgresDb(url: string, schema: string): Db {
+  // int8 (counts, epoch-ms times) as JS numbers: every value reel stores is below 2^53.
+  const types = {
+    getTypeParser: (oid: number, format?: 'text' | 'binary') =>
+      oid === 20 ? (v: string) => Number(v) : pg.types.getTypeParser(oid, format),
+  }
+  const pool = new pg.Pool({
+    connectionString: url,
+    max: 10,
+    options: `-c search_path=${schema}`,
+    types,
+    connectionTimeoutMillis: 5000,
+  })
+  // An idle client losing its connection must not crash the process; the next query reconnects.
+  pool.on('error', () => {})
+  const kysely: AnyKysely = new Kysely({ dialect: new PostgresDialect({ pool }) })
+  let ensured = false
+  return wrap('postgres', kysely, async () => {
+    if (ensured) return
+    await sql`create schema if not exists ${sql.id(schema)}`.execute(kysely)
+    ensured = true
+  })
+}
+
+function wrap(kind: DbKind, kysely: AnyKysely, prepare: () => Promise<void>): Db {
+  return {
+    kind,
+    kysely,
+    tables<T>() {
+      return kysely as unknown as Kysely<T>
+    },
+    async migrate(migrations) {
+      await prepare()
+      const provider: MigrationProvider = {
+        async getMigrations() {
+          const out: Record<string, Migration> = {}
+          for (const [name, m] of Object.entries(migrations)) out[name] = { up: (db) => m.up(db, kind) }
+          return out
+        },
+      }
+      // Each service adds its own migrations; names sort by service, so order across services is free.
+      const migrator = new Migrator({ db: kysely, provider, allowUnorderedMigrations: true })
+      const { error, results } = await migrator.migrateToLatest()
+      if (error) throw error instanceof Error ? error : new Error(String(error))
+      return (results ?? []).filter((r) => r.status === 'Success').map((r) => r.migrationName)
+    },
+    async ping() {
+      await sql`select 1`.execute(kysely)
+    },
+    async close() {
+      await kysely.destroy()
+    },
+  }
+}
+
+/** `integer primary key` that numbers itself, in each dialect. */
+export function autoIncrementType(kind: DbKind) {
+  return kind === 'postgres' ? ('bigserial' as const) : ('integer' as const)
+}
