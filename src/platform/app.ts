@@ -1,0 +1,276 @@
+import { createRequire } from 'node:module'
+import path from 'node:path'
+import { Type } from '@sinclair/typebox'
+import { accountsModule } from '../services/accounts/index.js'
+import { billingModule } from '../services/billing/index.js'
+import { catalogModule } from '../services/catalog/index.js'
+import { cdnModule } from '../services/cdn/index.js'
+import { gatewayModule } from '../services/gateway/index.js'
+import { mediaModule } from '../services/media/index.js'
+import { playbackModule } from '../services/playback/index.js'
+import { recoModule } from '../services/reco/index.js'
+import { searchModule } from '../services/search/index.js'
+import { trendsModule } from '../services/trends/index.js'
+import { type Blobs, createBlobs } from './blobs/index.js'
+import { type Bus, busMigrations, createBus } from './bus/index.js'
+import { type Cache, createCache } from './cache/index.js'
+import { type Config, portKinds } from './config.js'
+import { createDb, type Db, type ReelMigration } from './db/db.js'
+import { errorMessage } from './errors.js'
+import { createHttp, type Http } from './http/server.js'
+import { createLogger, type Logger } from './log.js'
+import { registry } from './metrics.js'
+import { type Hook, type ModuleContext, SERVICE_NAMES, type ServiceModule, type ServiceName } from './modules.js'
+
+export const VERSION: string = (createRequire(import.meta.url)('../../package.json') as { version: string }).version
+
+export const ALL_MODULES: readonly ServiceModule[] = [
+  accountsModule,
+  billingModule,
+  catalogModule,
+  mediaModule,
+  playbackModule,
+  cdnModule,
+  searchModule,
+  trendsModule,
+  recoModule,
+  gatewayModule,
+]
+
+/** Every table of every service plus the platform's own: the schema is whole in every process. */
+export function allMigrations(): Record<string, ReelMigration> {
+  const out: Record<string, ReelMigration> = { ...busMigrations }
+  for (const m of ALL_MODULES) Object.assign(out, m.migrations ?? {})
+  return out
+}
+
+export interface Ports {
+  db: Db
+  cache: Cache
+  bus: Bus
+  blobs: Blobs
+}
+
+export interface Reel {
+  readonly config: Config
+  readonly log: Logger
+  readonly http: Http
+  readonly ports: Ports
+  readonly roles: readonly ServiceName[]
+  /** Listens on config.host:config.port and starts consumers and jobs; returns the base URL. */
+  start(): Promise<string>
+  /** Graceful: stops accepting, lets in-flight requests finish, stops jobs, closes the engines. */
+  stop(): Promise<void>
+}
+
+export interface ReelOptions {
+  config: Config
+  roles?: readonly ServiceName[]
+  log?: Logger
+  /** The service modules to choose from (default: every service of reel). */
+  modules?: readonly ServiceModule[]
+}
+
+const READY_TIMEOUT_MS = 2000
+
+/** Opens the ports, migrates, and registers the modules of the given roles (default: all). */
+export async function createReel(options: ReelOptions): Promise<Reel> {
+  const { config } = options
+  const roles = options.roles ?? SERVICE_NAMES
+  const log = options.log ?? createLogger(config.logLevel)
+  const ports = await openPorts(config, log)
+  try {
+    const applied = await ports.db.migrate(allMigrations())
+    if (applied.length > 0) log.info({ applied }, 'database migrated')
+  } catch (e) {
+    await closePorts(ports, log)
+    throw e
+  }
+  const http = await createHttp({ log, bodyLimit: config.bodyLimit, version: VERSION })
+  const startHooks: Hook[] = []
+  const stopHooks: Hook[] = []
+  const ctx: ModuleContext = {
+    config,
+    log,
+    http,
+    ...ports,
+    onStart: (hook) => startHooks.push(hook),
+    onStop: (hook) => stopHooks.push(hook),
+    every: (name, intervalMs, job) => {
+      let timer: NodeJS.Timeout | undefined
+      let running: Promise<void> | undefined
+      startHooks.push(() => {
+        timer = setInterval(() => {
+          if (running) return
+          running = job()
+            .catch((e) => log.error({ job: name, err: e }, 'scheduled job failed'))
+            .finally(() => {
+              running = undefined
+            })
+        }, intervalMs)
+        timer.unref()
+      })
+      stopHooks.push(async () => {
+        clearInterval(timer)
+        await running
+      })
+    },
+  }
+  registerPlatformRoutes(http, ports, roles, config)
+  for (const module of options.modules ?? ALL_MODULES) {
+    if (roles.includes(module.name)) await module.register(ctx)
+  }
+  await http.ready()
+
+  let stopping: Promise<void> | undefined
+  return {
+    config,
+    log,
+    http,
+    ports,
+    roles,
+    async start() {
+      const address = await http.listen({ port: config.port, host: config.host })
+      for (const hook of startHooks) await hook()
+      log.info({ address, roles, adapters: portKinds(config), version: VERSION }, 'reel is listening')
+      return address
+    },
+    stop() {
+      stopping ??= (async () => {
+        await http.close()
+        for (const hook of [...stopHooks].reverse()) {
+          try {
+            await hook()
+          } catch (e) {
+            log.error({ err: e }, 'stop hook failed')
+          }
+        }
+        await closePorts(ports, log)
+        log.info('reel stopped')
+        log.flush()
+      })()
+      return stopping
+    },
+  }
+}
+
+async function openPorts(config: Config, log: Logger): Promise<Ports> {
+  const db = createDb({
+    databaseUrl: config.databaseUrl,
+    schema: config.databaseSchema,
+    sqliteFile: path.join(config.dataDir, 'reel.db'),
+  })
+  const cache = createCache({
+    redisUrls: config.redisUrls,
+    prefix: config.cachePrefix,
+    maxEntries: config.cacheMaxEntries,
+    log,
+  })
+  const blobs = createBlobs(
+    config.s3Bucket
+      ? {
+          s3: {
+            bucket: config.s3Bucket,
+            endpoint: config.s3Endpoint,
+            region: config.s3Region,
+            accessKeyId: config.s3AccessKeyId,
+            secretAccessKey: config.s3SecretAccessKey,
+            forcePathStyle: config.s3ForcePathStyle,
+          },
+        }
+      : { dir: path.join(config.dataDir, 'blobs') },
+  )
+  try {
+    // The in-process bus keeps its log in the DB, so the DB schema must exist first.
+    await db.migrate(busMigrations)
+    const bus = await createBus({ natsUrl: config.natsUrl, prefix: config.natsPrefix, db, log })
+    return { db, cache, bus, blobs }
+  } catch (e) {
+    await Promise.allSettled([cache.close(), blobs.close(), db.close()])
+    throw e
+  }
+}
+
+async function closePorts(ports: Ports, log: Logger): Promise<void> {
+  for (const [name, port] of [
+    ['bus', ports.bus],
+    ['cache', ports.cache],
+    ['blobs', ports.blobs],
+    ['db', ports.db],
+  ] as const) {
+    try {
+      await port.close()
+    } catch (e) {
+      log.warn({ port: name, err: errorMessage(e) }, 'closing port failed')
+    }
+  }
+}
+
+/** Answers with the first settled of the check and a timeout, so /readyz never hangs. */
+async function check(ping: () => Promise<void>): Promise<string> {
+  let timer: NodeJS.Timeout | undefined
+  const timeout = new Promise<string>((resolve) => {
+    timer = setTimeout(() => resolve('timeout'), READY_TIMEOUT_MS)
+  })
+  try {
+    return await Promise.race([ping().then(() => 'ok'), timeout])
+  } catch (e) {
+    return `error: ${errorMessage(e)}`
+  } finally {
+    clearTimeout(timer)
+  }
+}
+
+const Health = Type.Object({ status: Type.String() })
+const Readiness = Type.Object({
+  status: Type.Union([Type.Literal('ok'), Type.Literal('unavailable')]),
+  checks: Type.Record(Type.String(), Type.String()),
+})
+const SystemInfo = Type.Object({
+  version: Type.String(),
+  roles: Type.Array(Type.String()),
+  adapters: Type.Object({ db: Type.String(), cache: Type.String(), bus: Type.String(), blobs: Type.String() }),
+})
+
+function registerPlatformRoutes(http: Http, ports: Ports, roles: readonly ServiceName[], config: Config): void {
+  http.get(
+    '/healthz',
+    { schema: { tags: ['platform'], summary: 'The process is alive', response: { 200: Health } } },
+    async () => ({ status: 'ok' }),
+  )
+  http.get(
+    '/readyz',
+    {
+      schema: {
+        tags: ['platform'],
+        summary: 'Every engine this process uses answers',
+        response: { 200: Readiness, 503: Readiness },
+      },
+    },
+    async (_req, reply) => {
+      const [db, cache, bus, blobs] = await Promise.all([
+        check(() => ports.db.ping()),
+        check(() => ports.cache.ping()),
+        check(() => ports.bus.ping()),
+        check(() => ports.blobs.ping()),
+      ])
+      const checks = { db, cache, bus, blobs }
+      const ok = Object.values(checks).every((c) => c === 'ok')
+      return reply.code(ok ? 200 : 503).send({ status: ok ? 'ok' : 'unavailable', checks })
+    },
+  )
+  http.get('/metrics', { schema: { hide: true } }, async (_req, reply) =>
+    reply.type(registry.contentType).send(await registry.metrics()),
+  )
+  http.get(
+    '/api/v1/system',
+    {
+      schema: {
+        tags: ['platform'],
+        summary: 'Version, the services this process runs and the engine behind each port',
+        response: { 200: SystemInfo },
+      },
+    },
+    async () => ({ version: VERSION, roles: [...roles], adapters: portKinds(config) }),
+  )
+}

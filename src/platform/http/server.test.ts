@@ -1,0 +1,69 @@
+import { Type } from '@sinclair/typebox'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { conflict } from '../errors.js'
+import { createLogger } from '../log.js'
+import { createHttp, errorResponses, type Http } from './server.js'
+
+describe('HTTP conventions', () => {
+  let http: Http
+  beforeAll(async () => {
+    http = await createHttp({ log: createLogger('silent'), bodyLimit: 1024, version: 'test' })
+    const Body = Type.Object({ name: Type.String({ maxLength: 50 }), count: Type.Integer({ minimum: 0 }) })
+    http.post(
+      '/echo',
+      { schema: { body: Body, response: { 200: Body, ...errorResponses(409, 413, 415) } } },
+      async (req) => req.body,
+    )
+    http.get('/conflict', async () => {
+      throw conflict('already_there', 'It is already there')
+    })
+    http.get('/bug', async () => {
+      throw new Error('a bug')
+    })
+    await http.ready()
+  })
+  afterAll(() => http.close())
+
+  const post = (payload: string, contentType = 'application/json') =>
+    http.inject({ method: 'POST', url: '/echo', payload, headers: { 'content-type': contentType } })
+
+  it('answers valid requests', async () => {
+    const res = await post(JSON.stringify({ name: 'Amélie 🎬', count: 2 }))
+    expect(res.statusCode).toBe(200)
+    expect(res.json()).toEqual({ name: 'Amélie 🎬', count: 2 })
+  })
+
+  it.each([
+    ['malformed JSON', () => post('{"name": "x",'), 400, 'malformed_json'],
+    ['empty JSON body', () => post(''), 400, 'empty_body'],
+    ['wrong content type', () => post('<a/>', 'application/xml'), 415, 'unsupported_media_type'],
+    ['text instead of JSON', () => post('name=x', 'text/plain'), 400, 'invalid_request'],
+    ['missing field', () => post(JSON.stringify({ name: 'x' })), 400, 'invalid_request'],
+    ['wrong type', () => post(JSON.stringify({ name: 'x', count: 'many' })), 400, 'invalid_request'],
+    ['negative number', () => post(JSON.stringify({ name: 'x', count: -1 })), 400, 'invalid_request'],
+    ['body over the limit', () => post(JSON.stringify({ name: 'x'.repeat(2000), count: 1 })), 413, 'body_too_large'],
+    ['unknown route', () => http.inject({ method: 'GET', url: '/nope?x=1' }), 404, 'route_not_found'],
+    ['wrong method', () => http.inject({ method: 'DELETE', url: '/echo' }), 404, 'route_not_found'],
+    ['a domain error', () => http.inject({ method: 'GET', url: '/conflict' }), 409, 'already_there'],
+  ])('%s gets the error shape', async (_name, send, status, code) => {
+    const res = await send()
+    expect(res.statusCode).toBe(status)
+    const body = res.json()
+    expect(body.error.code).toBe(code)
+    expect(typeof body.error.message).toBe('string')
+  })
+
+  it('a bug is a 500 that does not leak its message', async () => {
+    const res = await http.inject({ method: 'GET', url: '/bug' })
+    expect(res.statusCode).toBe(500)
+    expect(res.json().error.code).toBe('internal_error')
+    expect(res.body).not.toContain('a bug')
+  })
+
+  it('gives every response a request id, keeping a well-formed one from the client', async () => {
+    const mine = await http.inject({ method: 'GET', url: '/conflict', headers: { 'x-request-id': 'abc-123' } })
+    expect(mine.headers['x-request-id']).toBe('abc-123')
+    const bad = await http.inject({ method: 'GET', url: '/conflict', headers: { 'x-request-id': 'x'.repeat(300) } })
+    expect(bad.headers['x-request-id']).toMatch(/^[0-9a-f-]{36}$/)
+  })
+})

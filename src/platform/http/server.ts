@@ -1,0 +1,100 @@
+import swagger from '@fastify/swagger'
+import swaggerUi from '@fastify/swagger-ui'
+import { type TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
+import Fastify, {
+  type FastifyBaseLogger,
+  type FastifyInstance,
+  type RawReplyDefaultExpression,
+  type RawRequestDefaultExpression,
+  type RawServerDefault,
+} from 'fastify'
+import { newId } from '../ids.js'
+import type { Logger } from '../log.js'
+import { counter, histogram } from '../metrics.js'
+import { ErrorBody, toErrorResponse } from './errors.js'
+
+export type Http = FastifyInstance<
+  RawServerDefault,
+  RawRequestDefaultExpression,
+  RawReplyDefaultExpression,
+  FastifyBaseLogger,
+  TypeBoxTypeProvider
+>
+
+export interface HttpOptions {
+  log: Logger
+  bodyLimit: number
+  version: string
+}
+
+const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/
+/** Probes and scrapes arrive every few seconds; logging each would drown the real traffic. */
+const QUIET_ROUTES = new Set(['/healthz', '/readyz', '/metrics'])
+
+const requestsTotal = counter('reel_http_requests_total', 'HTTP requests answered', ['method', 'route', 'status'])
+const requestSeconds = histogram('reel_http_request_duration_seconds', 'HTTP request latency', ['method', 'route'])
+
+/** A Fastify instance with reel's conventions: request ids, error shape, metrics, logs, OpenAPI. */
+export async function createHttp(options: HttpOptions): Promise<Http> {
+  const app = Fastify({
+    loggerInstance: options.log as FastifyBaseLogger,
+    bodyLimit: options.bodyLimit,
+    disableRequestLogging: true,
+    requestIdHeader: false,
+    genReqId: (req) => {
+      const given = req.headers['x-request-id']
+      return typeof given === 'string' && REQUEST_ID.test(given) ? given : newId()
+    },
+    forceCloseConnections: 'idle',
+    return503OnClosing: true,
+    ajv: { customOptions: { removeAdditional: false, coerceTypes: 'array', useDefaults: true } },
+  }).withTypeProvider<TypeBoxTypeProvider>()
+
+  app.addSchema(ErrorBody)
+
+  app.addHook('onRequest', async (req, reply) => {
+    reply.header('x-request-id', req.id)
+  })
+
+  app.addHook('onResponse', async (req, reply) => {
+    const route = req.routeOptions.url ?? 'unmatched'
+    const seconds = reply.elapsedTime / 1000
+    requestsTotal.inc({ method: req.method, route, status: reply.statusCode })
+    requestSeconds.observe({ method: req.method, route }, seconds)
+    const line = { method: req.method, url: req.url, route, status: reply.statusCode, ms: Math.round(reply.elapsedTime) }
+    if (QUIET_ROUTES.has(route)) req.log.debug(line, 'request')
+    else req.log.info(line, 'request')
+  })
+
+  app.setErrorHandler((error, req, reply) => {
+    const { status, body, internal } = toErrorResponse(error)
+    if (internal) req.log.error({ err: error }, 'unhandled error')
+    else req.log.debug({ code: body.error.code, status }, 'request failed')
+    const retryAfter = body.error.details?.retryAfterSeconds
+    if (status === 429 && typeof retryAfter === 'number') reply.header('retry-after', String(Math.ceil(retryAfter)))
+    return reply.code(status).send(body)
+  })
+
+  app.setNotFoundHandler((req, reply) =>
+    reply.code(404).send({ error: { code: 'route_not_found', message: `No route for ${req.method} ${req.url.split('?')[0]}` } }),
+  )
+
+  await app.register(swagger, {
+    openapi: {
+      openapi: '3.0.3',
+      info: { title: 'reel API', version: options.version, description: 'Self-hostable streaming platform' },
+      components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT' } } },
+    },
+    refResolver: { buildLocalReference: (json, _base, _frag, i) => String(json.$id ?? `def-${i}`) },
+  })
+  await app.register(swaggerUi, { routePrefix: '/api/docs' })
+  return app
+}
+
+/** Reference to the shared error schema, for route `response` maps. */
+export const errorRef = { $ref: 'ErrorBody#' } as const
+
+/** Response schemas for the usual failures of a route. */
+export function errorResponses(...statuses: number[]): Record<number, typeof errorRef> {
+  return Object.fromEntries([400, 500, ...statuses].map((s) => [s, errorRef]))
+}

@@ -1,0 +1,53 @@
+import type { Blobs } from './blobs/blobs.js'
+import type { Bus } from './bus/bus.js'
+import type { Cache } from './cache/cache.js'
+import type { Config } from './config.js'
+import type { Db, ReelMigration } from './db/db.js'
+import type { Http } from './http/server.js'
+import type { Logger } from './log.js'
+
+/** The services of ARCHITECTURE.md; each is a module that a process may run or not (`--roles`). */
+export const SERVICE_NAMES = [
+  'accounts',
+  'billing',
+  'catalog',
+  'media',
+  'playback',
+  'cdn',
+  'search',
+  'trends',
+  'reco',
+  'gateway',
+] as const
+export type ServiceName = (typeof SERVICE_NAMES)[number]
+
+export const isServiceName = (s: string): s is ServiceName => (SERVICE_NAMES as readonly string[]).includes(s)
+
+export type Hook = () => Promise<void> | void
+
+/** What a service module is handed: the ports, the HTTP server and its lifecycle. */
+export interface ModuleContext {
+  readonly config: Config
+  readonly log: Logger
+  readonly db: Db
+  readonly cache: Cache
+  readonly bus: Bus
+  readonly blobs: Blobs
+  readonly http: Http
+  /** Runs once the server is listening: subscribe consumers, start workers. */
+  onStart(hook: Hook): void
+  /** Runs at shutdown, in reverse order of registration, before the ports close. */
+  onStop(hook: Hook): void
+  /** Runs job every intervalMs while the process runs; a run never overlaps the previous one. */
+  every(name: string, intervalMs: number, job: () => Promise<void>): void
+}
+
+/**
+ * A service: its tables (migrations, applied in every process so the schema is always whole) and
+ * what it registers when its role runs in this process (routes, consumers, jobs).
+ */
+export interface ServiceModule {
+  readonly name: ServiceName
+  readonly migrations?: Record<string, ReelMigration>
+  register(ctx: ModuleContext): Promise<void> | void
+}

@@ -1,0 +1,183 @@
+import { type ChildProcess, spawn } from 'node:child_process'
+import { once } from 'node:events'
+import { setTimeout as sleep } from 'node:timers/promises'
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest'
+import { createReel, type Reel } from '../src/platform/app.js'
+import { loadConfig } from '../src/platform/config.js'
+import { createLogger } from '../src/platform/log.js'
+import type { ServiceModule } from '../src/platform/modules.js'
+import { accountsModule } from '../src/services/accounts/index.js'
+import { gatewayModule } from '../src/services/gateway/index.js'
+import { tempDir } from './engines.js'
+
+const silent = createLogger('silent')
+
+describe('the all-in-one server', () => {
+  const tmp = tempDir()
+  let reel: Reel
+  beforeAll(async () => {
+    reel = await createReel({ config: loadConfig({ REEL_DATA_DIR: tmp.dir, REEL_PORT: '0' }), log: silent })
+  })
+  afterAll(async () => {
+    await reel.stop()
+    tmp.cleanup()
+  })
+
+  it('is alive and ready on embedded adapters', async () => {
+    expect((await reel.http.inject('/healthz')).json()).toEqual({ status: 'ok' })
+    const ready = await reel.http.inject('/readyz')
+    expect(ready.statusCode).toBe(200)
+    expect(ready.json()).toEqual({ status: 'ok', checks: { db: 'ok', cache: 'ok', bus: 'ok', blobs: 'ok' } })
+  })
+
+  it('runs every service and says which engines it uses', async () => {
+    const info = (await reel.http.inject('/api/v1/system')).json()
+    expect(info.roles).toContain('gateway')
+    expect(info.roles).toHaveLength(10)
+    expect(info.adapters).toEqual({ db: 'sqlite', cache: 'memory', bus: 'memory', blobs: 'local' })
+  })
+
+  it('serves Prometheus metrics with per-route request counts', async () => {
+    await reel.http.inject('/healthz')
+    const metrics = await reel.http.inject('/metrics')
+    expect(metrics.headers['content-type']).toContain('text/plain')
+    expect(metrics.body).toMatch(/reel_http_requests_total\{method="GET",route="\/healthz",status="200"\} \d+/)
+    expect(metrics.body).toContain('reel_http_request_duration_seconds_bucket')
+  })
+
+  it('serves the OpenAPI document and its viewer at /api/docs', async () => {
+    const ui = await reel.http.inject('/api/docs')
+    expect([200, 302]).toContain(ui.statusCode)
+    const doc = (await reel.http.inject('/api/docs/json')).json()
+    expect(doc.openapi).toMatch(/^3\./)
+    expect(Object.keys(doc.paths)).toEqual(expect.arrayContaining(['/healthz', '/readyz', '/api/v1/system']))
+  })
+
+  it('serves a home page', async () => {
+    const home = await reel.http.inject('/')
+    expect(home.statusCode).toBe(200)
+    expect(home.headers['content-type']).toContain('text/html')
+  })
+
+  it('migrates safely twice', async () => {
+    const { allMigrations } = await import('../src/platform/app.js')
+    expect(await reel.ports.db.migrate(allMigrations())).toEqual([])
+  })
+})
+
+describe('roles', () => {
+  it('registers only the modules of the roles asked for', async () => {
+    const tmp = tempDir()
+    const accounts = vi.spyOn(accountsModule, 'register')
+    const gateway = vi.spyOn(gatewayModule, 'register')
+    const reel = await createReel({
+      config: loadConfig({ REEL_DATA_DIR: tmp.dir }),
+      roles: ['accounts'],
+      log: silent,
+    })
+    try {
+      expect(accounts).toHaveBeenCalledTimes(1)
+      expect(gateway).not.toHaveBeenCalled()
+      expect((await reel.http.inject('/api/v1/system')).json().roles).toEqual(['accounts'])
+      expect((await reel.http.inject('/')).statusCode).toBe(404)
+    } finally {
+      accounts.mockRestore()
+      gateway.mockRestore()
+      await reel.stop()
+      tmp.cleanup()
+    }
+  })
+})
+
+describe('graceful shutdown', () => {
+  it('lets an in-flight request finish, then runs stop hooks and refuses new connections', async () => {
+    const tmp = tempDir()
+    const events: string[] = []
+    const slow: ServiceModule = {
+      name: 'catalog',
+      register(ctx) {
+        ctx.http.get('/slow', async () => {
+          await sleep(400)
+          events.push('request done')
+          return { done: true }
+        })
+        ctx.onStop(() => {
+          events.push('stop hook')
+        })
+      },
+    }
+    const reel = await createReel({
+      config: loadConfig({ REEL_DATA_DIR: tmp.dir, REEL_PORT: '0', REEL_HOST: '127.0.0.1' }),
+      roles: ['catalog'],
+      modules: [slow],
+      log: silent,
+    })
+    const base = await reel.start()
+    const inFlight = fetch(`${base}/slow`).then((r) => r.json())
+    await sleep(100)
+    await reel.stop()
+    expect(await inFlight).toEqual({ done: true })
+    expect(events).toEqual(['request done', 'stop hook'])
+    await expect(fetch(`${base}/healthz`)).rejects.toThrow()
+    tmp.cleanup()
+  })
+})
+
+function reelProcess(args: string[], env: Record<string, string>): ChildProcess & { output: () => string } {
+  const child = spawn(process.execPath, ['bin/reel.js', ...args], {
+    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/tmp', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  })
+  let output = ''
+  child.stdout?.on('data', (d: Buffer) => {
+    output += d.toString()
+  })
+  child.stderr?.on('data', (d: Buffer) => {
+    output += d.toString()
+  })
+  return Object.assign(child, { output: () => output })
+}
+
+describe('the reel command', () => {
+  const tmp = tempDir()
+  afterAll(() => tmp.cleanup())
+
+  it('stops with a message naming an invalid variable', async () => {
+    const child = reelProcess(['start'], { REEL_PORT: 'eighty', REEL_DATA_DIR: tmp.dir })
+    const [code] = await once(child, 'exit')
+    expect(code).not.toBe(0)
+    expect(child.output()).toContain('REEL_PORT')
+  })
+
+  it('rejects an unknown role', async () => {
+    const child = reelProcess(['serve', '--roles', 'accounts,nope'], { REEL_DATA_DIR: tmp.dir })
+    const [code] = await once(child, 'exit')
+    expect(code).not.toBe(0)
+    expect(child.output()).toContain('unknown role nope')
+  })
+
+  it('starts, serves, and exits cleanly on SIGTERM', async () => {
+    const child = reelProcess(['start'], { REEL_PORT: '0', REEL_HOST: '127.0.0.1', REEL_DATA_DIR: tmp.dir })
+    await vi.waitFor(() => expect(child.output()).toContain('reel is listening'), { timeout: 20_000, interval: 100 })
+    const address = /"address":"([^"]+)"/.exec(child.output())?.[1]
+    expect(address).toBeTruthy()
+    const health = await fetch(`${address}/healthz`)
+    expect(health.status).toBe(200)
+    const status = reelProcess(['status'], { REEL_URL: String(address), REEL_DATA_DIR: tmp.dir })
+    const [statusCode] = await once(status, 'exit')
+    expect(status.output()).toContain('services: accounts')
+    expect(statusCode).toBe(0)
+    child.kill('SIGTERM')
+    const [code] = await once(child, 'exit')
+    expect(code).toBe(0)
+    expect(child.output()).toContain('reel stopped')
+  })
+
+  it('says in one line when the server cannot be reached', async () => {
+    const child = reelProcess(['status'], { REEL_URL: 'http://127.0.0.1:9', REEL_DATA_DIR: tmp.dir })
+    const [code] = await once(child, 'exit')
+    expect(code).toBe(1)
+    expect(child.output().trim().split('\n')).toHaveLength(1)
+    expect(child.output()).toContain('cannot reach reel')
+  })
+})
