@@ -5,7 +5,10 @@ import pg from 'pg'
 
 const checks = {
   PostgreSQL: async () => {
-    const client = new pg.Client({ connectionString: process.env.REEL_TEST_DATABASE_URL, connectionTimeoutMillis: 3000 })
+    const client = new pg.Client({
+      connectionString: process.env.REEL_TEST_DATABASE_URL,
+      connectionTimeoutMillis: 3000,
+    })
     await client.connect()
     const { rows } = await client.query('select version() as v')
     await client.end()

@@ -1,6 +1,6 @@
+import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
-import fs from 'node:fs'
 import { sql } from 'kysely'
 import { createDb, type Db } from '../src/platform/db/db.js'
 
@@ -23,7 +23,8 @@ const requireEngines = process.env.REEL_TEST_REQUIRE_ENGINES === '1'
 /** True when the engine is configured; prints a SKIPPED line (or throws under CI) when not. */
 export function hasEngine(engine: string, variable: string, configured: boolean): boolean {
   if (configured) return true
-  if (requireEngines) throw new Error(`${engine} is required (REEL_TEST_REQUIRE_ENGINES=1) but ${variable} is not set`)
+  if (requireEngines)
+    throw new Error(`${engine} is required (REEL_TEST_REQUIRE_ENGINES=1) but ${variable} is not set`)
   console.warn(`SKIPPED: ${engine} tests (set ${variable} to run them)`)
   return false
 }

@@ -41,7 +41,9 @@ describe('the all-in-one server', () => {
     await reel.http.inject('/healthz')
     const metrics = await reel.http.inject('/metrics')
     expect(metrics.headers['content-type']).toContain('text/plain')
-    expect(metrics.body).toMatch(/reel_http_requests_total\{method="GET",route="\/healthz",status="200"\} \d+/)
+    expect(metrics.body).toMatch(
+      /reel_http_requests_total\{method="GET",route="\/healthz",status="200"\} \d+/,
+    )
     expect(metrics.body).toContain('reel_http_request_duration_seconds_bucket')
   })
 
@@ -158,7 +160,10 @@ describe('the reel command', () => {
 
   it('starts, serves, and exits cleanly on SIGTERM', async () => {
     const child = reelProcess(['start'], { REEL_PORT: '0', REEL_HOST: '127.0.0.1', REEL_DATA_DIR: tmp.dir })
-    await vi.waitFor(() => expect(child.output()).toContain('reel is listening'), { timeout: 20_000, interval: 100 })
+    await vi.waitFor(() => expect(child.output()).toContain('reel is listening'), {
+      timeout: 20_000,
+      interval: 100,
+    })
     const address = /"address":"([^"]+)"/.exec(child.output())?.[1]
     expect(address).toBeTruthy()
     const health = await fetch(`${address}/healthz`)

@@ -48,4 +48,6 @@ const ratio = platform.rps / bare.rps
 console.log(`http-floor: GET /healthz, ${CONNECTIONS} connections, ${DURATION_S} s per run, best of 2`)
 console.log(`  bare Fastify     ${bare.rps.toFixed(0).padStart(7)} req/s   p99 ${bare.p99} ms`)
 console.log(`  reel platform    ${platform.rps.toFixed(0).padStart(7)} req/s   p99 ${platform.p99} ms`)
-console.log(`  ratio            ${ratio.toFixed(2)} of bare (target ≥ 0.80: ${ratio >= 0.8 ? 'met' : 'NOT met'})`)
+console.log(
+  `  ratio            ${ratio.toFixed(2)} of bare (target ≥ 0.80: ${ratio >= 0.8 ? 'met' : 'NOT met'})`,
+)

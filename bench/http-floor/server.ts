@@ -1,8 +1,9 @@
 // One side of the http-floor comparison, in its own process: `platform` (reel's /healthz with all
 // its hooks) or `bare` (a plain Fastify route). Prints the URL once listening.
+
+import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
-import fs from 'node:fs'
 import Fastify from 'fastify'
 import { createReel } from '../../src/platform/app.js'
 import { loadConfig } from '../../src/platform/config.js'
@@ -15,7 +16,12 @@ if (mode === 'bare') {
 } else {
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'reel-bench-'))
   const reel = await createReel({
-    config: loadConfig({ REEL_DATA_DIR: dataDir, REEL_PORT: '0', REEL_HOST: '127.0.0.1', REEL_LOG_LEVEL: 'info' }),
+    config: loadConfig({
+      REEL_DATA_DIR: dataDir,
+      REEL_PORT: '0',
+      REEL_HOST: '127.0.0.1',
+      REEL_LOG_LEVEL: 'info',
+    }),
   })
   console.log(await reel.start())
 }

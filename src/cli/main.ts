@@ -1,13 +1,12 @@
+import path from 'node:path'
 import { Command, InvalidArgumentError } from 'commander'
-import { createReel, VERSION } from '../platform/app.js'
+import { allMigrations, createReel, VERSION } from '../platform/app.js'
 import { type Config, ConfigError, configTable, loadConfig, portKinds } from '../platform/config.js'
 import { createDb } from '../platform/db/db.js'
-import { allMigrations } from '../platform/app.js'
 import { inspectTool, resolveTool } from '../platform/ffmpeg.js'
 import { createLogger } from '../platform/log.js'
 import { isServiceName, SERVICE_NAMES, type ServiceName } from '../platform/modules.js'
 import { CliError, callApi, serverUrl } from './client.js'
-import path from 'node:path'
 
 const config = (): Config => loadConfig(process.env)
 
@@ -18,7 +17,9 @@ function parseRoles(value: string): ServiceName[] {
     .filter(Boolean)
   const unknown = roles.filter((r) => !isServiceName(r))
   if (roles.length === 0 || unknown.length > 0)
-    throw new InvalidArgumentError(`unknown role ${unknown.join(', ') || '(none)'}; roles are ${SERVICE_NAMES.join(', ')}`)
+    throw new InvalidArgumentError(
+      `unknown role ${unknown.join(', ') || '(none)'}; roles are ${SERVICE_NAMES.join(', ')}`,
+    )
   return roles.filter(isServiceName)
 }
 
@@ -62,10 +63,20 @@ async function doctor(): Promise<void> {
     }
     try {
       const report = await inspectTool(tool)
-      const missing = report.missingEncoders.length ? `; MISSING encoders: ${report.missingEncoders.join(', ')}` : ''
-      line(report.missingEncoders.length === 0, name, `${tool.path} (from ${tool.source}) — ${report.version}${missing}`)
+      const missing = report.missingEncoders.length
+        ? `; MISSING encoders: ${report.missingEncoders.join(', ')}`
+        : ''
+      line(
+        report.missingEncoders.length === 0,
+        name,
+        `${tool.path} (from ${tool.source}) — ${report.version}${missing}`,
+      )
     } catch (e) {
-      line(false, name, `${tool.path} (from ${tool.source}) does not run: ${e instanceof Error ? e.message : e}`)
+      line(
+        false,
+        name,
+        `${tool.path} (from ${tool.source}) does not run: ${e instanceof Error ? e.message : e}`,
+      )
     }
   }
   const kinds = portKinds(cfg)
@@ -104,10 +115,7 @@ export function program(): Command {
     .requiredOption('--roles <list>', `comma-separated services: ${SERVICE_NAMES.join(', ')}`, parseRoles)
     .action((opts: { roles: ServiceName[] }) => serve(opts.roles))
 
-  cli
-    .command('doctor')
-    .description('check ffmpeg, its encoders and every configured engine')
-    .action(doctor)
+  cli.command('doctor').description('check ffmpeg, its encoders and every configured engine').action(doctor)
 
   cli
     .command('migrate')

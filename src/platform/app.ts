@@ -20,9 +20,16 @@ import { errorMessage } from './errors.js'
 import { createHttp, type Http } from './http/server.js'
 import { createLogger, type Logger } from './log.js'
 import { registry } from './metrics.js'
-import { type Hook, type ModuleContext, SERVICE_NAMES, type ServiceModule, type ServiceName } from './modules.js'
+import {
+  type Hook,
+  type ModuleContext,
+  SERVICE_NAMES,
+  type ServiceModule,
+  type ServiceName,
+} from './modules.js'
 
-export const VERSION: string = (createRequire(import.meta.url)('../../package.json') as { version: string }).version
+export const VERSION: string = (createRequire(import.meta.url)('../../package.json') as { version: string })
+  .version
 
 export const ALL_MODULES: readonly ServiceModule[] = [
   accountsModule,
@@ -229,10 +236,20 @@ const Readiness = Type.Object({
 const SystemInfo = Type.Object({
   version: Type.String(),
   roles: Type.Array(Type.String()),
-  adapters: Type.Object({ db: Type.String(), cache: Type.String(), bus: Type.String(), blobs: Type.String() }),
+  adapters: Type.Object({
+    db: Type.String(),
+    cache: Type.String(),
+    bus: Type.String(),
+    blobs: Type.String(),
+  }),
 })
 
-function registerPlatformRoutes(http: Http, ports: Ports, roles: readonly ServiceName[], config: Config): void {
+function registerPlatformRoutes(
+  http: Http,
+  ports: Ports,
+  roles: readonly ServiceName[],
+  config: Config,
+): void {
   http.get(
     '/healthz',
     { schema: { tags: ['platform'], summary: 'The process is alive', response: { 200: Health } } },

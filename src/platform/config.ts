@@ -41,7 +41,13 @@ const bytes: Parser<number> = (raw, name) => {
   const m = /^(\d+)\s*(b|kb|kib|mb|mib|gb|gib)?$/i.exec(raw.trim())
   if (!m?.[1]) throw new ConfigError(name, `expected a size such as 1048576, 512kb or 10mb, got "${raw}"`)
   const unit = (m[2] ?? 'b').toLowerCase()
-  const scale = unit.startsWith('k') ? 1024 : unit.startsWith('m') ? 1024 ** 2 : unit.startsWith('g') ? 1024 ** 3 : 1
+  const scale = unit.startsWith('k')
+    ? 1024
+    : unit.startsWith('m')
+      ? 1024 ** 2
+      : unit.startsWith('g')
+        ? 1024 ** 3
+        : 1
   return Number(m[1]) * scale
 }
 
@@ -92,7 +98,10 @@ const urlList =
 const identifier: Parser<string> = (raw, name) => {
   const v = raw.trim()
   if (!/^[A-Za-z_][A-Za-z0-9_]{0,62}$/.test(v))
-    throw new ConfigError(name, `expected letters, digits and underscores (starting with a letter), got "${raw}"`)
+    throw new ConfigError(
+      name,
+      `expected letters, digits and underscores (starting with a letter), got "${raw}"`,
+    )
   return v
 }
 
@@ -100,7 +109,12 @@ const LOG_LEVELS: LogLevel[] = ['fatal', 'error', 'warn', 'info', 'debug', 'trac
 
 /** Every REEL_* variable: the one place that names, documents, defaults and parses configuration. */
 export const variables = {
-  port: variable('REEL_PORT', '8080', integer(0, 65535), 'HTTP port of the web app and API (0 picks a free port).'),
+  port: variable(
+    'REEL_PORT',
+    '8080',
+    integer(0, 65535),
+    'HTTP port of the web app and API (0 picks a free port).',
+  ),
   host: variable('REEL_HOST', '0.0.0.0', text, 'Address to listen on.'),
   dataDir: variable(
     'REEL_DATA_DIR',
@@ -109,7 +123,12 @@ export const variables = {
     'Where the embedded adapters keep their files: SQLite database, blobs, generated keys.',
   ),
   logLevel: variable('REEL_LOG_LEVEL', 'info', oneOf(...LOG_LEVELS), `Log level: ${LOG_LEVELS.join(', ')}.`),
-  bodyLimit: variable('REEL_BODY_LIMIT', '1mb', bytes, 'Largest JSON request body accepted (larger gets 413).'),
+  bodyLimit: variable(
+    'REEL_BODY_LIMIT',
+    '1mb',
+    bytes,
+    'Largest JSON request body accepted (larger gets 413).',
+  ),
   shutdownTimeoutMs: variable(
     'REEL_SHUTDOWN_TIMEOUT_MS',
     '10000',
@@ -134,7 +153,12 @@ export const variables = {
     urlList('redis:', 'rediss:'),
     'Comma-separated Redis nodes, keys spread over them by a consistent-hash ring. Empty: in-process LRU cache.',
   ),
-  cachePrefix: variable('REEL_CACHE_PREFIX', 'reel:', text, 'Prefix of every cache key (lets installs share Redis).'),
+  cachePrefix: variable(
+    'REEL_CACHE_PREFIX',
+    'reel:',
+    text,
+    'Prefix of every cache key (lets installs share Redis).',
+  ),
   cacheMaxEntries: variable(
     'REEL_CACHE_MAX_ENTRIES',
     '100000',
@@ -153,7 +177,12 @@ export const variables = {
     identifier,
     'Prefix of JetStream stream and subject names (lets installs share a NATS server).',
   ),
-  s3Bucket: variable('REEL_S3_BUCKET', '', optionalText, 'S3 bucket for blobs. Empty: files under REEL_DATA_DIR/blobs.'),
+  s3Bucket: variable(
+    'REEL_S3_BUCKET',
+    '',
+    optionalText,
+    'S3 bucket for blobs. Empty: files under REEL_DATA_DIR/blobs.',
+  ),
   s3Endpoint: variable(
     'REEL_S3_ENDPOINT',
     '',
@@ -161,7 +190,12 @@ export const variables = {
     'S3-compatible endpoint (MinIO, Ceph, R2…). Empty: AWS.',
   ),
   s3Region: variable('REEL_S3_REGION', 'us-east-1', text, 'S3 region.'),
-  s3AccessKeyId: variable('REEL_S3_ACCESS_KEY_ID', '', optionalText, 'S3 access key (empty: the AWS default chain).'),
+  s3AccessKeyId: variable(
+    'REEL_S3_ACCESS_KEY_ID',
+    '',
+    optionalText,
+    'S3 access key (empty: the AWS default chain).',
+  ),
   s3SecretAccessKey: variable('REEL_S3_SECRET_ACCESS_KEY', '', optionalText, 'S3 secret key.'),
   s3ForcePathStyle: variable(
     'REEL_S3_FORCE_PATH_STYLE',
@@ -169,7 +203,12 @@ export const variables = {
     boolean,
     'Address the bucket as a path (needed by most S3-compatible servers).',
   ),
-  ffmpeg: variable('REEL_FFMPEG', '', optionalText, 'ffmpeg binary. Empty: `ffmpeg` on PATH, else the npm-shipped one.'),
+  ffmpeg: variable(
+    'REEL_FFMPEG',
+    '',
+    optionalText,
+    'ffmpeg binary. Empty: `ffmpeg` on PATH, else the npm-shipped one.',
+  ),
   ffprobe: variable(
     'REEL_FFPROBE',
     '',

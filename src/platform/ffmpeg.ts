@@ -67,7 +67,10 @@ export async function inspectTool(tool: ResolvedTool): Promise<ToolReport> {
   const { stdout } = await run(tool.path, ['-hide_banner', '-version'], { timeout: 15_000 })
   const version = stdout.split('\n')[0]?.trim() ?? 'unknown'
   if (tool.name === 'ffprobe') return { tool, version, missingEncoders: [] }
-  const encoders = await run(tool.path, ['-hide_banner', '-encoders'], { timeout: 15_000, maxBuffer: 8 << 20 })
+  const encoders = await run(tool.path, ['-hide_banner', '-encoders'], {
+    timeout: 15_000,
+    maxBuffer: 8 << 20,
+  })
   const have = new Set(
     encoders.stdout
       .split('\n')

@@ -40,7 +40,8 @@ export class HashRing {
 
   /** Adds a node (or changes its weight); a node of weight 2 gets twice the points, so about twice the keys. */
   add(node: string, weight = 1): this {
-    if (!(weight > 0) || !Number.isFinite(weight)) throw new RangeError(`weight must be positive, got ${weight}`)
+    if (!(weight > 0) || !Number.isFinite(weight))
+      throw new RangeError(`weight must be positive, got ${weight}`)
     if (this.#weights.get(node) === weight) return this
     this.#weights.set(node, weight)
     this.#rebuild()

@@ -34,21 +34,35 @@ export function toErrorResponse(e: unknown): { status: number; body: ErrorBody; 
   }
   const fe = e as Partial<FastifyError> & { validation?: unknown }
   if (fe.validation) {
-    return { status: 400, body: { error: { code: 'invalid_request', message: fe.message ?? 'Invalid request' } }, internal: false }
+    return {
+      status: 400,
+      body: { error: { code: 'invalid_request', message: fe.message ?? 'Invalid request' } },
+      internal: false,
+    }
   }
   const mapped = fe.code ? FASTIFY_CODES[fe.code] : undefined
   if (mapped) {
-    return { status: mapped[0], body: { error: { code: mapped[1], message: fe.message ?? mapped[1] } }, internal: false }
+    return {
+      status: mapped[0],
+      body: { error: { code: mapped[1], message: fe.message ?? mapped[1] } },
+      internal: false,
+    }
   }
   if (e instanceof SyntaxError && fe.statusCode === 400) {
     return { status: 400, body: { error: { code: 'malformed_json', message: e.message } }, internal: false }
   }
   if (typeof fe.statusCode === 'number' && fe.statusCode >= 400 && fe.statusCode < 500) {
-    return { status: fe.statusCode, body: { error: { code: 'bad_request', message: fe.message ?? 'Bad request' } }, internal: false }
+    return {
+      status: fe.statusCode,
+      body: { error: { code: 'bad_request', message: fe.message ?? 'Bad request' } },
+      internal: false,
+    }
   }
   return {
     status: 500,
-    body: { error: { code: 'internal_error', message: 'Something went wrong on our side; it has been logged.' } },
+    body: {
+      error: { code: 'internal_error', message: 'Something went wrong on our side; it has been logged.' },
+    },
     internal: true,
   }
 }

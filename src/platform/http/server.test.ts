@@ -41,7 +41,12 @@ describe('HTTP conventions', () => {
     ['missing field', () => post(JSON.stringify({ name: 'x' })), 400, 'invalid_request'],
     ['wrong type', () => post(JSON.stringify({ name: 'x', count: 'many' })), 400, 'invalid_request'],
     ['negative number', () => post(JSON.stringify({ name: 'x', count: -1 })), 400, 'invalid_request'],
-    ['body over the limit', () => post(JSON.stringify({ name: 'x'.repeat(2000), count: 1 })), 413, 'body_too_large'],
+    [
+      'body over the limit',
+      () => post(JSON.stringify({ name: 'x'.repeat(2000), count: 1 })),
+      413,
+      'body_too_large',
+    ],
     ['unknown route', () => http.inject({ method: 'GET', url: '/nope?x=1' }), 404, 'route_not_found'],
     ['wrong method', () => http.inject({ method: 'DELETE', url: '/echo' }), 404, 'route_not_found'],
     ['a domain error', () => http.inject({ method: 'GET', url: '/conflict' }), 409, 'already_there'],
@@ -61,9 +66,17 @@ describe('HTTP conventions', () => {
   })
 
   it('gives every response a request id, keeping a well-formed one from the client', async () => {
-    const mine = await http.inject({ method: 'GET', url: '/conflict', headers: { 'x-request-id': 'abc-123' } })
+    const mine = await http.inject({
+      method: 'GET',
+      url: '/conflict',
+      headers: { 'x-request-id': 'abc-123' },
+    })
     expect(mine.headers['x-request-id']).toBe('abc-123')
-    const bad = await http.inject({ method: 'GET', url: '/conflict', headers: { 'x-request-id': 'x'.repeat(300) } })
+    const bad = await http.inject({
+      method: 'GET',
+      url: '/conflict',
+      headers: { 'x-request-id': 'x'.repeat(300) },
+    })
     expect(bad.headers['x-request-id']).toMatch(/^[0-9a-f-]{36}$/)
   })
 })

@@ -1,6 +1,6 @@
 import swagger from '@fastify/swagger'
 import swaggerUi from '@fastify/swagger-ui'
-import { type TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import Fastify, {
   type FastifyBaseLogger,
   type FastifyInstance,
@@ -31,8 +31,15 @@ const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/
 /** Probes and scrapes arrive every few seconds; logging each would drown the real traffic. */
 const QUIET_ROUTES = new Set(['/healthz', '/readyz', '/metrics'])
 
-const requestsTotal = counter('reel_http_requests_total', 'HTTP requests answered', ['method', 'route', 'status'])
-const requestSeconds = histogram('reel_http_request_duration_seconds', 'HTTP request latency', ['method', 'route'])
+const requestsTotal = counter('reel_http_requests_total', 'HTTP requests answered', [
+  'method',
+  'route',
+  'status',
+])
+const requestSeconds = histogram('reel_http_request_duration_seconds', 'HTTP request latency', [
+  'method',
+  'route',
+])
 
 /** A Fastify instance with reel's conventions: request ids, error shape, metrics, logs, OpenAPI. */
 export async function createHttp(options: HttpOptions): Promise<Http> {
@@ -61,7 +68,13 @@ export async function createHttp(options: HttpOptions): Promise<Http> {
     const seconds = reply.elapsedTime / 1000
     requestsTotal.inc({ method: req.method, route, status: reply.statusCode })
     requestSeconds.observe({ method: req.method, route }, seconds)
-    const line = { method: req.method, url: req.url, route, status: reply.statusCode, ms: Math.round(reply.elapsedTime) }
+    const line = {
+      method: req.method,
+      url: req.url,
+      route,
+      status: reply.statusCode,
+      ms: Math.round(reply.elapsedTime),
+    }
     if (QUIET_ROUTES.has(route)) req.log.debug(line, 'request')
     else req.log.info(line, 'request')
   })
@@ -71,12 +84,17 @@ export async function createHttp(options: HttpOptions): Promise<Http> {
     if (internal) req.log.error({ err: error }, 'unhandled error')
     else req.log.debug({ code: body.error.code, status }, 'request failed')
     const retryAfter = body.error.details?.retryAfterSeconds
-    if (status === 429 && typeof retryAfter === 'number') reply.header('retry-after', String(Math.ceil(retryAfter)))
+    if (status === 429 && typeof retryAfter === 'number')
+      reply.header('retry-after', String(Math.ceil(retryAfter)))
     return reply.code(status).send(body)
   })
 
   app.setNotFoundHandler((req, reply) =>
-    reply.code(404).send({ error: { code: 'route_not_found', message: `No route for ${req.method} ${req.url.split('?')[0]}` } }),
+    reply
+      .code(404)
+      .send({
+        error: { code: 'route_not_found', message: `No route for ${req.method} ${req.url.split('?')[0]}` },
+      }),
   )
 
   await app.register(swagger, {
