@@ -90,11 +90,9 @@ export async function createHttp(options: HttpOptions): Promise<Http> {
   })
 
   app.setNotFoundHandler((req, reply) =>
-    reply
-      .code(404)
-      .send({
-        error: { code: 'route_not_found', message: `No route for ${req.method} ${req.url.split('?')[0]}` },
-      }),
+    reply.code(404).send({
+      error: { code: 'route_not_found', message: `No route for ${req.method} ${req.url.split('?')[0]}` },
+    }),
   )
 
   await app.register(swagger, {
