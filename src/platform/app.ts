@@ -14,6 +14,7 @@ import { trendsModule } from '../services/trends/index.js'
 import { type Blobs, createBlobs } from './blobs/index.js'
 import { type Bus, busMigrations, createBus } from './bus/index.js'
 import { type Cache, createCache } from './cache/index.js'
+import { Authenticator } from './auth.js'
 import { type Config, portKinds } from './config.js'
 import { createDb, type Db, type ReelMigration } from './db/db.js'
 import { errorMessage } from './errors.js'
@@ -24,6 +25,7 @@ import {
   type Hook,
   type ModuleContext,
   SERVICE_NAMES,
+  type ServiceApis,
   type ServiceModule,
   type ServiceName,
 } from './modules.js'
@@ -31,9 +33,10 @@ import {
 export const VERSION: string = (createRequire(import.meta.url)('../../package.json') as { version: string })
   .version
 
+/** In dependency order: a module registers after the modules whose APIs it uses. */
 export const ALL_MODULES: readonly ServiceModule[] = [
-  accountsModule,
   billingModule,
+  accountsModule,
   catalogModule,
   mediaModule,
   playbackModule,
@@ -94,13 +97,24 @@ export async function createReel(options: ReelOptions): Promise<Reel> {
     throw e
   }
   const http = await createHttp({ log, bodyLimit: config.bodyLimit, version: VERSION })
+  const auth = Authenticator.create(config, ports.cache, log)
+  const apis: Partial<ServiceApis> = {}
   const startHooks: Hook[] = []
   const stopHooks: Hook[] = []
   const ctx: ModuleContext = {
     config,
     log,
     http,
+    auth,
     ...ports,
+    provide: (name, api) => {
+      apis[name] = api
+    },
+    use: (name) => {
+      const api = apis[name]
+      if (!api) throw new Error(`this service needs the ${String(name)} service in the same process (add it to --roles)`)
+      return api
+    },
     onStart: (hook) => startHooks.push(hook),
     onStop: (hook) => stopHooks.push(hook),
     every: (name, intervalMs, job) => {

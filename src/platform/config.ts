@@ -215,6 +215,51 @@ export const variables = {
     optionalText,
     'ffprobe binary. Empty: `ffprobe` on PATH, else the npm-shipped one.',
   ),
+  jwtSecret: variable(
+    'REEL_JWT_SECRET',
+    '',
+    (raw, name) => {
+      const v = raw.trim()
+      if (v && v.length < 32) throw new ConfigError(name, 'expected at least 32 characters')
+      return v || undefined
+    },
+    'Key that signs access tokens; every process of one install needs the same. Empty: generated once into REEL_DATA_DIR/keys (fine for one process).',
+  ),
+  accessTokenTtlS: variable(
+    'REEL_ACCESS_TOKEN_TTL_S',
+    '900',
+    integer(30, 86_400),
+    'Lifetime of an access token in seconds (a refresh token renews it).',
+  ),
+  refreshTokenTtlDays: variable(
+    'REEL_REFRESH_TOKEN_TTL_DAYS',
+    '30',
+    integer(1, 365),
+    'A device stays signed in this many days without use.',
+  ),
+  defaultCountry: variable(
+    'REEL_DEFAULT_COUNTRY',
+    'US',
+    (raw, name) => {
+      const v = raw.trim().toUpperCase()
+      if (!/^[A-Z]{2}$/.test(v)) throw new ConfigError(name, `expected an ISO 3166 alpha-2 code such as US, got "${raw}"`)
+      return v
+    },
+    'Country of an account that signs up without one (ISO 3166 alpha-2).',
+  ),
+  trialDays: variable('REEL_TRIAL_DAYS', '0', integer(0, 365), 'Free days before the first charge of a new subscription.'),
+  loginMaxFailures: variable(
+    'REEL_LOGIN_MAX_FAILURES',
+    '10',
+    integer(1, 10_000),
+    'Failed logins per account per 15 minutes before 429.',
+  ),
+  loginMaxAttemptsPerAddress: variable(
+    'REEL_LOGIN_MAX_ATTEMPTS_PER_ADDRESS',
+    '100',
+    integer(1, 1_000_000),
+    'Login attempts per client address per 15 minutes before 429.',
+  ),
   url: variable(
     'REEL_URL',
     '',

@@ -1,3 +1,4 @@
+import type { Authenticator } from './auth.js'
 import type { Blobs } from './blobs/blobs.js'
 import type { Bus } from './bus/bus.js'
 import type { Cache } from './cache/cache.js'
@@ -25,6 +26,13 @@ export const isServiceName = (s: string): s is ServiceName => (SERVICE_NAMES as 
 
 export type Hook = () => Promise<void> | void
 
+/**
+ * What services offer each other in-process, keyed by service. Each service adds its entry by
+ * declaration merging (`declare module '…/platform/modules.js' { interface ServiceApis { … } }`).
+ */
+// biome-ignore lint/suspicious/noEmptyInterface: filled by declaration merging in each service
+export interface ServiceApis {}
+
 /** What a service module is handed: the ports, the HTTP server and its lifecycle. */
 export interface ModuleContext {
   readonly config: Config
@@ -34,6 +42,11 @@ export interface ModuleContext {
   readonly bus: Bus
   readonly blobs: Blobs
   readonly http: Http
+  readonly auth: Authenticator
+  /** Offers this service's API to the other modules of the process. */
+  provide<K extends keyof ServiceApis>(name: K, api: ServiceApis[K]): void
+  /** Another service's API; throws naming the missing role when it does not run in this process. */
+  use<K extends keyof ServiceApis>(name: K): ServiceApis[K]
   /** Runs once the server is listening: subscribe consumers, start workers. */
   onStart(hook: Hook): void
   /** Runs at shutdown, in reverse order of registration, before the ports close. */

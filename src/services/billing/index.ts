@@ -1,7 +1,46 @@
 import type { ServiceModule } from '../../platform/modules.js'
+import { billingMigrations } from './migrations.js'
+import { LocalPaymentProvider } from './payments.js'
+import { billingRoutes } from './routes.js'
+import { EntitlementSchema, InvoiceSchema, PlanSchema, SubscriptionSchema } from './schemas.js'
+import { BillingService } from './service.js'
+import { BillingStore } from './store.js'
 
-/** The billing service: plans, subscriptions, invoices and entitlements. Its routes, consumers and jobs arrive with its issue. */
+declare module '../../platform/modules.js' {
+  interface ServiceApis {
+    billing: BillingService
+  }
+}
+
+const CYCLE_INTERVAL_MS = 60_000
+
+/** The billing service: plans, subscriptions, invoices and entitlements. */
 export const billingModule: ServiceModule = {
   name: 'billing',
-  register() {},
+  migrations: billingMigrations,
+  register(ctx) {
+    const store = new BillingStore(ctx.db)
+    const billing = new BillingService({
+      store,
+      cache: ctx.cache,
+      bus: ctx.bus,
+      payments: new LocalPaymentProvider(store),
+      log: ctx.log.child({ service: 'billing' }),
+      trialDays: ctx.config.trialDays,
+    })
+    ctx.provide('billing', billing)
+    for (const schema of [PlanSchema, EntitlementSchema, SubscriptionSchema, InvoiceSchema]) ctx.http.addSchema(schema)
+    billingRoutes(ctx, billing)
+    ctx.every('billing-cycle', CYCLE_INTERVAL_MS, async () => {
+      await billing.runCycle()
+    })
+    ctx.onStart(async () => {
+      const subscription = await ctx.bus.subscribe<{ accountId: string }>({
+        name: 'billing-account-closed',
+        types: ['accounts.account.closed'],
+        handler: async (event) => billing.accountClosed(event.data.accountId),
+      })
+      ctx.onStop(() => subscription.stop())
+    })
+  },
 }

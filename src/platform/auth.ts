@@ -1,0 +1,140 @@
+import { randomBytes } from 'node:crypto'
+import fs from 'node:fs'
+import path from 'node:path'
+import type { FastifyRequest } from 'fastify'
+import { errors as joseErrors, jwtVerify, SignJWT } from 'jose'
+import type { Cache } from './cache/cache.js'
+import type { Config } from './config.js'
+import { unauthorized, forbidden } from './errors.js'
+import type { Logger } from './log.js'
+
+export type Role = 'member' | 'admin'
+
+export interface Entitlement {
+  active: boolean
+  maxStreams: number
+  maxHeight: number
+}
+
+/** Who is calling: what an access token carries. */
+export interface Auth {
+  accountId: string
+  sessionId: string
+  role: Role
+  country: string
+  entitlement: Entitlement
+}
+
+const ISSUER = 'reel'
+const AUDIENCE = 'reel-api'
+const revokedKey = (sessionId: string) => `auth:revoked:${sessionId}`
+
+/**
+ * Signs and checks access tokens (HS256 JWTs). A signed-out session is remembered in the Cache for
+ * as long as its tokens can live, so every process refuses them without asking the accounts DB.
+ */
+export class Authenticator {
+  private constructor(
+    private readonly key: Uint8Array,
+    private readonly ttlS: number,
+    private readonly cache: Cache,
+  ) {}
+
+  static create(config: Config, cache: Cache, log: Logger): Authenticator {
+    return new Authenticator(signingKey(config, log), config.accessTokenTtlS, cache)
+  }
+
+  get accessTokenTtlS(): number {
+    return this.ttlS
+  }
+
+  async sign(auth: Auth): Promise<string> {
+    return new SignJWT({ sid: auth.sessionId, role: auth.role, country: auth.country, ent: auth.entitlement })
+      .setProtectedHeader({ alg: 'HS256', typ: 'JWT' })
+      .setSubject(auth.accountId)
+      .setIssuer(ISSUER)
+      .setAudience(AUDIENCE)
+      .setIssuedAt()
+      .setExpirationTime(`${this.ttlS}s`)
+      .sign(this.key)
+  }
+
+  /** The caller of a token; throws 401 `invalid_token`, `token_expired` or `session_revoked`. */
+  async verify(token: string): Promise<Auth> {
+    let payload: Record<string, unknown>
+    try {
+      ;({ payload } = await jwtVerify(token, this.key, { algorithms: ['HS256'], issuer: ISSUER, audience: AUDIENCE }))
+    } catch (e) {
+      if (e instanceof joseErrors.JWTExpired) throw unauthorized('token_expired', 'The access token has expired; refresh it')
+      throw unauthorized('invalid_token', 'The access token is not valid')
+    }
+    const auth = toAuth(payload)
+    if (!auth) throw unauthorized('invalid_token', 'The access token is not valid')
+    if ((await this.cache.get(revokedKey(auth.sessionId))) !== undefined)
+      throw unauthorized('session_revoked', 'This session has been signed out')
+    return auth
+  }
+
+  /** Refuses the session's outstanding access tokens from now on, in every process. */
+  async revokeSession(sessionId: string): Promise<void> {
+    await this.cache.set(revokedKey(sessionId), '1', (this.ttlS + 60) * 1000)
+  }
+
+  /** The caller, or 401 when the request carries no valid token. */
+  async authenticate(req: FastifyRequest): Promise<Auth> {
+    const header = req.headers.authorization
+    const token = typeof header === 'string' && /^Bearer /i.test(header) ? header.slice(7).trim() : undefined
+    if (!token) throw unauthorized('missing_token', 'Sign in: send Authorization: Bearer <accessToken>')
+    return this.verify(token)
+  }
+
+  async requireAdmin(req: FastifyRequest): Promise<Auth> {
+    const auth = await this.authenticate(req)
+    if (auth.role !== 'admin') throw forbidden('admin_only', 'This needs an administrator account')
+    return auth
+  }
+}
+
+function toAuth(p: Record<string, unknown>): Auth | undefined {
+  const ent = p.ent as Partial<Entitlement> | undefined
+  if (
+    typeof p.sub !== 'string' ||
+    typeof p.sid !== 'string' ||
+    (p.role !== 'member' && p.role !== 'admin') ||
+    typeof p.country !== 'string' ||
+    typeof ent !== 'object' ||
+    ent === null ||
+    typeof ent.active !== 'boolean' ||
+    typeof ent.maxStreams !== 'number' ||
+    typeof ent.maxHeight !== 'number'
+  )
+    return undefined
+  return {
+    accountId: p.sub,
+    sessionId: p.sid,
+    role: p.role,
+    country: p.country,
+    entitlement: { active: ent.active, maxStreams: ent.maxStreams, maxHeight: ent.maxHeight },
+  }
+}
+
+/** REEL_JWT_SECRET, else a key generated once and kept (mode 0600) under the data dir. */
+function signingKey(config: Config, log: Logger): Uint8Array {
+  if (config.jwtSecret) return new TextEncoder().encode(config.jwtSecret)
+  if (config.databaseUrl)
+    log.warn('REEL_JWT_SECRET is not set: this process signs with its own key; processes sharing a database need one')
+  const file = path.join(config.dataDir, 'keys', 'jwt-hs256.key')
+  try {
+    return Buffer.from(fs.readFileSync(file, 'utf8').trim(), 'base64url')
+  } catch {
+    fs.mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 })
+    const key = randomBytes(32)
+    try {
+      fs.writeFileSync(file, key.toString('base64url'), { mode: 0o600, flag: 'wx' })
+      return key
+    } catch {
+      // Another process wrote it first: use theirs.
+      return Buffer.from(fs.readFileSync(file, 'utf8').trim(), 'base64url')
+    }
+  }
+}
