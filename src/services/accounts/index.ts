@@ -1,7 +1,36 @@
 import type { ServiceModule } from '../../platform/modules.js'
+import { accountsMigrations } from './migrations.js'
+import { accountsRoutes } from './routes.js'
+import { AccountSchema, ProfileSchema, SessionSchema, TokensSchema } from './schemas.js'
+import { AccountsService } from './service.js'
+import { AccountsStore } from './store.js'
 
-/** The accounts service: users, credentials, sessions and profiles. Its routes, consumers and jobs arrive with its issue. */
+declare module '../../platform/modules.js' {
+  interface ServiceApis {
+    accounts: AccountsService
+  }
+}
+
+/** The accounts service: users, credentials, sessions and profiles. Needs billing in the same process. */
 export const accountsModule: ServiceModule = {
   name: 'accounts',
-  register() {},
+  migrations: accountsMigrations,
+  register(ctx) {
+    const accounts = new AccountsService({
+      store: new AccountsStore(ctx.db),
+      cache: ctx.cache,
+      bus: ctx.bus,
+      auth: ctx.auth,
+      billing: ctx.use('billing'),
+      log: ctx.log.child({ service: 'accounts' }),
+      defaultCountry: ctx.config.defaultCountry,
+      refreshTokenTtlDays: ctx.config.refreshTokenTtlDays,
+      loginMaxFailures: ctx.config.loginMaxFailures,
+      loginMaxAttemptsPerAddress: ctx.config.loginMaxAttemptsPerAddress,
+    })
+    ctx.provide('accounts', accounts)
+    for (const schema of [AccountSchema, TokensSchema, ProfileSchema, SessionSchema])
+      ctx.http.addSchema(schema)
+    accountsRoutes(ctx, accounts)
+  },
 }

@@ -29,7 +29,8 @@ export const billingModule: ServiceModule = {
       trialDays: ctx.config.trialDays,
     })
     ctx.provide('billing', billing)
-    for (const schema of [PlanSchema, EntitlementSchema, SubscriptionSchema, InvoiceSchema]) ctx.http.addSchema(schema)
+    for (const schema of [PlanSchema, EntitlementSchema, SubscriptionSchema, InvoiceSchema])
+      ctx.http.addSchema(schema)
     billingRoutes(ctx, billing)
     ctx.every('billing-cycle', CYCLE_INTERVAL_MS, async () => {
       await billing.runCycle()

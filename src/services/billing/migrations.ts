@@ -111,7 +111,9 @@ export const billingMigrations: Record<string, ReelMigration> = {
         .addColumn('name', 'text', (c) => c.primaryKey())
         .addColumn('value', 'bigint', (c) => c.notNull())
         .execute()
-      await sql`insert into billing_counters (name, value) values ('invoice', 0) on conflict do nothing`.execute(db)
+      await sql`insert into billing_counters (name, value) values ('invoice', 0) on conflict do nothing`.execute(
+        db,
+      )
     },
   },
 }

@@ -38,7 +38,10 @@ export function billingRoutes(ctx: ModuleContext, billing: BillingService): void
     },
     async (req) => {
       const { accountId } = await ctx.auth.authenticate(req)
-      return { subscription: await billing.subscription(accountId), entitlement: await billing.entitlement(accountId) }
+      return {
+        subscription: await billing.subscription(accountId),
+        entitlement: await billing.entitlement(accountId),
+      }
     },
   )
 

@@ -46,7 +46,12 @@ export const InvoiceSchema = Type.Object(
     lines: Type.Array(Type.Object({ description: Type.String(), amountMinor: Type.Integer() })),
     totalMinor: Type.Integer(),
     currency: Type.String(),
-    status: Type.Union([Type.Literal('open'), Type.Literal('paid'), Type.Literal('failed'), Type.Literal('void')]),
+    status: Type.Union([
+      Type.Literal('open'),
+      Type.Literal('paid'),
+      Type.Literal('failed'),
+      Type.Literal('void'),
+    ]),
     attempts: Type.Integer(),
     failureReason: Type.Union([Type.String(), Type.Null()]),
     createdAt: Type.String({ format: 'date-time' }),

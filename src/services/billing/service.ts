@@ -174,7 +174,10 @@ export class BillingService {
    * one, otherwise the first period is charged now. Resuming a subscription set to cancel, or
    * changing the plan of a live one, goes through here too.
    */
-  async subscribe(accountId: string, planId: string): Promise<{ subscription: Subscription; invoice?: Invoice }> {
+  async subscribe(
+    accountId: string,
+    planId: string,
+  ): Promise<{ subscription: Subscription; invoice?: Invoice }> {
     const plan = await this.planOrThrow(planId)
     const current = await this.store.subscription(accountId)
     if (current && current.status !== 'canceled') return this.changePlan(current, plan)
@@ -197,13 +200,21 @@ export class BillingService {
     let invoice: InvoiceRow | undefined
     if (!trial) {
       invoice = await this.createInvoice(row, 'subscription_create', now, row.current_period_end, [
-        { description: `${plan.name} plan, ${iso(now).slice(0, 10)} to ${iso(row.current_period_end).slice(0, 10)}`, amountMinor: plan.price_minor },
+        {
+          description: `${plan.name} plan, ${iso(now).slice(0, 10)} to ${iso(row.current_period_end).slice(0, 10)}`,
+          amountMinor: plan.price_minor,
+        },
       ])
       if (invoice && !(await this.collect(invoice))) {
         await this.store.updateInvoice(invoice.id, { next_attempt_at: null })
-        throw new AppError(402, 'payment_declined', 'The payment was declined; the subscription did not start', {
-          invoiceId: invoice.id,
-        })
+        throw new AppError(
+          402,
+          'payment_declined',
+          'The payment was declined; the subscription did not start',
+          {
+            invoiceId: invoice.id,
+          },
+        )
       }
     }
     if (current) {
@@ -228,7 +239,10 @@ export class BillingService {
     plan: PlanRow,
   ): Promise<{ subscription: Subscription; invoice?: Invoice }> {
     if (sub.status === 'past_due')
-      throw conflict('payment_required', 'The last payment failed; settle the open invoice before changing plans')
+      throw conflict(
+        'payment_required',
+        'The last payment failed; settle the open invoice before changing plans',
+      )
     const now = this.now()
     const resumed = sub.cancel_at_period_end === 1
     if (sub.plan_id === plan.id) {
@@ -238,11 +252,17 @@ export class BillingService {
       return { subscription: await this.changed(row, 'resumed') }
     }
     const old = await this.planOrThrow(sub.plan_id).catch(() => undefined)
-    const row: SubscriptionRow = { ...sub, plan_id: plan.id, cancel_at_period_end: 0, updated_at: this.tick(sub) }
+    const row: SubscriptionRow = {
+      ...sub,
+      plan_id: plan.id,
+      cancel_at_period_end: 0,
+      updated_at: this.tick(sub),
+    }
     let invoice: InvoiceRow | undefined
     if (sub.status === 'active' && old) {
       // Proration: credit the unused part of the old plan, charge the rest of the period at the new price.
-      const remaining = Math.max(0, sub.current_period_end - now) / (sub.current_period_end - sub.current_period_start)
+      const remaining =
+        Math.max(0, sub.current_period_end - now) / (sub.current_period_end - sub.current_period_start)
       const unused = Math.round(old.price_minor * remaining)
       const rest = Math.round(plan.price_minor * remaining)
       if (rest - unused > 0) {
@@ -307,7 +327,8 @@ export class BillingService {
         this.log.error({ err: e, invoiceId: invoice.id }, 'payment retry failed')
       }
     }
-    if (report.renewed + report.pastDue + report.canceled + report.recovered > 0) this.log.info(report, 'billing cycle')
+    if (report.renewed + report.pastDue + report.canceled + report.recovered > 0)
+      this.log.info(report, 'billing cycle')
     return report
   }
 
@@ -323,7 +344,10 @@ export class BillingService {
     const end = addMonths(start, 1)
     const credit = Math.min(sub.credit_minor, plan.price_minor)
     const lines: InvoiceLine[] = [
-      { description: `${plan.name} plan, ${iso(start).slice(0, 10)} to ${iso(end).slice(0, 10)}`, amountMinor: plan.price_minor },
+      {
+        description: `${plan.name} plan, ${iso(start).slice(0, 10)} to ${iso(end).slice(0, 10)}`,
+        amountMinor: plan.price_minor,
+      },
     ]
     if (credit > 0) lines.push({ description: 'Credit from an earlier plan change', amountMinor: -credit })
     const advanced: SubscriptionRow = {
@@ -413,13 +437,17 @@ export class BillingService {
         }
     await this.store.updateInvoice(invoice.id, changes)
     Object.assign(invoice, changes)
-    if (!result.ok) this.log.warn({ invoice: invoice.number, reason: result.reason, attempts }, 'payment declined')
+    if (!result.ok)
+      this.log.warn({ invoice: invoice.number, reason: result.reason, attempts }, 'payment declined')
     return result.ok
   }
 
   async setTestOutcome(accountId: string, outcome: 'succeed' | 'decline'): Promise<void> {
     if (this.payments.name !== 'local')
-      throw conflict('not_local_payments', 'Payment outcomes can only be set with the built-in payment provider')
+      throw conflict(
+        'not_local_payments',
+        'Payment outcomes can only be set with the built-in payment provider',
+      )
     await this.store.setTestOutcome(accountId, outcome)
   }
 

@@ -81,7 +81,12 @@ export class BillingStore {
   }
 
   plans(): Promise<PlanRow[]> {
-    return this.db.selectFrom('billing_plans').selectAll().where('offered', '=', 1).orderBy('position').execute()
+    return this.db
+      .selectFrom('billing_plans')
+      .selectAll()
+      .where('offered', '=', 1)
+      .orderBy('position')
+      .execute()
   }
 
   plan(id: string): Promise<PlanRow | undefined> {

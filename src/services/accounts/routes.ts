@@ -1,0 +1,220 @@
+import { Type } from '@sinclair/typebox'
+import type { FastifyRequest } from 'fastify'
+import { errorResponses } from '../../platform/http/server.js'
+import type { ModuleContext } from '../../platform/modules.js'
+import { Email, NewProfile, Password, ProfileChanges } from './schemas.js'
+import type { AccountsService, Device } from './service.js'
+
+const auth = [{ bearer: [] }]
+const tags = ['accounts']
+
+const deviceOf = (req: FastifyRequest): Device => ({
+  name: String(req.headers['user-agent'] ?? 'unknown device'),
+  address: req.ip,
+})
+
+const ProfileId = Type.Object({ id: Type.String({ minLength: 1, maxLength: 64 }) })
+
+export function accountsRoutes(ctx: ModuleContext, accounts: AccountsService): void {
+  const { http } = ctx
+
+  http.post(
+    '/api/v1/accounts',
+    {
+      schema: {
+        tags,
+        summary: 'Sign up: creates the account, its first profile and a session',
+        body: Type.Object(
+          {
+            email: Email,
+            password: Password,
+            country: Type.Optional(Type.String({ maxLength: 100 })),
+            plan: Type.Optional(Type.String({ minLength: 1, maxLength: 64 })),
+            profileName: Type.Optional(Type.String({ maxLength: 20_000 })),
+          },
+          { additionalProperties: false },
+        ),
+        response: {
+          201: Type.Object({
+            account: Type.Ref('Account'),
+            tokens: Type.Ref('Tokens'),
+            subscription: Type.Union([Type.Ref('Subscription'), Type.Null()]),
+          }),
+          ...errorResponses(409),
+        },
+      },
+    },
+    async (req, reply) => reply.code(201).send(await accounts.signUp(req.body, deviceOf(req))),
+  )
+
+  http.post(
+    '/api/v1/sessions',
+    {
+      schema: {
+        tags,
+        summary: 'Log in on this device',
+        body: Type.Object({ email: Email, password: Password }, { additionalProperties: false }),
+        response: { 201: Type.Ref('Tokens'), ...errorResponses(401, 429) },
+      },
+    },
+    async (req, reply) => reply.code(201).send(await accounts.logIn(req.body, deviceOf(req))),
+  )
+
+  http.post(
+    '/api/v1/sessions/refresh',
+    {
+      schema: {
+        tags,
+        summary: 'New tokens for a refresh token; the old refresh token stops working',
+        body: Type.Object(
+          { refreshToken: Type.String({ minLength: 1, maxLength: 512 }) },
+          { additionalProperties: false },
+        ),
+        response: { 200: Type.Ref('Tokens'), ...errorResponses(401) },
+      },
+    },
+    async (req) => accounts.refresh(req.body.refreshToken, deviceOf(req)),
+  )
+
+  http.get(
+    '/api/v1/sessions',
+    {
+      schema: {
+        tags,
+        security: auth,
+        summary: 'The devices signed in to this account',
+        response: { 200: Type.Object({ sessions: Type.Array(Type.Ref('Session')) }), ...errorResponses(401) },
+      },
+    },
+    async (req) => ({ sessions: await accounts.sessions(await ctx.auth.authenticate(req)) }),
+  )
+
+  http.delete(
+    '/api/v1/sessions/current',
+    {
+      schema: {
+        tags,
+        security: auth,
+        summary: 'Log out this device',
+        response: { 204: Type.Null(), ...errorResponses(401) },
+      },
+    },
+    async (req, reply) => {
+      await accounts.logOut(await ctx.auth.authenticate(req))
+      return reply.code(204).send(null)
+    },
+  )
+
+  http.delete(
+    '/api/v1/sessions',
+    {
+      schema: {
+        tags,
+        security: auth,
+        summary: 'Log out every device',
+        response: { 200: Type.Object({ revoked: Type.Integer() }), ...errorResponses(401) },
+      },
+    },
+    async (req) => ({ revoked: await accounts.logOutEverywhere(await ctx.auth.authenticate(req)) }),
+  )
+
+  http.get(
+    '/api/v1/account',
+    {
+      schema: {
+        tags,
+        security: auth,
+        summary: 'The account, its subscription and entitlements',
+        response: {
+          200: Type.Object({
+            account: Type.Ref('Account'),
+            subscription: Type.Union([Type.Ref('Subscription'), Type.Null()]),
+            entitlements: Type.Ref('Entitlement'),
+          }),
+          ...errorResponses(401, 404),
+        },
+      },
+    },
+    async (req) => accounts.overview((await ctx.auth.authenticate(req)).accountId),
+  )
+
+  http.delete(
+    '/api/v1/account',
+    {
+      schema: {
+        tags,
+        security: auth,
+        summary: 'Close the account: sessions end, profiles and what they own are deleted, invoices are kept',
+        body: Type.Object({ password: Password }, { additionalProperties: false }),
+        response: { 204: Type.Null(), ...errorResponses(401, 404) },
+      },
+    },
+    async (req, reply) => {
+      await accounts.closeAccount(await ctx.auth.authenticate(req), req.body.password)
+      return reply.code(204).send(null)
+    },
+  )
+
+  http.get(
+    '/api/v1/profiles',
+    {
+      schema: {
+        tags,
+        security: auth,
+        summary: 'The profiles of this account',
+        response: { 200: Type.Object({ profiles: Type.Array(Type.Ref('Profile')) }), ...errorResponses(401) },
+      },
+    },
+    async (req) => ({ profiles: await accounts.profiles((await ctx.auth.authenticate(req)).accountId) }),
+  )
+
+  http.post(
+    '/api/v1/profiles',
+    {
+      schema: {
+        tags,
+        security: auth,
+        summary: 'Add a profile (at most five)',
+        body: NewProfile,
+        response: { 201: Type.Ref('Profile'), ...errorResponses(401, 409) },
+      },
+    },
+    async (req, reply) =>
+      reply
+        .code(201)
+        .send(await accounts.createProfile((await ctx.auth.authenticate(req)).accountId, req.body)),
+  )
+
+  http.patch(
+    '/api/v1/profiles/:id',
+    {
+      schema: {
+        tags,
+        security: auth,
+        summary: 'Change a profile',
+        params: ProfileId,
+        body: ProfileChanges,
+        response: { 200: Type.Ref('Profile'), ...errorResponses(401, 404, 409) },
+      },
+    },
+    async (req) =>
+      accounts.updateProfile((await ctx.auth.authenticate(req)).accountId, req.params.id, req.body),
+  )
+
+  http.delete(
+    '/api/v1/profiles/:id',
+    {
+      schema: {
+        tags,
+        security: auth,
+        summary: 'Delete a profile and, through events, everything it owns',
+        params: ProfileId,
+        response: { 204: Type.Null(), ...errorResponses(401, 404, 409) },
+      },
+    },
+    async (req, reply) => {
+      await accounts.deleteProfile((await ctx.auth.authenticate(req)).accountId, req.params.id)
+      return reply.code(204).send(null)
+    },
+  )
+}

@@ -1,0 +1,217 @@
+import type { Kysely } from 'kysely'
+import type { Role } from '../../platform/auth.js'
+import type { Db } from '../../platform/db/db.js'
+
+export interface AccountRow {
+  id: string
+  email: string
+  password_hash: string
+  role: Role
+  country: string
+  created_at: number
+  updated_at: number
+}
+
+export interface SessionRow {
+  id: string
+  account_id: string
+  device: string
+  address: string
+  created_at: number
+  last_used_at: number
+  expires_at: number
+  revoked_at: number | null
+}
+
+export interface RefreshTokenRow {
+  token_hash: string
+  session_id: string
+  created_at: number
+  used_at: number | null
+}
+
+export interface ProfileRow {
+  id: string
+  account_id: string
+  name: string
+  name_key: string
+  kids: number
+  maturity_limit: string
+  language: string
+  avatar: string
+  created_at: number
+  updated_at: number
+}
+
+interface AccountsTables {
+  accounts: AccountRow
+  accounts_sessions: SessionRow
+  accounts_refresh_tokens: RefreshTokenRow
+  accounts_profiles: ProfileRow
+}
+
+/** The accounts service's SQL, and nothing else. */
+export class AccountsStore {
+  private readonly db: Kysely<AccountsTables>
+
+  constructor(db: Db) {
+    this.db = db.tables<AccountsTables>()
+  }
+
+  /** Account, first profile and first session in one transaction: all of them or none. */
+  async insertAccount(account: AccountRow, profile: ProfileRow): Promise<void> {
+    await this.db.transaction().execute(async (tx) => {
+      await tx.insertInto('accounts').values(account).execute()
+      await tx.insertInto('accounts_profiles').values(profile).execute()
+    })
+  }
+
+  accountById(id: string): Promise<AccountRow | undefined> {
+    return this.db.selectFrom('accounts').selectAll().where('id', '=', id).executeTakeFirst()
+  }
+
+  accountByEmail(email: string): Promise<AccountRow | undefined> {
+    return this.db.selectFrom('accounts').selectAll().where('email', '=', email).executeTakeFirst()
+  }
+
+  async updateAccount(id: string, changes: Partial<Omit<AccountRow, 'id'>>): Promise<void> {
+    await this.db.updateTable('accounts').set(changes).where('id', '=', id).execute()
+  }
+
+  async insertSession(session: SessionRow, token: RefreshTokenRow): Promise<void> {
+    await this.db.transaction().execute(async (tx) => {
+      await tx.insertInto('accounts_sessions').values(session).execute()
+      await tx.insertInto('accounts_refresh_tokens').values(token).execute()
+    })
+  }
+
+  session(id: string): Promise<SessionRow | undefined> {
+    return this.db.selectFrom('accounts_sessions').selectAll().where('id', '=', id).executeTakeFirst()
+  }
+
+  activeSessions(accountId: string, now: number): Promise<SessionRow[]> {
+    return this.db
+      .selectFrom('accounts_sessions')
+      .selectAll()
+      .where('account_id', '=', accountId)
+      .where('revoked_at', 'is', null)
+      .where('expires_at', '>', now)
+      .orderBy('last_used_at', 'desc')
+      .execute()
+  }
+
+  refreshToken(hash: string): Promise<RefreshTokenRow | undefined> {
+    return this.db
+      .selectFrom('accounts_refresh_tokens')
+      .selectAll()
+      .where('token_hash', '=', hash)
+      .executeTakeFirst()
+  }
+
+  /**
+   * Spends a refresh token and issues its successor in one step. False when the token was already
+   * spent (by a thief or a replay), in which case nothing is written.
+   */
+  async rotateRefreshToken(
+    oldHash: string,
+    next: RefreshTokenRow,
+    session: Pick<SessionRow, 'id' | 'last_used_at' | 'expires_at'>,
+  ): Promise<boolean> {
+    return this.db.transaction().execute(async (tx) => {
+      const spent = await tx
+        .updateTable('accounts_refresh_tokens')
+        .set({ used_at: next.created_at })
+        .where('token_hash', '=', oldHash)
+        .where('used_at', 'is', null)
+        .executeTakeFirst()
+      if (Number(spent.numUpdatedRows) !== 1) return false
+      await tx.insertInto('accounts_refresh_tokens').values(next).execute()
+      await tx
+        .updateTable('accounts_sessions')
+        .set({ last_used_at: session.last_used_at, expires_at: session.expires_at })
+        .where('id', '=', session.id)
+        .execute()
+      return true
+    })
+  }
+
+  /** Revokes sessions (one, or every one of the account); returns the ids revoked now. */
+  async revokeSessions(where: { sessionId: string } | { accountId: string }, now: number): Promise<string[]> {
+    let query = this.db
+      .updateTable('accounts_sessions')
+      .set({ revoked_at: now })
+      .where('revoked_at', 'is', null)
+    query =
+      'sessionId' in where
+        ? query.where('id', '=', where.sessionId)
+        : query.where('account_id', '=', where.accountId)
+    const rows = await query.returning('id').execute()
+    return rows.map((r) => r.id)
+  }
+
+  profiles(accountId: string): Promise<ProfileRow[]> {
+    return this.db
+      .selectFrom('accounts_profiles')
+      .selectAll()
+      .where('account_id', '=', accountId)
+      .orderBy('created_at')
+      .orderBy('id')
+      .execute()
+  }
+
+  profile(accountId: string, profileId: string): Promise<ProfileRow | undefined> {
+    return this.db
+      .selectFrom('accounts_profiles')
+      .selectAll()
+      .where('account_id', '=', accountId)
+      .where('id', '=', profileId)
+      .executeTakeFirst()
+  }
+
+  async countProfiles(accountId: string): Promise<number> {
+    const row = await this.db
+      .selectFrom('accounts_profiles')
+      .select((eb) => eb.fn.countAll<number>().as('n'))
+      .where('account_id', '=', accountId)
+      .executeTakeFirstOrThrow()
+    return Number(row.n)
+  }
+
+  async insertProfile(profile: ProfileRow): Promise<void> {
+    await this.db.insertInto('accounts_profiles').values(profile).execute()
+  }
+
+  async updateProfile(accountId: string, profileId: string, changes: Partial<ProfileRow>): Promise<void> {
+    await this.db
+      .updateTable('accounts_profiles')
+      .set(changes)
+      .where('account_id', '=', accountId)
+      .where('id', '=', profileId)
+      .execute()
+  }
+
+  async deleteProfile(accountId: string, profileId: string): Promise<boolean> {
+    const result = await this.db
+      .deleteFrom('accounts_profiles')
+      .where('account_id', '=', accountId)
+      .where('id', '=', profileId)
+      .executeTakeFirst()
+    return Number(result.numDeletedRows) === 1
+  }
+
+  /** Removes the account and everything of it this service keeps; returns the profile ids removed. */
+  async deleteAccount(accountId: string): Promise<string[]> {
+    return this.db.transaction().execute(async (tx) => {
+      const profiles = await tx
+        .deleteFrom('accounts_profiles')
+        .where('account_id', '=', accountId)
+        .returning('id')
+        .execute()
+      const sessions = tx.selectFrom('accounts_sessions').select('id').where('account_id', '=', accountId)
+      await tx.deleteFrom('accounts_refresh_tokens').where('session_id', 'in', sessions).execute()
+      await tx.deleteFrom('accounts_sessions').where('account_id', '=', accountId).execute()
+      await tx.deleteFrom('accounts').where('id', '=', accountId).execute()
+      return profiles.map((p) => p.id)
+    })
+  }
+}
