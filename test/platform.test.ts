@@ -7,6 +7,7 @@ import { loadConfig } from '../src/platform/config.js'
 import { createLogger } from '../src/platform/log.js'
 import type { ServiceModule } from '../src/platform/modules.js'
 import { accountsModule } from '../src/services/accounts/index.js'
+import { billingModule } from '../src/services/billing/index.js'
 import { gatewayModule } from '../src/services/gateway/index.js'
 import { tempDir } from './engines.js'
 
@@ -72,6 +73,7 @@ describe('roles', () => {
     const tmp = tempDir()
     const accounts = vi.spyOn(accountsModule, 'register')
     const gateway = vi.spyOn(gatewayModule, 'register')
+    const billing = vi.spyOn(billingModule, 'register')
     const reel = await createReel({
       config: loadConfig({ REEL_DATA_DIR: tmp.dir }),
       roles: ['accounts'],
@@ -80,11 +82,13 @@ describe('roles', () => {
     try {
       expect(accounts).toHaveBeenCalledTimes(1)
       expect(gateway).not.toHaveBeenCalled()
+      expect(billing).not.toHaveBeenCalled()
       expect((await reel.http.inject('/api/v1/system')).json().roles).toEqual(['accounts'])
       expect((await reel.http.inject('/')).statusCode).toBe(404)
     } finally {
       accounts.mockRestore()
       gateway.mockRestore()
+      billing.mockRestore()
       await reel.stop()
       tmp.cleanup()
     }

@@ -11,10 +11,10 @@ import { playbackModule } from '../services/playback/index.js'
 import { recoModule } from '../services/reco/index.js'
 import { searchModule } from '../services/search/index.js'
 import { trendsModule } from '../services/trends/index.js'
+import { Authenticator } from './auth.js'
 import { type Blobs, createBlobs } from './blobs/index.js'
 import { type Bus, busMigrations, createBus } from './bus/index.js'
 import { type Cache, createCache } from './cache/index.js'
-import { Authenticator } from './auth.js'
 import { type Config, portKinds } from './config.js'
 import { createDb, type Db, type ReelMigration } from './db/db.js'
 import { errorMessage } from './errors.js'
@@ -33,10 +33,9 @@ import {
 export const VERSION: string = (createRequire(import.meta.url)('../../package.json') as { version: string })
   .version
 
-/** In dependency order: a module registers after the modules whose APIs it uses. */
 export const ALL_MODULES: readonly ServiceModule[] = [
-  billingModule,
   accountsModule,
+  billingModule,
   catalogModule,
   mediaModule,
   playbackModule,
@@ -67,6 +66,8 @@ export interface Reel {
   readonly http: Http
   readonly ports: Ports
   readonly roles: readonly ServiceName[]
+  /** A service's in-process API (for the CLI and tests). */
+  use: ModuleContext['use']
   /** Listens on config.host:config.port and starts consumers and jobs; returns the base URL. */
   start(): Promise<string>
   /** Graceful: stops accepting, lets in-flight requests finish, stops jobs, closes the engines. */
@@ -98,7 +99,8 @@ export async function createReel(options: ReelOptions): Promise<Reel> {
   }
   const http = await createHttp({ log, bodyLimit: config.bodyLimit, version: VERSION })
   const auth = Authenticator.create(config, ports.cache, log)
-  const apis: Partial<ServiceApis> = {}
+  const apis = new Map<keyof ServiceApis, unknown>()
+  const modules = options.modules ?? ALL_MODULES
   const startHooks: Hook[] = []
   const stopHooks: Hook[] = []
   const ctx: ModuleContext = {
@@ -107,13 +109,13 @@ export async function createReel(options: ReelOptions): Promise<Reel> {
     http,
     auth,
     ...ports,
-    provide: (name, api) => {
-      apis[name] = api
-    },
     use: (name) => {
-      const api = apis[name]
-      if (!api) throw new Error(`this service needs the ${String(name)} service in the same process (add it to --roles)`)
-      return api
+      if (!apis.has(name)) {
+        const module = modules.find((m) => m.name === name)
+        if (!module?.api) throw new Error(`no service "${String(name)}" offers an in-process API`)
+        apis.set(name, module.api(ctx))
+      }
+      return apis.get(name) as ServiceApis[typeof name]
     },
     onStart: (hook) => startHooks.push(hook),
     onStop: (hook) => stopHooks.push(hook),
@@ -138,7 +140,7 @@ export async function createReel(options: ReelOptions): Promise<Reel> {
     },
   }
   registerPlatformRoutes(http, ports, roles, config)
-  for (const module of options.modules ?? ALL_MODULES) {
+  for (const module of modules) {
     if (roles.includes(module.name)) await module.register(ctx)
   }
   await http.ready()
@@ -150,6 +152,7 @@ export async function createReel(options: ReelOptions): Promise<Reel> {
     http,
     ports,
     roles,
+    use: ctx.use,
     async start() {
       const address = await http.listen({ port: config.port, host: config.host })
       for (const hook of startHooks) await hook()

@@ -43,9 +43,10 @@ export interface ModuleContext {
   readonly blobs: Blobs
   readonly http: Http
   readonly auth: Authenticator
-  /** Offers this service's API to the other modules of the process. */
-  provide<K extends keyof ServiceApis>(name: K, api: ServiceApis[K]): void
-  /** Another service's API; throws naming the missing role when it does not run in this process. */
+  /**
+   * A service's in-process API (one instance per process), built over the ports even when that
+   * service's role does not run here: a process then runs its code, not its routes, consumers or jobs.
+   */
   use<K extends keyof ServiceApis>(name: K): ServiceApis[K]
   /** Runs once the server is listening: subscribe consumers, start workers. */
   onStart(hook: Hook): void
@@ -62,5 +63,7 @@ export interface ModuleContext {
 export interface ServiceModule {
   readonly name: ServiceName
   readonly migrations?: Record<string, ReelMigration>
+  /** Builds the API other services call in-process (see ModuleContext.use). */
+  api?(ctx: ModuleContext): unknown
   register(ctx: ModuleContext): Promise<void> | void
 }

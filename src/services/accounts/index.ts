@@ -1,7 +1,6 @@
 import type { ServiceModule } from '../../platform/modules.js'
 import { accountsMigrations } from './migrations.js'
 import { accountsRoutes } from './routes.js'
-import { AccountSchema, ProfileSchema, SessionSchema, TokensSchema } from './schemas.js'
 import { AccountsService } from './service.js'
 import { AccountsStore } from './store.js'
 
@@ -11,12 +10,12 @@ declare module '../../platform/modules.js' {
   }
 }
 
-/** The accounts service: users, credentials, sessions and profiles. Needs billing in the same process. */
+/** The accounts service: users, credentials, sessions and profiles. */
 export const accountsModule: ServiceModule = {
   name: 'accounts',
   migrations: accountsMigrations,
-  register(ctx) {
-    const accounts = new AccountsService({
+  api(ctx) {
+    return new AccountsService({
       store: new AccountsStore(ctx.db),
       cache: ctx.cache,
       bus: ctx.bus,
@@ -28,9 +27,9 @@ export const accountsModule: ServiceModule = {
       loginMaxFailures: ctx.config.loginMaxFailures,
       loginMaxAttemptsPerAddress: ctx.config.loginMaxAttemptsPerAddress,
     })
-    ctx.provide('accounts', accounts)
-    for (const schema of [AccountSchema, TokensSchema, ProfileSchema, SessionSchema])
-      ctx.http.addSchema(schema)
+  },
+  register(ctx) {
+    const accounts = ctx.use('accounts')
     accountsRoutes(ctx, accounts)
   },
 }

@@ -2,7 +2,17 @@ import { Type } from '@sinclair/typebox'
 import type { FastifyRequest } from 'fastify'
 import { errorResponses } from '../../platform/http/server.js'
 import type { ModuleContext } from '../../platform/modules.js'
-import { Email, NewProfile, Password, ProfileChanges } from './schemas.js'
+import { EntitlementSchema, SubscriptionSchema } from '../billing/schemas.js'
+import {
+  AccountSchema,
+  Email,
+  NewProfile,
+  Password,
+  ProfileChanges,
+  ProfileSchema,
+  SessionSchema,
+  TokensSchema,
+} from './schemas.js'
 import type { AccountsService, Device } from './service.js'
 
 const auth = [{ bearer: [] }]
@@ -36,9 +46,9 @@ export function accountsRoutes(ctx: ModuleContext, accounts: AccountsService): v
         ),
         response: {
           201: Type.Object({
-            account: Type.Ref('Account'),
-            tokens: Type.Ref('Tokens'),
-            subscription: Type.Union([Type.Ref('Subscription'), Type.Null()]),
+            account: AccountSchema,
+            tokens: TokensSchema,
+            subscription: Type.Union([SubscriptionSchema, Type.Null()]),
           }),
           ...errorResponses(409),
         },
@@ -54,7 +64,7 @@ export function accountsRoutes(ctx: ModuleContext, accounts: AccountsService): v
         tags,
         summary: 'Log in on this device',
         body: Type.Object({ email: Email, password: Password }, { additionalProperties: false }),
-        response: { 201: Type.Ref('Tokens'), ...errorResponses(401, 429) },
+        response: { 201: TokensSchema, ...errorResponses(401, 429) },
       },
     },
     async (req, reply) => reply.code(201).send(await accounts.logIn(req.body, deviceOf(req))),
@@ -70,7 +80,7 @@ export function accountsRoutes(ctx: ModuleContext, accounts: AccountsService): v
           { refreshToken: Type.String({ minLength: 1, maxLength: 512 }) },
           { additionalProperties: false },
         ),
-        response: { 200: Type.Ref('Tokens'), ...errorResponses(401) },
+        response: { 200: TokensSchema, ...errorResponses(401) },
       },
     },
     async (req) => accounts.refresh(req.body.refreshToken, deviceOf(req)),
@@ -83,7 +93,7 @@ export function accountsRoutes(ctx: ModuleContext, accounts: AccountsService): v
         tags,
         security: auth,
         summary: 'The devices signed in to this account',
-        response: { 200: Type.Object({ sessions: Type.Array(Type.Ref('Session')) }), ...errorResponses(401) },
+        response: { 200: Type.Object({ sessions: Type.Array(SessionSchema) }), ...errorResponses(401) },
       },
     },
     async (req) => ({ sessions: await accounts.sessions(await ctx.auth.authenticate(req)) }),
@@ -127,9 +137,9 @@ export function accountsRoutes(ctx: ModuleContext, accounts: AccountsService): v
         summary: 'The account, its subscription and entitlements',
         response: {
           200: Type.Object({
-            account: Type.Ref('Account'),
-            subscription: Type.Union([Type.Ref('Subscription'), Type.Null()]),
-            entitlements: Type.Ref('Entitlement'),
+            account: AccountSchema,
+            subscription: Type.Union([SubscriptionSchema, Type.Null()]),
+            entitlements: EntitlementSchema,
           }),
           ...errorResponses(401, 404),
         },
@@ -162,7 +172,7 @@ export function accountsRoutes(ctx: ModuleContext, accounts: AccountsService): v
         tags,
         security: auth,
         summary: 'The profiles of this account',
-        response: { 200: Type.Object({ profiles: Type.Array(Type.Ref('Profile')) }), ...errorResponses(401) },
+        response: { 200: Type.Object({ profiles: Type.Array(ProfileSchema) }), ...errorResponses(401) },
       },
     },
     async (req) => ({ profiles: await accounts.profiles((await ctx.auth.authenticate(req)).accountId) }),
@@ -176,7 +186,7 @@ export function accountsRoutes(ctx: ModuleContext, accounts: AccountsService): v
         security: auth,
         summary: 'Add a profile (at most five)',
         body: NewProfile,
-        response: { 201: Type.Ref('Profile'), ...errorResponses(401, 409) },
+        response: { 201: ProfileSchema, ...errorResponses(401, 409) },
       },
     },
     async (req, reply) =>
@@ -194,7 +204,7 @@ export function accountsRoutes(ctx: ModuleContext, accounts: AccountsService): v
         summary: 'Change a profile',
         params: ProfileId,
         body: ProfileChanges,
-        response: { 200: Type.Ref('Profile'), ...errorResponses(401, 404, 409) },
+        response: { 200: ProfileSchema, ...errorResponses(401, 404, 409) },
       },
     },
     async (req) =>

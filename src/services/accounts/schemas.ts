@@ -1,57 +1,45 @@
 import { Type } from '@sinclair/typebox'
 import { MATURITY_RATINGS } from './rules.js'
 
-export const AccountSchema = Type.Object(
-  {
-    id: Type.String(),
-    email: Type.String(),
-    role: Type.Union([Type.Literal('member'), Type.Literal('admin')]),
-    country: Type.String(),
-    createdAt: Type.String({ format: 'date-time' }),
-  },
-  { $id: 'Account' },
-)
+export const AccountSchema = Type.Object({
+  id: Type.String(),
+  email: Type.String(),
+  role: Type.Union([Type.Literal('member'), Type.Literal('admin')]),
+  country: Type.String(),
+  createdAt: Type.String({ format: 'date-time' }),
+})
 
-export const TokensSchema = Type.Object(
-  {
-    accessToken: Type.String(),
-    refreshToken: Type.String(),
-    tokenType: Type.Literal('Bearer'),
-    expiresIn: Type.Integer({ description: 'Seconds the access token is valid' }),
-    sessionId: Type.String(),
-  },
-  { $id: 'Tokens' },
-)
+export const TokensSchema = Type.Object({
+  accessToken: Type.String(),
+  refreshToken: Type.String(),
+  tokenType: Type.Literal('Bearer'),
+  expiresIn: Type.Integer({ description: 'Seconds the access token is valid' }),
+  sessionId: Type.String(),
+})
 
 export const Maturity = Type.Union(
   MATURITY_RATINGS.map((r) => Type.Literal(r)),
   { description: 'Highest maturity rating the profile may watch' },
 )
 
-export const ProfileSchema = Type.Object(
-  {
-    id: Type.String(),
-    name: Type.String(),
-    kids: Type.Boolean(),
-    maturityLimit: Maturity,
-    language: Type.String(),
-    avatar: Type.String(),
-    createdAt: Type.String({ format: 'date-time' }),
-  },
-  { $id: 'Profile' },
-)
+export const ProfileSchema = Type.Object({
+  id: Type.String(),
+  name: Type.String(),
+  kids: Type.Boolean(),
+  maturityLimit: Maturity,
+  language: Type.String(),
+  avatar: Type.String(),
+  createdAt: Type.String({ format: 'date-time' }),
+})
 
-export const SessionSchema = Type.Object(
-  {
-    id: Type.String(),
-    device: Type.String(),
-    address: Type.String(),
-    createdAt: Type.String({ format: 'date-time' }),
-    lastUsedAt: Type.String({ format: 'date-time' }),
-    current: Type.Boolean(),
-  },
-  { $id: 'Session' },
-)
+export const SessionSchema = Type.Object({
+  id: Type.String(),
+  device: Type.String(),
+  address: Type.String(),
+  createdAt: Type.String({ format: 'date-time' }),
+  lastUsedAt: Type.String({ format: 'date-time' }),
+  current: Type.Boolean(),
+})
 
 // Lengths here only bound the work; the service states the real rules with their own error codes.
 export const Email = Type.String({ minLength: 1, maxLength: 1000 })

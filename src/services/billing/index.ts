@@ -2,7 +2,6 @@ import type { ServiceModule } from '../../platform/modules.js'
 import { billingMigrations } from './migrations.js'
 import { LocalPaymentProvider } from './payments.js'
 import { billingRoutes } from './routes.js'
-import { EntitlementSchema, InvoiceSchema, PlanSchema, SubscriptionSchema } from './schemas.js'
 import { BillingService } from './service.js'
 import { BillingStore } from './store.js'
 
@@ -18,9 +17,9 @@ const CYCLE_INTERVAL_MS = 60_000
 export const billingModule: ServiceModule = {
   name: 'billing',
   migrations: billingMigrations,
-  register(ctx) {
+  api(ctx) {
     const store = new BillingStore(ctx.db)
-    const billing = new BillingService({
+    return new BillingService({
       store,
       cache: ctx.cache,
       bus: ctx.bus,
@@ -28,9 +27,9 @@ export const billingModule: ServiceModule = {
       log: ctx.log.child({ service: 'billing' }),
       trialDays: ctx.config.trialDays,
     })
-    ctx.provide('billing', billing)
-    for (const schema of [PlanSchema, EntitlementSchema, SubscriptionSchema, InvoiceSchema])
-      ctx.http.addSchema(schema)
+  },
+  register(ctx) {
+    const billing = ctx.use('billing')
     billingRoutes(ctx, billing)
     ctx.every('billing-cycle', CYCLE_INTERVAL_MS, async () => {
       await billing.runCycle()

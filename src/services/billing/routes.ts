@@ -1,13 +1,13 @@
 import { Type } from '@sinclair/typebox'
 import { errorResponses } from '../../platform/http/server.js'
 import type { ModuleContext } from '../../platform/modules.js'
-import { PlanId } from './schemas.js'
+import { EntitlementSchema, InvoiceSchema, PlanId, PlanSchema, SubscriptionSchema } from './schemas.js'
 import type { BillingService } from './service.js'
 
 const auth = [{ bearer: [] }]
 const SubscriptionView = Type.Object({
-  subscription: Type.Union([Type.Ref('Subscription'), Type.Null()]),
-  entitlement: Type.Ref('Entitlement'),
+  subscription: Type.Union([SubscriptionSchema, Type.Null()]),
+  entitlement: EntitlementSchema,
 })
 
 export function billingRoutes(ctx: ModuleContext, billing: BillingService): void {
@@ -20,7 +20,7 @@ export function billingRoutes(ctx: ModuleContext, billing: BillingService): void
       schema: {
         tags,
         summary: 'The plans on offer',
-        response: { 200: Type.Object({ plans: Type.Array(Type.Ref('Plan')) }), ...errorResponses() },
+        response: { 200: Type.Object({ plans: Type.Array(PlanSchema) }), ...errorResponses() },
       },
     },
     async () => ({ plans: await billing.plans() }),
@@ -55,9 +55,9 @@ export function billingRoutes(ctx: ModuleContext, billing: BillingService): void
         body: Type.Object({ plan: PlanId }, { additionalProperties: false }),
         response: {
           200: Type.Object({
-            subscription: Type.Ref('Subscription'),
-            entitlement: Type.Ref('Entitlement'),
-            invoice: Type.Optional(Type.Ref('Invoice')),
+            subscription: SubscriptionSchema,
+            entitlement: EntitlementSchema,
+            invoice: Type.Optional(InvoiceSchema),
           }),
           ...errorResponses(401, 402, 409),
         },
@@ -95,7 +95,7 @@ export function billingRoutes(ctx: ModuleContext, billing: BillingService): void
         security: auth,
         summary: "The account's invoices, newest first",
         querystring: Type.Object({ limit: Type.Integer({ minimum: 1, maximum: 100, default: 50 }) }),
-        response: { 200: Type.Object({ invoices: Type.Array(Type.Ref('Invoice')) }), ...errorResponses(401) },
+        response: { 200: Type.Object({ invoices: Type.Array(InvoiceSchema) }), ...errorResponses(401) },
       },
     },
     async (req) => {
