@@ -7,7 +7,7 @@ export interface Cache {
   readonly kind: 'memory' | 'redis'
   /** The value, or undefined on a miss or when the cache cannot be reached. */
   get(key: string): Promise<string | undefined>
-  /** Stores value for ttlMs milliseconds. Never throws. */
+  /** Stores value for ttlMs milliseconds. Never throws when the cache cannot be reached (the write is dropped). */
   set(key: string, value: string, ttlMs: number): Promise<void>
   /** Removes keys. Never throws. */
   del(...keys: string[]): Promise<void>
@@ -28,6 +28,17 @@ export class CacheUnavailableError extends Error {
     super(message)
     this.name = 'CacheUnavailableError'
   }
+}
+
+/** A TTL that is not a positive number is a bug in the caller, not a cache outage: it throws RangeError. */
+export function checkTtl(ttlMs: number): number {
+  if (!(ttlMs > 0) || !Number.isFinite(ttlMs))
+    throw new RangeError(`ttlMs must be a positive number, got ${ttlMs}`)
+  return Math.ceil(ttlMs)
+}
+
+export function checkIncrement(by: number): void {
+  if (!Number.isSafeInteger(by)) throw new RangeError(`incr needs a whole number, got ${by}`)
 }
 
 /**

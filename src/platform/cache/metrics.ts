@@ -1,0 +1,17 @@
+import { counter, gauge } from '../metrics.js'
+
+export const cacheRequests = counter('reel_cache_requests_total', 'Cache reads by result.', [
+  'result',
+] as const)
+
+export const cacheErrors = counter(
+  'reel_cache_errors_total',
+  'Cache operations that failed because a node could not be reached (reads count as misses, writes are dropped).',
+  ['node', 'op'] as const,
+)
+
+export const cacheNodeUp = gauge(
+  'reel_cache_node_up',
+  '1 while a cache node answers, 0 while it is unreachable.',
+  ['node'] as const,
+)
