@@ -38,6 +38,10 @@ export function saveCredentials(credentials: Record<string, unknown>): void {
   fs.writeFileSync(file, JSON.stringify(credentials), { mode: 0o600 })
 }
 
+export function forgetCredentials(): void {
+  fs.rmSync(credentialsFile(), { force: true })
+}
+
 /** Calls the running server's API; any failure becomes a CliError with a one-line reason. */
 export async function callApi<T>(
   config: Config,

@@ -3,10 +3,11 @@ import { Command, InvalidArgumentError } from 'commander'
 import { allMigrations, createReel, VERSION } from '../platform/app.js'
 import { type Config, ConfigError, configTable, loadConfig, portKinds } from '../platform/config.js'
 import { createDb } from '../platform/db/db.js'
+import { isAppError } from '../platform/errors.js'
 import { inspectTool, resolveTool } from '../platform/ffmpeg.js'
 import { createLogger } from '../platform/log.js'
 import { isServiceName, SERVICE_NAMES, type ServiceName } from '../platform/modules.js'
-import { CliError, callApi, serverUrl } from './client.js'
+import { CliError, callApi, forgetCredentials, saveCredentials, serverUrl } from './client.js'
 
 const config = (): Config => loadConfig(process.env)
 
@@ -164,7 +165,67 @@ export function program(): Command {
       )
     })
 
+  const admin = cli
+    .command('admin')
+    .description('administration from the server machine (talks to the database)')
+  admin
+    .command('create')
+    .description('create an administrator account (with a Premium subscription)')
+    .requiredOption('--email <email>', 'email of the new administrator')
+    .option('--password <password>', 'password (default: read from standard input)')
+    .action(async (opts: { email: string; password?: string }) => {
+      const password = opts.password ?? (await readStdin())
+      const reel = await createReel({ config: { ...config(), logLevel: 'warn' }, roles: [] })
+      try {
+        const account = await reel.use('accounts').createAdmin(opts.email, password)
+        console.log(`administrator ${account.email} created (id ${account.id})`)
+      } finally {
+        await reel.stop()
+      }
+    })
+
+  cli
+    .command('login')
+    .description('log in to a running reel (REEL_URL) and save the tokens for later commands')
+    .requiredOption('--email <email>', 'account email')
+    .option('--password <password>', 'password (default: read from standard input)')
+    .action(async (opts: { email: string; password?: string }) => {
+      const cfg = config()
+      const password = opts.password ?? (await readStdin())
+      const tokens = await callApi<{ accessToken: string; refreshToken: string }>(
+        { ...cfg, token: undefined },
+        'POST',
+        '/api/v1/sessions',
+        { email: opts.email, password },
+        { auth: false },
+      )
+      saveCredentials({ url: serverUrl(cfg), email: opts.email, ...tokens })
+      console.log(`logged in to ${serverUrl(cfg)} as ${opts.email}`)
+    })
+
+  cli
+    .command('logout')
+    .description('log this machine out and forget the saved tokens')
+    .action(async () => {
+      const cfg = config()
+      try {
+        await callApi(cfg, 'DELETE', '/api/v1/sessions/current')
+      } finally {
+        forgetCredentials()
+      }
+      console.log('logged out')
+    })
+
   return cli
+}
+
+async function readStdin(): Promise<string> {
+  if (process.stdin.isTTY) throw new CliError('give --password, or pipe the password on standard input')
+  let text = ''
+  for await (const chunk of process.stdin) text += String(chunk)
+  const password = text.replace(/\r?\n$/, '')
+  if (!password) throw new CliError('no password on standard input')
+  return password
 }
 
 export async function main(argv: string[]): Promise<void> {
@@ -174,6 +235,10 @@ export async function main(argv: string[]): Promise<void> {
     if (e instanceof ConfigError) {
       console.error(`reel: invalid configuration: ${e.message}`)
       process.exit(2)
+    }
+    if (isAppError(e)) {
+      console.error(`reel: ${e.code}: ${e.message}`)
+      process.exit(1)
     }
     if (e instanceof CliError) {
       console.error(`reel: ${e.message}`)

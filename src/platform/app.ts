@@ -78,6 +78,8 @@ export interface ReelOptions {
   config: Config
   roles?: readonly ServiceName[]
   log?: Logger
+  /** The clock services read (default: Date.now); tests move it to reach billing dates. */
+  clock?: () => number
   /** The service modules to choose from (default: every service of reel). */
   modules?: readonly ServiceModule[]
 }
@@ -108,6 +110,7 @@ export async function createReel(options: ReelOptions): Promise<Reel> {
     log,
     http,
     auth,
+    now: options.clock ?? Date.now,
     ...ports,
     use: (name) => {
       if (!apis.has(name)) {

@@ -43,6 +43,8 @@ export interface ModuleContext {
   readonly blobs: Blobs
   readonly http: Http
   readonly auth: Authenticator
+  /** The time in epoch ms; services take it from here so tests can move it. */
+  readonly now: () => number
   /**
    * A service's in-process API (one instance per process), built over the ports even when that
    * service's role does not run here: a process then runs its code, not its routes, consumers or jobs.

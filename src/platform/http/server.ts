@@ -1,3 +1,5 @@
+import { Ajv } from 'ajv'
+import formats from 'ajv-formats'
 import swagger from '@fastify/swagger'
 import swaggerUi from '@fastify/swagger-ui'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
@@ -28,6 +30,9 @@ export interface HttpOptions {
   version: string
 }
 
+// ajv-formats is CommonJS whose default export is the function itself.
+const addFormats = formats as unknown as typeof formats.default
+
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/
 /** Probes and scrapes arrive every few seconds; logging each would drown the real traffic. */
 const QUIET_ROUTES = new Set(['/healthz', '/readyz', '/metrics'])
@@ -55,8 +60,14 @@ export async function createHttp(options: HttpOptions): Promise<Http> {
     },
     forceCloseConnections: 'idle',
     return503OnClosing: true,
-    ajv: { customOptions: { removeAdditional: false, coerceTypes: 'array', useDefaults: true } },
   }).withTypeProvider<TypeBoxTypeProvider>()
+
+  // Query strings and path params arrive as text and are coerced to their schema's types; a JSON
+  // body is not: `{"count": "7"}` for an integer is a client bug that deserves a 400.
+  const coercing = addFormats(new Ajv({ coerceTypes: 'array', useDefaults: true, removeAdditional: false, allErrors: false }))
+  const strict = addFormats(new Ajv({ coerceTypes: false, useDefaults: true, removeAdditional: false, allErrors: false }))
+  for (const ajv of [coercing, strict]) ajv.addKeyword('kind').addKeyword('modifier')
+  app.setValidatorCompiler(({ schema, httpPart }) => (httpPart === 'body' ? strict : coercing).compile(schema))
 
   app.addSchema(ErrorBody)
 

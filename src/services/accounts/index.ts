@@ -26,6 +26,7 @@ export const accountsModule: ServiceModule = {
       refreshTokenTtlDays: ctx.config.refreshTokenTtlDays,
       loginMaxFailures: ctx.config.loginMaxFailures,
       loginMaxAttemptsPerAddress: ctx.config.loginMaxAttemptsPerAddress,
+      now: ctx.now,
     })
   },
   register(ctx) {

@@ -26,6 +26,7 @@ export const billingModule: ServiceModule = {
       payments: new LocalPaymentProvider(store),
       log: ctx.log.child({ service: 'billing' }),
       trialDays: ctx.config.trialDays,
+      now: ctx.now,
     })
   },
   register(ctx) {
