@@ -17,7 +17,7 @@ interface SignedUp {
   email: string
 }
 
-const kinds = [['sqlite'], ...(hasPostgres() ? [['postgres']] : [])] as const
+const kinds: ('sqlite' | 'postgres')[] = hasPostgres() ? ['sqlite', 'postgres'] : ['sqlite']
 
 describe.each(kinds)('accounts, profiles and billing on %s', (kind) => {
   let t: TestReel
@@ -68,7 +68,9 @@ describe.each(kinds)('accounts, profiles and billing on %s', (kind) => {
 
     it('uses the configured default country', async () => {
       const { accessToken } = await signUp()
-      expect((await t.call('GET', '/api/v1/account', { token: accessToken })).json().account.country).toBe('US')
+      expect((await t.call('GET', '/api/v1/account', { token: accessToken })).json().account.country).toBe(
+        'US',
+      )
     })
 
     it('refuses a taken email, whatever its case and spacing (409 email_taken)', async () => {
@@ -95,7 +97,9 @@ describe.each(kinds)('accounts, profiles and billing on %s', (kind) => {
       ['unknown field', { role: 'admin' }, 'invalid_request'],
     ])('rejects %s (400) and creates nothing', async (_name, change, code) => {
       const address = email('bad')
-      const res = await t.call('POST', '/api/v1/accounts', { body: { email: address, password: PASSWORD, ...change } })
+      const res = await t.call('POST', '/api/v1/accounts', {
+        body: { email: address, password: PASSWORD, ...change },
+      })
       expect(res.statusCode).toBe(400)
       expect(errorCode(res)).toBe(code)
       if (code === 'weak_password') expect(res.json().error.message).toMatch(/at least 8|easy to guess/)
@@ -122,12 +126,18 @@ describe.each(kinds)('accounts, profiles and billing on %s', (kind) => {
   describe('sessions and tokens', () => {
     it('logs in with the right password only', async () => {
       const user = await signUp()
-      const wrong = await t.call('POST', '/api/v1/sessions', { body: { email: user.email, password: 'wrong password!' } })
+      const wrong = await t.call('POST', '/api/v1/sessions', {
+        body: { email: user.email, password: 'wrong password!' },
+      })
       expect(wrong.statusCode).toBe(401)
       expect(errorCode(wrong)).toBe('invalid_credentials')
-      const unknown = await t.call('POST', '/api/v1/sessions', { body: { email: email('nobody'), password: PASSWORD } })
+      const unknown = await t.call('POST', '/api/v1/sessions', {
+        body: { email: email('nobody'), password: PASSWORD },
+      })
       expect(errorCode(unknown)).toBe('invalid_credentials')
-      const ok = await t.call('POST', '/api/v1/sessions', { body: { email: user.email.toUpperCase(), password: PASSWORD } })
+      const ok = await t.call('POST', '/api/v1/sessions', {
+        body: { email: user.email.toUpperCase(), password: PASSWORD },
+      })
       expect(ok.statusCode).toBe(201)
       expect((await t.call('GET', '/api/v1/account', { token: ok.json().accessToken })).statusCode).toBe(200)
     })
@@ -144,7 +154,12 @@ describe.each(kinds)('accounts, profiles and billing on %s', (kind) => {
       const none = `${Buffer.from('{"alg":"none","typ":"JWT"}').toString('base64url')}.${p}.`
       expect(errorCode(await get(none))).toBe('invalid_token')
       expect((await get('garbage')).statusCode).toBe(401)
-      const claims = { sid: sessionId, role: 'member', country: 'US', ent: { active: true, maxStreams: 4, maxHeight: 2160 } }
+      const claims = {
+        sid: sessionId,
+        role: 'member',
+        country: 'US',
+        ent: { active: true, maxStreams: 4, maxHeight: 2160 },
+      }
       const otherKey = await new SignJWT(claims)
         .setProtectedHeader({ alg: 'HS256' })
         .setSubject(accountId)
@@ -166,36 +181,53 @@ describe.each(kinds)('accounts, profiles and billing on %s', (kind) => {
 
     it('rotates refresh tokens; a reused one revokes the whole session family', async () => {
       const user = await signUp()
-      const first = await t.call('POST', '/api/v1/sessions/refresh', { body: { refreshToken: user.refreshToken } })
+      const first = await t.call('POST', '/api/v1/sessions/refresh', {
+        body: { refreshToken: user.refreshToken },
+      })
       expect(first.statusCode).toBe(200)
       const next = first.json()
       expect(next.refreshToken).not.toBe(user.refreshToken)
       expect(next.sessionId).toBe(user.sessionId)
-      const reused = await t.call('POST', '/api/v1/sessions/refresh', { body: { refreshToken: user.refreshToken } })
+      const reused = await t.call('POST', '/api/v1/sessions/refresh', {
+        body: { refreshToken: user.refreshToken },
+      })
       expect(reused.statusCode).toBe(401)
       expect(errorCode(reused)).toBe('refresh_token_reused')
-      const successor = await t.call('POST', '/api/v1/sessions/refresh', { body: { refreshToken: next.refreshToken } })
+      const successor = await t.call('POST', '/api/v1/sessions/refresh', {
+        body: { refreshToken: next.refreshToken },
+      })
       expect(successor.statusCode).toBe(401)
       const access = await t.call('GET', '/api/v1/account', { token: next.accessToken })
       expect(errorCode(access)).toBe('session_revoked')
-      const bogus = await t.call('POST', '/api/v1/sessions/refresh', { body: { refreshToken: 'x'.repeat(43) } })
+      const bogus = await t.call('POST', '/api/v1/sessions/refresh', {
+        body: { refreshToken: 'x'.repeat(43) },
+      })
       expect(errorCode(bogus)).toBe('invalid_refresh_token')
     })
 
     it('logs out one device, then every device', async () => {
       const user = await signUp()
-      const second = (await t.call('POST', '/api/v1/sessions', { body: { email: user.email, password: PASSWORD } })).json()
-      const third = (await t.call('POST', '/api/v1/sessions', { body: { email: user.email, password: PASSWORD } })).json()
-      const sessions = (await t.call('GET', '/api/v1/sessions', { token: second.accessToken })).json().sessions
+      const second = (
+        await t.call('POST', '/api/v1/sessions', { body: { email: user.email, password: PASSWORD } })
+      ).json()
+      const third = (
+        await t.call('POST', '/api/v1/sessions', { body: { email: user.email, password: PASSWORD } })
+      ).json()
+      const sessions = (await t.call('GET', '/api/v1/sessions', { token: second.accessToken })).json()
+        .sessions
       expect(sessions).toHaveLength(3)
       expect(sessions.filter((s: { current: boolean }) => s.current)).toHaveLength(1)
-      expect((await t.call('DELETE', '/api/v1/sessions/current', { token: user.accessToken })).statusCode).toBe(204)
+      expect(
+        (await t.call('DELETE', '/api/v1/sessions/current', { token: user.accessToken })).statusCode,
+      ).toBe(204)
       expect((await t.call('GET', '/api/v1/account', { token: user.accessToken })).statusCode).toBe(401)
       expect((await t.call('GET', '/api/v1/account', { token: second.accessToken })).statusCode).toBe(200)
       const everywhere = await t.call('DELETE', '/api/v1/sessions', { token: second.accessToken })
       expect(everywhere.json()).toEqual({ revoked: 2 })
       expect((await t.call('GET', '/api/v1/account', { token: third.accessToken })).statusCode).toBe(401)
-      const refresh = await t.call('POST', '/api/v1/sessions/refresh', { body: { refreshToken: third.refreshToken } })
+      const refresh = await t.call('POST', '/api/v1/sessions/refresh', {
+        body: { refreshToken: third.refreshToken },
+      })
       expect(refresh.statusCode).toBe(401)
     })
 
@@ -267,13 +299,20 @@ describe.each(kinds)('accounts, profiles and billing on %s', (kind) => {
 
     it('stores unicode and injection strings literally', async () => {
       const { accessToken: token } = await signUp()
-      const names = ["Robert'); DROP TABLE accounts;--", '<script>alert(1)</script>', '🎬 Zoë 北京', '${jndi:x}']
+      const names = [
+        "Robert'); DROP TABLE accounts;--",
+        '<script>alert(1)</script>',
+        '🎬 Zoë 北京',
+        '${jndi:x}',
+      ]
       for (const name of names) {
         const res = await t.call('POST', '/api/v1/profiles', { token, body: { name } })
         expect(res.statusCode).toBe(201)
         expect(res.json().name).toBe(name)
       }
-      const stored = (await t.call('GET', '/api/v1/profiles', { token })).json().profiles.map((p: { name: string }) => p.name)
+      const stored = (await t.call('GET', '/api/v1/profiles', { token }))
+        .json()
+        .profiles.map((p: { name: string }) => p.name)
       expect(stored).toEqual(expect.arrayContaining(names))
     })
 
@@ -281,19 +320,36 @@ describe.each(kinds)('accounts, profiles and billing on %s', (kind) => {
       const { accessToken: token } = await signUp()
       const kids = await t.call('POST', '/api/v1/profiles', { token, body: { name: 'Kiddo', kids: true } })
       expect(kids.json()).toMatchObject({ kids: true, maturityLimit: 'PG' })
-      const r = await t.call('POST', '/api/v1/profiles', { token, body: { name: 'Kid2', kids: true, maturityLimit: 'R' } })
+      const r = await t.call('POST', '/api/v1/profiles', {
+        token,
+        body: { name: 'Kid2', kids: true, maturityLimit: 'R' },
+      })
       expect(errorCode(r)).toBe('kids_maturity_limit')
-      const patch = await t.call('PATCH', `/api/v1/profiles/${kids.json().id}`, { token, body: { maturityLimit: 'NC-17' } })
+      const patch = await t.call('PATCH', `/api/v1/profiles/${kids.json().id}`, {
+        token,
+        body: { maturityLimit: 'NC-17' },
+      })
       expect(errorCode(patch)).toBe('kids_maturity_limit')
-      const lang = await t.call('POST', '/api/v1/profiles', { token, body: { name: 'Lang', language: 'not a language!' } })
+      const lang = await t.call('POST', '/api/v1/profiles', {
+        token,
+        body: { name: 'Lang', language: 'not a language!' },
+      })
       expect(errorCode(lang)).toBe('invalid_language')
-      const rating = await t.call('POST', '/api/v1/profiles', { token, body: { name: 'Rt', maturityLimit: 'X' } })
+      const rating = await t.call('POST', '/api/v1/profiles', {
+        token,
+        body: { name: 'Rt', maturityLimit: 'X' },
+      })
       expect(rating.statusCode).toBe(400)
       const ok = await t.call('PATCH', `/api/v1/profiles/${kids.json().id}`, {
         token,
         body: { name: 'Big Kid', kids: false, maturityLimit: 'PG-13', language: 'pt-br', avatar: 'avatar-7' },
       })
-      expect(ok.json()).toMatchObject({ name: 'Big Kid', kids: false, maturityLimit: 'PG-13', language: 'pt-BR' })
+      expect(ok.json()).toMatchObject({
+        name: 'Big Kid',
+        kids: false,
+        maturityLimit: 'PG-13',
+        language: 'pt-BR',
+      })
       const empty = await t.call('PATCH', `/api/v1/profiles/${kids.json().id}`, { token, body: {} })
       expect(empty.statusCode).toBe(400)
     })
@@ -301,7 +357,8 @@ describe.each(kinds)('accounts, profiles and billing on %s', (kind) => {
     it("another account's profile is 404, never 403", async () => {
       const alice = await signUp()
       const bob = await signUp()
-      const aliceProfile = (await t.call('GET', '/api/v1/profiles', { token: alice.accessToken })).json().profiles[0]
+      const aliceProfile = (await t.call('GET', '/api/v1/profiles', { token: alice.accessToken })).json()
+        .profiles[0]
       const patch = await t.call('PATCH', `/api/v1/profiles/${aliceProfile.id}`, {
         token: bob.accessToken,
         body: { name: 'Mine now' },
@@ -320,7 +377,9 @@ describe.each(kinds)('accounts, profiles and billing on %s', (kind) => {
       const { accessToken: token } = await signUp()
       const extra = (await t.call('POST', '/api/v1/profiles', { token, body: { name: 'Temp' } })).json()
       expect((await t.call('DELETE', `/api/v1/profiles/${extra.id}`, { token })).statusCode).toBe(204)
-      await vi.waitFor(() => expect(deleted.map((e) => (e.data as { profileId: string }).profileId)).toContain(extra.id))
+      await vi.waitFor(() =>
+        expect(deleted.map((e) => (e.data as { profileId: string }).profileId)).toContain(extra.id),
+      )
       const [last] = (await t.call('GET', '/api/v1/profiles', { token })).json().profiles
       const res = await t.call('DELETE', `/api/v1/profiles/${last.id}`, { token })
       expect(res.statusCode).toBe(409)
@@ -347,7 +406,10 @@ describe.each(kinds)('accounts, profiles and billing on %s', (kind) => {
       const account = (await t.call('GET', '/api/v1/account', { token })).json()
       expect(account.entitlements.maxHeight).toBe(720)
       const invoices = (await t.call('GET', '/api/v1/invoices', { token })).json().invoices
-      expect(invoices.map((i: { reason: string }) => i.reason.split('_')[0])).toEqual(['proration', 'subscription'])
+      expect(invoices.map((i: { reason: string }) => i.reason.split('_')[0])).toEqual([
+        'proration',
+        'subscription',
+      ])
       t.clock.advance(30 * DAY)
       await t.reel.use('billing').runCycle()
       const renewal = (await t.call('GET', '/api/v1/invoices', { token })).json().invoices[0]
@@ -385,7 +447,10 @@ describe.each(kinds)('accounts, profiles and billing on %s', (kind) => {
       expect(sub.entitlement.active).toBe(false)
       const [failed] = (await t.call('GET', '/api/v1/invoices', { token: user.accessToken })).json().invoices
       expect(failed).toMatchObject({ status: 'failed', failureReason: 'card_declined', attempts: 1 })
-      const change = await t.call('PUT', '/api/v1/subscription', { token: user.accessToken, body: { plan: 'premium' } })
+      const change = await t.call('PUT', '/api/v1/subscription', {
+        token: user.accessToken,
+        body: { plan: 'premium' },
+      })
       expect(errorCode(change)).toBe('payment_required')
       await billing.setTestOutcome(user.accountId, 'succeed')
       t.clock.advance(DAY + 1000)
@@ -399,7 +464,10 @@ describe.each(kinds)('accounts, profiles and billing on %s', (kind) => {
     it('a declined first payment leaves the account without a subscription, nothing half-made', async () => {
       const user = await signUp({ plan: undefined })
       await t.reel.use('billing').setTestOutcome(user.accountId, 'decline')
-      const res = await t.call('PUT', '/api/v1/subscription', { token: user.accessToken, body: { plan: 'basic' } })
+      const res = await t.call('PUT', '/api/v1/subscription', {
+        token: user.accessToken,
+        body: { plan: 'basic' },
+      })
       expect(res.statusCode).toBe(402)
       expect(errorCode(res)).toBe('payment_declined')
       const sub = (await t.call('GET', '/api/v1/subscription', { token: user.accessToken })).json()
@@ -410,7 +478,9 @@ describe.each(kinds)('accounts, profiles and billing on %s', (kind) => {
 
     it('rejects unknown plans and bad bodies', async () => {
       const { accessToken: token } = await signUp()
-      expect(errorCode(await t.call('PUT', '/api/v1/subscription', { token, body: { plan: 'gold' } }))).toBe('unknown_plan')
+      expect(errorCode(await t.call('PUT', '/api/v1/subscription', { token, body: { plan: 'gold' } }))).toBe(
+        'unknown_plan',
+      )
       expect((await t.call('PUT', '/api/v1/subscription', { token, body: { plan: 7 } })).statusCode).toBe(400)
       expect((await t.call('GET', '/api/v1/invoices?limit=0', { token })).statusCode).toBe(400)
     })
@@ -423,13 +493,19 @@ describe.each(kinds)('accounts, profiles and billing on %s', (kind) => {
       const adminEmail = email('admin')
       const admin = await t.reel.use('accounts').createAdmin(adminEmail, PASSWORD)
       expect(admin.role).toBe('admin')
-      const login = (await t.call('POST', '/api/v1/sessions', { body: { email: adminEmail, password: PASSWORD } })).json()
+      const login = (
+        await t.call('POST', '/api/v1/sessions', { body: { email: adminEmail, password: PASSWORD } })
+      ).json()
       const ok = await t.call('POST', '/api/v1/admin/billing/cycle', { token: login.accessToken })
       expect(ok.statusCode).toBe(200)
-      const outcome = await t.call('PUT', `/api/v1/admin/billing/accounts/${member.accountId}/payment-outcome`, {
-        token: login.accessToken,
-        body: { outcome: 'sometimes' },
-      })
+      const outcome = await t.call(
+        'PUT',
+        `/api/v1/admin/billing/accounts/${member.accountId}/payment-outcome`,
+        {
+          token: login.accessToken,
+          body: { outcome: 'sometimes' },
+        },
+      )
       expect(outcome.statusCode).toBe(400)
     })
   })
@@ -439,17 +515,30 @@ describe.each(kinds)('accounts, profiles and billing on %s', (kind) => {
       const user = await signUp()
       const token = user.accessToken
       const profile = (await t.call('POST', '/api/v1/profiles', { token, body: { name: 'Second' } })).json()
-      const wrong = await t.call('DELETE', '/api/v1/account', { token, body: { password: 'not my password' } })
+      const wrong = await t.call('DELETE', '/api/v1/account', {
+        token,
+        body: { password: 'not my password' },
+      })
       expect(wrong.statusCode).toBe(401)
-      expect((await t.call('DELETE', '/api/v1/account', { token, body: { password: PASSWORD } })).statusCode).toBe(204)
+      expect(
+        (await t.call('DELETE', '/api/v1/account', { token, body: { password: PASSWORD } })).statusCode,
+      ).toBe(204)
       expect((await t.call('GET', '/api/v1/account', { token })).statusCode).toBe(401)
-      const login = await t.call('POST', '/api/v1/sessions', { body: { email: user.email, password: PASSWORD } })
+      const login = await t.call('POST', '/api/v1/sessions', {
+        body: { email: user.email, password: PASSWORD },
+      })
       expect(login.statusCode).toBe(401)
-      await vi.waitFor(() => expect(deleted.map((e) => (e.data as { profileId: string }).profileId)).toContain(profile.id))
+      await vi.waitFor(() =>
+        expect(deleted.map((e) => (e.data as { profileId: string }).profileId)).toContain(profile.id),
+      )
       const billing = t.reel.use('billing')
-      await vi.waitFor(async () => expect((await billing.subscription(user.accountId))?.status).toBe('canceled'))
+      await vi.waitFor(async () =>
+        expect((await billing.subscription(user.accountId))?.status).toBe('canceled'),
+      )
       expect(await billing.invoices(user.accountId, 10)).toHaveLength(1)
-      const again = await t.call('POST', '/api/v1/accounts', { body: { email: user.email, password: PASSWORD } })
+      const again = await t.call('POST', '/api/v1/accounts', {
+        body: { email: user.email, password: PASSWORD },
+      })
       expect(again.statusCode).toBe(201)
     })
   })

@@ -1,28 +1,15 @@
 // The platform's overhead: reel's /healthz (request ids, metrics, logging hooks, error handling)
 // against a bare Fastify route, each server in its own process, driven by autocannon in this one.
 // Runs the pair twice in alternating order and reports the better run of each. Target: ≥ 0.8 of bare.
-import { type ChildProcess, spawn } from 'node:child_process'
 import { once } from 'node:events'
 import autocannon from 'autocannon'
+import { startServer } from '../lib.js'
 
 const DURATION_S = Number(process.env.BENCH_DURATION_S ?? 8)
 const CONNECTIONS = 50
 
-async function startServer(mode: 'bare' | 'platform'): Promise<{ url: string; child: ChildProcess }> {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'bench/http-floor/server.ts', mode], {
-    stdio: ['ignore', 'pipe', 'inherit'],
-  })
-  let out = ''
-  for await (const chunk of child.stdout ?? []) {
-    out += String(chunk)
-    const url = /(http:\/\/127\.0\.0\.1:\d+)\s*$/m.exec(out)?.[1]
-    if (url) return { url, child }
-  }
-  throw new Error(`${mode} server did not start: ${out}`)
-}
-
 async function measure(mode: 'bare' | 'platform') {
-  const { url, child } = await startServer(mode)
+  const { url, child } = await startServer(mode, { REEL_LOG_LEVEL: 'info' })
   try {
     await autocannon({ url: `${url}/healthz`, connections: CONNECTIONS, duration: 2 }) // warm-up
     const r = await autocannon({ url: `${url}/healthz`, connections: CONNECTIONS, duration: DURATION_S })
