@@ -1,7 +1,7 @@
 import { SignJWT } from 'jose'
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest'
 import type { EventEnvelope } from '../src/platform/bus/bus.js'
-import { hasPostgres } from './engines.js'
+import { engines, hasPostgres, hasRedis, uniqueName } from './engines.js'
 import { startReel, type TestReel } from './harness.js'
 
 const DAY = 24 * 3600_000
@@ -541,5 +541,49 @@ describe.each(kinds)('accounts, profiles and billing on %s', (kind) => {
       })
       expect(again.statusCode).toBe(201)
     })
+  })
+})
+
+describe.skipIf(!hasPostgres() || !hasRedis())('two processes sharing PostgreSQL and Redis', () => {
+  let a: TestReel
+  let b: TestReel
+  beforeAll(async () => {
+    const shared = {
+      REEL_DATABASE_SCHEMA: uniqueName('reel'),
+      REEL_REDIS_URLS: engines.redisUrls.join(','),
+      REEL_CACHE_PREFIX: `${uniqueName('test')}:`,
+      REEL_LOGIN_MAX_FAILURES: '3',
+    }
+    a = await startReel('postgres', shared)
+    b = await startReel('postgres', shared)
+  })
+  afterAll(async () => {
+    await a.stop()
+    await b.stop()
+  })
+
+  it('counts failed logins, revocations and plan changes across processes', async () => {
+    const address = email('shared')
+    const signUp = await a.call('POST', '/api/v1/accounts', {
+      body: { email: address, password: PASSWORD, plan: 'basic' },
+    })
+    const token = signUp.json().tokens.accessToken
+    for (const t of [a, b, a]) {
+      const res = await t.call('POST', '/api/v1/sessions', {
+        body: { email: address, password: 'not the password' },
+      })
+      expect(res.statusCode).toBe(401)
+    }
+    const blocked = await b.call('POST', '/api/v1/sessions', { body: { email: address, password: PASSWORD } })
+    expect(blocked.statusCode).toBe(429)
+
+    expect((await b.call('GET', '/api/v1/account', { token })).json().entitlements.maxHeight).toBe(720)
+    await a.call('PUT', '/api/v1/subscription', { token, body: { plan: 'premium' } })
+    expect((await b.call('GET', '/api/v1/account', { token })).json().entitlements.maxHeight).toBe(2160)
+
+    expect((await a.call('DELETE', '/api/v1/sessions/current', { token })).statusCode).toBe(204)
+    const after = await b.call('GET', '/api/v1/account', { token })
+    expect(after.statusCode).toBe(401)
+    expect(after.json().error.code).toBe('session_revoked')
   })
 })

@@ -42,7 +42,9 @@ export async function startReel(
     REEL_PORT: '0',
     REEL_HOST: '127.0.0.1',
     REEL_JWT_SECRET: 'test-secret-test-secret-test-secret-0123456789',
-    ...(db === 'postgres' ? { REEL_DATABASE_URL: engines.databaseUrl ?? '', REEL_DATABASE_SCHEMA: schema } : {}),
+    ...(db === 'postgres'
+      ? { REEL_DATABASE_URL: engines.databaseUrl ?? '', REEL_DATABASE_SCHEMA: schema }
+      : {}),
     ...env,
   })
   const reel = await createReel({ config, log: createLogger('silent'), clock: () => clock.now, roles })
@@ -65,7 +67,7 @@ export async function startReel(
       await reel.stop()
       if (db === 'postgres') {
         const admin = createDb({ databaseUrl: engines.databaseUrl })
-        await sql`drop schema if exists ${sql.id(schema)} cascade`.execute(admin.kysely)
+        await sql`drop schema if exists ${sql.id(reel.config.databaseSchema)} cascade`.execute(admin.kysely)
         await admin.close()
       }
       tmp.cleanup()

@@ -190,3 +190,27 @@ describe('the reel command', () => {
     expect(child.output()).toContain('cannot reach reel')
   })
 })
+
+describe('restarts', () => {
+  it('starts again on the same data directory and keeps the data', async () => {
+    const tmp = tempDir()
+    const config = loadConfig({ REEL_DATA_DIR: tmp.dir })
+    const first = await createReel({ config, log: silent })
+    const signUp = await first.http.inject({
+      method: 'POST',
+      url: '/api/v1/accounts',
+      payload: { email: 'restart@example.com', password: 'correct horse battery' },
+    })
+    expect(signUp.statusCode).toBe(201)
+    await first.stop()
+    const second = await createReel({ config, log: silent })
+    const login = await second.http.inject({
+      method: 'POST',
+      url: '/api/v1/sessions',
+      payload: { email: 'restart@example.com', password: 'correct horse battery' },
+    })
+    expect(login.statusCode).toBe(201)
+    await second.stop()
+    tmp.cleanup()
+  })
+})

@@ -92,13 +92,6 @@ export async function createReel(options: ReelOptions): Promise<Reel> {
   const roles = options.roles ?? SERVICE_NAMES
   const log = options.log ?? createLogger(config.logLevel)
   const ports = await openPorts(config, log)
-  try {
-    const applied = await ports.db.migrate(allMigrations())
-    if (applied.length > 0) log.info({ applied }, 'database migrated')
-  } catch (e) {
-    await closePorts(ports, log)
-    throw e
-  }
   const http = await createHttp({ log, bodyLimit: config.bodyLimit, version: VERSION })
   const auth = Authenticator.create(config, ports.cache, log)
   const apis = new Map<keyof ServiceApis, unknown>()
@@ -208,8 +201,10 @@ async function openPorts(config: Config, log: Logger): Promise<Ports> {
       : { dir: path.join(config.dataDir, 'blobs') },
   )
   try {
-    // The in-process bus keeps its log in the DB, so the DB schema must exist first.
-    await db.migrate(busMigrations)
+    // Every table at once (the in-process bus keeps its log in the DB, so before the bus opens):
+    // the migrator refuses a list that lacks migrations it applied before.
+    const applied = await db.migrate(allMigrations())
+    if (applied.length > 0) log.info({ applied }, 'database migrated')
     const bus = await createBus({ natsUrl: config.natsUrl, prefix: config.natsPrefix, db, log })
     return { db, cache, bus, blobs }
   } catch (e) {
