@@ -1,5 +1,7 @@
 import { type ChildProcess, spawn } from 'node:child_process'
 import { once } from 'node:events'
+import fs from 'node:fs'
+import path from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest'
 import { createReel, type Reel } from '../src/platform/app.js'
@@ -180,6 +182,63 @@ describe('the reel command', () => {
     const [code] = await once(child, 'exit')
     expect(code).toBe(0)
     expect(child.output()).toContain('reel stopped')
+  })
+
+  it('creates an administrator, then logs in and out against a running server', async () => {
+    const env = { REEL_DATA_DIR: tmp.dir, XDG_CONFIG_HOME: tmp.dir }
+    const create = reelProcess(
+      ['admin', 'create', '--email', 'Boss@Example.com', '--password', 'correct horse battery'],
+      env,
+    )
+    expect((await once(create, 'exit'))[0]).toBe(0)
+    expect(create.output()).toContain('administrator boss@example.com created')
+    const again = reelProcess(
+      ['admin', 'create', '--email', 'boss@example.com', '--password', 'correct horse battery'],
+      env,
+    )
+    expect((await once(again, 'exit'))[0]).toBe(1)
+    expect(again.output()).toContain('email_taken')
+    const weak = reelProcess(['admin', 'create', '--email', 'x@example.com', '--password', 'short'], env)
+    expect((await once(weak, 'exit'))[0]).toBe(1)
+    expect(weak.output().trim()).toMatch(/^reel: weak_password: /)
+
+    const server = reelProcess(['start'], { ...env, REEL_PORT: '0', REEL_HOST: '127.0.0.1' })
+    try {
+      await vi.waitFor(() => expect(server.output()).toContain('reel is listening'), {
+        timeout: 20_000,
+        interval: 100,
+      })
+      const url = String(/"address":"([^"]+)"/.exec(server.output())?.[1])
+      const bad = reelProcess(['login', '--email', 'boss@example.com', '--password', 'wrong password'], {
+        ...env,
+        REEL_URL: url,
+      })
+      expect((await once(bad, 'exit'))[0]).toBe(1)
+      expect(bad.output()).toContain('invalid_credentials')
+      const login = reelProcess(
+        ['login', '--email', 'boss@example.com', '--password', 'correct horse battery'],
+        {
+          ...env,
+          REEL_URL: url,
+        },
+      )
+      expect((await once(login, 'exit'))[0]).toBe(0)
+      const saved = JSON.parse(fs.readFileSync(path.join(tmp.dir, 'reel', 'credentials.json'), 'utf8'))
+      const me = await fetch(`${url}/api/v1/account`, {
+        headers: { authorization: `Bearer ${saved.accessToken}` },
+      })
+      expect((await me.json()).account.role).toBe('admin')
+      const logout = reelProcess(['logout'], { ...env, REEL_URL: url })
+      expect((await once(logout, 'exit'))[0]).toBe(0)
+      expect(fs.existsSync(path.join(tmp.dir, 'reel', 'credentials.json'))).toBe(false)
+      const after = await fetch(`${url}/api/v1/account`, {
+        headers: { authorization: `Bearer ${saved.accessToken}` },
+      })
+      expect(after.status).toBe(401)
+    } finally {
+      server.kill('SIGTERM')
+      await once(server, 'exit')
+    }
   })
 
   it('says in one line when the server cannot be reached', async () => {
