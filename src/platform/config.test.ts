@@ -55,3 +55,11 @@ describe('configuration', () => {
     for (const v of Object.values(variables)) expect(table).toContain(`\`${v.env}\``)
   })
 })
+
+describe('the README', () => {
+  it('documents every variable', async () => {
+    const fs = await import('node:fs')
+    const readme = fs.readFileSync(new URL('../../README.md', import.meta.url), 'utf8')
+    for (const v of Object.values(variables)) expect(readme).toContain(`| \`${v.env}\``)
+  })
+})
