@@ -587,3 +587,34 @@ describe.skipIf(!hasPostgres() || !hasRedis())('two processes sharing PostgreSQL
     expect(after.json().error.code).toBe('session_revoked')
   })
 })
+
+describe('trials', () => {
+  let t: TestReel
+  beforeAll(async () => {
+    t = await startReel('sqlite', { REEL_TRIAL_DAYS: '7' })
+  })
+  afterAll(() => t.stop())
+
+  it('a trial is active without a charge; the first invoice comes when it ends; one trial per account', async () => {
+    const res = await t.call('POST', '/api/v1/accounts', {
+      body: { email: email('trial'), password: PASSWORD, plan: 'basic' },
+    })
+    const { tokens, subscription } = res.json()
+    expect(subscription.status).toBe('trialing')
+    const token = tokens.accessToken
+    expect((await t.call('GET', '/api/v1/account', { token })).json().entitlements.active).toBe(true)
+    expect((await t.call('GET', '/api/v1/invoices', { token })).json().invoices).toEqual([])
+    t.clock.advance(7 * DAY + 1000)
+    expect((await t.reel.use('billing').runCycle()).renewed).toBeGreaterThanOrEqual(1)
+    const sub = (await t.call('GET', '/api/v1/subscription', { token })).json().subscription
+    expect(sub.status).toBe('active')
+    const [invoice] = (await t.call('GET', '/api/v1/invoices', { token })).json().invoices
+    expect(invoice).toMatchObject({ status: 'paid', totalMinor: 799, currency: 'USD' })
+    await t.call('POST', '/api/v1/subscription/cancel', { token })
+    t.clock.advance(40 * DAY)
+    await t.reel.use('billing').runCycle()
+    const again = (await t.call('PUT', '/api/v1/subscription', { token, body: { plan: 'basic' } })).json()
+    expect(again.subscription.status).toBe('active')
+    expect(again.invoice.status).toBe('paid')
+  })
+})
