@@ -96,15 +96,17 @@ export async function createHttp(options: HttpOptions): Promise<Http> {
     const seconds = reply.elapsedTime / 1000
     requestsTotal.inc({ method: req.method, route, status: reply.statusCode })
     requestSeconds.observe({ method: req.method, route }, seconds)
-    const line = {
-      method: req.method,
-      url: req.url,
-      route,
-      status: reply.statusCode,
-      ms: Math.round(reply.elapsedTime),
+    const level = QUIET_ROUTES.has(route) ? 'debug' : 'info'
+    if (req.log.isLevelEnabled(level)) {
+      const line = {
+        method: req.method,
+        url: req.url,
+        route,
+        status: reply.statusCode,
+        ms: Math.round(reply.elapsedTime),
+      }
+      req.log[level](line, 'request')
     }
-    if (QUIET_ROUTES.has(route)) req.log.debug(line, 'request')
-    else req.log.info(line, 'request')
     done()
   })
 
