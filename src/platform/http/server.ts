@@ -97,7 +97,7 @@ export async function createHttp(options: HttpOptions): Promise<Http> {
     requestsTotal.inc({ method: req.method, route, status: reply.statusCode })
     requestSeconds.observe({ method: req.method, route }, seconds)
     const level = QUIET_ROUTES.has(route) ? 'debug' : 'info'
-    if (req.log.isLevelEnabled(level)) {
+    if (options.log.isLevelEnabled(level)) {
       const line = {
         method: req.method,
         url: req.url,
