@@ -205,6 +205,48 @@ describe.each(kinds)('accounts, profiles and billing on %s', (kind) => {
       expect(errorCode(bogus)).toBe('invalid_refresh_token')
     })
 
+    it("keeps the web app's refresh token in an httpOnly cookie, refreshed only with the CSRF header", async () => {
+      const user = await signUp()
+      const web = { 'x-reel-client': 'web' }
+      const login = await t.call('POST', '/api/v1/sessions', {
+        body: { email: user.email, password: PASSWORD },
+        headers: web,
+      })
+      expect(login.statusCode).toBe(201)
+      expect(login.json().refreshToken).toBe('')
+      const setCookie = String(login.headers['set-cookie'])
+      expect(setCookie).toMatch(/^reel_refresh=[^;]+;/)
+      expect(setCookie).toContain('HttpOnly')
+      expect(setCookie).toContain('SameSite=Strict')
+      expect(setCookie).toContain('Path=/api/v1/sessions')
+      const cookie = setCookie.split(';')[0] ?? ''
+      const noCsrf = await t.call('POST', '/api/v1/sessions/refresh', {
+        headers: { ...web, cookie },
+        body: {},
+      })
+      expect(noCsrf.statusCode).toBe(403)
+      expect(errorCode(noCsrf)).toBe('csrf_check_failed')
+      const refreshed = await t.call('POST', '/api/v1/sessions/refresh', {
+        headers: { ...web, cookie, 'x-reel-csrf': '1' },
+        body: {},
+      })
+      expect(refreshed.statusCode, refreshed.body).toBe(200)
+      expect(
+        (await t.call('GET', '/api/v1/account', { token: refreshed.json().accessToken })).statusCode,
+      ).toBe(200)
+      expect(String(refreshed.headers['set-cookie']).split(';')[0]).not.toBe(cookie)
+      const replay = await t.call('POST', '/api/v1/sessions/refresh', {
+        headers: { ...web, cookie, 'x-reel-csrf': '1' },
+        body: {},
+      })
+      expect(errorCode(replay)).toBe('refresh_token_reused')
+      const none = await t.call('POST', '/api/v1/sessions/refresh', {
+        headers: { ...web, 'x-reel-csrf': '1' },
+        body: {},
+      })
+      expect(errorCode(none)).toBe('invalid_refresh_token')
+    })
+
     it('logs out one device, then every device', async () => {
       const user = await signUp()
       const second = (

@@ -227,7 +227,7 @@ describe('the reel command', () => {
       const me = await fetch(`${url}/api/v1/account`, {
         headers: { authorization: `Bearer ${saved.accessToken}` },
       })
-      expect((await me.json()).account.role).toBe('admin')
+      expect(((await me.json()) as { account: { role: string } }).account.role).toBe('admin')
       const logout = reelProcess(['logout'], { ...env, REEL_URL: url })
       expect((await once(logout, 'exit'))[0]).toBe(0)
       expect(fs.existsSync(path.join(tmp.dir, 'reel', 'credentials.json'))).toBe(false)

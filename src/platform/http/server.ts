@@ -1,3 +1,4 @@
+import cookie from '@fastify/cookie'
 import swagger from '@fastify/swagger'
 import swaggerUi from '@fastify/swagger-ui'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
@@ -135,6 +136,7 @@ export async function createHttp(options: HttpOptions): Promise<Http> {
     refResolver: { buildLocalReference: (json, _base, _frag, i) => String(json.$id ?? `def-${i}`) },
   })
   await app.register(swaggerUi, { routePrefix: '/api/docs' })
+  await app.register(cookie)
   return app
 }
 

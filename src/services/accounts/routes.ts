@@ -1,5 +1,6 @@
 import { Type } from '@sinclair/typebox'
-import type { FastifyRequest } from 'fastify'
+import type { FastifyReply, FastifyRequest } from 'fastify'
+import { forbidden, unauthorized } from '../../platform/errors.js'
 import { errorResponses } from '../../platform/http/server.js'
 import type { ModuleContext } from '../../platform/modules.js'
 import { EntitlementSchema, SubscriptionSchema } from '../billing/schemas.js'
@@ -13,7 +14,7 @@ import {
   SessionSchema,
   TokensSchema,
 } from './schemas.js'
-import type { AccountsService, Device } from './service.js'
+import type { AccountsService, Device, Tokens } from './service.js'
 
 const auth = [{ bearer: [] }]
 const tags = ['accounts']
@@ -23,10 +24,31 @@ const deviceOf = (req: FastifyRequest): Device => ({
   address: req.ip,
 })
 
+/**
+ * The web app keeps its refresh token in an httpOnly, SameSite=Strict cookie scoped to the session
+ * endpoints, so page scripts never see it; cookie-borne refreshes also need the x-reel-csrf header,
+ * which a cross-site form or image cannot send.
+ */
+const REFRESH_COOKIE = 'reel_refresh'
+const isWeb = (req: FastifyRequest) => req.headers['x-reel-client'] === 'web'
+
+function withWebCookie(req: FastifyRequest, reply: FastifyReply, tokens: Tokens, maxAgeS: number): Tokens {
+  if (!isWeb(req)) return tokens
+  reply.setCookie(REFRESH_COOKIE, tokens.refreshToken, {
+    httpOnly: true,
+    sameSite: 'strict',
+    secure: req.protocol === 'https',
+    path: '/api/v1/sessions',
+    maxAge: maxAgeS,
+  })
+  return { ...tokens, refreshToken: '' }
+}
+
 const ProfileId = Type.Object({ id: Type.String({ minLength: 1, maxLength: 64 }) })
 
 export function accountsRoutes(ctx: ModuleContext, accounts: AccountsService): void {
   const { http } = ctx
+  const cookieAge = ctx.config.refreshTokenTtlDays * 24 * 3600
 
   http.post(
     '/api/v1/accounts',
@@ -54,7 +76,10 @@ export function accountsRoutes(ctx: ModuleContext, accounts: AccountsService): v
         },
       },
     },
-    async (req, reply) => reply.code(201).send(await accounts.signUp(req.body, deviceOf(req))),
+    async (req, reply) => {
+      const result = await accounts.signUp(req.body, deviceOf(req))
+      return reply.code(201).send({ ...result, tokens: withWebCookie(req, reply, result.tokens, cookieAge) })
+    },
   )
 
   http.post(
@@ -67,7 +92,10 @@ export function accountsRoutes(ctx: ModuleContext, accounts: AccountsService): v
         response: { 201: TokensSchema, ...errorResponses(401, 429) },
       },
     },
-    async (req, reply) => reply.code(201).send(await accounts.logIn(req.body, deviceOf(req))),
+    async (req, reply) =>
+      reply
+        .code(201)
+        .send(withWebCookie(req, reply, await accounts.logIn(req.body, deviceOf(req)), cookieAge)),
   )
 
   http.post(
@@ -76,14 +104,25 @@ export function accountsRoutes(ctx: ModuleContext, accounts: AccountsService): v
       schema: {
         tags,
         summary: 'New tokens for a refresh token; the old refresh token stops working',
+        description:
+          'API clients send the refresh token in the body; the web app sends its cookie and x-reel-csrf.',
         body: Type.Object(
-          { refreshToken: Type.String({ minLength: 1, maxLength: 512 }) },
+          { refreshToken: Type.Optional(Type.String({ minLength: 1, maxLength: 512 })) },
           { additionalProperties: false },
         ),
-        response: { 200: TokensSchema, ...errorResponses(401) },
+        response: { 200: TokensSchema, ...errorResponses(401, 403) },
       },
     },
-    async (req) => accounts.refresh(req.body.refreshToken, deviceOf(req)),
+    async (req, reply) => {
+      let token: string | undefined = req.body.refreshToken
+      if (!token) {
+        token = req.cookies[REFRESH_COOKIE]
+        if (!token) throw unauthorized('invalid_refresh_token', 'No refresh token: log in again')
+        if (!req.headers['x-reel-csrf'])
+          throw forbidden('csrf_check_failed', 'Cookie refreshes need the x-reel-csrf header')
+      }
+      return withWebCookie(req, reply, await accounts.refresh(token, deviceOf(req)), cookieAge)
+    },
   )
 
   http.get(
@@ -111,6 +150,7 @@ export function accountsRoutes(ctx: ModuleContext, accounts: AccountsService): v
     },
     async (req, reply) => {
       await accounts.logOut(await ctx.auth.authenticate(req))
+      reply.clearCookie(REFRESH_COOKIE, { path: '/api/v1/sessions' })
       return reply.code(204).send(null)
     },
   )
