@@ -58,10 +58,27 @@ describe('the all-in-one server', () => {
     expect(Object.keys(doc.paths)).toEqual(expect.arrayContaining(['/healthz', '/readyz', '/api/v1/system']))
   })
 
-  it('serves a home page', async () => {
-    const home = await reel.http.inject('/')
-    expect(home.statusCode).toBe(200)
-    expect(home.headers['content-type']).toContain('text/html')
+  it('serves the web app with its security policy, deep links included, and the status page', async () => {
+    for (const url of ['/', '/profiles/manage', '/title/abc?x=1']) {
+      const page = await reel.http.inject(url)
+      expect(page.statusCode).toBe(200)
+      expect(page.headers['content-type']).toContain('text/html')
+      expect(page.body).toContain('<div id="root">')
+      expect(page.headers['content-security-policy']).toContain("frame-ancestors 'none'")
+      expect(page.headers['content-security-policy']).toContain("script-src 'self'")
+    }
+    const script = /src="(\/assets\/[^"]+\.js)"/.exec((await reel.http.inject('/')).body)?.[1]
+    const asset = await reel.http.inject(String(script))
+    expect(asset.statusCode).toBe(200)
+    expect(asset.headers['cache-control']).toContain('immutable')
+    expect((await reel.http.inject('/missing.js')).statusCode).toBe(404)
+    const api = await reel.http.inject('/api/v1/nope')
+    expect(api.statusCode).toBe(404)
+    expect(api.json().error.code).toBe('route_not_found')
+    expect(api.headers['x-content-type-options']).toBe('nosniff')
+    const status = await reel.http.inject('/status')
+    expect(status.statusCode).toBe(200)
+    expect(status.body).toContain('reel')
   })
 
   it('migrates safely twice', async () => {
@@ -86,7 +103,7 @@ describe('roles', () => {
       expect(gateway).not.toHaveBeenCalled()
       expect(billing).not.toHaveBeenCalled()
       expect((await reel.http.inject('/api/v1/system')).json().roles).toEqual(['accounts'])
-      expect((await reel.http.inject('/')).statusCode).toBe(404)
+      expect((await reel.http.inject('/status')).statusCode).toBe(404)
     } finally {
       accounts.mockRestore()
       gateway.mockRestore()

@@ -1,4 +1,5 @@
 import cookie from '@fastify/cookie'
+import helmet from '@fastify/helmet'
 import swagger from '@fastify/swagger'
 import swaggerUi from '@fastify/swagger-ui'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
@@ -77,6 +78,9 @@ export async function createHttp(options: HttpOptions): Promise<Http> {
   )
 
   app.addSchema(ErrorBody)
+  // Security headers on every response (no sniffing, no framing, strict referrers); the web app's
+  // Content-Security-Policy is set by the gateway on the pages it serves.
+  await app.register(helmet, { contentSecurityPolicy: false, crossOriginEmbedderPolicy: false })
 
   // Callback-style hooks on the hot path: no promise per request.
   app.addHook('onRequest', (req, reply, done) => {

@@ -16,8 +16,8 @@ td,th{text-align:left;padding:8px 12px;border-bottom:1px solid #333}
 </style></head>
 <body><main>
 <h1>reel</h1>
-<p>Your streaming platform is running. The web app arrives with the next releases; meanwhile:</p>
-<p><a href="/api/docs">API documentation</a> · <a href="/metrics">metrics</a> · <a href="/readyz">readiness</a></p>
+<p>What this reel process runs, and whether its engines answer.</p>
+<p><a href="/">Web app</a> · <a href="/api/docs">API documentation</a> · <a href="/metrics">metrics</a> · <a href="/readyz">readiness</a></p>
 <table id="status"><tr><th>part</th><th>engine</th><th>state</th></tr></table>
 <p id="roles"></p>
 <script>

@@ -1,0 +1,86 @@
+import type { ReactNode } from 'react'
+import { Link, Redirect, Route, Switch, useLocation } from 'wouter'
+import { AccountPage } from './pages/Account'
+import { LoginPage, SignUpPage } from './pages/Auth'
+import { HomePage } from './pages/Home'
+import { ManageProfilesPage, WhoIsWatchingPage } from './pages/Profiles'
+import { SessionProvider, useSession } from './session'
+
+function Shell({ children }: { children: ReactNode }) {
+  const session = useSession()
+  return (
+    <>
+      <header className="nav">
+        <Link href="/" className="brand">
+          reel
+        </Link>
+        {session.status === 'signed-in' && (
+          <nav>
+            <Link href="/">Home</Link>
+            <Link href="/account">Account</Link>
+            {session.profile && (
+              <Link href="/profiles" className="who" aria-label="Switch profile">
+                <span className={`avatar ${session.profile.avatar}`} aria-hidden="true">
+                  {session.profile.name.slice(0, 1).toUpperCase()}
+                </span>
+                {session.profile.name}
+              </Link>
+            )}
+            <button type="button" className="link" onClick={() => session.signOut()}>
+              Sign out
+            </button>
+          </nav>
+        )}
+      </header>
+      <main>{children}</main>
+    </>
+  )
+}
+
+/** Pages that need an account and a chosen profile. */
+function Member({ children, needsProfile = true }: { children: ReactNode; needsProfile?: boolean }) {
+  const session = useSession()
+  const [location] = useLocation()
+  if (session.status === 'loading') return <p className="muted center">Loading…</p>
+  if (session.status === 'signed-out') return <Redirect to={`/login?next=${encodeURIComponent(location)}`} />
+  if (needsProfile && !session.profile) return <Redirect to="/profiles" />
+  return <>{children}</>
+}
+
+export function App() {
+  return (
+    <SessionProvider>
+      <Shell>
+        <Switch>
+          <Route path="/login" component={LoginPage} />
+          <Route path="/signup" component={SignUpPage} />
+          <Route path="/profiles">
+            <Member needsProfile={false}>
+              <WhoIsWatchingPage />
+            </Member>
+          </Route>
+          <Route path="/profiles/manage">
+            <Member needsProfile={false}>
+              <ManageProfilesPage />
+            </Member>
+          </Route>
+          <Route path="/account">
+            <Member needsProfile={false}>
+              <AccountPage />
+            </Member>
+          </Route>
+          <Route path="/">
+            <Member>
+              <HomePage />
+            </Member>
+          </Route>
+          <Route>
+            <p className="center">
+              This page does not exist. <Link href="/">Go home</Link>
+            </p>
+          </Route>
+        </Switch>
+      </Shell>
+    </SessionProvider>
+  )
+}

@@ -1,0 +1,64 @@
+import { useEffect, useState } from 'react'
+import { Link } from 'wouter'
+import { ApiError, api } from '../api'
+import { useSession } from '../session'
+
+interface HomeRow {
+  id: string
+  kind: string
+  title: string
+  reason?: string
+  items: { titleId: string; title: string; artwork?: string; progress?: number }[]
+}
+
+export function HomePage() {
+  const session = useSession()
+  const [rows, setRows] = useState<HomeRow[]>()
+  const [error, setError] = useState<string>()
+  const profileId = session.profile?.id
+
+  useEffect(() => {
+    if (!profileId) return
+    api<{ rows: HomeRow[] }>('GET', `/api/v1/profiles/${profileId}/home`)
+      .then((r) => setRows(r.rows))
+      .catch((e) => {
+        if (e instanceof ApiError && e.status === 404 && e.code === 'route_not_found') setRows([])
+        else setError(e instanceof ApiError ? e.message : 'Could not load your home page')
+      })
+  }, [profileId])
+
+  const entitled = session.overview?.entitlements.active
+  return (
+    <section>
+      {!entitled && (
+        <p className="notice">
+          Your account has no active plan. <Link href="/account">Choose a plan</Link> to start watching.
+        </p>
+      )}
+      {error && <p className="error">{error}</p>}
+      {rows?.length === 0 && (
+        <div className="hero">
+          <h1>Welcome, {session.profile?.name}</h1>
+          <p className="muted">Nothing to show yet: the catalog fills this page as titles are added.</p>
+        </div>
+      )}
+      {rows?.map((row) => (
+        <section key={row.id} className="row-section" aria-label={row.title}>
+          <h2>{row.title}</h2>
+          {row.reason && <p className="muted">{row.reason}</p>}
+          <ul className="carousel">
+            {row.items.map((item) => (
+              <li key={item.titleId} className="tile">
+                {item.artwork ? <img src={item.artwork} alt="" loading="lazy" /> : <div className="art" />}
+                <span>{item.title}</span>
+                {item.progress !== undefined && (
+                  <progress max={1} value={item.progress} aria-label="Watched" />
+                )}
+              </li>
+            ))}
+          </ul>
+        </section>
+      ))}
+    </section>
+  )
+}
