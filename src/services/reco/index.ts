@@ -1,7 +1,11 @@
 import type { ServiceModule } from '../../platform/modules.js'
+import { recoRoutes } from './routes.js'
+import { HomePage } from './service.js'
 
-/** The reco service: offline training and precomputed rows per profile. Its routes, consumers and jobs arrive with its issue. */
+/** The reco service: the home page rows of a profile (precomputed recommendations arrive with their issue). */
 export const recoModule: ServiceModule = {
   name: 'reco',
-  register() {},
+  register(ctx) {
+    recoRoutes(ctx, new HomePage())
+  },
 }
