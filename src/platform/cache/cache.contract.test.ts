@@ -150,6 +150,130 @@ function cacheContract(kind: 'memory' | 'redis', skip: boolean, open: () => Prom
       expect(await cache.incr('uni:compteur·✓', 10_000)).toBe(1)
     })
 
+    describe('sorted sets (window counters)', () => {
+      it('raises scores and adds members, never lowers them', async () => {
+        await cache.zraise(
+          '{zs}:raise',
+          [
+            ['a', 3],
+            ['b', 1.5],
+          ],
+          10_000,
+        )
+        await cache.zraise(
+          '{zs}:raise',
+          [
+            ['a', 2],
+            ['b', 4],
+            ['c', 0],
+          ],
+          10_000,
+        )
+        expect(await cache.zmscore(['{zs}:raise'], ['a', 'b', 'c', 'missing'])).toEqual([
+          [3, 4, 0, undefined],
+        ])
+      })
+
+      it('starts the TTL when the set is created, not on later raises', async () => {
+        await cache.zraise('{zs}:ttl', [['a', 1]], 1_000)
+        await sleep(80)
+        await cache.zraise('{zs}:ttl', [['a', 2]], 1_000)
+        expect(await cache.ttl('{zs}:ttl')).toBeLessThanOrEqual(1_000 - 70)
+        await cache.zraise('{zs}:short', [['a', 1]], 60)
+        await sleep(120)
+        expect(await cache.zmscore(['{zs}:short'], ['a'])).toEqual([[undefined]])
+      })
+
+      it('reads scores of several sets at once, a missing set having none', async () => {
+        await cache.zraise(
+          '{zs}:m1',
+          [
+            ['x', 1],
+            ['y', 2],
+          ],
+          10_000,
+        )
+        await cache.zraise('{zs}:m2', [['y', 5]], 10_000)
+        expect(await cache.zmscore(['{zs}:m1', '{zs}:m2', '{zs}:none'], ['x', 'y'])).toEqual([
+          [1, 2],
+          [undefined, 5],
+          [undefined, undefined],
+        ])
+        expect(await cache.zmscore(['{zs}:m1'], [])).toEqual([[]])
+        expect(await cache.zmscore([], ['x'])).toEqual([])
+      })
+
+      it('keeps many members and unicode members intact', async () => {
+        const entries = Array.from({ length: 2_500 }, (_, i) => [`t-${i}·🎬`, i] as const)
+        await cache.zraise('{zs}:many', entries, 10_000)
+        const [scores] = (await cache.zmscore(['{zs}:many'], ['t-0·🎬', 't-2499·🎬'])) ?? []
+        expect(scores).toEqual([0, 2499])
+        expect(await cache.zunionTop(['{zs}:many'], [1], 2)).toEqual([
+          ['t-2499·🎬', 2499],
+          ['t-2498·🎬', 2498],
+        ])
+      })
+
+      it('unions with weights: highest first, limited, ties in reverse member order', async () => {
+        await cache.zraise(
+          '{zs}:u1',
+          [
+            ['a', 1],
+            ['b', 2],
+            ['c', 3],
+          ],
+          10_000,
+        )
+        await cache.zraise(
+          '{zs}:u2',
+          [
+            ['a', 10],
+            ['d', 1],
+          ],
+          10_000,
+        )
+        expect(await cache.zunionTop(['{zs}:u1', '{zs}:u2', '{zs}:u-missing'], [1, 0.5, 7], 10)).toEqual([
+          ['a', 6],
+          ['c', 3],
+          ['b', 2],
+          ['d', 0.5],
+        ])
+        expect(await cache.zunionTop(['{zs}:u1', '{zs}:u2'], [2, 1], 2)).toEqual([
+          ['a', 12],
+          ['c', 6],
+        ])
+        await cache.zraise(
+          '{zs}:tie',
+          [
+            ['m1', 1],
+            ['m3', 1],
+            ['m2', 1],
+          ],
+          10_000,
+        )
+        expect(await cache.zunionTop(['{zs}:tie'], [1], 2)).toEqual([
+          ['m3', 1],
+          ['m2', 1],
+        ])
+        expect(await cache.zunionTop(['{zs}:u1'], [1], 0)).toEqual([])
+        expect(await cache.zunionTop([], [], 5)).toEqual([])
+      })
+
+      it('rejects bad scores, weights and limits as bugs', async () => {
+        await expect(cache.zraise('{zs}:bad', [['a', Number.NaN]], 1_000)).rejects.toThrow(RangeError)
+        await expect(cache.zraise('{zs}:bad', [['a', 1]], 0)).rejects.toThrow(RangeError)
+        await expect(cache.zunionTop(['{zs}:u1'], [], 5)).rejects.toThrow(RangeError)
+        await expect(cache.zunionTop(['{zs}:u1'], [1], -1)).rejects.toThrow(RangeError)
+      })
+
+      it('refuses a sorted-set operation on a plain value, without calling the cache unavailable', async () => {
+        await cache.set('{zs}:text', 'hello', 10_000)
+        const error = await cache.zraise('{zs}:text', [['a', 1]], 10_000).catch((e: unknown) => e)
+        expect(error).toBeInstanceOf(Error)
+        expect(error).not.toBeInstanceOf(CacheUnavailableError)
+      })
+    })
+
     describe('readThrough', () => {
       it('loads once, then serves the cached copy', async () => {
         const load = vi.fn(async () => ({ id: 't1', title: 'Léon', tags: ['a'] }))
@@ -352,6 +476,24 @@ describe.skipIf(!redisAvailable)('RedisCache on a ring of nodes', () => {
     }
   })
 
+  it('keeps keys of one hash tag on one node, and refuses a union over several nodes', async () => {
+    const tags = Array.from({ length: 20 }, (_, i) => `tag${i}`)
+    for (const tag of tags) {
+      const nodes = new Set(Array.from({ length: 10 }, (_, i) => cache.nodeFor(`w:{${tag}}:bucket:${i}`)))
+      expect(nodes.size).toBe(1)
+      expect(cache.nodeFor(`other:{${tag}}`)).toBe(cache.nodeFor(tag))
+    }
+    const spread = Array.from({ length: 50 }, (_, i) => `nospread:${i}`)
+    await expect(
+      cache.zunionTop(
+        spread,
+        spread.map(() => 1),
+        5,
+      ),
+    ).rejects.toThrow(RangeError)
+    await expect(cache.zmscore(spread, ['a'])).rejects.toThrow(RangeError)
+  })
+
   function isProxied(key: string): boolean {
     return cache.nodeFor(key).startsWith(`127.0.0.1:${proxy.port}/`)
   }
@@ -378,6 +520,12 @@ describe.skipIf(!redisAvailable)('RedisCache on a ring of nodes', () => {
     expect(through.value).toEqual({ from: 'db' })
     expect(load).toHaveBeenCalledTimes(1)
     expect(through.ms).toBeLessThan(1_000)
+
+    // Window counters on the lost node: reads answer "unknown" (undefined), writes are dropped.
+    const lostSet = `${lost}:{${lost}}:zset`
+    await expect(cache.zraise(lostSet, [['a', 1]], 30_000)).resolves.toBeUndefined()
+    expect(await cache.zunionTop([lostSet], [1], 5)).toBeUndefined()
+    expect(await cache.zmscore([lostSet], ['a'])).toBeUndefined()
 
     expect(await cache.get(kept)).toBe('kept-value')
     const writes = await timed(async () => {

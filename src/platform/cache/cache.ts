@@ -18,6 +18,32 @@ export interface Cache {
    * value. Throws CacheUnavailableError when the cache cannot be reached (callers choose to fail open).
    */
   incr(key: string, ttlMs: number, by?: number): Promise<number>
+  /**
+   * Sorted sets, for window counters. Raises each member's score to at least the given one (a
+   * member absent is added), starting the TTL when the set is created. Scores that only grow (a
+   * running total) make this converge whatever order writers arrive in. Never throws when the cache
+   * cannot be reached (the write is dropped).
+   */
+  zraise(
+    key: string,
+    entries: ReadonlyArray<readonly [member: string, score: number]>,
+    ttlMs: number,
+  ): Promise<void>
+  /**
+   * The `limit` members of highest Σ weight × score over keys (a missing key is empty), highest
+   * first, ties by member in reverse byte order; undefined when the cache cannot be reached. Keys of
+   * one call must share a hash tag (`{…}`) so that one node holds them all.
+   */
+  zunionTop(
+    keys: readonly string[],
+    weights: readonly number[],
+    limit: number,
+  ): Promise<[string, number][] | undefined>
+  /**
+   * For each key, each member's score (undefined where absent); undefined when the cache cannot be
+   * reached. Keys of one call must share a hash tag.
+   */
+  zmscore(keys: readonly string[], members: readonly string[]): Promise<(number | undefined)[][] | undefined>
   /** Throws when the cache cannot be reached (for /readyz). */
   ping(): Promise<void>
   close(): Promise<void>
@@ -35,6 +61,32 @@ export function checkTtl(ttlMs: number): number {
   if (!(ttlMs > 0) || !Number.isFinite(ttlMs))
     throw new RangeError(`ttlMs must be a positive number, got ${ttlMs}`)
   return Math.ceil(ttlMs)
+}
+
+/**
+ * The part of a key that places it on a node: the text inside its first `{…}` when that is not
+ * empty (as Redis Cluster's hash tags), else the whole key.
+ */
+export function hashTagOf(key: string): string {
+  const open = key.indexOf('{')
+  if (open < 0) return key
+  const close = key.indexOf('}', open + 1)
+  return close > open + 1 ? key.slice(open + 1, close) : key
+}
+
+export function checkScores(entries: ReadonlyArray<readonly [string, number]>): void {
+  for (const [, score] of entries)
+    if (!Number.isFinite(score))
+      throw new RangeError(`a sorted-set score must be a finite number, got ${score}`)
+}
+
+export function checkUnion(keys: readonly string[], weights: readonly number[], limit: number): void {
+  if (keys.length !== weights.length)
+    throw new RangeError(`zunionTop needs one weight per key, got ${weights.length} for ${keys.length}`)
+  if (weights.some((w) => !Number.isFinite(w)))
+    throw new RangeError('zunionTop weights must be finite numbers')
+  if (!Number.isSafeInteger(limit) || limit < 0)
+    throw new RangeError(`limit must be a whole number, got ${limit}`)
 }
 
 export function checkIncrement(by: number): void {

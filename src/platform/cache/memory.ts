@@ -1,19 +1,23 @@
 import { LRUCache } from 'lru-cache'
-import { type Cache, checkIncrement, checkTtl } from './cache.js'
+import { type Cache, checkIncrement, checkScores, checkTtl, checkUnion } from './cache.js'
 import { cacheRequests } from './metrics.js'
 
-/** The embedded Cache: an in-process LRU with a TTL per entry. */
+/** A sorted set: member → score. */
+type SortedSet = Map<string, number>
+
+/** The embedded Cache: an in-process LRU with a TTL per entry (a string, or a sorted set). */
 export class MemoryCache implements Cache {
   readonly kind = 'memory'
-  readonly #lru: LRUCache<string, string>
+  readonly #lru: LRUCache<string, string | SortedSet>
 
   constructor(options: { maxEntries: number }) {
     // ttlResolution 0: lru-cache's cached clock can otherwise report a remaining TTL above the one set.
-    this.#lru = new LRUCache<string, string>({ max: options.maxEntries, ttlResolution: 0 })
+    this.#lru = new LRUCache<string, string | SortedSet>({ max: options.maxEntries, ttlResolution: 0 })
   }
 
   async get(key: string): Promise<string | undefined> {
-    const value = this.#lru.get(key)
+    const entry = this.#lru.get(key)
+    const value = typeof entry === 'string' ? entry : undefined
     cacheRequests.inc({ result: value === undefined ? 'miss' : 'hit' })
     return value
   }
@@ -39,11 +43,54 @@ export class MemoryCache implements Cache {
       this.#lru.set(key, String(by), { ttl })
       return by
     }
-    const n = Number(current)
+    const n = typeof current === 'string' ? Number(current) : Number.NaN
     if (!Number.isSafeInteger(n)) throw new TypeError(`cache value at "${key}" is not a counter`)
     // noUpdateTTL: the counter's window started when it was created, as with Redis PEXPIRE … NX.
     this.#lru.set(key, String(n + by), { noUpdateTTL: true })
     return n + by
+  }
+
+  async zraise(key: string, entries: ReadonlyArray<readonly [string, number]>, ttlMs: number): Promise<void> {
+    const ttl = checkTtl(ttlMs)
+    checkScores(entries)
+    let set = this.#lru.get(key)
+    if (typeof set === 'string') throw new TypeError(`cache value at "${key}" is not a sorted set`)
+    if (set === undefined) {
+      set = new Map()
+      this.#lru.set(key, set, { ttl })
+    }
+    for (const [member, score] of entries) {
+      const current = set.get(member)
+      if (current === undefined || score > current) set.set(member, score)
+    }
+  }
+
+  async zunionTop(
+    keys: readonly string[],
+    weights: readonly number[],
+    limit: number,
+  ): Promise<[string, number][] | undefined> {
+    checkUnion(keys, weights, limit)
+    const sums = new Map<string, number>()
+    keys.forEach((key, i) => {
+      const set = this.#sortedSet(key)
+      const weight = weights[i] ?? 1
+      if (set) for (const [member, score] of set) sums.set(member, (sums.get(member) ?? 0) + weight * score)
+    })
+    return [...sums].sort((a, b) => b[1] - a[1] || (a[0] < b[0] ? 1 : a[0] > b[0] ? -1 : 0)).slice(0, limit)
+  }
+
+  async zmscore(keys: readonly string[], members: readonly string[]): Promise<(number | undefined)[][]> {
+    return keys.map((key) => {
+      const set = this.#sortedSet(key)
+      return members.map((member) => set?.get(member))
+    })
+  }
+
+  #sortedSet(key: string): SortedSet | undefined {
+    const entry = this.#lru.get(key)
+    if (typeof entry === 'string') throw new TypeError(`cache value at "${key}" is not a sorted set`)
+    return entry
   }
 
   async ping(): Promise<void> {}

@@ -1,9 +1,17 @@
-import { createHash } from 'node:crypto'
+import { createHash, randomUUID } from 'node:crypto'
 import { Redis } from 'ioredis'
 import { errorMessage } from '../errors.js'
 import { HashRing } from '../hash-ring.js'
 import type { Logger } from '../log.js'
-import { type Cache, CacheUnavailableError, checkIncrement, checkTtl } from './cache.js'
+import {
+  type Cache,
+  CacheUnavailableError,
+  checkIncrement,
+  checkScores,
+  checkTtl,
+  checkUnion,
+  hashTagOf,
+} from './cache.js'
 import { cacheErrors, cacheNodeUp, cacheRequests } from './metrics.js'
 
 export interface RedisCacheOptions {
@@ -32,10 +40,42 @@ interface RedisNode {
 const INCR_SCRIPT = `local n = redis.call('INCRBY', KEYS[1], ARGV[1])
 if redis.call('PTTL', KEYS[1]) == -1 then redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
 return n`
-const INCR_SHA = createHash('sha1').update(INCR_SCRIPT).digest('hex')
+
+// ZADD GT raises scores only; the TTL starts when the set is created, as with INCR_SCRIPT.
+const ZRAISE_SCRIPT = `redis.call('ZADD', KEYS[1], 'GT', unpack(ARGV, 2))
+if redis.call('PTTL', KEYS[1]) == -1 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
+return 1`
+
+// Weighted union into a scratch key on the same node, its top members, and the scratch key gone.
+const ZUNION_TOP_SCRIPT = `local args = {KEYS[1], #KEYS - 1}
+for i = 2, #KEYS do args[#args + 1] = KEYS[i] end
+args[#args + 1] = 'WEIGHTS'
+for i = 2, #ARGV do args[#args + 1] = ARGV[i] end
+redis.call('ZUNIONSTORE', unpack(args))
+local top = redis.call('ZREVRANGE', KEYS[1], 0, tonumber(ARGV[1]) - 1, 'WITHSCORES')
+redis.call('DEL', KEYS[1])
+return top`
+
+const ZMSCORE_SCRIPT = `local out = {}
+for i = 1, #KEYS do out[i] = redis.call('ZMSCORE', KEYS[i], unpack(ARGV)) end
+return out`
+
+/** Lua's unpack() has a stack limit near 8 000: longer argument lists go in several calls. */
+const SCRIPT_ARGS_CHUNK = 1000
+
+interface Script {
+  source: string
+  sha: string
+}
+const script = (source: string): Script => ({ source, sha: createHash('sha1').update(source).digest('hex') })
+const INCR = script(INCR_SCRIPT)
+const ZRAISE = script(ZRAISE_SCRIPT)
+const ZUNION_TOP = script(ZUNION_TOP_SCRIPT)
+const ZMSCORE = script(ZMSCORE_SCRIPT)
 
 /**
- * The scaled Cache: Redis nodes on a client-side consistent-hash ring (EVCache-style). A node that
+ * The scaled Cache: Redis nodes (6.2 or later) on a client-side consistent-hash ring (EVCache-style).
+ * A key's node follows its hash tag (`{…}`) when it has one, so related keys can share a node. A node that
  * is down costs its share of the keys, never an error or a wait: with no offline queue and no
  * retries a command to it fails at once, reads count as misses and writes are dropped, while
  * ioredis keeps reconnecting in the background. Keys are not moved to another node meanwhile,
@@ -125,17 +165,87 @@ export class RedisCache implements Cache {
     const ttl = checkTtl(ttlMs)
     checkIncrement(by)
     const node = this.#nodeFor(key)
-    const args = [1, this.#prefix + key, by, ttl] as const
-    const result = await this.#run(node, 'incr', async (c) => {
-      try {
-        return await c.evalsha(INCR_SHA, ...args)
-      } catch (e) {
-        if (!errorMessage(e).startsWith('NOSCRIPT')) throw e
-        return c.eval(INCR_SCRIPT, ...args)
-      }
-    })
+    const result = await this.#run(node, 'incr', (c) => evalScript(c, INCR, [this.#prefix + key], [by, ttl]))
     if (typeof result !== 'number') throw new Error(`unexpected reply to incr: ${String(result)}`)
     return result
+  }
+
+  async zraise(key: string, entries: ReadonlyArray<readonly [string, number]>, ttlMs: number): Promise<void> {
+    const ttl = checkTtl(ttlMs)
+    checkScores(entries)
+    const node = this.#nodeFor(key)
+    for (let i = 0; i < entries.length; i += SCRIPT_ARGS_CHUNK) {
+      const args: (string | number)[] = [ttl]
+      for (const [member, score] of entries.slice(i, i + SCRIPT_ARGS_CHUNK)) args.push(score, member)
+      try {
+        await this.#run(node, 'zraise', (c) => evalScript(c, ZRAISE, [this.#prefix + key], args))
+      } catch (e) {
+        if (!(e instanceof CacheUnavailableError)) throw e
+        return
+      }
+    }
+  }
+
+  async zunionTop(
+    keys: readonly string[],
+    weights: readonly number[],
+    limit: number,
+  ): Promise<[string, number][] | undefined> {
+    checkUnion(keys, weights, limit)
+    if (keys.length === 0 || limit === 0) return []
+    const node = this.#nodeOfAll(keys)
+    const scratch = `${this.#prefix}${keys[0]}:union:${randomUUID()}`
+    try {
+      const reply = await this.#run(node, 'zunion', (c) =>
+        evalScript(
+          c,
+          ZUNION_TOP,
+          [scratch, ...keys.map((k) => this.#prefix + k)],
+          [limit, ...weights.map((w) => String(w))],
+        ),
+      )
+      if (!Array.isArray(reply)) throw new Error(`unexpected reply to zunionTop: ${String(reply)}`)
+      const top: [string, number][] = []
+      for (let i = 0; i + 1 < reply.length; i += 2) top.push([String(reply[i]), Number(reply[i + 1])])
+      return top
+    } catch (e) {
+      if (e instanceof CacheUnavailableError) return undefined
+      throw e
+    }
+  }
+
+  async zmscore(
+    keys: readonly string[],
+    members: readonly string[],
+  ): Promise<(number | undefined)[][] | undefined> {
+    if (keys.length === 0) return []
+    if (members.length === 0) return keys.map(() => [])
+    const node = this.#nodeOfAll(keys)
+    const out: (number | undefined)[][] = keys.map(() => [])
+    try {
+      for (let i = 0; i < members.length; i += SCRIPT_ARGS_CHUNK) {
+        const chunk = members.slice(i, i + SCRIPT_ARGS_CHUNK)
+        const reply = await this.#run(node, 'zmscore', (c) =>
+          evalScript(
+            c,
+            ZMSCORE,
+            keys.map((k) => this.#prefix + k),
+            chunk,
+          ),
+        )
+        if (!Array.isArray(reply)) throw new Error(`unexpected reply to zmscore: ${String(reply)}`)
+        reply.forEach((scores: unknown, k) => {
+          const row = out[k]
+          if (!row || !Array.isArray(scores)) return
+          for (const score of scores)
+            row.push(score === null || score === undefined ? undefined : Number(score))
+        })
+      }
+      return out
+    } catch (e) {
+      if (e instanceof CacheUnavailableError) return undefined
+      throw e
+    }
   }
 
   async ping(): Promise<void> {
@@ -157,8 +267,19 @@ export class RedisCache implements Cache {
   }
 
   #nodeFor(key: string): RedisNode {
-    const node = this.#nodes.get(this.#ring.nodeFor(key) ?? '')
+    const node = this.#nodes.get(this.#ring.nodeFor(hashTagOf(key)) ?? '')
     if (!node) throw new Error('the cache ring is empty')
+    return node
+  }
+
+  /** The one node that holds every key; keys spread over several nodes are a bug in the caller. */
+  #nodeOfAll(keys: readonly string[]): RedisNode {
+    const nodes = new Set(keys.map((k) => this.#nodeFor(k)))
+    const [node] = nodes
+    if (!node || nodes.size > 1)
+      throw new RangeError(
+        `keys of one sorted-set call must share a hash tag ({…}), got ${keys.slice(0, 3).join(', ')}…`,
+      )
     return node
   }
 
@@ -215,3 +336,18 @@ function settled(client: Redis, timeoutMs: number): Promise<void> {
 }
 
 function ignore(): void {}
+
+/** Runs a Lua script by its SHA, sending the source only when the node does not know it yet. */
+async function evalScript(
+  client: Redis,
+  { sha, source }: Script,
+  keys: readonly string[],
+  args: readonly (string | number)[],
+): Promise<unknown> {
+  try {
+    return await client.evalsha(sha, keys.length, ...keys, ...args)
+  } catch (e) {
+    if (!errorMessage(e).startsWith('NOSCRIPT')) throw e
+    return client.eval(source, keys.length, ...keys, ...args)
+  }
+}
