@@ -118,7 +118,8 @@ const TYPE = /^[a-z0-9_-]+(\.[a-z0-9_-]+)*$/
 const PATTERN = /^([a-z0-9_-]+|\*)(\.([a-z0-9_-]+|\*))*(\.>)?$|^>$/
 
 export function assertConsumerName(name: string): void {
-  if (!NAME.test(name)) throw new Error(`Invalid consumer or queue name "${name}": letters, digits, _ and - only`)
+  if (!NAME.test(name))
+    throw new Error(`Invalid consumer or queue name "${name}": letters, digits, _ and - only`)
 }
 export function assertEventType(type: string): void {
   if (!TYPE.test(type)) throw new Error(`Invalid event type "${type}": dotted lowercase tokens expected`)

@@ -1,0 +1,549 @@
+import { setTimeout as sleep } from 'node:timers/promises'
+import { connect } from 'nats'
+import { afterAll, afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
+import { engines, hasNats, hasPostgres, testDb, uniqueName } from '../../../test/engines.js'
+import { createDb, type Db } from '../db/db.js'
+import { createLogger } from '../log.js'
+import type { Bus, DeliveryInfo, EventEnvelope, Subscription } from './bus.js'
+import { typeMatches } from './bus.js'
+import { backoffAfter, retryPolicy } from './dispatch.js'
+import { busMigrations, createBus } from './index.js'
+import { coveringPattern, createJetStreamBus } from './jetstream.js'
+import { createMemoryBus } from './memory.js'
+
+const log = createLogger('silent')
+
+/** Where the buses of one test live: a fresh Db (memory) or a fresh stream prefix (JetStream). */
+interface Engine {
+  /** A new Bus instance on the same stored log: what a restarted or second process would open. */
+  open(): Promise<Bus>
+  /** A Bus on its own connection, which `crash` cuts without any clean-up, as a killed process would. */
+  openCrashable(): Promise<{ bus: Bus; crash: () => Promise<void> }>
+  cleanup(): Promise<void>
+}
+
+/** How soon what a crashed consumer or worker held goes to another. */
+const LEASE_MS = 400
+
+async function memoryEngine(kind: 'sqlite' | 'postgres'): Promise<Engine> {
+  const test = await testDb(kind)
+  await test.db.migrate(busMigrations)
+  const buses: Bus[] = []
+  const extraDbs: Db[] = []
+  const openOn = (db: Db) => {
+    const bus = createMemoryBus({ db, log, pollMs: 50, leaseMs: LEASE_MS })
+    buses.push(bus)
+    return bus
+  }
+  return {
+    open: async () => openOn(test.db),
+    async openCrashable() {
+      const db = createDb(test.options)
+      extraDbs.push(db)
+      return { bus: openOn(db), crash: () => db.close() }
+    },
+    async cleanup() {
+      await Promise.all(buses.map((bus) => bus.close()))
+      await Promise.all(extraDbs.map((db) => db.close().catch(() => {})))
+      await test.cleanup()
+    },
+  }
+}
+
+async function jetStreamEngine(): Promise<Engine> {
+  const natsUrl = engines.natsUrl ?? 'nats://127.0.0.1:4222'
+  const prefix = uniqueName('bus')
+  const buses: Bus[] = []
+  const track = (bus: Bus) => {
+    buses.push(bus)
+    return bus
+  }
+  return {
+    open: async () => track(await createBus({ natsUrl, prefix, db: unusedDb, log, leaseMs: LEASE_MS })),
+    async openCrashable() {
+      const connection = await connect({ servers: natsUrl })
+      const bus = track(await createJetStreamBus({ connection, prefix, log, leaseMs: LEASE_MS }))
+      return { bus, crash: () => connection.close() }
+    },
+    async cleanup() {
+      await Promise.all(buses.map((bus) => bus.close()))
+      const nc = await connect({ servers: natsUrl })
+      const jsm = await nc.jetstreamManager()
+      for (const stream of ['EVENTS', 'WORK', 'DLQ']) {
+        await jsm.streams.delete(`${prefix.toUpperCase()}_${stream}`).catch(() => {})
+      }
+      await nc.close()
+    },
+  }
+}
+
+/** The JetStream bus never touches its Db. */
+const unusedDb = createDb({ sqliteFile: ':memory:' })
+afterAll(() => unusedDb.close())
+
+/** Polls until the check passes. */
+function eventually(check: () => void | Promise<void>, timeout = 10_000): Promise<void> {
+  return vi.waitFor(check, { timeout, interval: 10 })
+}
+
+function deferred(): { promise: Promise<void>; resolve: () => void } {
+  let resolve = () => {}
+  const promise = new Promise<void>((r) => {
+    resolve = r
+  })
+  return { promise, resolve }
+}
+
+interface Received {
+  event: EventEnvelope
+  info: DeliveryInfo
+}
+
+/** Fast retries for tests: the real defaults are seconds. */
+const quick = { ackWaitMs: 1000, backoffMs: [20], maxAttempts: 3 }
+
+function busContract(name: string, enabled: boolean, createEngine: () => Promise<Engine>) {
+  describe.skipIf(!enabled)(`Bus contract: ${name}`, () => {
+    let engine: Engine
+    let bus: Bus
+
+    beforeEach(async () => {
+      engine = await createEngine()
+      bus = await engine.open()
+    })
+    afterEach(async () => {
+      await engine.cleanup()
+    })
+
+    /** Subscribes and records every delivery. */
+    async function record(
+      target: Bus,
+      options: { name: string; types: string[]; startAt?: 'all' | 'new'; fail?: (r: Received) => boolean },
+    ): Promise<{ received: Received[]; subscription: Subscription }> {
+      const received: Received[] = []
+      const subscription = await target.subscribe({
+        ...quick,
+        ...options,
+        handler: async (event, info) => {
+          received.push({ event, info })
+          if (options.fail?.({ event, info })) throw new Error(`refused ${event.id}`)
+        },
+      })
+      return { received, subscription }
+    }
+
+    const ids = (received: Received[]) => received.map((r) => r.event.id)
+
+    it('delivers published events to the consumers whose type patterns match', async () => {
+      const { received } = await record(bus, { name: 'indexer', types: ['media.>', 'playback.*.started'] })
+      const published = await bus.publish({
+        type: 'media.title.published',
+        key: 'title-1',
+        data: { title: 'Alien', year: 1979 },
+        time: '2024-05-01T10:00:00Z',
+      })
+      await bus.publish({ type: 'catalog.title.added', key: 'title-1', data: {}, id: 'skipped-1' })
+      await bus.publish({ type: 'playback.session.started', key: 'p-1', data: null, id: 'started-1' })
+      await bus.publish({ type: 'playback.session.ended', key: 'p-1', data: null, id: 'skipped-2' })
+      await bus.publish({ type: 'media.done', key: 'title-2', data: 1, id: 'marker' })
+
+      await eventually(() => expect(ids(received)).toContain('marker'))
+      expect(ids(received)).toEqual([published.id, 'started-1', 'marker'])
+      const first = received[0]
+      expect(first?.event).toEqual({
+        id: published.id,
+        type: 'media.title.published',
+        key: 'title-1',
+        time: '2024-05-01T10:00:00.000Z',
+        data: { title: 'Alien', year: 1979 },
+      })
+      expect(first?.info).toEqual({ attempt: 1, consumer: 'indexer' })
+      expect(published.id).toMatch(/^[0-9a-f-]{36}$/)
+    })
+
+    it('gives every consumer its own copy', async () => {
+      const search = await record(bus, { name: 'search', types: ['catalog.>'] })
+      const trends = await record(bus, { name: 'trends', types: ['catalog.title.*'] })
+      await bus.publish({ type: 'catalog.title.added', key: 't', data: {}, id: 'e1' })
+      await eventually(() => {
+        expect(ids(search.received)).toEqual(['e1'])
+        expect(ids(trends.received)).toEqual(['e1'])
+      })
+    })
+
+    it('delivers an event again, as attempt 2, after its handler threw', async () => {
+      const { received } = await record(bus, {
+        name: 'flaky',
+        types: ['a.b'],
+        fail: (r) => r.info.attempt === 1,
+      })
+      await bus.publish({ type: 'a.b', key: 'k', data: {}, id: 'e1' })
+      await eventually(() => expect(received.map((r) => r.info.attempt)).toEqual([1, 2]))
+      await sleep(100)
+      expect(received).toHaveLength(2)
+      expect(await bus.deadLetters('flaky')).toEqual([])
+    })
+
+    it('delivers an event again when its handler runs past ackWaitMs', async () => {
+      const attempts: number[] = []
+      await bus.subscribe({
+        name: 'slow',
+        types: ['a.>'],
+        ackWaitMs: 150,
+        backoffMs: [10],
+        handler: async (_event, info) => {
+          attempts.push(info.attempt)
+          if (info.attempt === 1) await sleep(500)
+        },
+      })
+      await bus.publish({ type: 'a.b', key: 'k', data: {}, id: 'e1' })
+      await eventually(() => expect(attempts).toEqual([1, 2]))
+      await sleep(600)
+      expect(attempts).toEqual([1, 2])
+    })
+
+    it('parks an event as a dead letter after maxAttempts and moves on', async () => {
+      const { received } = await record(bus, {
+        name: 'strict',
+        types: ['a.>'],
+        fail: (r) => r.event.id === 'poison',
+      })
+      await bus.publish({ type: 'a.bad', key: 'k', data: { n: 1 }, id: 'poison' })
+      await bus.publish({ type: 'a.good', key: 'k', data: { n: 2 }, id: 'after' })
+      await eventually(() => expect(ids(received)).toContain('after'))
+      expect(ids(received)).toEqual(['poison', 'poison', 'poison', 'after'])
+      expect(received.slice(0, 3).map((r) => r.info.attempt)).toEqual([1, 2, 3])
+
+      const letters = await bus.deadLetters('strict')
+      expect(letters).toHaveLength(1)
+      expect(letters[0]).toMatchObject({
+        consumer: 'strict',
+        attempts: 3,
+        error: 'refused poison',
+        event: { id: 'poison', type: 'a.bad', key: 'k', data: { n: 1 } },
+      })
+      expect(Number.isNaN(Date.parse(letters[0]?.time ?? ''))).toBe(false)
+      expect(await bus.deadLetters('someone-else')).toEqual([])
+
+      await bus.publish({ type: 'a.good', key: 'k', data: {}, id: 'later' })
+      await eventually(() => expect(ids(received)).toContain('later'))
+    })
+
+    it('delivers an id published twice only once', async () => {
+      const { received } = await record(bus, { name: 'dedup', types: ['a.>'] })
+      await bus.publish({ type: 'a.b', key: 'k', data: 1, id: 'same' })
+      await bus.publish({ type: 'a.b', key: 'k', data: 2, id: 'same' })
+      // Twice in one tick as well: the embedded bus writes those in a single insert.
+      await Promise.all([
+        bus.publish({ type: 'a.b', key: 'k', data: 3, id: 'twin' }),
+        bus.publish({ type: 'a.b', key: 'k', data: 4, id: 'twin' }),
+      ])
+      await bus.publish({ type: 'a.b', key: 'k', data: 5, id: 'marker' })
+      await eventually(() => expect(ids(received)).toContain('marker'))
+      expect(ids(received)).toEqual(['same', 'twin', 'marker'])
+      expect(received[0]?.event.data).toBe(1)
+    })
+
+    it('resumes a durable consumer where it stopped', async () => {
+      const first = await record(bus, { name: 'history', types: ['a.>'] })
+      await bus.publish({ type: 'a.b', key: 'k', data: {}, id: 'e1' })
+      await bus.publish({ type: 'a.b', key: 'k', data: {}, id: 'e2' })
+      await eventually(() => expect(ids(first.received)).toEqual(['e1', 'e2']))
+      await first.subscription.stop()
+      await bus.close()
+
+      const publisher = await engine.open()
+      await publisher.publish({ type: 'a.b', key: 'k', data: {}, id: 'e3' })
+      await publisher.publish({ type: 'a.b', key: 'k', data: {}, id: 'e4' })
+      const restarted = await engine.open()
+      const second = await record(restarted, { name: 'history', types: ['a.>'] })
+      await eventually(() => expect(ids(second.received)).toEqual(['e3', 'e4']))
+      expect(second.received.map((r) => r.info.attempt)).toEqual([1, 1])
+      await sleep(100)
+      expect(ids(second.received)).toEqual(['e3', 'e4'])
+    })
+
+    it('delivers again an event whose handler was running when the bus closed', async () => {
+      const started = deferred()
+      await bus.subscribe({
+        name: 'closing',
+        types: ['a.>'],
+        ackWaitMs: 300,
+        handler: async () => {
+          started.resolve()
+          await new Promise(() => {})
+        },
+      })
+      await bus.publish({ type: 'a.b', key: 'k', data: {}, id: 'e1' })
+      await started.promise
+      await bus.close()
+
+      const restarted = await engine.open()
+      const { received } = await record(restarted, { name: 'closing', types: ['a.>'] })
+      await eventually(() => expect(ids(received)).toEqual(['e1']))
+      expect(received[0]?.info.attempt).toBe(2)
+    })
+
+    it('delivers again an event whose handler was running when the process crashed', async () => {
+      const doomed = await engine.openCrashable()
+      const started = deferred()
+      await doomed.bus.subscribe({
+        name: 'crashing',
+        types: ['a.>'],
+        ackWaitMs: 500,
+        handler: async () => {
+          started.resolve()
+          await new Promise(() => {})
+        },
+      })
+      await bus.publish({ type: 'a.b', key: 'k', data: {}, id: 'e1' })
+      await started.promise
+      await doomed.crash()
+
+      const { received } = await record(bus, { name: 'crashing', types: ['a.>'] })
+      await eventually(() => expect(ids(received)).toEqual(['e1']))
+      expect(received[0]?.info.attempt).toBe(2)
+    })
+
+    it('counts each crash as an attempt', async () => {
+      const attempts: number[] = []
+      for (let crashes = 0; crashes < 2; crashes++) {
+        const doomed = await engine.openCrashable()
+        const started = deferred()
+        await doomed.bus.subscribe({
+          name: 'crash-loop',
+          types: ['a.>'],
+          ackWaitMs: 500,
+          handler: async (_event, info) => {
+            attempts.push(info.attempt)
+            started.resolve()
+            await new Promise(() => {})
+          },
+        })
+        if (crashes === 0) await bus.publish({ type: 'a.b', key: 'k', data: {}, id: 'e1' })
+        await started.promise
+        await doomed.crash()
+      }
+      const { received } = await record(bus, { name: 'crash-loop', types: ['a.>'] })
+      await eventually(() => expect(ids(received)).toEqual(['e1']))
+      expect([...attempts.slice(0, 2), received[0]?.info.attempt]).toEqual([1, 2, 3])
+    })
+
+    it('lets two subscriptions of one consumer name handle each event once between them', async () => {
+      const handled: string[] = []
+      const subscribe = (target: Bus) =>
+        target.subscribe({
+          ...quick,
+          name: 'shared',
+          types: ['a.>'],
+          handler: async (event) => {
+            handled.push(event.id)
+          },
+        })
+      const first = await subscribe(bus)
+      await subscribe(await engine.open())
+      const batch = (from: number, to: number) => Array.from({ length: to - from }, (_, i) => `e${from + i}`)
+      await Promise.all(batch(0, 20).map((id) => bus.publish({ type: 'a.b', key: id, data: {}, id })))
+      await eventually(() => expect([...handled].sort()).toEqual(batch(0, 20).sort()))
+      await first.stop()
+      await Promise.all(batch(20, 25).map((id) => bus.publish({ type: 'a.b', key: id, data: {}, id })))
+      await eventually(() => expect([...handled].sort()).toEqual(batch(0, 25).sort()))
+    })
+
+    it('keeps the order of each key under concurrency, also when an event is retried', async () => {
+      const keys = Array.from({ length: 8 }, (_, i) => `key-${i}`)
+      const perKey = 15
+      const done = new Map<string, number[]>()
+      const runningKeys = new Set<string>()
+      let overlaps = 0
+      let maxRunning = 0
+      await bus.subscribe<{ n: number }>({
+        name: 'ordered',
+        types: ['a.>'],
+        concurrency: 4,
+        backoffMs: [30],
+        handler: async (event, info) => {
+          if (runningKeys.has(event.key)) overlaps++
+          runningKeys.add(event.key)
+          maxRunning = Math.max(maxRunning, runningKeys.size)
+          await sleep(Math.random() * 4)
+          runningKeys.delete(event.key)
+          if (event.key === 'key-3' && event.data.n === 5 && info.attempt === 1) throw new Error('once')
+          done.set(event.key, [...(done.get(event.key) ?? []), event.data.n])
+        },
+      })
+      for (let n = 0; n < perKey; n++) {
+        await Promise.all(keys.map((key) => bus.publish({ type: 'a.b', key, data: { n } })))
+      }
+      const expected = Array.from({ length: perKey }, (_, n) => n)
+      await eventually(() => {
+        for (const key of keys) expect(done.get(key)).toEqual(expected)
+      })
+      expect(overlaps).toBe(0)
+      expect(maxRunning).toBeGreaterThan(1)
+    })
+
+    it('starts a new consumer at the end of the log when startAt is new', async () => {
+      await bus.publish({ type: 'a.b', key: 'k', data: {}, id: 'old' })
+      const fresh = await record(bus, { name: 'fresh', types: ['a.>'], startAt: 'new' })
+      const everything = await record(bus, { name: 'everything', types: ['a.>'] })
+      await bus.publish({ type: 'a.b', key: 'k', data: {}, id: 'new' })
+      await eventually(() => {
+        expect(ids(fresh.received)).toEqual(['new'])
+        expect(ids(everything.received)).toEqual(['old', 'new'])
+      })
+    })
+
+    it('shares events between bus instances on separate connections', async () => {
+      const other = await engine.openCrashable()
+      const { received } = await record(other.bus, { name: 'elsewhere', types: ['a.>'] })
+      await bus.publish({ type: 'a.b', key: 'k', data: {}, id: 'e1' })
+      await eventually(() => expect(ids(received)).toEqual(['e1']))
+    })
+
+    it('gives each task to exactly one of several competing workers', async () => {
+      const second = await engine.open()
+      const handledBy = new Map<string, string[]>()
+      const worker = (label: string) => ({
+        ...quick,
+        concurrency: 2,
+        handler: async (task: EventEnvelope) => {
+          handledBy.set(task.id, [...(handledBy.get(task.id) ?? []), label])
+          await sleep(3)
+        },
+      })
+      await bus.work('transcode', worker('a'))
+      await bus.work('transcode', worker('b'))
+      await second.work('transcode', worker('c'))
+      const tasks = Array.from({ length: 60 }, (_, i) => `task-${i}`)
+      await Promise.all(
+        tasks.map((id) => bus.enqueue('transcode', { type: 'media.chunk.encode', key: 'x', data: {}, id })),
+      )
+      await bus.enqueue('transcode', { type: 'media.chunk.encode', key: 'x', data: {}, id: 'task-0' })
+      await eventually(() => expect([...handledBy.keys()].sort()).toEqual([...tasks].sort()))
+      await sleep(100)
+      for (const id of tasks) expect(handledBy.get(id)).toHaveLength(1)
+      expect(new Set([...handledBy.values()].flat()).size).toBeGreaterThan(1)
+    })
+
+    it('retries a failed task and parks it after maxAttempts', async () => {
+      const attempts: { id: string; attempt: number }[] = []
+      await bus.work('thumbnails', {
+        ...quick,
+        handler: async (task, info) => {
+          attempts.push({ id: task.id, attempt: info.attempt })
+          if (task.id === 'bad' || info.attempt === 1) throw new Error(`no thumbnail for ${task.id}`)
+        },
+      })
+      await bus.enqueue('thumbnails', { type: 'media.thumbnail.make', key: 'x', data: {}, id: 'good' })
+      await bus.enqueue('thumbnails', { type: 'media.thumbnail.make', key: 'x', data: {}, id: 'bad' })
+      await eventually(async () => expect(await bus.deadLetters('thumbnails')).toHaveLength(1))
+      const [letter] = await bus.deadLetters('thumbnails')
+      expect(letter).toMatchObject({ consumer: 'thumbnails', attempts: 3, error: 'no thumbnail for bad' })
+      expect(letter?.event.id).toBe('bad')
+      expect(attempts.filter((a) => a.id === 'good').map((a) => a.attempt)).toEqual([1, 2])
+      expect(attempts.filter((a) => a.id === 'bad').map((a) => a.attempt)).toEqual([1, 2, 3])
+    })
+
+    it('hands the task of a worker that died to another worker', async () => {
+      const doomed = await engine.openCrashable()
+      const started = deferred()
+      await doomed.bus.work('encode', {
+        ackWaitMs: 500,
+        handler: async () => {
+          started.resolve()
+          await new Promise(() => {})
+        },
+      })
+      await bus.enqueue('encode', { type: 'media.chunk.encode', key: 'x', data: {}, id: 'chunk-1' })
+      await started.promise
+      await doomed.crash()
+
+      const attempts: number[] = []
+      await bus.work('encode', {
+        handler: async (_task, info) => {
+          attempts.push(info.attempt)
+        },
+      })
+      await eventually(() => expect(attempts).toEqual([2]))
+    })
+
+    it('rejects invalid names, types and patterns', async () => {
+      const handler = async () => {}
+      await expect(bus.subscribe({ name: 'has space', types: ['a.b'], handler })).rejects.toThrow(
+        /Invalid consumer/,
+      )
+      await expect(bus.subscribe({ name: 'ok', types: ['A.b'], handler })).rejects.toThrow(/pattern/)
+      await expect(bus.subscribe({ name: 'ok', types: ['a.>.b'], handler })).rejects.toThrow(/pattern/)
+      await expect(bus.subscribe({ name: 'ok', types: [], handler })).rejects.toThrow(/at least one/)
+      await expect(bus.subscribe({ name: 'ok', types: ['a.b'], concurrency: 0, handler })).rejects.toThrow(
+        /concurrency/,
+      )
+      await expect(bus.publish({ type: 'Media Title', key: 'k', data: {} })).rejects.toThrow(
+        /Invalid event type/,
+      )
+      await expect(bus.publish({ type: 'a.b', key: 'k', data: {}, time: 'yesterday' })).rejects.toThrow(
+        /time/,
+      )
+      await expect(bus.enqueue('a.b', { type: 'a.b', key: 'k', data: {} })).rejects.toThrow(
+        /Invalid consumer/,
+      )
+      await expect(bus.work('a*', { handler })).rejects.toThrow(/Invalid consumer/)
+    })
+
+    it('answers ping and refuses to publish once closed', async () => {
+      await bus.ping()
+      await bus.close()
+      await expect(bus.publish({ type: 'a.b', key: 'k', data: {} })).rejects.toThrow(/closed/)
+    })
+  })
+}
+
+busContract('memory on SQLite', true, () => memoryEngine('sqlite'))
+busContract('memory on PostgreSQL', hasPostgres(), () => memoryEngine('postgres'))
+busContract('JetStream', hasNats(), jetStreamEngine)
+
+describe('typeMatches', () => {
+  it.each([
+    ['media.title.published', 'media.title.published', true],
+    ['media.title.published', 'media.title.removed', false],
+    ['media.*.published', 'media.title.published', true],
+    ['media.*', 'media.title.published', false],
+    ['media.>', 'media.title.published', true],
+    ['media.>', 'media', false],
+    ['>', 'media.title', true],
+    ['*.*.started', 'playback.session.started', true],
+    ['playback.session', 'playback.session.started', false],
+    ['playback.session.started.x', 'playback.session.started', false],
+  ])('%s against %s is %s', (pattern, type, expected) => {
+    expect(typeMatches(pattern, type)).toBe(expected)
+  })
+})
+
+describe('coveringPattern (one NATS filter for several patterns)', () => {
+  it.each([
+    [['media.>'], 'media.>'],
+    [['media.title.published', 'media.title.removed'], 'media.title.*'],
+    [['media.>', 'media.title.published'], 'media.>'],
+    [['media.title', 'media.title.published'], 'media.>'],
+    [['media.>', 'playback.*.started'], '>'],
+    [['*.a', '*.b.c'], '*.>'],
+  ])('%j is covered by %s', (patterns, expected) => {
+    const covering = coveringPattern(patterns)
+    expect(covering).toBe(expected)
+    for (const pattern of patterns) {
+      const sample = pattern.replaceAll('*', 'x').replace('>', 'y.z')
+      expect(typeMatches(covering, sample)).toBe(true)
+    }
+  })
+})
+
+describe('retry policy', () => {
+  it('repeats the last backoff and rejects nonsense', () => {
+    const policy = retryPolicy({ backoffMs: [10, 20] })
+    expect([1, 2, 3, 4].map((n) => backoffAfter(policy, n))).toEqual([10, 20, 20, 20])
+    expect(policy).toMatchObject({ maxAttempts: 5, ackWaitMs: 30_000 })
+    expect(() => retryPolicy({ maxAttempts: 0 })).toThrow(/maxAttempts/)
+    expect(() => retryPolicy({ backoffMs: [-1] })).toThrow(/backoffMs/)
+  })
+})

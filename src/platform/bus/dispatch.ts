@@ -1,0 +1,434 @@
+import { errorMessage } from '../errors.js'
+import { newId } from '../ids.js'
+import type { Logger } from '../log.js'
+import { counter } from '../metrics.js'
+import {
+  assertEventType,
+  assertTypePattern,
+  type EventEnvelope,
+  type EventHandler,
+  type PublishInput,
+  type RetryOptions,
+  typeMatches,
+} from './bus.js'
+
+/** The stored form of a publish: checked, with its id and a normalised UTC time. */
+export function toEnvelope<T>(input: PublishInput<T>): EventEnvelope<T> {
+  assertEventType(input.type)
+  if (typeof input.key !== 'string') throw new Error(`Event key must be a string, got ${typeof input.key}`)
+  const id = input.id ?? newId()
+  if (typeof id !== 'string' || id.length === 0 || id.length > 200) {
+    throw new Error('Event id must be a non-empty string of at most 200 characters')
+  }
+  const time = input.time === undefined ? new Date() : new Date(input.time)
+  if (Number.isNaN(time.getTime())) throw new Error(`Invalid event time "${input.time}"`)
+  return { id, type: input.type, key: input.key, time: time.toISOString(), data: input.data }
+}
+
+/** Checks a consumer's type patterns, which must not be empty. */
+export function assertTypePatterns(patterns: string[]): void {
+  if (!Array.isArray(patterns) || patterns.length === 0)
+    throw new Error('A consumer needs at least one event type')
+  for (const pattern of patterns) assertTypePattern(pattern)
+}
+
+export function matchesAny(patterns: string[], type: string): boolean {
+  for (const pattern of patterns) if (typeMatches(pattern, type)) return true
+  return false
+}
+
+/** Delivery rules shared by both Bus adapters: order per key, concurrency, timeouts, retries, dead letters. */
+
+export interface RetryPolicy {
+  maxAttempts: number
+  ackWaitMs: number
+  backoffMs: number[]
+}
+
+export const DEFAULT_RETRY: RetryPolicy = {
+  maxAttempts: 5,
+  ackWaitMs: 30_000,
+  backoffMs: [1000, 5000, 15_000, 30_000],
+}
+
+export function retryPolicy(options: RetryOptions): RetryPolicy {
+  const policy: RetryPolicy = {
+    maxAttempts: options.maxAttempts ?? DEFAULT_RETRY.maxAttempts,
+    ackWaitMs: options.ackWaitMs ?? DEFAULT_RETRY.ackWaitMs,
+    backoffMs: options.backoffMs ?? DEFAULT_RETRY.backoffMs,
+  }
+  if (!Number.isInteger(policy.maxAttempts) || policy.maxAttempts < 1) {
+    throw new Error(`maxAttempts must be a positive integer, got ${policy.maxAttempts}`)
+  }
+  if (!Number.isFinite(policy.ackWaitMs) || policy.ackWaitMs < 1) {
+    throw new Error(`ackWaitMs must be a positive number of milliseconds, got ${policy.ackWaitMs}`)
+  }
+  if (policy.backoffMs.some((ms) => !Number.isFinite(ms) || ms < 0)) {
+    throw new Error(`backoffMs must hold non-negative milliseconds, got [${policy.backoffMs.join(', ')}]`)
+  }
+  return policy
+}
+
+/** Delay after the given failed attempt, before the next one (the last value repeats). */
+export function backoffAfter(policy: RetryPolicy, failedAttempt: number): number {
+  const { backoffMs } = policy
+  if (backoffMs.length === 0) return 0
+  return backoffMs[Math.min(failedAttempt, backoffMs.length) - 1] ?? 0
+}
+
+export function positiveConcurrency(concurrency: number | undefined): number {
+  const value = concurrency ?? 1
+  if (!Number.isInteger(value) || value < 1)
+    throw new Error(`concurrency must be a positive integer, got ${value}`)
+  return value
+}
+
+/** A message handed over by an engine, not yet settled. */
+export interface Delivery {
+  event: EventEnvelope
+  /** Attempt number of this delivery, counting the earlier deliveries the engine knows of. */
+  attempt: number
+  /** Deliveries sharing an order key run one at a time, in arrival order. */
+  orderKey: string
+}
+
+/** What the engine does with each outcome. Hooks may throw; the dispatcher logs and carries on. */
+export interface DeliveryOutcomes<D extends Delivery> {
+  /** Succeeded (or parked): the engine may forget it. */
+  ack(delivery: D): void | Promise<void>
+  /** In-place retry: this attempt failed and another follows after a backoff; worth remembering across a crash. */
+  failed?(delivery: D, attempt: number, error: string): void | Promise<void>
+  /** Requeue retry: hand it back to the engine, to be redelivered (to any worker) after delayMs. */
+  retryLater?(delivery: D, delayMs: number, error: string): void | Promise<void>
+  /** Store it as a dead letter; `ack` follows. */
+  deadLetter(delivery: D, error: string, attempts: number): Promise<void>
+  /** Stopped before an outcome (`attempted`: after a failed attempt here): the engine will redeliver it. */
+  release(delivery: D, attempted: boolean): void | Promise<void>
+}
+
+export interface DispatcherOptions<D extends Delivery> {
+  consumer: string
+  handler: EventHandler
+  policy: RetryPolicy
+  concurrency: number
+  /**
+   * `in-place` keeps a failed message at the head of its key and retries it here, so later messages
+   * of that key wait (event consumers: order per key); `requeue` gives it back to the engine (work queues).
+   */
+  retry: 'in-place' | 'requeue'
+  outcomes: DeliveryOutcomes<D>
+  log: Logger
+}
+
+const delivered = counter('reel_bus_delivered_total', 'Bus handler attempts by outcome', [
+  'consumer',
+  'outcome',
+])
+const deadLettered = counter('reel_bus_dead_letters_total', 'Messages parked as dead letters', ['consumer'])
+
+/** A FIFO with O(1) shift. */
+export class Fifo<T> {
+  private items: (T | undefined)[] = []
+  private head = 0
+
+  get length(): number {
+    return this.items.length - this.head
+  }
+  push(item: T): void {
+    this.items.push(item)
+  }
+  peek(): T | undefined {
+    return this.items[this.head]
+  }
+  shift(): T | undefined {
+    if (this.head >= this.items.length) return undefined
+    const item = this.items[this.head]
+    this.items[this.head] = undefined
+    this.head++
+    if (this.head === this.items.length) {
+      this.items = []
+      this.head = 0
+    } else if (this.head > 1024 && this.head * 2 > this.items.length) {
+      this.items = this.items.slice(this.head)
+      this.head = 0
+    }
+    return item
+  }
+  drain(): T[] {
+    const rest = this.items.slice(this.head).filter((item): item is T => item !== undefined)
+    this.items = []
+    this.head = 0
+    return rest
+  }
+}
+
+/**
+ * Runs deliveries through a handler: one at a time per order key, up to `concurrency` keys at once,
+ * each attempt bounded by ackWaitMs, failures retried after a backoff, dead-lettered after maxAttempts.
+ */
+export class Dispatcher<D extends Delivery> {
+  private readonly byKey = new Map<string, Fifo<D>>()
+  private readonly readyKeys = new Fifo<string>()
+  private running = 0
+  private queued = 0
+  private stopping = false
+  private stopped: Promise<void> | undefined
+  private readonly wakeSleepers = new Set<() => void>()
+  private roomWaiters: { below: number; resolve: () => void }[] = []
+  private idleWaiters: (() => void)[] = []
+  private readonly metrics
+
+  constructor(private readonly options: DispatcherOptions<D>) {
+    const consumer = options.consumer
+    this.metrics = {
+      acked: delivered.labels({ consumer, outcome: 'acked' }),
+      failed: delivered.labels({ consumer, outcome: 'failed' }),
+      deadLettered: deadLettered.labels({ consumer }),
+    }
+  }
+
+  /** Deliveries received and not yet settled (running or waiting). */
+  get pending(): number {
+    return this.queued
+  }
+
+  get isStopping(): boolean {
+    return this.stopping
+  }
+
+  push(delivery: D): void {
+    if (this.stopping) {
+      void this.settle(() => this.options.outcomes.release(delivery, false), 'release')
+      return
+    }
+    this.queued++
+    const queue = this.byKey.get(delivery.orderKey)
+    if (queue) {
+      queue.push(delivery)
+      return
+    }
+    const fresh = new Fifo<D>()
+    fresh.push(delivery)
+    this.byKey.set(delivery.orderKey, fresh)
+    this.readyKeys.push(delivery.orderKey)
+    this.pump()
+  }
+
+  /** Resolves once fewer than `below` deliveries are pending, or the dispatcher stops. */
+  waitForRoom(below: number): Promise<void> {
+    if (this.queued < below || this.stopping) return Promise.resolve()
+    return new Promise((resolve) => this.roomWaiters.push({ below, resolve }))
+  }
+
+  /** Stops starting handlers, waits for the running ones, and releases what never started. */
+  stop(): Promise<void> {
+    if (this.stopped) return this.stopped
+    this.stopping = true
+    for (const wake of this.wakeSleepers) wake()
+    this.notifyRoom(true)
+    this.stopped = (async () => {
+      if (this.running > 0) await new Promise<void>((resolve) => this.idleWaiters.push(resolve))
+      const left: D[] = []
+      for (const queue of this.byKey.values()) left.push(...queue.drain())
+      this.byKey.clear()
+      this.readyKeys.drain()
+      this.queued = 0
+      for (const delivery of left)
+        await this.settle(() => this.options.outcomes.release(delivery, false), 'release')
+    })()
+    return this.stopped
+  }
+
+  private pump(): void {
+    while (!this.stopping && this.running < this.options.concurrency) {
+      const key = this.readyKeys.shift()
+      if (key === undefined) return
+      this.running++
+      void this.runHead(key)
+    }
+  }
+
+  private async runHead(key: string): Promise<void> {
+    const queue = this.byKey.get(key)
+    const head = queue?.peek()
+    if (queue && head) {
+      await this.deliver(head)
+      queue.shift()
+      this.queued--
+      if (queue.length === 0) this.byKey.delete(key)
+      // Back of the line: keys take turns, which keeps arrival order across keys when concurrency is 1.
+      else if (!this.stopping) this.readyKeys.push(key)
+    }
+    this.running--
+    this.notifyRoom(false)
+    if (this.running === 0 && this.idleWaiters.length > 0) {
+      const waiters = this.idleWaiters
+      this.idleWaiters = []
+      for (const resolve of waiters) resolve()
+    }
+    this.pump()
+  }
+
+  /** Settles one delivery: ack, park, requeue, or (when stopping) release. Never throws. */
+  private async deliver(delivery: D): Promise<void> {
+    const { policy, outcomes, retry } = this.options
+    let attempt = delivery.attempt
+    if (attempt > policy.maxAttempts) {
+      await this.park(
+        delivery,
+        `delivered ${attempt - 1} times without an outcome (did the process crash?)`,
+        attempt - 1,
+      )
+      return
+    }
+    for (;;) {
+      const error = await this.attempt(delivery, attempt)
+      if (error === undefined) {
+        this.metrics.acked.inc()
+        await this.settle(() => outcomes.ack(delivery), 'ack')
+        return
+      }
+      this.metrics.failed.inc()
+      this.options.log.warn(
+        {
+          consumer: this.options.consumer,
+          eventId: delivery.event.id,
+          type: delivery.event.type,
+          attempt,
+          error,
+        },
+        'bus handler failed',
+      )
+      if (attempt >= policy.maxAttempts) {
+        await this.park(delivery, error, attempt)
+        return
+      }
+      const delayMs = backoffAfter(policy, attempt)
+      if (retry === 'requeue') {
+        await this.settle(() => outcomes.retryLater?.(delivery, delayMs, error), 'retryLater')
+        return
+      }
+      await this.settle(() => outcomes.failed?.(delivery, attempt, error), 'failed')
+      if (!this.stopping) await this.sleep(delayMs)
+      if (this.stopping) {
+        await this.settle(() => outcomes.release(delivery, true), 'release')
+        return
+      }
+      attempt++
+    }
+  }
+
+  /** Runs one attempt; resolves to the error message, or undefined on success. */
+  private async attempt(delivery: D, attempt: number): Promise<string | undefined> {
+    const { handler, policy, consumer } = this.options
+    let timer: NodeJS.Timeout | undefined
+    const timedOut = new Promise<string>((resolve) => {
+      timer = setTimeout(
+        () => resolve(`handler did not finish within ${policy.ackWaitMs} ms`),
+        policy.ackWaitMs,
+      )
+    })
+    let run: Promise<string | undefined>
+    try {
+      run = handler(delivery.event, { attempt, consumer }).then(
+        () => undefined,
+        (e: unknown) => errorMessage(e) || 'handler failed',
+      )
+    } catch (e) {
+      run = Promise.resolve(errorMessage(e) || 'handler failed')
+    }
+    try {
+      return await Promise.race([run, timedOut])
+    } finally {
+      clearTimeout(timer)
+    }
+  }
+
+  /** Stores a dead letter, retrying the store itself until it works or the dispatcher stops. */
+  private async park(delivery: D, error: string, attempts: number): Promise<void> {
+    const { outcomes, policy, log, consumer } = this.options
+    for (let tries = 1; ; tries++) {
+      try {
+        await outcomes.deadLetter(delivery, error, attempts)
+        break
+      } catch (e) {
+        log.error(
+          { consumer, eventId: delivery.event.id, err: errorMessage(e) },
+          'storing a dead letter failed',
+        )
+        if (!this.stopping) await this.sleep(backoffAfter(policy, tries) || 1000)
+        if (this.stopping) {
+          await this.settle(() => outcomes.release(delivery, true), 'release')
+          return
+        }
+      }
+    }
+    this.metrics.deadLettered.inc()
+    log.error(
+      { consumer, eventId: delivery.event.id, type: delivery.event.type, attempts, error },
+      'bus dead letter',
+    )
+    await this.settle(() => outcomes.ack(delivery), 'ack')
+  }
+
+  private async settle(step: () => void | Promise<void>, what: string): Promise<void> {
+    try {
+      await step()
+    } catch (e) {
+      // The engine redelivers whatever it was not told about: at-least-once holds without this step.
+      this.options.log.warn(
+        { consumer: this.options.consumer, step: what, err: errorMessage(e) },
+        'bus outcome failed',
+      )
+    }
+  }
+
+  private sleep(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const done = () => {
+        clearTimeout(timer)
+        this.wakeSleepers.delete(done)
+        resolve()
+      }
+      const timer = setTimeout(done, ms)
+      this.wakeSleepers.add(done)
+    })
+  }
+
+  private notifyRoom(all: boolean): void {
+    if (this.roomWaiters.length === 0) return
+    const still: { below: number; resolve: () => void }[] = []
+    for (const waiter of this.roomWaiters) {
+      if (all || this.queued < waiter.below) waiter.resolve()
+      else still.push(waiter)
+    }
+    this.roomWaiters = still
+  }
+}
+
+/** A latched wake-up: `notify` before `wait` makes the next wait return at once. */
+export class Signal {
+  private latched = false
+  private waiter: (() => void) | undefined
+
+  notify(): void {
+    if (this.waiter) this.waiter()
+    else this.latched = true
+  }
+
+  wait(ms: number): Promise<void> {
+    if (this.latched) {
+      this.latched = false
+      return Promise.resolve()
+    }
+    return new Promise((resolve) => {
+      const done = () => {
+        clearTimeout(timer)
+        this.waiter = undefined
+        resolve()
+      }
+      const timer = setTimeout(done, ms)
+      this.waiter = done
+    })
+  }
+}

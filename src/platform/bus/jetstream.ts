@@ -1,0 +1,537 @@
+import {
+  AckPolicy,
+  type ConsumerConfig,
+  type ConsumerMessages,
+  connect,
+  DeliverPolicy,
+  DiscardPolicy,
+  type JetStreamClient,
+  type JetStreamManager,
+  type Consumer as JsConsumer,
+  type JsMsg,
+  type NatsConnection,
+  nanos,
+  RetentionPolicy,
+  StorageType,
+  type StreamConfig,
+} from 'nats'
+import { errorMessage } from '../errors.js'
+import type { Logger } from '../log.js'
+import {
+  assertConsumerName,
+  type Bus,
+  type ConsumerOptions,
+  type DeadLetter,
+  type EventEnvelope,
+  type PublishInput,
+  type Subscription,
+  type WorkerOptions,
+} from './bus.js'
+import {
+  assertTypePatterns,
+  type Delivery,
+  Dispatcher,
+  type DispatcherOptions,
+  matchesAny,
+  positiveConcurrency,
+  retryPolicy,
+  toEnvelope,
+} from './dispatch.js'
+
+/**
+ * The scaled Bus on NATS JetStream.
+ *
+ * Streams (PREFIX is the upper-cased prefix): `PREFIX_EVENTS` holds `prefix.ev.<type>`, `PREFIX_WORK`
+ * (work-queue retention) holds `prefix.work.<queue>`, `PREFIX_DLQ` holds `prefix.dlq.<consumer>`.
+ * Every consumer is a durable pull consumer with explicit acks; the event id is the `Nats-Msg-Id`,
+ * so the server drops a repeated publish within the duplicate window.
+ */
+
+export interface JetStreamBusOptions {
+  natsUrl?: string
+  /** An open connection to use instead of natsUrl; the bus leaves it open on close. */
+  connection?: NatsConnection
+  /** Names the streams and subjects, so that several deployments (or tests) share one server. Default `reel`. */
+  prefix?: string
+  /**
+   * The consumers' ack_wait: how soon the server redelivers what a crashed process held. Live
+   * processes extend it while they hold a message, so a handler's own limit is its ackWaitMs. Default 30 000.
+   */
+  leaseMs?: number
+  log: Logger
+}
+
+/** The server forgets a message id after this: a publish repeated within it is dropped. */
+const DUPLICATE_WINDOW_MS = 24 * 3600_000
+/** Most unacked messages an event subscription holds (running, waiting for their key, or backing off). */
+const EVENTS_IN_FLIGHT = 512
+/** How long an idle pull request waits on the server; also how long a stopped subscriber may still be sent messages. */
+const PULL_EXPIRES_MS = 1000
+const PREFIX = /^[A-Za-z0-9_-]{1,64}$/
+const NOT_FOUND_CODES = new Set([10014, 10059, 10037])
+
+export async function createJetStreamBus(options: JetStreamBusOptions): Promise<Bus> {
+  const prefix = options.prefix ?? 'reel'
+  if (!PREFIX.test(prefix)) throw new Error(`Invalid bus prefix "${prefix}": letters, digits, _ and - only`)
+  const connection =
+    options.connection ??
+    (await connect({
+      servers: options.natsUrl ?? 'nats://127.0.0.1:4222',
+      name: 'reel',
+      maxReconnectAttempts: -1,
+    }))
+  try {
+    const bus = new JetStreamBus(
+      connection,
+      !options.connection,
+      prefix,
+      options.leaseMs ?? 30_000,
+      options.log,
+      await connection.jetstreamManager(),
+    )
+    await bus.ensureStreams()
+    return bus
+  } catch (e) {
+    if (!options.connection) await connection.close()
+    throw e
+  }
+}
+
+/**
+ * One NATS subject covering every pattern, as NATS 2.9 allows a single filter per consumer;
+ * the subscription then skips (acks) what only the wider filter let through.
+ */
+export function coveringPattern(patterns: string[]): string {
+  const split = patterns.map((p) => p.split('.'))
+  const first = split[0] ?? ['>']
+  if (split.length === 1) return first.join('.')
+  if (split.every((t) => t.length === first.length && !t.includes('>'))) {
+    return first.map((token, i) => (split.every((t) => t[i] === token) ? token : '*')).join('.')
+  }
+  const shortest = Math.min(...split.map((t) => t.length))
+  const common: string[] = []
+  // Stop one token short of the shortest pattern: `>` must stand for at least one token of each.
+  for (let i = 0; i < shortest - 1; i++) {
+    const token = first[i]
+    if (token === undefined || token === '>' || !split.every((t) => t[i] === token)) break
+    common.push(token)
+  }
+  return [...common, '>'].join('.')
+}
+
+function apiErrorCode(e: unknown): number | undefined {
+  if (typeof e !== 'object' || e === null || !('api_error' in e)) return undefined
+  const api = (e as { api_error?: { err_code?: number } }).api_error
+  return api?.err_code
+}
+
+const isNotFound = (e: unknown) => NOT_FOUND_CODES.has(apiErrorCode(e) ?? 0)
+
+interface StreamDelivery extends Delivery {
+  seq: number
+  /** The latest delivery of this stream message: acks go to it. */
+  msg: JsMsg
+}
+
+function decodeEnvelope(msg: JsMsg): EventEnvelope | undefined {
+  try {
+    const body = msg.json<Partial<EventEnvelope>>()
+    if (typeof body.id !== 'string' || typeof body.type !== 'string' || typeof body.key !== 'string')
+      return undefined
+    if (typeof body.time !== 'string') return undefined
+    return { id: body.id, type: body.type, key: body.key, time: body.time, data: body.data ?? null }
+  } catch {
+    return undefined
+  }
+}
+
+/**
+ * A message that never ran is nak'ed, for another subscriber to take at once (NATS 2.9 does not count
+ * a nak on a pull already closed as a delivery). One that failed here is left to its ack_wait, whose
+ * expiry the server does count as a delivery, so its attempt number survives the hand-over.
+ */
+function releaseToServer(delivery: StreamDelivery, attempted: boolean): void {
+  if (!attempted) delivery.msg.nak()
+}
+
+class JetStreamBus implements Bus {
+  readonly kind = 'jetstream' as const
+  private readonly js: JetStreamClient
+  private readonly subscriptions = new Set<Subscription>()
+  private readonly streams: { events: string; work: string; dlq: string }
+  private closed = false
+
+  constructor(
+    private readonly nc: NatsConnection,
+    private readonly ownsConnection: boolean,
+    private readonly prefix: string,
+    private readonly leaseMs: number,
+    private readonly log: Logger,
+    private readonly jsm: JetStreamManager,
+  ) {
+    this.js = nc.jetstream()
+    const upper = prefix.toUpperCase()
+    this.streams = { events: `${upper}_EVENTS`, work: `${upper}_WORK`, dlq: `${upper}_DLQ` }
+  }
+
+  async ensureStreams(): Promise<void> {
+    const window = nanos(DUPLICATE_WINDOW_MS)
+    await this.ensureStream({
+      name: this.streams.events,
+      subjects: [`${this.prefix}.ev.>`],
+      retention: RetentionPolicy.Limits,
+      duplicate_window: window,
+    })
+    await this.ensureStream({
+      name: this.streams.work,
+      subjects: [`${this.prefix}.work.>`],
+      retention: RetentionPolicy.Workqueue,
+      duplicate_window: window,
+    })
+    await this.ensureStream({
+      name: this.streams.dlq,
+      subjects: [`${this.prefix}.dlq.>`],
+      retention: RetentionPolicy.Limits,
+      duplicate_window: window,
+    })
+  }
+
+  async publish<T>(input: PublishInput<T>): Promise<EventEnvelope<T>> {
+    this.assertOpen()
+    const event = toEnvelope(input)
+    await this.js.publish(`${this.prefix}.ev.${event.type}`, JSON.stringify(event), { msgID: event.id })
+    return event
+  }
+
+  async subscribe<T>(options: ConsumerOptions<T>): Promise<Subscription> {
+    this.assertOpen()
+    assertConsumerName(options.name)
+    assertTypePatterns(options.types)
+    const policy = retryPolicy(options)
+    const concurrency = positiveConcurrency(options.concurrency)
+    const stream = this.streams.events
+    await this.ensureConsumer(stream, options.name, {
+      filter_subject: `${this.prefix}.ev.${coveringPattern(options.types)}`,
+      deliver_policy: options.startAt === 'new' ? DeliverPolicy.New : DeliverPolicy.All,
+      max_deliver: policy.maxAttempts + 2,
+    })
+    const types = options.types
+    const subscription = new PullSubscription({
+      consumer: await this.js.consumers.get(stream, options.name),
+      maxInFlight: Math.max(EVENTS_IN_FLIGHT, concurrency * 2),
+      leaseMs: this.leaseMs,
+      accepts: (event) => matchesAny(types, event.type),
+      orderKey: (event) => event.key,
+      log: this.log,
+      dispatcher: {
+        consumer: options.name,
+        handler: options.handler as ConsumerOptions['handler'],
+        policy,
+        concurrency,
+        retry: 'in-place',
+        log: this.log,
+        outcomes: {
+          ack: (d) => d.msg.ack(),
+          deadLetter: (d, error, attempts) => this.park(options.name, d.event, error, attempts),
+          release: releaseToServer,
+        },
+      },
+    })
+    return this.track(subscription)
+  }
+
+  async enqueue<T>(queue: string, task: PublishInput<T>): Promise<EventEnvelope<T>> {
+    this.assertOpen()
+    assertConsumerName(queue)
+    const event = toEnvelope(task)
+    await this.js.publish(`${this.prefix}.work.${queue}`, JSON.stringify(event), {
+      msgID: `${queue}:${event.id}`,
+    })
+    return event
+  }
+
+  async work<T>(queue: string, options: WorkerOptions<T>): Promise<Subscription> {
+    this.assertOpen()
+    assertConsumerName(queue)
+    const policy = retryPolicy(options)
+    const concurrency = positiveConcurrency(options.concurrency)
+    const stream = this.streams.work
+    await this.ensureConsumer(stream, queue, {
+      filter_subject: `${this.prefix}.work.${queue}`,
+      deliver_policy: DeliverPolicy.All,
+      max_deliver: policy.maxAttempts + 2,
+    })
+    const subscription = new PullSubscription({
+      consumer: await this.js.consumers.get(stream, queue),
+      maxInFlight: concurrency,
+      leaseMs: this.leaseMs,
+      accepts: () => true,
+      // Tasks have no order to keep: any two may run at once.
+      orderKey: (_event, seq) => String(seq),
+      log: this.log,
+      dispatcher: {
+        consumer: queue,
+        handler: options.handler as WorkerOptions['handler'],
+        policy,
+        concurrency,
+        retry: 'requeue',
+        log: this.log,
+        outcomes: {
+          ack: (d) => d.msg.ack(),
+          // A delayed nak: the server redelivers it to any worker, counting the delivery.
+          retryLater: (d, delayMs) => d.msg.nak(delayMs),
+          deadLetter: (d, error, attempts) => this.park(queue, d.event, error, attempts),
+          release: releaseToServer,
+        },
+      },
+    })
+    return this.track(subscription)
+  }
+
+  async deadLetters(consumer: string, limit = 100): Promise<DeadLetter[]> {
+    const subject = `${this.prefix}.dlq.${consumer}`
+    const info = await this.jsm.streams.info(this.streams.dlq, { subjects_filter: subject })
+    const wanted = Math.min(limit, info.state.subjects?.[subject] ?? 0)
+    const letters: DeadLetter[] = []
+    if (wanted === 0) return letters
+    const reader = await this.js.consumers.get(this.streams.dlq, { filterSubjects: subject })
+    const messages = await reader.fetch({ max_messages: wanted, expires: 5000 })
+    for await (const msg of messages) {
+      letters.push(msg.json<DeadLetter>())
+      if (letters.length >= wanted || msg.info.pending === 0) break
+    }
+    await reader.delete().catch(() => {})
+    return letters
+  }
+
+  async ping(): Promise<void> {
+    await this.jsm.getAccountInfo()
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return
+    this.closed = true
+    await Promise.all([...this.subscriptions].map((s) => s.stop()))
+    if (this.ownsConnection && !this.nc.isClosed()) {
+      await this.nc.flush().catch(() => {})
+      await this.nc.close()
+    }
+  }
+
+  private async park(consumer: string, event: EventEnvelope, error: string, attempts: number): Promise<void> {
+    const letter: DeadLetter = { consumer, event, error, attempts, time: new Date().toISOString() }
+    await this.js.publish(`${this.prefix}.dlq.${consumer}`, JSON.stringify(letter), {
+      msgID: `${consumer}:${event.id}`,
+    })
+  }
+
+  private async ensureStream(config: Partial<StreamConfig> & { name: string }): Promise<void> {
+    try {
+      await this.jsm.streams.info(config.name)
+      return
+    } catch (e) {
+      if (!isNotFound(e)) throw e
+    }
+    try {
+      await this.jsm.streams.add({ storage: StorageType.File, discard: DiscardPolicy.Old, ...config })
+    } catch (e) {
+      // Another process may have created it in the meantime.
+      await this.jsm.streams.info(config.name).catch(() => {
+        throw e
+      })
+    }
+  }
+
+  private async ensureConsumer(
+    stream: string,
+    durable: string,
+    wanted: Required<Pick<ConsumerConfig, 'filter_subject' | 'deliver_policy' | 'max_deliver'>>,
+  ): Promise<void> {
+    const ackWait = nanos(this.leaseMs)
+    const config: Partial<ConsumerConfig> = {
+      ...wanted,
+      ack_wait: ackWait,
+      durable_name: durable,
+      ack_policy: AckPolicy.Explicit,
+      max_ack_pending: 10_000,
+    }
+    let existing = await this.jsm.consumers.info(stream, durable).catch((e: unknown) => {
+      if (isNotFound(e)) return undefined
+      throw e
+    })
+    if (!existing) {
+      try {
+        await this.jsm.consumers.add(stream, config)
+        return
+      } catch (e) {
+        existing = await this.jsm.consumers.info(stream, durable).catch(() => {
+          throw e
+        })
+      }
+    }
+    if (existing.config.filter_subject !== wanted.filter_subject) {
+      // NATS 2.9 cannot change a consumer's filter in place: recreate it from where the old one had got to.
+      this.log.warn(
+        { stream, consumer: durable, from: existing.config.filter_subject, to: wanted.filter_subject },
+        'bus consumer types changed; recreating the consumer',
+      )
+      await this.jsm.consumers.delete(stream, durable)
+      await this.jsm.consumers.add(stream, {
+        ...config,
+        deliver_policy: DeliverPolicy.StartSequence,
+        opt_start_seq: existing.ack_floor.stream_seq + 1,
+      })
+      return
+    }
+    // Subscribers may differ in maxAttempts: the safety net only ever widens.
+    const current = existing.config.max_deliver ?? -1
+    const maxDeliver = current <= 0 ? current : Math.max(current, wanted.max_deliver)
+    if (existing.config.ack_wait !== ackWait || current !== maxDeliver) {
+      await this.jsm.consumers.update(stream, durable, { ack_wait: ackWait, max_deliver: maxDeliver })
+    }
+  }
+
+  private track(subscription: PullSubscription): Subscription {
+    this.subscriptions.add(subscription)
+    subscription.start()
+    return {
+      stop: async () => {
+        this.subscriptions.delete(subscription)
+        await subscription.stop()
+      },
+    }
+  }
+
+  private assertOpen(): void {
+    if (this.closed) throw new Error('The bus is closed')
+  }
+}
+
+interface PullSubscriptionOptions {
+  consumer: JsConsumer
+  maxInFlight: number
+  leaseMs: number
+  /** Events the wider server-side filter let through that this subscription does not want. */
+  accepts: (event: EventEnvelope) => boolean
+  orderKey: (event: EventEnvelope, seq: number) => string
+  dispatcher: DispatcherOptions<StreamDelivery>
+  log: Logger
+}
+
+/** Pulls in batches while the dispatcher has room, and keeps every unsettled message's ack timer fresh. */
+class PullSubscription implements Subscription {
+  private readonly dispatcher: Dispatcher<StreamDelivery>
+  private readonly inFlight = new Map<number, StreamDelivery>()
+  private readonly consumerName: string
+  private stopping = false
+  private loop: Promise<void> | undefined
+  private batch: ConsumerMessages | undefined
+  private heartbeat: NodeJS.Timeout | undefined
+  private stopped: Promise<void> | undefined
+
+  constructor(private readonly options: PullSubscriptionOptions) {
+    const { outcomes } = options.dispatcher
+    const settled =
+      <A extends unknown[]>(step: ((d: StreamDelivery, ...args: A) => void | Promise<void>) | undefined) =>
+      (d: StreamDelivery, ...args: A) => {
+        this.inFlight.delete(d.seq)
+        return step?.(d, ...args)
+      }
+    this.consumerName = options.dispatcher.consumer
+    this.dispatcher = new Dispatcher({
+      ...options.dispatcher,
+      outcomes: {
+        ack: settled(outcomes.ack),
+        release: settled(outcomes.release),
+        retryLater: settled(outcomes.retryLater),
+        failed: outcomes.failed,
+        deadLetter: outcomes.deadLetter,
+      },
+    })
+  }
+
+  start(): void {
+    // Held messages (running, queued behind their key, or backing off before a retry here) tell the
+    // server they are still being worked on, so it redelivers only what a crashed process held.
+    this.heartbeat = setInterval(() => {
+      for (const d of this.inFlight.values()) {
+        try {
+          d.msg.working()
+        } catch {
+          // Connection closing: the server will redeliver after ack_wait, as for a crash.
+        }
+      }
+    }, this.options.leaseMs / 3)
+    this.heartbeat.unref()
+    this.loop = this.run()
+  }
+
+  stop(): Promise<void> {
+    this.stopped ??= (async () => {
+      this.stopping = true
+      await this.batch?.close().catch(() => {})
+      await this.dispatcher.stop()
+      await this.loop
+      clearInterval(this.heartbeat)
+    })()
+    return this.stopped
+  }
+
+  private async run(): Promise<void> {
+    const { maxInFlight, consumer, log } = this.options
+    const minPull = Math.max(1, Math.floor(maxInFlight / 2))
+    while (!this.stopping) {
+      const room = maxInFlight - this.dispatcher.pending
+      if (room < minPull) {
+        await this.dispatcher.waitForRoom(maxInFlight - minPull + 1)
+        continue
+      }
+      try {
+        const batch = await consumer.fetch({ max_messages: room, expires: PULL_EXPIRES_MS })
+        this.batch = batch
+        if (this.stopping) await batch.close()
+        for await (const msg of batch) this.accept(msg)
+      } catch (e) {
+        if (this.stopping) break
+        log.warn({ consumer: this.consumerName, err: errorMessage(e) }, 'pulling from JetStream failed')
+        await new Promise((resolve) => setTimeout(resolve, PULL_EXPIRES_MS))
+      }
+    }
+  }
+
+  private accept(msg: JsMsg): void {
+    if (this.stopping) {
+      msg.nak()
+      return
+    }
+    const seq = msg.seq
+    const held = this.inFlight.get(seq)
+    if (held) {
+      // The server gave up waiting (a stalled event loop): keep the one run, acking via the newest delivery.
+      held.msg = msg
+      return
+    }
+    const event = decodeEnvelope(msg)
+    if (!event) {
+      this.options.log.error(
+        { consumer: this.consumerName, subject: msg.subject, seq },
+        'unreadable bus message dropped',
+      )
+      msg.term()
+      return
+    }
+    if (!this.options.accepts(event)) {
+      msg.ack()
+      return
+    }
+    const delivery: StreamDelivery = {
+      seq,
+      msg,
+      event,
+      attempt: msg.info.deliveryCount,
+      orderKey: this.options.orderKey(event, seq),
+    }
+    this.inFlight.set(seq, delivery)
+    this.dispatcher.push(delivery)
+  }
+}
