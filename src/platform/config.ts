@@ -1,3 +1,4 @@
+import os from 'node:os'
 import path from 'node:path'
 import type { LogLevel } from './log.js'
 
@@ -215,6 +216,51 @@ export const variables = {
     optionalText,
     'ffprobe binary. Empty: `ffprobe` on PATH, else the npm-shipped one.',
   ),
+  mediaChunkSeconds: variable(
+    'REEL_MEDIA_CHUNK_SECONDS',
+    '60',
+    (raw, name) => {
+      const n = integer(6, 3600)(raw, name)
+      if (n % 6 !== 0) throw new ConfigError(name, `expected a multiple of 6 (the HLS segment), got ${n}`)
+      return n
+    },
+    'Seconds of source per transcode chunk (a multiple of the 6 s segment); chunks are encoded in parallel.',
+  ),
+  mediaLadder: variable(
+    'REEL_MEDIA_LADDER',
+    '1080p-6000k,720p-3000k,540p-2000k,360p-365k,234p-145k',
+    (raw, name) => {
+      const v = raw.replace(/\s+/g, '')
+      if (!/^\d+p-\d+k(,\d+p-\d+k)*$/.test(v))
+        throw new ConfigError(name, `expected rungs such as 1080p-6000k,720p-3000k, got "${raw}"`)
+      return v
+    },
+    'Renditions to encode, from Apple’s H.264 ladder: 234p-145k 360p-365k 432p-730k 432p-1100k 540p-2000k 720p-3000k 720p-4500k 1080p-6000k 1080p-7800k (never above the source).',
+  ),
+  mediaMaxUpload: variable(
+    'REEL_MEDIA_MAX_UPLOAD',
+    '100gb',
+    bytes,
+    'Largest upload accepted (larger gets 413 too_large).',
+  ),
+  mediaMaxDurationS: variable(
+    'REEL_MEDIA_MAX_DURATION_S',
+    '43200',
+    integer(1, 604_800),
+    'Longest source accepted, in seconds (longer fails with too_long).',
+  ),
+  mediaWorkers: variable(
+    'REEL_MEDIA_WORKERS',
+    'auto',
+    (raw, name) => (raw.trim() === 'auto' ? os.availableParallelism() : integer(0, 256)(raw, name)),
+    'Transcode tasks this process runs at once: auto (one per core), or 0 for none (an API-only process of the scaled shape).',
+  ),
+  mediaPreset: variable(
+    'REEL_MEDIA_PRESET',
+    'veryfast',
+    oneOf('ultrafast', 'superfast', 'veryfast', 'faster', 'fast', 'medium', 'slow', 'slower', 'veryslow'),
+    'x264 preset of every encode: slower presets make smaller files for more CPU.',
+  ),
   jwtSecret: variable(
     'REEL_JWT_SECRET',
     '',
@@ -242,12 +288,18 @@ export const variables = {
     'US',
     (raw, name) => {
       const v = raw.trim().toUpperCase()
-      if (!/^[A-Z]{2}$/.test(v)) throw new ConfigError(name, `expected an ISO 3166 alpha-2 code such as US, got "${raw}"`)
+      if (!/^[A-Z]{2}$/.test(v))
+        throw new ConfigError(name, `expected an ISO 3166 alpha-2 code such as US, got "${raw}"`)
       return v
     },
     'Country of an account that signs up without one (ISO 3166 alpha-2).',
   ),
-  trialDays: variable('REEL_TRIAL_DAYS', '0', integer(0, 365), 'Free days before the first charge of a new subscription.'),
+  trialDays: variable(
+    'REEL_TRIAL_DAYS',
+    '0',
+    integer(0, 365),
+    'Free days before the first charge of a new subscription.',
+  ),
   loginMaxFailures: variable(
     'REEL_LOGIN_MAX_FAILURES',
     '10',

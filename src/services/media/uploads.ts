@@ -1,0 +1,97 @@
+import path from 'node:path'
+import { FileStore } from '@tus/file-store'
+import { Server } from '@tus/server'
+import { errorMessage } from '../../platform/errors.js'
+import { newId } from '../../platform/ids.js'
+import type { Logger } from '../../platform/log.js'
+import type { MediaService } from './service.js'
+
+export const UPLOADS_PATH = '/api/v1/uploads'
+
+interface TusFailure {
+  status_code: number
+  body: string
+}
+
+const failure = (status: number, code: string, message: string): TusFailure => ({
+  status_code: status,
+  body: JSON.stringify({ error: { code, message } }),
+})
+
+/** The tus server's own refusals, as reel's error shape. */
+const TUS_CODES: Record<number, string> = {
+  400: 'invalid_upload',
+  403: 'upload_forbidden',
+  404: 'upload_not_found',
+  409: 'upload_offset_mismatch',
+  410: 'upload_gone',
+  412: 'tus_version_unsupported',
+  413: 'too_large',
+  415: 'unsupported_media_type',
+  460: 'upload_checksum_mismatch',
+}
+
+export interface UploadMetadata {
+  title: string
+  year?: number
+  filename?: string
+}
+
+/** Checks the Upload-Metadata of a new upload: a title is required, a year is optional. */
+export function uploadMetadata(metadata: Record<string, string | null> | undefined): UploadMetadata {
+  const title = metadata?.title?.trim()
+  if (!title || title.length > 500)
+    throw failure(400, 'invalid_title', 'Upload-Metadata needs a title of 1 to 500 characters')
+  const rawYear = metadata?.year?.trim()
+  let year: number | undefined
+  if (rawYear) {
+    year = Number(rawYear)
+    if (!/^\d{4}$/.test(rawYear) || year < 1870 || year > 2200)
+      throw failure(400, 'invalid_year', `year must be a four-digit year, got "${rawYear}"`)
+  }
+  const filename = metadata?.filename?.trim().slice(0, 500) || undefined
+  return { title, year, filename }
+}
+
+/**
+ * Resumable uploads (tus 1.0.0): bytes are kept in uploadDir until the last one arrives, then move
+ * to the blob store and the pipeline starts. The upload id is the new title's id.
+ */
+export function uploadServer(
+  service: MediaService,
+  uploadDir: string,
+  maxBytes: number,
+  log: Logger,
+): Server {
+  const datastore = new FileStore({ directory: uploadDir })
+  return new Server({
+    path: UPLOADS_PATH,
+    datastore,
+    maxSize: maxBytes,
+    relativeLocation: true,
+    respectForwardedHeaders: true,
+    exposedHeaders: ['Reel-Title-Id'],
+    namingFunction: () => newId(),
+    async onUploadCreate(_req, upload) {
+      if (upload.sizeIsDeferred)
+        throw failure(400, 'upload_length_required', 'Send Upload-Length: reel needs the size up front')
+      const meta = uploadMetadata(upload.metadata)
+      await service.beginUpload({ titleId: upload.id, ...meta })
+      return {}
+    },
+    async onUploadFinish(_req, upload) {
+      await service.finishUpload(upload.id, path.join(uploadDir, upload.id))
+      await datastore
+        .remove(upload.id)
+        .catch((e: unknown) => log.warn({ err: errorMessage(e) }, 'removing a finished upload failed'))
+      return { headers: { 'Reel-Title-Id': upload.id } }
+    },
+    onResponseError(_req, err) {
+      if ('status_code' in err && err.body.startsWith('{')) return err
+      const status = 'status_code' in err ? err.status_code : 500
+      if (status >= 500) log.error({ err: errorMessage(err) }, 'upload failed')
+      const message = 'status_code' in err ? err.body.trim() : 'The upload failed on the server'
+      return failure(status, TUS_CODES[status] ?? 'upload_failed', message)
+    },
+  })
+}
