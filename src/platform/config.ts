@@ -312,6 +312,18 @@ export const variables = {
     integer(1, 1_000_000),
     'Login attempts per client address per 15 minutes before 429.',
   ),
+  trendsGraceS: variable(
+    'REEL_TRENDS_GRACE_S',
+    '3600',
+    integer(0, 7 * 86_400),
+    'Playback events arriving up to this many seconds after their time still count in their own trends bucket; later ones reach only the archive and the next `reel trends rollup`.',
+  ),
+  trendsAnswerTtlMs: variable(
+    'REEL_TRENDS_ANSWER_TTL_MS',
+    '5000',
+    integer(0, 3_600_000),
+    'How long a computed trending or Top 10 ranking is served from the cache (0: computed for every request).',
+  ),
   url: variable(
     'REEL_URL',
     '',

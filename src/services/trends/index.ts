@@ -1,7 +1,51 @@
 import type { ServiceModule } from '../../platform/modules.js'
+import { PLAYBACK_HEARTBEAT, PLAYBACK_STARTED, PLAYBACK_STOPPED } from '../playback/events.js'
+import { catalogTitleFacts } from './catalog-facts.js'
+import { CachedTitleFacts } from './facts.js'
+import { trendsMigrations } from './migrations.js'
+import { trendsRoutes } from './routes.js'
+import { TrendsService } from './service.js'
+import { TrendsStore } from './store.js'
 
-/** The trends service: per-region and worldwide windows of plays. Its routes, consumers and jobs arrive with its issue. */
+declare module '../../platform/modules.js' {
+  interface ServiceApis {
+    trends: TrendsService
+  }
+}
+
+/** Handlers in flight at once (over distinct profiles): they are grouped into one flush, so this is the batch size. */
+const CONSUMER_CONCURRENCY = 4000
+const PRUNE_INTERVAL_MS = 5 * 60_000
+
+/** The trends service: per-region and worldwide windows of plays, Top 10, popularity; streaming and batch. */
 export const trendsModule: ServiceModule = {
   name: 'trends',
-  register() {},
+  migrations: trendsMigrations,
+  api(ctx) {
+    return new TrendsService({
+      store: new TrendsStore(ctx.db),
+      cache: ctx.cache,
+      blobs: ctx.blobs,
+      facts: new CachedTitleFacts(() => catalogTitleFacts(ctx)),
+      profile: (accountId, profileId) => ctx.use('accounts').profile(accountId, profileId),
+      log: ctx.log.child({ service: 'trends' }),
+      now: ctx.now,
+      graceMs: ctx.config.trendsGraceS * 1000,
+      answerTtlMs: ctx.config.trendsAnswerTtlMs,
+    })
+  },
+  register(ctx) {
+    const trends = ctx.use('trends')
+    trendsRoutes(ctx, trends)
+    ctx.every('trends-prune', PRUNE_INTERVAL_MS, () => trends.prune())
+    ctx.onStart(async () => {
+      const subscription = await ctx.bus.subscribe({
+        name: 'trends',
+        types: [PLAYBACK_STARTED, PLAYBACK_HEARTBEAT, PLAYBACK_STOPPED],
+        concurrency: CONSUMER_CONCURRENCY,
+        handler: (event) => trends.handle(event),
+      })
+      ctx.onStop(() => subscription.stop())
+    })
+  },
 }

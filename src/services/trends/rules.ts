@@ -1,0 +1,216 @@
+import { badRequest } from '../../platform/errors.js'
+
+/**
+ * What trends counts and how time is cut: pure functions shared by the streaming path, the batch
+ * rollup and the read side, so that the two paths cannot disagree on a bucket or a subject.
+ */
+
+export const MINUTE = 60_000
+export const HOUR = 60 * MINUTE
+export const DAY = 24 * HOUR
+export const WEEK = 7 * DAY
+
+/** Bucket sizes: 5-minute buckets make the sliding hour, hourly and daily ones are the rollups. */
+export const GRAINS = { '5m': 5 * MINUTE, '1h': HOUR, '1d': DAY } as const
+export type Grain = keyof typeof GRAINS
+export const GRAIN_NAMES = Object.keys(GRAINS) as Grain[]
+
+/** What is ranked: movies, series, and seasons (an episode counts towards its series and its season). */
+export const SUBJECT_KINDS = ['movie', 'series', 'season'] as const
+export type SubjectKind = (typeof SUBJECT_KINDS)[number]
+
+/** The region of worldwide counts (a country is its ISO 3166 alpha-2 code). */
+export const WORLD = 'world'
+
+/** A heartbeat reports what was watched since the previous one; more than this in one event is not believed. */
+export const MAX_WATCHED_PER_EVENT_MS = 6 * HOUR
+
+/** Start of the bucket of `grain` that holds time `at` (UTC, epoch ms). */
+export function bucketStart(at: number, grain: Grain): number {
+  const size = GRAINS[grain]
+  return Math.floor(at / size) * size
+}
+
+/** Monday 00:00 UTC of the calendar week (Monday–Sunday) that holds `at`. */
+export function weekStart(at: number): number {
+  const day = bucketStart(at, '1d')
+  const weekday = (new Date(day).getUTCDay() + 6) % 7
+  return day - weekday * DAY
+}
+
+/** ISO 8601 week name (`2026-W48`) of the week starting at `monday`. */
+export function isoWeekName(monday: number): string {
+  const thursday = new Date(monday + 3 * DAY)
+  const year = thursday.getUTCFullYear()
+  const week = Math.floor((thursday.getTime() - Date.UTC(year, 0, 1)) / WEEK) + 1
+  return `${year}-W${String(week).padStart(2, '0')}`
+}
+
+/** Monday of an ISO week (`2026-W48`) or of the week holding a date (`2026-11-26`); 400 `invalid_week` otherwise. */
+export function parseWeek(raw: string): number {
+  const iso = /^(\d{4})-W(\d{2})$/.exec(raw)
+  if (iso) {
+    const year = Number(iso[1])
+    const week = Number(iso[2])
+    // Week 1 is the week holding January 4th.
+    const monday = weekStart(Date.UTC(year, 0, 4)) + (week - 1) * WEEK
+    if (week >= 1 && isoWeekName(monday) === raw) return monday
+  } else if (/^\d{4}-\d{2}-\d{2}$/.test(raw)) {
+    const day = Date.parse(`${raw}T00:00:00Z`)
+    if (!Number.isNaN(day) && new Date(day).toISOString().startsWith(raw)) return weekStart(day)
+  }
+  throw badRequest(
+    'invalid_week',
+    `"${raw}" is not a week: use an ISO week such as 2026-W48, or a date such as 2026-11-26`,
+  )
+}
+
+/** One playback event as trends reads it, once checked. */
+export interface PlaySignal {
+  /** The event id: the unit of deduplication. */
+  id: string
+  /** Event time (the client's `at`), epoch ms: the bucket it lands in. */
+  at: number
+  /** ISO 3166 alpha-2 code, or null when the event's region is not one (it then counts worldwide only). */
+  region: string | null
+  /** 1 for a play started, else 0. */
+  plays: number
+  /** Media time watched that this event reports. */
+  watchedMs: number
+  subjects: readonly Subject[]
+}
+
+export interface Subject {
+  kind: SubjectKind
+  id: string
+}
+
+const text = (v: unknown): v is string => typeof v === 'string' && v.length > 0 && v.length <= 200
+
+/**
+ * The counts one playback event contributes, or a reason it cannot count. A movie counts as itself;
+ * an episode as its series and its season. `started` is a play; `heartbeat` and `stopped` report
+ * watched time.
+ */
+export function playSignal(event: {
+  id: string
+  type: string
+  data: unknown
+}): PlaySignal | { rejected: string } {
+  const kind = event.type.split('.').pop()
+  if (kind !== 'started' && kind !== 'heartbeat' && kind !== 'stopped')
+    return { rejected: 'unknown event type' }
+  const d = event.data
+  if (typeof d !== 'object' || d === null) return { rejected: 'no data' }
+  const data = d as Record<string, unknown>
+  const at = typeof data.at === 'string' ? Date.parse(data.at) : Number.NaN
+  if (!Number.isFinite(at)) return { rejected: 'no valid `at` time' }
+  let subjects: Subject[]
+  if (data.titleType === 'movie' && text(data.titleId)) subjects = [{ kind: 'movie', id: data.titleId }]
+  else if (data.titleType === 'episode' && text(data.seriesId) && text(data.seasonId))
+    subjects = [
+      { kind: 'series', id: data.seriesId },
+      { kind: 'season', id: data.seasonId },
+    ]
+  else return { rejected: 'not a movie, nor an episode with its series and season' }
+  let watchedMs = 0
+  if (kind !== 'started') {
+    const w = data.watchedMs
+    if (typeof w !== 'number' || !Number.isFinite(w) || w < 0) return { rejected: 'no valid watchedMs' }
+    watchedMs = Math.min(Math.round(w), MAX_WATCHED_PER_EVENT_MS)
+  }
+  const region =
+    typeof data.region === 'string' && /^[A-Za-z]{2}$/.test(data.region) ? data.region.toUpperCase() : null
+  return { id: event.id, at, region, plays: kind === 'started' ? 1 : 0, watchedMs, subjects }
+}
+
+/** A counter row: the plays and watched time of one subject in one bucket of one region. */
+export interface CountRow {
+  grain: Grain
+  bucket: number
+  region: string
+  kind: SubjectKind
+  subjectId: string
+  plays: number
+  watchedMs: number
+}
+
+/** Sums signals into counter rows, at every grain, per region and worldwide. */
+export class Tally {
+  readonly #rows = new Map<string, CountRow>()
+
+  add(signal: PlaySignal, grains: readonly Grain[] = GRAIN_NAMES): void {
+    if (signal.plays === 0 && signal.watchedMs === 0) return
+    const regions = signal.region ? [signal.region, WORLD] : [WORLD]
+    for (const grain of grains) {
+      const bucket = bucketStart(signal.at, grain)
+      for (const region of regions) {
+        for (const { kind, id } of signal.subjects) {
+          const key = `${grain}|${bucket}|${region}|${kind}|${id}`
+          const row = this.#rows.get(key)
+          if (row) {
+            row.plays += signal.plays
+            row.watchedMs += signal.watchedMs
+          } else {
+            this.#rows.set(key, {
+              grain,
+              bucket,
+              region,
+              kind,
+              subjectId: id,
+              plays: signal.plays,
+              watchedMs: signal.watchedMs,
+            })
+          }
+        }
+      }
+    }
+  }
+
+  rows(): CountRow[] {
+    return [...this.#rows.values()]
+  }
+}
+
+/** Answers that may be asked for. */
+export const WINDOWS = {
+  /** Sliding: the current 5-minute bucket and the 11 before it. */
+  hour: { grain: '5m', buckets: 12, halfLifeMs: 15 * MINUTE },
+  day: { grain: '1h', buckets: 24, halfLifeMs: 4 * HOUR },
+  week: { grain: '1h', buckets: 168, halfLifeMs: DAY },
+} as const satisfies Record<string, { grain: Grain; buckets: number; halfLifeMs: number }>
+export type WindowName = keyof typeof WINDOWS
+export const WINDOW_NAMES = Object.keys(WINDOWS) as WindowName[]
+
+/** The buckets of a window ending at `now`, oldest first (the last one is the current, partial bucket). */
+export function windowBuckets(window: WindowName, now: number): number[] {
+  const { grain, buckets } = WINDOWS[window]
+  const size = GRAINS[grain]
+  const last = bucketStart(now, grain)
+  return Array.from({ length: buckets }, (_, i) => last - (buckets - 1 - i) * size)
+}
+
+/**
+ * The trending weight of each bucket: halves every half-life of the window, by the age of the
+ * bucket's middle (of its elapsed part, for the current bucket), so recent plays weigh more.
+ */
+export function decayWeights(window: WindowName, buckets: readonly number[], now: number): number[] {
+  const { grain, halfLifeMs } = WINDOWS[window]
+  const size = GRAINS[grain]
+  return buckets.map((start) => {
+    const middle = (start + Math.min(start + size, now)) / 2
+    return 2 ** (-Math.max(0, now - middle) / halfLifeMs)
+  })
+}
+
+/** Length of a window, for the previous window that rank changes compare with. */
+export function windowLength(window: WindowName): number {
+  const { grain, buckets } = WINDOWS[window]
+  return GRAINS[grain] * buckets
+}
+
+/** Netflix's Top 10 "views" since 2023: hours viewed ÷ runtime; 0 when the runtime is not known. */
+export function views(watchedMs: number, runtimeMs: number | undefined): number {
+  if (!runtimeMs || runtimeMs <= 0) return 0
+  return watchedMs / runtimeMs
+}

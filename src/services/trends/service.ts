@@ -1,0 +1,425 @@
+import type { Auth } from '../../platform/auth.js'
+import type { Blobs } from '../../platform/blobs/blobs.js'
+import type { EventEnvelope } from '../../platform/bus/bus.js'
+import type { Cache } from '../../platform/cache/cache.js'
+import { badRequest, conflict } from '../../platform/errors.js'
+import type { Logger } from '../../platform/log.js'
+import { PlaybackArchive } from './archive.js'
+import { showable, type TitleFact, type TitleFacts, type Viewer } from './facts.js'
+import { type IngestReport, StreamingAggregator } from './ingest.js'
+import {
+  bucketStart,
+  type CountRow,
+  DAY,
+  GRAINS,
+  HOUR,
+  isoWeekName,
+  type PlaySignal,
+  parseWeek,
+  playSignal,
+  type SubjectKind,
+  Tally,
+  views,
+  WEEK,
+  WINDOWS,
+  type WindowName,
+  WORLD,
+  weekStart,
+  windowBuckets,
+  windowLength,
+} from './rules.js'
+import type { TrendsStore } from './store.js'
+import { type Ranked, WindowCounters } from './windows.js'
+
+export type TitleType = SubjectKind | 'all'
+
+export interface RankedTitle {
+  rank: number
+  titleId: string
+  type: SubjectKind
+  plays: number
+  hoursViewed: number
+  /** Hours viewed ÷ runtime (Netflix's Top 10 "views"), one decimal. */
+  views: number
+  /** Rank among what this viewer could see in the previous period; null when not ranked then. */
+  previousRank: number | null
+  /** previousRank − rank: positive moved up; null when new. */
+  rankChange: number | null
+}
+
+export interface TrendingTitle extends RankedTitle {
+  /** Time-decayed plays (recent plays weigh more): what the row is ordered by. */
+  score: number
+}
+
+export interface TrendingAnswer {
+  region: string
+  window: WindowName
+  type: TitleType
+  from: string
+  to: string
+  items: TrendingTitle[]
+}
+
+export interface Top10Answer {
+  region: string
+  type: TitleType
+  week: string
+  from: string
+  to: string
+  items: RankedTitle[]
+}
+
+export interface RollupReport {
+  /** Hours [from, to) whose 5-minute and hourly counters were recomputed. */
+  from: string
+  to: string
+  /** Days whose daily counters were recomputed (those wholly closed to streaming). */
+  days: string[]
+  /** Distinct events read from the archive. */
+  events: number
+  /** Repeats of an event id in the archive, counted once. */
+  duplicates: number
+  rows: number
+}
+
+export interface TrendsOptions {
+  store: TrendsStore
+  cache: Cache
+  blobs: Blobs
+  facts: TitleFacts
+  /** The profile's maturity limit; 404 `profile_not_found` for an id not of this account. */
+  profile(accountId: string, profileId: string): Promise<{ maturityLimit: string }>
+  log: Logger
+  now: () => number
+  /** Events this late still count in their own bucket; later ones only reach the archive and the next rollup. */
+  graceMs: number
+  /** How long a computed ranking is served from the cache. */
+  answerTtlMs: number
+}
+
+/** Most titles one answer returns; a larger `limit` is cut to this. */
+export const MAX_LIMIT = 50
+/** Titles ranked before filtering for a viewer: enough that a viewer's filter rarely leaves fewer than MAX_LIMIT. */
+const CANDIDATES = 4 * MAX_LIMIT
+const TOP10 = 10
+
+const KINDS_OF: Record<TitleType, readonly SubjectKind[]> = {
+  all: ['movie', 'series'],
+  movie: ['movie'],
+  series: ['series'],
+  season: ['season'],
+}
+
+/** `world`, an ISO 3166 alpha-2 code (upper-cased), or undefined for a region nothing is counted in. */
+function regionOf(raw: string | undefined, viewer: Viewer): string | undefined {
+  const value = (raw ?? '').trim()
+  if (value === '') return viewer.country
+  if (value.toLowerCase() === WORLD) return WORLD
+  return /^[A-Za-z]{2}$/.test(value) ? value.toUpperCase() : undefined
+}
+
+const iso = (ms: number) => new Date(ms).toISOString()
+const hours = (ms: number) => Math.round((ms / HOUR) * 10) / 10
+const oneDecimal = (n: number) => Math.round(n * 10) / 10
+
+interface CachedTrending {
+  current: Ranked[]
+  previous: string[]
+}
+
+interface WeekTotals {
+  kind: SubjectKind
+  id: string
+  plays: number
+  watchedMs: number
+  views: number
+}
+
+interface CachedTop10 {
+  current: WeekTotals[]
+  previous: string[]
+}
+
+/** Trends: what is watched, per region and worldwide, streaming and batch. */
+export class TrendsService {
+  readonly aggregator: StreamingAggregator
+  private readonly windows: WindowCounters
+  private readonly archive: PlaybackArchive
+  /** Answers being computed in this process: concurrent misses share one computation. */
+  private readonly computing = new Map<string, Promise<unknown>>()
+
+  constructor(private readonly o: TrendsOptions) {
+    this.windows = new WindowCounters(o.cache, o.store, o.now)
+    this.archive = new PlaybackArchive(o.blobs, o.now)
+    this.aggregator = new StreamingAggregator({
+      store: o.store,
+      archive: this.archive,
+      windows: this.windows,
+      now: o.now,
+      graceMs: o.graceMs,
+      log: o.log,
+    })
+  }
+
+  /** The viewer behind a request: the caller's country and the profile's maturity limit. */
+  async viewer(auth: Auth, profileId: string): Promise<Viewer> {
+    const profile = await this.o.profile(auth.accountId, profileId)
+    return { country: auth.country, maturityLimit: profile.maturityLimit }
+  }
+
+  /** The Trending row: titles by time-decayed plays over the window, with rank changes against the window before. */
+  async trending(
+    viewer: Viewer,
+    query: { region?: string; window: WindowName; type?: TitleType; limit?: number },
+  ): Promise<TrendingAnswer> {
+    const now = this.o.now()
+    const type = query.type ?? 'all'
+    const limit = Math.min(Math.max(1, query.limit ?? 20), MAX_LIMIT)
+    const region = regionOf(query.region, viewer)
+    const { grain } = WINDOWS[query.window]
+    const buckets = windowBuckets(query.window, now)
+    const answer: TrendingAnswer = {
+      region: region ?? (query.region ?? '').trim(),
+      window: query.window,
+      type,
+      from: iso(buckets[0] ?? now),
+      to: iso(Math.min(now, (buckets[buckets.length - 1] ?? now) + GRAINS[grain])),
+      items: [],
+    }
+    if (!region) return answer
+    const ranking = await this.shared<CachedTrending>(
+      `trends:answer:trending:${region}:${query.window}:${type}`,
+      async () => {
+        const kinds = KINDS_OF[type]
+        const [current, previous] = await Promise.all([
+          this.windows.top(region, query.window, kinds, now, CANDIDATES),
+          this.windows.top(region, query.window, kinds, now - windowLength(query.window), CANDIDATES),
+        ])
+        return { current, previous: previous.map((r) => r.id) }
+      },
+    )
+    const facts = await this.o.facts.lookup([...ranking.current.map((r) => r.id), ...ranking.previous])
+    const visible = (id: string) => showable(facts.get(id), viewer, now)
+    const previousRank = ranksOf(ranking.previous.filter(visible))
+    answer.items = ranking.current
+      .filter((r) => visible(r.id))
+      .slice(0, limit)
+      .map((r, i) => ({
+        ...rankedTitle(r.kind, r.id, i + 1, r.plays, r.watchedMs, facts.get(r.id), previousRank),
+        score: Math.round(r.score * 1000) / 1000,
+      }))
+    return answer
+  }
+
+  /** Top 10 of a calendar week (Monday–Sunday, UTC) by views, with rank changes against the week before. */
+  async top10(
+    viewer: Viewer,
+    query: { region?: string; type?: TitleType; week?: string },
+  ): Promise<Top10Answer> {
+    const now = this.o.now()
+    const type = query.type ?? 'all'
+    const monday = query.week ? parseWeek(query.week) : weekStart(now)
+    const region = regionOf(query.region, viewer)
+    const answer: Top10Answer = {
+      region: region ?? (query.region ?? '').trim(),
+      type,
+      week: isoWeekName(monday),
+      from: iso(monday),
+      to: iso(monday + WEEK),
+      items: [],
+    }
+    if (!region || monday > now) return answer
+    const ranking = await this.shared<CachedTop10>(
+      `trends:answer:top10:${region}:${type}:${monday}`,
+      async () => {
+        const [current, previous] = await Promise.all([
+          this.weekTotals(region, KINDS_OF[type], monday),
+          this.weekTotals(region, KINDS_OF[type], monday - WEEK),
+        ])
+        return { current, previous: previous.map((t) => t.id) }
+      },
+    )
+    const facts = await this.o.facts.lookup([...ranking.current.map((t) => t.id), ...ranking.previous])
+    const visible = (id: string) => showable(facts.get(id), viewer, now)
+    const previousRank = ranksOf(ranking.previous.filter(visible))
+    answer.items = ranking.current
+      .filter((t) => visible(t.id))
+      .slice(0, TOP10)
+      .map((t, i) => rankedTitle(t.kind, t.id, i + 1, t.plays, t.watchedMs, facts.get(t.id), previousRank))
+    return answer
+  }
+
+  /**
+   * Popularity of titles (movies, series or seasons) for search and recommendations: time-decayed
+   * plays over the last week (half-life one day), worldwide unless a region is given; 0 for a title
+   * nobody played.
+   */
+  async popularity(
+    titleIds: readonly string[],
+    options: { region?: string } = {},
+  ): Promise<Map<string, number>> {
+    const region = regionOf(options.region, { country: WORLD, maturityLimit: '' })
+    if (!region) return new Map(titleIds.map((id) => [id, 0]))
+    const scores = await this.windows.scores(region, 'week', titleIds, this.o.now())
+    return new Map(titleIds.map((id) => [id, Math.round((scores.get(id) ?? 0) * 1000) / 1000]))
+  }
+
+  /** The bus handler of the streaming path. */
+  handle(event: EventEnvelope): Promise<void> {
+    return this.aggregator.handle(event)
+  }
+
+  /** Counts a batch of events at once (what the bus handler does, grouped). */
+  ingest(events: readonly EventEnvelope[]): Promise<IngestReport> {
+    return this.aggregator.ingest(events)
+  }
+
+  /**
+   * The batch path: recomputes the counters of hours [from, to) — and the daily counters of the days
+   * they touch that are wholly closed — from the raw archive, deduplicated by event id. Idempotent;
+   * on the same events it equals what streaming produced. Hours still open to streaming (later than
+   * now − grace) are refused: both paths would write them.
+   */
+  async rollup(fromMs: number, toMs: number): Promise<RollupReport> {
+    if (!Number.isFinite(fromMs) || !Number.isFinite(toMs))
+      throw badRequest('invalid_range', 'from and to must be times such as 2026-11-20 or 2026-11-20T06:00Z')
+    const from = bucketStart(fromMs, '1h')
+    const to = bucketStart(toMs + HOUR - 1, '1h')
+    if (to <= from) throw badRequest('invalid_range', 'to must be after from')
+    const closed = bucketStart(this.o.now() - this.o.graceMs, '1h')
+    if (to > closed)
+      throw conflict(
+        'range_still_open',
+        `Hours from ${iso(closed)} on still take late events (grace ${this.o.graceMs / 60_000} min); roll up to ${iso(closed)} at most`,
+      )
+    const days: number[] = []
+    for (let day = bucketStart(from, '1d'); day < to; day += DAY) if (day + DAY <= closed) days.push(day)
+    const readFrom = Math.min(from, days[0] ?? from)
+    const readTo = Math.max(to, (days[days.length - 1] ?? 0) + DAY)
+
+    const seen = new Set<string>()
+    let duplicates = 0
+    const hourly = new Tally()
+    const daily = new Tally()
+    const daysFrom = days[0] ?? 0
+    const daysTo = daysFrom + days.length * DAY
+    for await (const envelope of this.archive.read(readFrom, readTo)) {
+      if (seen.has(envelope.id)) {
+        duplicates++
+        continue
+      }
+      seen.add(envelope.id)
+      const signal: PlaySignal | { rejected: string } = playSignal(envelope)
+      if ('rejected' in signal) continue
+      if (signal.at >= from && signal.at < to) hourly.add(signal, ['5m', '1h'])
+      if (signal.at >= daysFrom && signal.at < daysTo) daily.add(signal, ['1d'])
+    }
+    const hourRows = hourly.rows()
+    const dayRows = daily.rows()
+    await this.o.store.transaction(async (store) => {
+      await store.replaceCounts(['5m', '1h'], from, to, hourRows)
+      if (days.length > 0) await store.replaceCounts(['1d'], daysFrom, daysTo, dayRows)
+    })
+    // Batch totals are never below streaming's (the archive holds every counted event), so raising suffices.
+    await this.windows.raise(hourRows.filter((r) => this.windows.isCached(r)))
+    this.o.log.info(
+      { from: iso(from), to: iso(to), days: days.length, events: seen.size, duplicates },
+      'trends rollup done',
+    )
+    return {
+      from: iso(from),
+      to: iso(to),
+      days: days.map((d) => iso(d).slice(0, 10)),
+      events: seen.size,
+      duplicates,
+      rows: hourRows.length + dayRows.length,
+    }
+  }
+
+  /** Counters of buckets [from, to) at every grain, in key order: what the two paths are compared on. */
+  counters(from: number, to: number): Promise<CountRow[]> {
+    return this.o.store.countsBetween(['5m', '1h', '1d'], from, to)
+  }
+
+  /** Forgets event ids too old to be counted again and counters past their retention. */
+  async prune(): Promise<void> {
+    const now = this.o.now()
+    await this.o.store.pruneSeen(bucketStart(now - this.o.graceMs, '1h') - HOUR)
+    await this.o.store.pruneCounts('5m', bucketStart(now - 2 * DAY, '1h'))
+    await this.o.store.pruneCounts('1h', bucketStart(now - 60 * DAY, '1d'))
+  }
+
+  private async weekTotals(
+    region: string,
+    kinds: readonly SubjectKind[],
+    monday: number,
+  ): Promise<WeekTotals[]> {
+    const sums = await this.o.store.sums('1d', region, kinds, monday, monday + WEEK)
+    const facts = await this.o.facts.lookup(sums.map((s) => s.subjectId))
+    return sums
+      .filter((s) => facts.has(s.subjectId))
+      .map((s) => ({
+        kind: s.kind,
+        id: s.subjectId,
+        plays: s.plays,
+        watchedMs: s.watchedMs,
+        views: views(s.watchedMs, facts.get(s.subjectId)?.runtimeMs),
+      }))
+      .sort(
+        (a, b) =>
+          b.views - a.views ||
+          b.watchedMs - a.watchedMs ||
+          b.plays - a.plays ||
+          (a.id < b.id ? -1 : a.id > b.id ? 1 : 0),
+      )
+      .slice(0, CANDIDATES)
+  }
+
+  /** The cached answer at key, else computed once per process (concurrent callers share it) and cached briefly. */
+  private async shared<T>(key: string, compute: () => Promise<T>): Promise<T> {
+    const hit = this.o.answerTtlMs > 0 ? await this.o.cache.get(key) : undefined
+    if (hit !== undefined) {
+      try {
+        return JSON.parse(hit) as T
+      } catch {
+        // A corrupt entry is recomputed below.
+      }
+    }
+    const running = this.computing.get(key)
+    if (running) return running as Promise<T>
+    const work = (async () => {
+      const value = await compute()
+      if (this.o.answerTtlMs > 0) await this.o.cache.set(key, JSON.stringify(value), this.o.answerTtlMs)
+      return value
+    })().finally(() => this.computing.delete(key))
+    this.computing.set(key, work)
+    return work
+  }
+}
+
+function ranksOf(ids: readonly string[]): Map<string, number> {
+  return new Map(ids.map((id, i) => [id, i + 1]))
+}
+
+function rankedTitle(
+  kind: SubjectKind,
+  id: string,
+  rank: number,
+  plays: number,
+  watchedMs: number,
+  fact: TitleFact | undefined,
+  previousRanks: Map<string, number>,
+): RankedTitle {
+  const previousRank = previousRanks.get(id) ?? null
+  return {
+    rank,
+    titleId: id,
+    type: kind,
+    plays,
+    hoursViewed: hours(watchedMs),
+    views: oneDecimal(views(watchedMs, fact?.runtimeMs)),
+    previousRank,
+    rankChange: previousRank === null ? null : previousRank - rank,
+  }
+}

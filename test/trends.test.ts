@@ -1,0 +1,487 @@
+import path from 'node:path'
+import { setTimeout as sleep } from 'node:timers/promises'
+import { sql } from 'kysely'
+import { connect } from 'nats'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { createReel, type Reel } from '../src/platform/app.js'
+import type { EventEnvelope, PublishInput } from '../src/platform/bus/bus.js'
+import { createDb } from '../src/platform/db/db.js'
+import { createLogger } from '../src/platform/log.js'
+import {
+  PLAYBACK_HEARTBEAT,
+  PLAYBACK_STARTED,
+  PLAYBACK_STOPPED,
+  type PlaybackEventBase,
+} from '../src/services/playback/events.js'
+import { partitionOf } from '../src/services/trends/archive.js'
+import type { CountRow } from '../src/services/trends/rules.js'
+import { engines, hasNats, hasPostgres, uniqueName } from './engines.js'
+import { startReel, type TestReel } from './harness.js'
+
+const MINUTE = 60_000
+const HOUR = 60 * MINUTE
+const DAY = 24 * HOUR
+/** A Monday, 00:00 UTC. */
+const MONDAY = Date.parse('2026-11-16T00:00:00Z')
+const GRACE_MS = HOUR
+
+interface Title {
+  titleId: string
+  titleType: 'movie' | 'episode'
+  seriesId: string | null
+  seasonId: string | null
+  durationMs: number
+}
+
+const movie = (id: string): Title => ({
+  titleId: id,
+  titleType: 'movie',
+  seriesId: null,
+  seasonId: null,
+  durationMs: 100 * MINUTE,
+})
+const episode = (series: string, season: number, n: number): Title => ({
+  titleId: `${series}-s${season}e${n}`,
+  titleType: 'episode',
+  seriesId: series,
+  seasonId: `${series}-s${season}`,
+  durationMs: 40 * MINUTE,
+})
+
+type Kind = 'started' | 'heartbeat' | 'stopped'
+const TYPES: Record<Kind, string> = {
+  started: PLAYBACK_STARTED,
+  heartbeat: PLAYBACK_HEARTBEAT,
+  stopped: PLAYBACK_STOPPED,
+}
+
+let eventSeq = 0
+/** A playback event of the published contract (src/services/playback/events.ts). */
+function play(
+  kind: Kind,
+  title: Title,
+  at: number,
+  region: string,
+  watchedMs = 0,
+  profile = `profile-${eventSeq % 97}`,
+): PublishInput {
+  const base: PlaybackEventBase = {
+    sessionId: `session-${profile}`,
+    accountId: `account-${profile}`,
+    profileId: profile,
+    ...title,
+    region,
+    positionMs: 0,
+    durationMs: title.durationMs,
+    at: new Date(at).toISOString(),
+  }
+  const data =
+    kind === 'started'
+      ? { ...base, resumeAtMs: 0, maxHeight: 1080, device: 'test' }
+      : kind === 'heartbeat'
+        ? { ...base, state: 'playing', watchedMs }
+        : { ...base, watchedMs, completed: false }
+  return { id: `ev-${process.pid}-${eventSeq++}`, type: TYPES[kind], key: profile, data }
+}
+
+/** A small deterministic random source, so a failing run can be replayed. */
+function random(seed: number): () => number {
+  let a = seed
+  return () => {
+    a = (a + 0x6d2b79f5) | 0
+    let t = Math.imul(a ^ (a >>> 15), 1 | a)
+    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
+  }
+}
+
+const trendsOf = (reel: Reel) => reel.use('trends')
+const processed = (reel: Reel) => {
+  const r = trendsOf(reel).aggregator.report
+  return r.counted + r.duplicates + r.outOfGrace + r.rejected
+}
+
+async function until(
+  check: () => boolean | Promise<boolean>,
+  what: string,
+  timeoutMs = 30_000,
+): Promise<void> {
+  const deadline = Date.now() + timeoutMs
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
+    await sleep(10)
+  }
+}
+
+/** Plays and watched time per (grain, region, kind, subject), summed over buckets: the invariants a test can state. */
+function totals(rows: readonly CountRow[], grain: string): Map<string, { plays: number; watchedMs: number }> {
+  const out = new Map<string, { plays: number; watchedMs: number }>()
+  for (const r of rows) {
+    if (r.grain !== grain) continue
+    const key = `${r.region}|${r.kind}|${r.subjectId}`
+    const t = out.get(key) ?? { plays: 0, watchedMs: 0 }
+    t.plays += r.plays
+    t.watchedMs += r.watchedMs
+    out.set(key, t)
+  }
+  return out
+}
+
+/** What the events should add up to, computed the plain way: distinct ids, a movie as itself, an episode as its series and season. */
+function expectedTotals(events: readonly PublishInput[]): Map<string, { plays: number; watchedMs: number }> {
+  const out = new Map<string, { plays: number; watchedMs: number }>()
+  const seen = new Set<string>()
+  for (const e of events) {
+    if (!e.id || seen.has(e.id)) continue
+    seen.add(e.id)
+    const d = e.data as PlaybackEventBase & { watchedMs?: number }
+    const subjects =
+      d.titleType === 'movie'
+        ? [['movie', d.titleId]]
+        : [
+            ['series', d.seriesId],
+            ['season', d.seasonId],
+          ]
+    for (const region of [d.region, 'world'])
+      for (const [kind, id] of subjects) {
+        const key = `${region}|${kind}|${id}`
+        const t = out.get(key) ?? { plays: 0, watchedMs: 0 }
+        if (e.type === PLAYBACK_STARTED) t.plays++
+        else t.watchedMs += d.watchedMs ?? 0
+        out.set(key, t)
+      }
+  }
+  return out
+}
+
+const kinds: ('sqlite' | 'postgres')[] = hasPostgres() ? ['sqlite', 'postgres'] : ['sqlite']
+
+describe.each(kinds)('trends on %s', (kind) => {
+  let t: TestReel
+
+  beforeAll(async () => {
+    t = await startReel(kind, {
+      REEL_TRENDS_GRACE_S: String(GRACE_MS / 1000),
+      REEL_TRENDS_ANSWER_TTL_MS: '0',
+    })
+  })
+  afterAll(() => t.stop())
+
+  const publish = (events: readonly PublishInput[]) =>
+    Promise.all(events.map((e) => t.reel.ports.bus.publish(e)))
+
+  async function streamed(events: readonly PublishInput[], extra = 0): Promise<void> {
+    const before = processed(t.reel)
+    await publish(events)
+    await until(() => processed(t.reel) >= before + events.length + extra, 'the trends consumer')
+  }
+
+  it('streaming equals batch on thousands of events over days and regions, with repeats and late events', async () => {
+    const rnd = random(42)
+    const titles = [
+      ...['m1', 'm2', 'm3', 'm4', 'm5', 'm6'].map((m) => movie(`${kind}-${m}`)),
+      ...['a', 'b', 'c'].flatMap((s) =>
+        [1, 2].flatMap((season) => [1, 2, 3].map((n) => episode(`${kind}-${s}`, season, n))),
+      ),
+    ]
+    const regions = ['US', 'DE', 'BR', 'JP', 'us']
+    const pick = <T>(items: readonly T[]): T => items[Math.floor(rnd() * items.length)] as T
+    const all: PublishInput[] = []
+    const STEP = 30 * MINUTE
+    let redelivered = 0
+    for (let stepEnd = MONDAY + STEP; stepEnd <= MONDAY + 3 * DAY; stepEnd += STEP) {
+      t.clock.now = stepEnd
+      const batch: PublishInput[] = []
+      for (let i = 0; i < 35; i++) {
+        // One in ten arrives 30 to 55 minutes after its time: within the grace, so it counts in its own bucket.
+        const late = rnd() < 0.1
+        const at = late
+          ? stepEnd - STEP - Math.floor(rnd() * 25 * MINUTE)
+          : stepEnd - Math.floor(rnd() * STEP) - 1
+        if (at < MONDAY) continue
+        const k: Kind = pick(['started', 'started', 'heartbeat', 'heartbeat', 'stopped'])
+        batch.push(
+          play(k, pick(titles), at, pick(regions), k === 'started' ? 0 : Math.floor(rnd() * 10 * MINUTE)),
+        )
+      }
+      const envelopes = await publish(batch)
+      // A repeated publish of the same id (the bus drops it) and a redelivery straight to the handler.
+      const again = batch.filter(() => rnd() < 0.05)
+      await publish(again)
+      const redeliveries = envelopes.filter(() => rnd() < 0.05)
+      await Promise.all(redeliveries.map((e) => trendsOf(t.reel).handle(e)))
+      redelivered += redeliveries.length
+      all.push(...batch)
+      await until(() => processed(t.reel) >= all.length + redelivered, 'the trends consumer')
+    }
+    expect(all.length).toBeGreaterThan(4000)
+    const report = trendsOf(t.reel).aggregator.report
+    expect(report).toMatchObject({ counted: all.length, duplicates: redelivered, outOfGrace: 0, rejected: 0 })
+
+    const streaming = await trendsOf(t.reel).counters(MONDAY, MONDAY + 3 * DAY)
+    const expected = expectedTotals(
+      all.map((e) => ({
+        ...e,
+        data: { ...(e.data as object), region: (e.data as { region: string }).region.toUpperCase() },
+      })),
+    )
+    for (const grain of ['5m', '1h', '1d']) expect(totals(streaming, grain)).toEqual(expected)
+
+    t.clock.now = MONDAY + 3 * DAY + GRACE_MS + HOUR
+    const first = await trendsOf(t.reel).rollup(MONDAY, MONDAY + 3 * DAY)
+    expect(first).toMatchObject({ events: all.length, days: ['2026-11-16', '2026-11-17', '2026-11-18'] })
+    const batch = await trendsOf(t.reel).counters(MONDAY, MONDAY + 3 * DAY)
+    expect(batch).toEqual(streaming)
+
+    const second = await trendsOf(t.reel).rollup(MONDAY, MONDAY + 3 * DAY)
+    expect(second).toEqual(first)
+    expect(await trendsOf(t.reel).counters(MONDAY, MONDAY + 3 * DAY)).toEqual(streaming)
+  })
+
+  it('lands an event at hh:59:59.999 and one at the next hh:00 in their own buckets at every grain', async () => {
+    const day = MONDAY + 7 * DAY
+    const title = movie(`${kind}-edge`)
+    t.clock.now = day + 23 * HOUR + 30 * MINUTE
+    await streamed([
+      play('started', title, day + 23 * HOUR - 1, 'FR'),
+      play('started', title, day + 23 * HOUR, 'FR'),
+    ])
+    t.clock.now = day + DAY - 1
+    await streamed([play('started', title, day + DAY - 1, 'FR')])
+    t.clock.now = day + DAY + 2 * MINUTE
+    await streamed([play('started', title, day + DAY, 'FR')])
+    const rows = (await trendsOf(t.reel).counters(day, day + 2 * DAY)).filter(
+      (r) => r.region === 'FR' && r.subjectId === title.titleId,
+    )
+    const at = (grain: string) =>
+      rows.filter((r) => r.grain === grain).map((r) => [new Date(r.bucket).toISOString(), r.plays])
+    expect(at('5m')).toEqual([
+      ['2026-11-23T22:55:00.000Z', 1],
+      ['2026-11-23T23:00:00.000Z', 1],
+      ['2026-11-23T23:55:00.000Z', 1],
+      ['2026-11-24T00:00:00.000Z', 1],
+    ])
+    expect(at('1h')).toEqual([
+      ['2026-11-23T22:00:00.000Z', 1],
+      ['2026-11-23T23:00:00.000Z', 2],
+      ['2026-11-24T00:00:00.000Z', 1],
+    ])
+    expect(at('1d')).toEqual([
+      ['2026-11-23T00:00:00.000Z', 3],
+      ['2026-11-24T00:00:00.000Z', 1],
+    ])
+  })
+
+  it('counts a repeated event once, whether the bus or the handler sees it twice', async () => {
+    t.clock.now = MONDAY + 9 * DAY
+    const title = movie(`${kind}-dup`)
+    const event = play('started', title, t.clock.now - MINUTE, 'IT')
+    const [envelope] = await publish([event])
+    if (!envelope) throw new Error('not published')
+    await until(async () => {
+      const rows = await trendsOf(t.reel).counters(MONDAY + 9 * DAY - HOUR, MONDAY + 9 * DAY)
+      return rows.some((r) => r.subjectId === title.titleId)
+    }, 'the count')
+    const report = await trendsOf(t.reel).ingest([envelope, envelope, { ...envelope }])
+    expect(report).toEqual({ counted: 0, duplicates: 3, outOfGrace: 0, rejected: 0 })
+    const rows = await trendsOf(t.reel).counters(MONDAY + 9 * DAY - DAY, MONDAY + 9 * DAY)
+    expect(
+      rows.filter((r) => r.subjectId === title.titleId).map((r) => [r.grain, r.region, r.plays]),
+    ).toEqual([
+      ['1d', 'IT', 1],
+      ['1d', 'world', 1],
+      ['1h', 'IT', 1],
+      ['1h', 'world', 1],
+      ['5m', 'IT', 1],
+      ['5m', 'world', 1],
+    ])
+  })
+
+  it('archives an event later than the grace without counting it; the next rollup counts it', async () => {
+    const now = MONDAY + 10 * DAY + 12 * HOUR
+    t.clock.now = now
+    const title = movie(`${kind}-late`)
+    const lateAt = now - GRACE_MS - 5 * MINUTE
+    const report = await trendsOf(t.reel).ingest([
+      {
+        id: `late-${kind}`,
+        type: PLAYBACK_STARTED,
+        key: 'p',
+        time: new Date(now).toISOString(),
+        data: play('started', title, lateAt, 'ES').data,
+      },
+    ])
+    expect(report).toEqual({ counted: 0, duplicates: 0, outOfGrace: 1, rejected: 0 })
+    const parts = await t.reel.ports.blobs.list(partitionOf(lateAt))
+    expect(parts.length).toBeGreaterThan(0)
+    expect(parts.every((p) => p.key.endsWith('.ndjson'))).toBe(true)
+    const hour = Math.floor(lateAt / HOUR) * HOUR
+    const counted = async () =>
+      (await trendsOf(t.reel).counters(hour, hour + HOUR)).filter((r) => r.subjectId === title.titleId)
+    expect(await counted()).toEqual([])
+
+    await expect(trendsOf(t.reel).rollup(hour, now)).rejects.toMatchObject({
+      status: 409,
+      code: 'range_still_open',
+    })
+    await trendsOf(t.reel).rollup(hour, hour + HOUR)
+    expect((await counted()).map((r) => [r.grain, r.region, r.plays])).toEqual([
+      ['1h', 'ES', 1],
+      ['1h', 'world', 1],
+      ['5m', 'ES', 1],
+      ['5m', 'world', 1],
+    ])
+  })
+
+  it('rejects events that are not usable playback events, without failing the rest', async () => {
+    t.clock.now = MONDAY + 11 * DAY
+    const good = play('started', movie(`${kind}-ok`), t.clock.now - MINUTE, 'PT')
+    const envelope = (id: string, data: unknown): EventEnvelope => ({
+      id,
+      type: PLAYBACK_STARTED,
+      key: 'k',
+      time: new Date().toISOString(),
+      data,
+    })
+    const report = await trendsOf(t.reel).ingest([
+      envelope(`bad1-${kind}`, null),
+      envelope(`bad2-${kind}`, { ...(good.data as object), at: 'yesterday' }),
+      envelope(`bad3-${kind}`, { ...(good.data as object), titleType: 'episode' }),
+      envelope(`bad4-${kind}`, { ...(good.data as object), titleType: 'trailer' }),
+      { ...envelope(`bad5-${kind}`, { ...(good.data as object), watchedMs: -5 }), type: PLAYBACK_HEARTBEAT },
+      envelope(`good-${kind}`, good.data),
+    ])
+    expect(report).toEqual({ counted: 1, duplicates: 0, outOfGrace: 0, rejected: 5 })
+  })
+})
+
+describe.each(kinds)('a trends consumer restarted mid-stream on %s', (kind) => {
+  let t: TestReel
+  let second: Reel | undefined
+
+  beforeAll(async () => {
+    t = await startReel(kind, {
+      REEL_TRENDS_GRACE_S: String(GRACE_MS / 1000),
+      REEL_TRENDS_ANSWER_TTL_MS: '0',
+    })
+  })
+  afterAll(async () => {
+    await second?.stop()
+    await t.stop()
+  })
+
+  it('loses nothing and counts nothing twice, even when the bus redelivers everything', async () => {
+    const now = MONDAY + 2 * HOUR
+    t.clock.now = now
+    const titles = [movie(`${kind}-r1`), movie(`${kind}-r2`), episode(`${kind}-rs`, 1, 1)]
+    const events = Array.from({ length: 3000 }, (_, i) =>
+      play(
+        i % 3 === 0 ? 'started' : 'heartbeat',
+        titles[i % 3] as Title,
+        now - (i % 50) * MINUTE,
+        ['US', 'CA'][i % 2] ?? 'US',
+        1000,
+        `p${i % 400}`,
+      ),
+    )
+    const bus = t.reel.ports.bus
+    await Promise.all(events.slice(0, 1500).map((e) => bus.publish(e)))
+    await until(() => processed(t.reel) >= 300, 'some events counted')
+    await t.reel.stop()
+    const first = trendsOf(t.reel).aggregator.report
+    expect(first.counted).toBeLessThanOrEqual(1500)
+
+    // As if the process had crashed before its acks were stored: the bus will deliver everything again.
+    const db = openDb(t)
+    await sql`update platform_bus_consumers set cursor_seq = 0, delivered_seq = 0 where name = 'trends'`.execute(
+      db.kysely,
+    )
+    await db.close()
+    second = await createReel({
+      config: t.reel.config,
+      log: createLogger('silent'),
+      clock: () => t.clock.now,
+    })
+    await second.start()
+    await Promise.all(events.slice(1500).map((e) => second?.ports.bus.publish(e)))
+    const reel = second
+    await until(() => processed(reel) >= 3000, 'every event after the restart')
+    const report = trendsOf(reel).aggregator.report
+    expect(report.counted + first.counted).toBe(3000)
+    expect(report.duplicates).toBeGreaterThanOrEqual(first.counted)
+    const rows = await trendsOf(reel).counters(now - DAY, now + DAY)
+    for (const grain of ['5m', '1h', '1d']) expect(totals(rows, grain)).toEqual(expectedTotals(events))
+  })
+})
+
+/** A connection of its own to a reel's database. */
+function openDb(t: TestReel) {
+  const c = t.reel.config
+  return createDb({
+    databaseUrl: c.databaseUrl,
+    schema: c.databaseSchema,
+    sqliteFile: path.join(c.dataDir, 'reel.db'),
+  })
+}
+
+describe.skipIf(!hasNats())('a trends consumer on JetStream', () => {
+  const prefix = uniqueName('trends')
+  let t: TestReel
+  let second: Reel | undefined
+
+  beforeAll(async () => {
+    t = await startReel('sqlite', {
+      REEL_NATS_URL: engines.natsUrl ?? '',
+      REEL_NATS_PREFIX: prefix,
+      REEL_TRENDS_GRACE_S: String(GRACE_MS / 1000),
+      REEL_TRENDS_ANSWER_TTL_MS: '0',
+    })
+  })
+  afterAll(async () => {
+    await second?.stop()
+    await t.stop()
+    const nc = await connect({ servers: engines.natsUrl })
+    const jsm = await nc.jetstreamManager()
+    for (const stream of ['EVENTS', 'WORK', 'DLQ'])
+      await jsm.streams.delete(`${prefix.toUpperCase()}_${stream}`).catch(() => {})
+    await nc.close()
+  })
+
+  it('restarted mid-stream with every message redelivered, counts each event once', async () => {
+    const now = MONDAY + 5 * HOUR
+    t.clock.now = now
+    const titles = [movie('js-1'), episode('js-s', 2, 3)]
+    const events = Array.from({ length: 2000 }, (_, i) =>
+      play(
+        i % 4 === 0 ? 'started' : 'stopped',
+        titles[i % 2] as Title,
+        now - (i % 40) * MINUTE,
+        'NL',
+        500,
+        `q${i % 300}`,
+      ),
+    )
+    await Promise.all(events.slice(0, 1000).map((e) => t.reel.ports.bus.publish(e)))
+    await until(() => processed(t.reel) >= 200, 'some events counted')
+    await t.reel.stop()
+    const first = trendsOf(t.reel).aggregator.report
+
+    // The durable consumer forgets its acks: a new one of the same name starts from the first message.
+    const nc = await connect({ servers: engines.natsUrl })
+    await (await nc.jetstreamManager()).consumers.delete(`${prefix.toUpperCase()}_EVENTS`, 'trends')
+    await nc.close()
+
+    second = await createReel({
+      config: t.reel.config,
+      log: createLogger('silent'),
+      clock: () => t.clock.now,
+    })
+    await second.start()
+    const reel = second
+    await Promise.all(events.slice(1000).map((e) => reel.ports.bus.publish(e)))
+    await until(() => processed(reel) >= 2000, 'every event after the restart')
+    expect(trendsOf(reel).aggregator.report.counted + first.counted).toBe(2000)
+    const rows = await trendsOf(reel).counters(now - DAY, now + DAY)
+    for (const grain of ['5m', '1h', '1d']) expect(totals(rows, grain)).toEqual(expectedTotals(events))
+  })
+})
