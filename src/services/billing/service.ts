@@ -137,7 +137,7 @@ export class BillingService {
 
   private async planOrThrow(planId: string): Promise<PlanRow> {
     const plan = await this.store.plan(planId)
-    if (!plan || plan.offered !== 1) {
+    if (plan?.offered !== 1) {
       const offered = (await this.store.plans()).map((p) => p.id).join(', ')
       throw badRequest('unknown_plan', `There is no plan "${planId}"; plans on offer: ${offered}`)
     }
