@@ -8,6 +8,7 @@ import { inspectTool, resolveTool } from '../platform/ffmpeg.js'
 import { createLogger } from '../platform/log.js'
 import { isServiceName, SERVICE_NAMES, type ServiceName } from '../platform/modules.js'
 import { CliError, callApi, forgetCredentials, saveCredentials, serverUrl } from './client.js'
+import { registerMediaCommands } from './media.js'
 import { registerTrendsCommands } from './trends.js'
 
 const config = (): Config => loadConfig(process.env)
@@ -217,6 +218,7 @@ export function program(): Command {
       console.log('logged out')
     })
 
+  registerMediaCommands(cli)
   registerTrendsCommands(cli)
   return cli
 }

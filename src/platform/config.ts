@@ -258,8 +258,8 @@ export const variables = {
   mediaPreset: variable(
     'REEL_MEDIA_PRESET',
     'veryfast',
-    oneOf('ultrafast', 'superfast', 'veryfast', 'faster', 'fast', 'medium', 'slow', 'slower', 'veryslow'),
-    'x264 preset of every encode: slower presets make smaller files for more CPU.',
+    oneOf('superfast', 'veryfast', 'faster', 'fast', 'medium', 'slow', 'slower', 'veryslow'),
+    'x264 preset of every encode (H.264 High, so not ultrafast): slower presets make smaller files for more CPU.',
   ),
   jwtSecret: variable(
     'REEL_JWT_SECRET',

@@ -200,6 +200,10 @@ export async function packageHls(
       '0',
       '-c',
       'copy',
+      // Keep B-frame delay in the init segment's edit list (media_time), so the first frame is
+      // presented at 0, in step with the audio; the default shift would start the video late.
+      '-avoid_negative_ts',
+      'disabled',
       '-f',
       'hls',
       '-hls_time',

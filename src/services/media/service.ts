@@ -615,6 +615,13 @@ export class MediaService {
       await store.replaceIndex(titleId, audioRow ? [...renditions, audioRow] : renditions, parts)
       await this.forgetIndex(titleId, [...plan.renditions.map((r) => r.name), AUDIO])
       const durationMs = Math.round(videoDurationUs / 1000)
+      // Done before the title shows as available, so whoever sees it available sees every task done.
+      await store.updateTask(titleId, taskKey.package, {
+        state: 'done',
+        progress_permille: 1000,
+        finished_at: now(),
+        updated_at: now(),
+      })
       const moved = await store.updateJob(
         titleId,
         { stage: 'available', finished_at: now(), updated_at: now() },
