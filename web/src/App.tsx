@@ -1,6 +1,7 @@
 import type { ReactNode } from 'react'
 import { Link, Redirect, Route, Switch, useLocation } from 'wouter'
 import { AccountPage } from './pages/Account'
+import { AdminPage } from './pages/Admin'
 import { LoginPage, SignUpPage } from './pages/Auth'
 import { HomePage } from './pages/Home'
 import { ManageProfilesPage, WhoIsWatchingPage } from './pages/Profiles'
@@ -18,6 +19,7 @@ function Shell({ children }: { children: ReactNode }) {
           <nav>
             <Link href="/">Home</Link>
             <Link href="/account">Account</Link>
+            {session.overview?.account.role === 'admin' && <Link href="/admin">Admin</Link>}
             {session.profile && (
               <Link href="/profiles" className="who" aria-label="Switch profile">
                 <span className={`avatar ${session.profile.avatar}`} aria-hidden="true">
@@ -62,6 +64,11 @@ export function App() {
           <Route path="/profiles/manage">
             <Member needsProfile={false}>
               <ManageProfilesPage />
+            </Member>
+          </Route>
+          <Route path="/admin">
+            <Member needsProfile={false}>
+              <AdminPage />
             </Member>
           </Route>
           <Route path="/account">

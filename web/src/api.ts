@@ -20,6 +20,8 @@ let accessToken: string | undefined
 let refreshing: Promise<boolean> | undefined
 
 export const signedIn = () => accessToken !== undefined
+/** For clients that make their own requests (tus uploads, players). */
+export const currentAccessToken = () => accessToken
 export function setAccessToken(token: string | undefined) {
   accessToken = token
 }
