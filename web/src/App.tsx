@@ -5,6 +5,7 @@ import { AdminPage } from './pages/Admin'
 import { LoginPage, SignUpPage } from './pages/Auth'
 import { HomePage } from './pages/Home'
 import { ManageProfilesPage, WhoIsWatchingPage } from './pages/Profiles'
+import { SearchPage } from './pages/Search'
 import { SessionProvider, useSession } from './session'
 
 function Shell({ children }: { children: ReactNode }) {
@@ -18,6 +19,7 @@ function Shell({ children }: { children: ReactNode }) {
         {session.status === 'signed-in' && (
           <nav>
             <Link href="/">Home</Link>
+            <Link href="/search">Search</Link>
             <Link href="/account">Account</Link>
             {session.overview?.account.role === 'admin' && <Link href="/admin">Admin</Link>}
             {session.profile && (
@@ -64,6 +66,11 @@ export function App() {
           <Route path="/profiles/manage">
             <Member needsProfile={false}>
               <ManageProfilesPage />
+            </Member>
+          </Route>
+          <Route path="/search">
+            <Member>
+              <SearchPage />
             </Member>
           </Route>
           <Route path="/admin">
