@@ -96,7 +96,8 @@ export function SearchPage() {
             {result.total} result{result.total === 1 ? '' : 's'} · {result.tookMs} ms
           </p>
           {result.facets.genre && Object.keys(result.facets.genre).length > 0 && (
-            <div className="facets" role="group" aria-label="Genres">
+            <fieldset className="facets">
+              <legend className="muted">Genres</legend>
               {Object.entries(result.facets.genre).map(([name, count]) => (
                 <button
                   key={name}
@@ -108,7 +109,7 @@ export function SearchPage() {
                   {name} <span className="muted">{count}</span>
                 </button>
               ))}
-            </div>
+            </fieldset>
           )}
           {result.hits.length === 0 ? (
             <p className="hero">Nothing found for “{q}”. Try another title, a person or a genre.</p>
