@@ -6,6 +6,7 @@ import { LoginPage, SignUpPage } from './pages/Auth'
 import { HomePage } from './pages/Home'
 import { ManageProfilesPage, WhoIsWatchingPage } from './pages/Profiles'
 import { SearchPage } from './pages/Search'
+import { WatchPage } from './pages/Watch'
 import { SessionProvider, useSession } from './session'
 
 function Shell({ children }: { children: ReactNode }) {
@@ -66,6 +67,11 @@ export function App() {
           <Route path="/profiles/manage">
             <Member needsProfile={false}>
               <ManageProfilesPage />
+            </Member>
+          </Route>
+          <Route path="/watch/:id">
+            <Member>
+              <WatchPage />
             </Member>
           </Route>
           <Route path="/search">

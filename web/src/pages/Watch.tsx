@@ -1,0 +1,221 @@
+import Hls, { type Level } from 'hls.js'
+import { useCallback, useEffect, useRef, useState } from 'react'
+import { Link, useParams } from 'wouter'
+import { ApiError, api, currentAccessToken } from '../api'
+import { useSession } from '../session'
+
+interface PlaybackStart {
+  sessionId: string
+  manifestUrl: string
+  fallbackUrls: string[]
+  resumeAtMs: number
+  maxHeight: number
+  heartbeatIntervalMs: number
+  nextTitleId?: string | null
+}
+
+const clock = (ms: number) => {
+  const s = Math.floor(ms / 1000)
+  const h = Math.floor(s / 3600)
+  const mm = String(Math.floor((s % 3600) / 60)).padStart(h ? 2 : 1, '0')
+  const ss = String(s % 60).padStart(2, '0')
+  return h ? `${h}:${mm}:${ss}` : `${mm}:${ss}`
+}
+
+/**
+ * Reports position and state while playing: over a WebSocket when it opens, else by HTTP, every
+ * heartbeatIntervalMs and on pause/seek; a final stop when the page is left.
+ */
+function useHeartbeats(video: HTMLVideoElement | null, start: PlaybackStart | undefined) {
+  useEffect(() => {
+    if (!video || !start) return
+    const base = `/api/v1/playback/${start.sessionId}`
+    let socket: WebSocket | undefined
+    try {
+      const url = new URL(`${base}/ws`, location.href)
+      url.protocol = url.protocol === 'https:' ? 'wss:' : 'ws:'
+      url.searchParams.set('access_token', currentAccessToken() ?? '')
+      socket = new WebSocket(url)
+      socket.onerror = () => {
+        socket = undefined
+      }
+    } catch {
+      socket = undefined
+    }
+    let rebuffers = 0
+    const onWaiting = () => {
+      rebuffers++
+    }
+    video.addEventListener('waiting', onWaiting)
+    const beat = () => {
+      const state = video.seeking
+        ? 'seeking'
+        : video.paused
+          ? 'paused'
+          : video.readyState < 3
+            ? 'buffering'
+            : 'playing'
+      const body = { positionMs: Math.round(video.currentTime * 1000), state, rebuffers }
+      if (socket?.readyState === WebSocket.OPEN) socket.send(JSON.stringify(body))
+      else api('POST', `${base}/heartbeat`, body).catch(() => undefined)
+    }
+    const timer = setInterval(beat, start.heartbeatIntervalMs)
+    video.addEventListener('pause', beat)
+    video.addEventListener('seeked', beat)
+    const stop = () => {
+      const positionMs = Math.round(video.currentTime * 1000)
+      fetch(base, {
+        method: 'DELETE',
+        keepalive: true,
+        headers: {
+          authorization: `Bearer ${currentAccessToken() ?? ''}`,
+          'content-type': 'application/json',
+        },
+        body: JSON.stringify({ positionMs }),
+      }).catch(() => undefined)
+    }
+    window.addEventListener('pagehide', stop)
+    return () => {
+      clearInterval(timer)
+      video.removeEventListener('pause', beat)
+      video.removeEventListener('seeked', beat)
+      video.removeEventListener('waiting', onWaiting)
+      window.removeEventListener('pagehide', stop)
+      socket?.close()
+      stop()
+    }
+  }, [video, start])
+}
+
+export function WatchPage() {
+  const { id } = useParams<{ id: string }>()
+  const session = useSession()
+  const videoRef = useRef<HTMLVideoElement>(null)
+  const [start, setStart] = useState<PlaybackStart>()
+  const [choice, setChoice] = useState<'resume' | 'over'>()
+  const [levels, setLevels] = useState<Level[]>([])
+  const [level, setLevel] = useState(-1)
+  const [error, setError] = useState<{ message: string; devices?: string[] }>()
+  const hlsRef = useRef<Hls>(null)
+
+  useEffect(() => {
+    if (!session.profile || !id) return
+    api<PlaybackStart>('POST', '/api/v1/playback', { profileId: session.profile.id, titleId: id })
+      .then(setStart)
+      .catch((e) => {
+        if (e instanceof ApiError && e.code === 'stream_limit_reached') {
+          const devices = Array.isArray(e.details?.devices)
+            ? (e.details.devices as { device?: string }[]).map((d) => d.device ?? 'a device')
+            : []
+          setError({
+            message: 'Your plan’s screens are all in use. Stop watching on another device first.',
+            devices,
+          })
+        } else setError({ message: e instanceof ApiError ? e.message : 'This title cannot be played now' })
+      })
+  }, [id, session.profile])
+
+  const play = useCallback(
+    (fromMs: number) => {
+      const video = videoRef.current
+      if (!video || !start) return
+      const hls = new Hls({ startPosition: fromMs / 1000, capLevelToPlayerSize: false })
+      hlsRef.current = hls
+      hls.on(Hls.Events.MANIFEST_PARSED, (_e, data) => {
+        setLevels(data.levels)
+        video.play().catch(() => undefined)
+      })
+      hls.on(Hls.Events.ERROR, (_e, data) => {
+        if (data.fatal) setError({ message: `Playback failed (${data.details}); try again` })
+      })
+      hls.loadSource(start.manifestUrl)
+      hls.attachMedia(video)
+    },
+    [start],
+  )
+
+  useEffect(() => () => hlsRef.current?.destroy(), [])
+  useEffect(() => {
+    if (start && choice === undefined && start.resumeAtMs < 5000) setChoice('over')
+  }, [start, choice])
+  useEffect(() => {
+    if (start && choice) play(choice === 'resume' ? start.resumeAtMs : 0)
+  }, [start, choice, play])
+
+  useHeartbeats(choice ? videoRef.current : null, choice ? start : undefined)
+
+  useEffect(() => {
+    const onKey = (e: KeyboardEvent) => {
+      const video = videoRef.current
+      if (!video || (e.target instanceof HTMLElement && ['INPUT', 'SELECT'].includes(e.target.tagName)))
+        return
+      if (e.key === ' ') video.paused ? video.play() : video.pause()
+      else if (e.key === 'ArrowRight') video.currentTime += 10
+      else if (e.key === 'ArrowLeft') video.currentTime = Math.max(0, video.currentTime - 10)
+      else if (e.key === 'ArrowUp') video.volume = Math.min(1, video.volume + 0.1)
+      else if (e.key === 'ArrowDown') video.volume = Math.max(0, video.volume - 0.1)
+      else if (e.key === 'f')
+        document.fullscreenElement ? document.exitFullscreen() : video.requestFullscreen()
+      else if (e.key === 'm') video.muted = !video.muted
+      else return
+      e.preventDefault()
+    }
+    window.addEventListener('keydown', onKey)
+    return () => window.removeEventListener('keydown', onKey)
+  }, [])
+
+  if (error)
+    return (
+      <section className="card" role="alert">
+        <h1>Can’t play this now</h1>
+        <p>{error.message}</p>
+        {error.devices && error.devices.length > 0 && (
+          <ul className="list">
+            {error.devices.map((d, i) => (
+              // biome-ignore lint/suspicious/noArrayIndexKey: devices may share a name
+              <li key={i}>{d}</li>
+            ))}
+          </ul>
+        )}
+        <Link href="/">Back to home</Link>
+      </section>
+    )
+
+  return (
+    <section className="player">
+      {/* biome-ignore lint/a11y/useMediaCaption: titles carry no caption tracks yet */}
+      <video ref={videoRef} controls playsInline className="video" />
+      {start && choice === undefined && (
+        <div className="resume">
+          <button type="button" className="primary" onClick={() => setChoice('resume')}>
+            Resume from {clock(start.resumeAtMs)}
+          </button>
+          <button type="button" onClick={() => setChoice('over')}>
+            Start over
+          </button>
+        </div>
+      )}
+      {levels.length > 0 && (
+        <label className="inline quality">
+          Quality
+          <select
+            value={level}
+            onChange={(e) => {
+              const next = Number(e.target.value)
+              setLevel(next)
+              if (hlsRef.current) hlsRef.current.currentLevel = next
+            }}
+          >
+            <option value={-1}>Auto</option>
+            {levels.map((l, i) => (
+              <option key={l.url[0] ?? i} value={i}>
+                {l.height}p
+              </option>
+            ))}
+          </select>
+        </label>
+      )}
+      <p className="muted">Space play/pause · ←/→ 10 s · ↑/↓ volume · f full screen · m mute</p>
+    </section>
+  )
+}
