@@ -1,13 +1,15 @@
-import type { ReactNode } from 'react'
+import { lazy, type ReactNode, Suspense } from 'react'
 import { Link, Redirect, Route, Switch, useLocation } from 'wouter'
 import { AccountPage } from './pages/Account'
-import { AdminPage } from './pages/Admin'
 import { LoginPage, SignUpPage } from './pages/Auth'
 import { HomePage } from './pages/Home'
 import { ManageProfilesPage, WhoIsWatchingPage } from './pages/Profiles'
 import { SearchPage } from './pages/Search'
-import { WatchPage } from './pages/Watch'
 import { SessionProvider, useSession } from './session'
+
+// The player (hls.js) and the uploader (tus) are large: loaded only when those pages open.
+const WatchPage = lazy(() => import('./pages/Watch').then((m) => ({ default: m.WatchPage })))
+const AdminPage = lazy(() => import('./pages/Admin').then((m) => ({ default: m.AdminPage })))
 
 function Shell({ children }: { children: ReactNode }) {
   const session = useSession()
@@ -37,7 +39,9 @@ function Shell({ children }: { children: ReactNode }) {
           </nav>
         )}
       </header>
-      <main>{children}</main>
+      <main>
+        <Suspense fallback={<p className="muted center">Loading…</p>}>{children}</Suspense>
+      </main>
     </>
   )
 }
