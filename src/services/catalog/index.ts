@@ -1,7 +1,41 @@
 import type { ServiceModule } from '../../platform/modules.js'
+import { catalogMigrations } from './migrations.js'
+import { catalogRoutes } from './routes.js'
+import { CatalogService } from './service.js'
+import { CatalogStore } from './store.js'
 
-/** The catalog service: titles, series, seasons, episodes, people, genres and availability. Its routes, consumers and jobs arrive with its issue. */
+declare module '../../platform/modules.js' {
+  interface ServiceApis {
+    /**
+     * Titles, seasons, episodes, people, genres and availability. For the media pipeline:
+     * `upsertMedia` (create a minimal title, set a title's or episode's media status and duration);
+     * for trends: `setPopularity`.
+     */
+    catalog: CatalogService
+  }
+}
+
+const OUTBOX_RELAY_INTERVAL_MS = 5_000
+
+/** The catalog service: titles, series, seasons, episodes, people, genres and availability. */
 export const catalogModule: ServiceModule = {
   name: 'catalog',
-  register() {},
+  migrations: catalogMigrations,
+  api(ctx) {
+    return new CatalogService({
+      store: CatalogStore.of(ctx.db),
+      cache: ctx.cache,
+      bus: ctx.bus,
+      accounts: () => ctx.use('accounts'),
+      log: ctx.log.child({ service: 'catalog' }),
+      now: ctx.now,
+    })
+  },
+  register(ctx) {
+    const catalog = ctx.use('catalog')
+    catalogRoutes(ctx, catalog)
+    ctx.every('catalog-outbox-relay', OUTBOX_RELAY_INTERVAL_MS, async () => {
+      await catalog.relayOutbox()
+    })
+  },
 }
