@@ -218,6 +218,9 @@ describe.each(kinds)('trends on %s', (kind) => {
     const report = trendsOf(t.reel).aggregator.report
     expect(report).toMatchObject({ counted: all.length, duplicates: redelivered, outOfGrace: 0, rejected: 0 })
 
+    // Hourly and daily rollups are sealed from the 5-minute counters once the hour (day) is closed.
+    t.clock.now = MONDAY + 3 * DAY + GRACE_MS + HOUR
+    expect((await trendsOf(t.reel).seal()).hours).toBeGreaterThanOrEqual(72)
     const streaming = await trendsOf(t.reel).counters(MONDAY, MONDAY + 3 * DAY)
     const expected = expectedTotals(
       all.map((e) => ({
@@ -227,7 +230,6 @@ describe.each(kinds)('trends on %s', (kind) => {
     )
     for (const grain of ['5m', '1h', '1d']) expect(totals(streaming, grain)).toEqual(expected)
 
-    t.clock.now = MONDAY + 3 * DAY + GRACE_MS + HOUR
     const first = await trendsOf(t.reel).rollup(MONDAY, MONDAY + 3 * DAY)
     expect(first).toMatchObject({ events: all.length, days: ['2026-11-16', '2026-11-17', '2026-11-18'] })
     const batch = await trendsOf(t.reel).counters(MONDAY, MONDAY + 3 * DAY)
@@ -250,6 +252,8 @@ describe.each(kinds)('trends on %s', (kind) => {
     await streamed([play('started', title, day + DAY - 1, 'FR')])
     t.clock.now = day + DAY + 2 * MINUTE
     await streamed([play('started', title, day + DAY, 'FR')])
+    t.clock.now = day + 2 * DAY + GRACE_MS
+    await trendsOf(t.reel).seal()
     const rows = (await trendsOf(t.reel).counters(day, day + 2 * DAY)).filter(
       (r) => r.region === 'FR' && r.subjectId === title.titleId,
     )
@@ -273,18 +277,20 @@ describe.each(kinds)('trends on %s', (kind) => {
   })
 
   it('counts a repeated event once, whether the bus or the handler sees it twice', async () => {
-    t.clock.now = MONDAY + 9 * DAY
+    t.clock.now = MONDAY + 10 * DAY
     const title = movie(`${kind}-dup`)
     const event = play('started', title, t.clock.now - MINUTE, 'IT')
     const [envelope] = await publish([event])
     if (!envelope) throw new Error('not published')
     await until(async () => {
-      const rows = await trendsOf(t.reel).counters(MONDAY + 9 * DAY - HOUR, MONDAY + 9 * DAY)
+      const rows = await trendsOf(t.reel).counters(MONDAY + 10 * DAY - HOUR, MONDAY + 10 * DAY)
       return rows.some((r) => r.subjectId === title.titleId)
     }, 'the count')
     const report = await trendsOf(t.reel).ingest([envelope, envelope, { ...envelope }])
     expect(report).toEqual({ counted: 0, duplicates: 3, outOfGrace: 0, rejected: 0 })
-    const rows = await trendsOf(t.reel).counters(MONDAY + 9 * DAY - DAY, MONDAY + 9 * DAY)
+    t.clock.now = MONDAY + 11 * DAY
+    await trendsOf(t.reel).seal()
+    const rows = await trendsOf(t.reel).counters(MONDAY + 10 * DAY - DAY, MONDAY + 10 * DAY)
     expect(
       rows.filter((r) => r.subjectId === title.titleId).map((r) => [r.grain, r.region, r.plays]),
     ).toEqual([
@@ -298,7 +304,7 @@ describe.each(kinds)('trends on %s', (kind) => {
   })
 
   it('archives an event later than the grace without counting it; the next rollup counts it', async () => {
-    const now = MONDAY + 10 * DAY + 12 * HOUR
+    const now = MONDAY + 12 * DAY + 12 * HOUR
     t.clock.now = now
     const title = movie(`${kind}-late`)
     const lateAt = now - GRACE_MS - 5 * MINUTE
@@ -334,7 +340,7 @@ describe.each(kinds)('trends on %s', (kind) => {
   })
 
   it('rejects events that are not usable playback events, without failing the rest', async () => {
-    t.clock.now = MONDAY + 11 * DAY
+    t.clock.now = MONDAY + 13 * DAY
     const good = play('started', movie(`${kind}-ok`), t.clock.now - MINUTE, 'PT')
     const envelope = (id: string, data: unknown): EventEnvelope => ({
       id,
@@ -406,6 +412,8 @@ describe.each(kinds)('a trends consumer restarted mid-stream on %s', (kind) => {
     await Promise.all(events.slice(1500).map((e) => second?.ports.bus.publish(e)))
     const reel = second
     await until(() => processed(reel) >= 3000, 'every event after the restart')
+    t.clock.now = now + DAY + GRACE_MS
+    await trendsOf(reel).seal()
     const report = trendsOf(reel).aggregator.report
     expect(report.counted + first.counted).toBe(3000)
     expect(report.duplicates).toBeGreaterThanOrEqual(first.counted)
@@ -480,6 +488,8 @@ describe.skipIf(!hasNats())('a trends consumer on JetStream', () => {
     const reel = second
     await Promise.all(events.slice(1000).map((e) => reel.ports.bus.publish(e)))
     await until(() => processed(reel) >= 2000, 'every event after the restart')
+    t.clock.now = now + DAY + GRACE_MS
+    await trendsOf(reel).seal()
     expect(trendsOf(reel).aggregator.report.counted + first.counted).toBe(2000)
     const rows = await trendsOf(reel).counters(now - DAY, now + DAY)
     for (const grain of ['5m', '1h', '1d']) expect(totals(rows, grain)).toEqual(expectedTotals(events))

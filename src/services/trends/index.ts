@@ -16,6 +16,7 @@ declare module '../../platform/modules.js' {
 /** Handlers in flight at once (over distinct profiles): they are grouped into one flush, so this is the batch size. */
 const CONSUMER_CONCURRENCY = 4000
 const PRUNE_INTERVAL_MS = 5 * 60_000
+const SEAL_INTERVAL_MS = 60_000
 
 /** The trends service: per-region and worldwide windows of plays, Top 10, popularity; streaming and batch. */
 export const trendsModule: ServiceModule = {
@@ -37,6 +38,9 @@ export const trendsModule: ServiceModule = {
   register(ctx) {
     const trends = ctx.use('trends')
     trendsRoutes(ctx, trends)
+    ctx.every('trends-seal', SEAL_INTERVAL_MS, async () => {
+      await trends.seal()
+    })
     ctx.every('trends-prune', PRUNE_INTERVAL_MS, () => trends.prune())
     ctx.onStart(async () => {
       const subscription = await ctx.bus.subscribe({

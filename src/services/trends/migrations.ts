@@ -1,9 +1,14 @@
+import { sql } from 'kysely'
 import type { ReelMigration } from '../../platform/db/db.js'
+
+/** SQLite: keep the rows in the primary-key B-tree itself (one tree to update per row, not two). */
+const withoutRowid = (kind: string) => (kind === 'sqlite' ? sql`without rowid` : sql``)
 
 export const trendsMigrations: Record<string, ReelMigration> = {
   trends_0001_counts_seen: {
-    async up(db) {
+    async up(db, kind) {
       // One row per subject, bucket and region, at three grains (5m, 1h, 1d); worldwide is region 'world'.
+      // Streaming writes 5-minute rows; hourly and daily ones are sealed from them once closed.
       await db.schema
         .createTable('trends_counts')
         .ifNotExists()
@@ -14,7 +19,8 @@ export const trendsMigrations: Record<string, ReelMigration> = {
         .addColumn('subject_id', 'text', (c) => c.notNull())
         .addColumn('plays', 'bigint', (c) => c.notNull())
         .addColumn('watched_ms', 'bigint', (c) => c.notNull())
-        .addPrimaryKeyConstraint('trends_counts_pk', ['grain', 'region', 'kind', 'bucket', 'subject_id'])
+        .addPrimaryKeyConstraint('trends_counts_pk', ['grain', 'bucket', 'region', 'kind', 'subject_id'])
+        .modifyEnd(withoutRowid(kind))
         .execute()
       // Ids of the events counted, by the hour of their time: kept for the grace period, after which
       // a redelivery is too late to count anyway. The hour first makes pruning a range delete.
@@ -24,6 +30,14 @@ export const trendsMigrations: Record<string, ReelMigration> = {
         .addColumn('hour', 'bigint', (c) => c.notNull())
         .addColumn('event_id', 'text', (c) => c.notNull())
         .addPrimaryKeyConstraint('trends_seen_pk', ['hour', 'event_id'])
+        .modifyEnd(withoutRowid(kind))
+        .execute()
+      // Watermarks: hours (days) before `value` have their hourly (daily) rollups sealed.
+      await db.schema
+        .createTable('trends_state')
+        .ifNotExists()
+        .addColumn('name', 'text', (c) => c.primaryKey())
+        .addColumn('value', 'bigint', (c) => c.notNull())
         .execute()
     },
   },

@@ -182,25 +182,39 @@ export const WINDOWS = {
 export type WindowName = keyof typeof WINDOWS
 export const WINDOW_NAMES = Object.keys(WINDOWS) as WindowName[]
 
-/** The buckets of a window ending at `now`, oldest first (the last one is the current, partial bucket). */
-export function windowBuckets(window: WindowName, now: number): number[] {
-  const { grain, buckets } = WINDOWS[window]
-  const size = GRAINS[grain]
-  const last = bucketStart(now, grain)
-  return Array.from({ length: buckets }, (_, i) => last - (buckets - 1 - i) * size)
+/** One cached set of a window: a bucket of a grain, and the trending weight of its plays. */
+export interface Slice {
+  grain: Grain
+  bucket: number
+  weight: number
+}
+
+/** The trending weight of a bucket: halves every half-life, by the age of the bucket's middle (of its elapsed part). */
+function decay(start: number, size: number, end: number, halfLifeMs: number): number {
+  const middle = (start + Math.min(start + size, end)) / 2
+  return 2 ** (-Math.max(0, end - middle) / halfLifeMs)
 }
 
 /**
- * The trending weight of each bucket: halves every half-life of the window, by the age of the
- * bucket's middle (of its elapsed part, for the current bucket), so recent plays weigh more.
+ * The buckets that make a window ending at `end`, oldest first. The hour is its 5-minute buckets
+ * (the current, partial one and the 11 before it). A day or a week is hourly buckets: an hour before
+ * `sealedUntil` is its hourly rollup, a later one its 5-minute buckets, weighted as their hour so a
+ * score does not change when the hour is sealed.
  */
-export function decayWeights(window: WindowName, buckets: readonly number[], now: number): number[] {
-  const { grain, halfLifeMs } = WINDOWS[window]
+export function windowSlices(window: WindowName, end: number, sealedUntil: number): Slice[] {
+  const { grain, buckets, halfLifeMs } = WINDOWS[window]
   const size = GRAINS[grain]
-  return buckets.map((start) => {
-    const middle = (start + Math.min(start + size, now)) / 2
-    return 2 ** (-Math.max(0, now - middle) / halfLifeMs)
-  })
+  const last = bucketStart(end, grain)
+  const slices: Slice[] = []
+  for (let i = buckets - 1; i >= 0; i--) {
+    const start = last - i * size
+    const weight = decay(start, size, end, halfLifeMs)
+    if (grain === '5m' || start < sealedUntil) slices.push({ grain, bucket: start, weight })
+    else
+      for (let b = start; b < start + size && b <= end; b += GRAINS['5m'])
+        slices.push({ grain: '5m', bucket: b, weight })
+  }
+  return slices
 }
 
 /** Length of a window, for the previous window that rank changes compare with. */

@@ -17,6 +17,7 @@ import {
   type PlaySignal,
   parseWeek,
   playSignal,
+  SUBJECT_KINDS,
   type SubjectKind,
   Tally,
   views,
@@ -25,8 +26,8 @@ import {
   type WindowName,
   WORLD,
   weekStart,
-  windowBuckets,
   windowLength,
+  windowSlices,
 } from './rules.js'
 import type { TrendsStore } from './store.js'
 import { type Ranked, WindowCounters } from './windows.js'
@@ -150,7 +151,7 @@ export class TrendsService {
   private readonly computing = new Map<string, Promise<unknown>>()
 
   constructor(private readonly o: TrendsOptions) {
-    this.windows = new WindowCounters(o.cache, o.store, o.now)
+    this.windows = new WindowCounters(o.cache, o.store, o.now, o.graceMs)
     this.archive = new PlaybackArchive(o.blobs, o.now)
     this.aggregator = new StreamingAggregator({
       store: o.store,
@@ -177,14 +178,13 @@ export class TrendsService {
     const type = query.type ?? 'all'
     const limit = Math.min(Math.max(1, query.limit ?? 20), MAX_LIMIT)
     const region = regionOf(query.region, viewer)
-    const { grain } = WINDOWS[query.window]
-    const buckets = windowBuckets(query.window, now)
+    const length = windowLength(query.window)
     const answer: TrendingAnswer = {
       region: region ?? (query.region ?? '').trim(),
       window: query.window,
       type,
-      from: iso(buckets[0] ?? now),
-      to: iso(Math.min(now, (buckets[buckets.length - 1] ?? now) + GRAINS[grain])),
+      from: iso(bucketStart(now, WINDOWS[query.window].grain) + GRAINS[WINDOWS[query.window].grain] - length),
+      to: iso(now),
       items: [],
     }
     if (!region) return answer
@@ -192,9 +192,10 @@ export class TrendsService {
       `trends:answer:trending:${region}:${query.window}:${type}`,
       async () => {
         const kinds = KINDS_OF[type]
+        const sealed = await this.sealedHours()
         const [current, previous] = await Promise.all([
-          this.windows.top(region, query.window, kinds, now, CANDIDATES),
-          this.windows.top(region, query.window, kinds, now - windowLength(query.window), CANDIDATES),
+          this.windows.top(region, kinds, windowSlices(query.window, now, sealed), CANDIDATES),
+          this.windows.top(region, kinds, windowSlices(query.window, now - length, sealed), CANDIDATES),
         ])
         return { current, previous: previous.map((r) => r.id) }
       },
@@ -261,7 +262,9 @@ export class TrendsService {
   ): Promise<Map<string, number>> {
     const region = regionOf(options.region, { country: WORLD, maturityLimit: '' })
     if (!region) return new Map(titleIds.map((id) => [id, 0]))
-    const scores = await this.windows.scores(region, 'week', titleIds, this.o.now())
+    const now = this.o.now()
+    const slices = windowSlices('week', now, await this.sealedHours())
+    const scores = await this.windows.scores(region, SUBJECT_KINDS, slices, titleIds)
     return new Map(titleIds.map((id) => [id, Math.round((scores.get(id) ?? 0) * 1000) / 1000]))
   }
 
@@ -287,6 +290,7 @@ export class TrendsService {
     const from = bucketStart(fromMs, '1h')
     const to = bucketStart(toMs + HOUR - 1, '1h')
     if (to <= from) throw badRequest('invalid_range', 'to must be after from')
+    await this.seal()
     const closed = bucketStart(this.o.now() - this.o.graceMs, '1h')
     if (to > closed)
       throw conflict(
@@ -342,12 +346,57 @@ export class TrendsService {
     return this.o.store.countsBetween(['5m', '1h', '1d'], from, to)
   }
 
+  /**
+   * Seals the hourly rollups of hours closed to streaming (their end + grace has passed) from their
+   * 5-minute counters, and the daily rollups of days whose hours are all sealed; moves the watermarks.
+   */
+  async seal(): Promise<{ hours: number; days: number }> {
+    const { store } = this.o
+    const closed = bucketStart(this.o.now() - this.o.graceMs, '1h')
+    let hourMark =
+      (await store.watermark('sealed_hours')) ?? bucketStart((await store.firstBucket('5m')) ?? closed, '1h')
+    let hours = 0
+    for (; hourMark < closed; hours++) {
+      const hour = hourMark
+      await store.transaction(async (s) => {
+        await s.seal('5m', '1h', hour, HOUR)
+        await s.setWatermark('sealed_hours', hour + HOUR)
+      })
+      hourMark += HOUR
+    }
+    if (hours === 0 && (await store.watermark('sealed_hours')) === undefined)
+      await store.setWatermark('sealed_hours', hourMark)
+    let dayMark =
+      (await store.watermark('sealed_days')) ?? bucketStart((await store.firstBucket('1h')) ?? hourMark, '1d')
+    let days = 0
+    for (; dayMark + DAY <= hourMark; days++) {
+      const day = dayMark
+      await store.transaction(async (s) => {
+        await s.seal('1h', '1d', day, DAY)
+        await s.setWatermark('sealed_days', day + DAY)
+      })
+      dayMark += DAY
+    }
+    if (days === 0 && (await store.watermark('sealed_days')) === undefined)
+      await store.setWatermark('sealed_days', dayMark)
+    return { hours, days }
+  }
+
   /** Forgets event ids too old to be counted again and counters past their retention. */
   async prune(): Promise<void> {
     const now = this.o.now()
     await this.o.store.pruneSeen(bucketStart(now - this.o.graceMs, '1h') - HOUR)
-    await this.o.store.pruneCounts('5m', bucketStart(now - 2 * DAY, '1h'))
-    await this.o.store.pruneCounts('1h', bucketStart(now - 60 * DAY, '1d'))
+    // 5-minute counters of unsealed hours are all those hours have.
+    await this.o.store.pruneCounts('5m', Math.min(await this.sealedHours(), bucketStart(now - 2 * DAY, '1h')))
+    await this.o.store.pruneCounts('1h', Math.min(await this.sealedDays(), bucketStart(now - 60 * DAY, '1d')))
+  }
+
+  private async sealedHours(): Promise<number> {
+    return (await this.o.store.watermark('sealed_hours')) ?? 0
+  }
+
+  private async sealedDays(): Promise<number> {
+    return (await this.o.store.watermark('sealed_days')) ?? 0
   }
 
   private async weekTotals(
@@ -355,7 +404,29 @@ export class TrendsService {
     kinds: readonly SubjectKind[],
     monday: number,
   ): Promise<WeekTotals[]> {
-    const sums = await this.o.store.sums('1d', region, kinds, monday, monday + WEEK)
+    // Sealed days from daily rollups, then sealed hours from hourly ones, then 5-minute counters.
+    const end = monday + WEEK
+    const dayMark = Math.min(Math.max(await this.sealedDays(), monday), end)
+    const hourMark = Math.min(Math.max(await this.sealedHours(), dayMark), end)
+    const parts = await Promise.all([
+      this.o.store.sums('1d', region, kinds, monday, dayMark),
+      this.o.store.sums('1h', region, kinds, dayMark, hourMark),
+      this.o.store.sums('5m', region, kinds, hourMark, end),
+    ])
+    const bySubject = new Map<
+      string,
+      { kind: SubjectKind; subjectId: string; plays: number; watchedMs: number }
+    >()
+    for (const part of parts)
+      for (const row of part) {
+        const key = `${row.kind}|${row.subjectId}`
+        const total = bySubject.get(key)
+        if (total) {
+          total.plays += row.plays
+          total.watchedMs += row.watchedMs
+        } else bySubject.set(key, { ...row })
+      }
+    const sums = [...bySubject.values()]
     const facts = await this.o.facts.lookup(sums.map((s) => s.subjectId))
     return sums
       .filter((s) => facts.has(s.subjectId))

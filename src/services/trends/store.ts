@@ -1,5 +1,5 @@
-import type { Kysely } from 'kysely'
-import type { Db } from '../../platform/db/db.js'
+import { CompiledQuery, type Kysely, sql } from 'kysely'
+import type { Db, DbKind } from '../../platform/db/db.js'
 import type { CountRow, Grain, SubjectKind } from './rules.js'
 
 interface CountsTable {
@@ -17,10 +17,18 @@ interface SeenTable {
   event_id: string
 }
 
+interface StateTable {
+  name: string
+  value: number
+}
+
 interface TrendsTables {
   trends_counts: CountsTable
   trends_seen: SeenTable
+  trends_state: StateTable
 }
+
+export type Watermark = 'sealed_hours' | 'sealed_days'
 
 /** Rows per statement: 7 parameters a row stays far below SQLite's and PostgreSQL's limits. */
 const CHUNK = 1000
@@ -35,40 +43,75 @@ const toCountRow = (r: CountsTable): CountRow => ({
   watchedMs: Number(r.watched_ms),
 })
 
+const cmp = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0)
+
+/** Primary-key order: concurrent writers lock rows in one order, and inserts walk the tree forwards. */
 const byKey = (a: CountRow, b: CountRow) =>
-  a.grain.localeCompare(b.grain) ||
-  a.region.localeCompare(b.region) ||
-  a.kind.localeCompare(b.kind) ||
+  cmp(a.grain, b.grain) ||
   a.bucket - b.bucket ||
-  (a.subjectId < b.subjectId ? -1 : a.subjectId > b.subjectId ? 1 : 0)
+  cmp(a.region, b.region) ||
+  cmp(a.kind, b.kind) ||
+  cmp(a.subjectId, b.subjectId)
+
+/**
+ * `insert … values (…), (…) …` with `rows` rows of `columns` parameters, in the engine's placeholder
+ * style; full chunks are memoised, as the hot path sends them again and again.
+ */
+const insertTexts = new Map<string, string>()
+function insertText(kind: DbKind, head: string, columns: number, rows: number, tail: string): string {
+  const key = `${kind}|${head}|${rows}`
+  let text = insertTexts.get(key)
+  if (text === undefined) {
+    const tuples: string[] = []
+    for (let r = 0; r < rows; r++) {
+      const marks: string[] = []
+      for (let c = 1; c <= columns; c++) marks.push(kind === 'postgres' ? `$${r * columns + c}` : '?')
+      tuples.push(`(${marks.join(', ')})`)
+    }
+    text = `${head} values ${tuples.join(', ')} ${tail}`
+    if (rows === CHUNK) insertTexts.set(key, text)
+  }
+  return text
+}
+
+const SEEN_HEAD = 'insert into trends_seen (hour, event_id)'
+const SEEN_TAIL = 'on conflict (hour, event_id) do nothing returning event_id'
+const COUNTS_HEAD = 'insert into trends_counts (grain, bucket, region, kind, subject_id, plays, watched_ms)'
+const COUNTS_TAIL = `on conflict (grain, bucket, region, kind, subject_id) do update set
+  plays = trends_counts.plays + excluded.plays, watched_ms = trends_counts.watched_ms + excluded.watched_ms
+  returning grain, bucket, region, kind, subject_id, plays, watched_ms`
 
 /** The trends tables: counters per bucket and the ids of the events they counted. */
 export class TrendsStore {
   private readonly db: Kysely<TrendsTables>
+  private readonly kind: DbKind
 
-  constructor(db: Db | Kysely<TrendsTables>) {
-    this.db = 'tables' in db ? db.tables<TrendsTables>() : db
+  constructor(db: Db | { kind: DbKind; kysely: Kysely<TrendsTables> }) {
+    this.kind = db.kind
+    this.db = 'tables' in db ? db.tables<TrendsTables>() : db.kysely
   }
 
   /** Runs work in one transaction, with a store bound to it. */
   transaction<T>(work: (store: TrendsStore) => Promise<T>): Promise<T> {
-    return this.db.transaction().execute((trx) => work(new TrendsStore(trx)))
+    return this.db.transaction().execute((trx) => work(new TrendsStore({ kind: this.kind, kysely: trx })))
   }
 
-  /** Records event ids; returns those not recorded before. Sorted, so concurrent writers lock in one order. */
+  /**
+   * Records event ids; returns those not recorded before. Sorted, so concurrent writers lock in one
+   * order. Hand-written statements: the hot path's cost is per row, and the query builder's objects
+   * per value would double it.
+   */
   async markSeen(events: readonly { hour: number; id: string }[]): Promise<Set<string>> {
     const fresh = new Set<string>()
-    const rows = events
-      .map((e) => ({ hour: e.hour, event_id: e.id }))
-      .sort((a, b) => a.hour - b.hour || (a.event_id < b.event_id ? -1 : a.event_id > b.event_id ? 1 : 0))
+    const rows = [...events].sort((a, b) => a.hour - b.hour || cmp(a.id, b.id))
     for (let i = 0; i < rows.length; i += CHUNK) {
-      const inserted = await this.db
-        .insertInto('trends_seen')
-        .values(rows.slice(i, i + CHUNK))
-        .onConflict((oc) => oc.columns(['hour', 'event_id']).doNothing())
-        .returning('event_id')
-        .execute()
-      for (const row of inserted) fresh.add(row.event_id)
+      const chunk = rows.slice(i, i + CHUNK)
+      const parameters: (string | number)[] = []
+      for (const row of chunk) parameters.push(row.hour, row.id)
+      const result = await this.db.executeQuery<{ event_id: string }>(
+        CompiledQuery.raw(insertText(this.kind, SEEN_HEAD, 2, chunk.length, SEEN_TAIL), parameters),
+      )
+      for (const row of result.rows) fresh.add(row.event_id)
     }
     return fresh
   }
@@ -78,28 +121,14 @@ export class TrendsStore {
     const totals: CountRow[] = []
     const sorted = [...rows].sort(byKey)
     for (let i = 0; i < sorted.length; i += CHUNK) {
-      const updated = await this.db
-        .insertInto('trends_counts')
-        .values(
-          sorted.slice(i, i + CHUNK).map((r) => ({
-            grain: r.grain,
-            region: r.region,
-            kind: r.kind,
-            bucket: r.bucket,
-            subject_id: r.subjectId,
-            plays: r.plays,
-            watched_ms: r.watchedMs,
-          })),
-        )
-        .onConflict((oc) =>
-          oc.columns(['grain', 'region', 'kind', 'bucket', 'subject_id']).doUpdateSet((eb) => ({
-            plays: eb('trends_counts.plays', '+', eb.ref('excluded.plays')),
-            watched_ms: eb('trends_counts.watched_ms', '+', eb.ref('excluded.watched_ms')),
-          })),
-        )
-        .returningAll()
-        .execute()
-      for (const row of updated) totals.push(toCountRow(row))
+      const chunk = sorted.slice(i, i + CHUNK)
+      const parameters: (string | number)[] = []
+      for (const r of chunk)
+        parameters.push(r.grain, r.bucket, r.region, r.kind, r.subjectId, r.plays, r.watchedMs)
+      const result = await this.db.executeQuery<CountsTable>(
+        CompiledQuery.raw(insertText(this.kind, COUNTS_HEAD, 7, chunk.length, COUNTS_TAIL), parameters),
+      )
+      for (const row of result.rows) totals.push(toCountRow(row))
     }
     return totals
   }
@@ -181,6 +210,64 @@ export class TrendsStore {
       .where('bucket', '<', to)
       .execute()
     await this.addCounts(rows)
+  }
+
+  /**
+   * Rewrites the `to`-grain rollup of bucket [start, start + size) as the sum of its `from`-grain
+   * counters (hourly from 5-minute ones, daily from hourly ones).
+   */
+  async seal(from: Grain, to: Grain, start: number, size: number): Promise<void> {
+    await this.db.deleteFrom('trends_counts').where('grain', '=', to).where('bucket', '=', start).execute()
+    await this.db
+      .insertInto('trends_counts')
+      .columns(['grain', 'bucket', 'region', 'kind', 'subject_id', 'plays', 'watched_ms'])
+      .expression((eb) =>
+        eb
+          .selectFrom('trends_counts')
+          .select((s) => [
+            sql<string>`${sql.lit(to)}`.as('grain'),
+            sql<number>`cast(${start} as bigint)`.as('bucket'),
+            'region',
+            'kind',
+            'subject_id',
+            s.fn.sum<number>('plays').as('plays'),
+            s.fn.sum<number>('watched_ms').as('watched_ms'),
+          ])
+          .where('grain', '=', from)
+          .where('bucket', '>=', start)
+          .where('bucket', '<', start + size)
+          .groupBy(['region', 'kind', 'subject_id']),
+      )
+      // Another process sealing the same bucket at once writes the same sums.
+      .onConflict((oc) => oc.columns(['grain', 'bucket', 'region', 'kind', 'subject_id']).doNothing())
+      .execute()
+  }
+
+  /** Earliest bucket of a grain, if any. */
+  async firstBucket(grain: Grain): Promise<number | undefined> {
+    const row = await this.db
+      .selectFrom('trends_counts')
+      .select((eb) => eb.fn.min('bucket').as('bucket'))
+      .where('grain', '=', grain)
+      .executeTakeFirst()
+    return row?.bucket === null || row?.bucket === undefined ? undefined : Number(row.bucket)
+  }
+
+  async watermark(name: Watermark): Promise<number | undefined> {
+    const row = await this.db
+      .selectFrom('trends_state')
+      .select('value')
+      .where('name', '=', name)
+      .executeTakeFirst()
+    return row ? Number(row.value) : undefined
+  }
+
+  async setWatermark(name: Watermark, value: number): Promise<void> {
+    await this.db
+      .insertInto('trends_state')
+      .values({ name, value })
+      .onConflict((oc) => oc.column('name').doUpdateSet({ value }))
+      .execute()
   }
 
   /** Forgets the ids of events whose hour started before `hour`. */

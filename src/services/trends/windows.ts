@@ -2,16 +2,12 @@ import type { Cache } from '../../platform/cache/cache.js'
 import {
   type CountRow,
   DAY,
-  decayWeights,
   GRAINS,
   type Grain,
   HOUR,
   MINUTE,
-  SUBJECT_KINDS,
+  type Slice,
   type SubjectKind,
-  WINDOWS,
-  type WindowName,
-  windowBuckets,
 } from './rules.js'
 import type { TrendsStore } from './store.js'
 
@@ -24,12 +20,8 @@ import type { TrendsStore } from './store.js'
  */
 
 type Metric = 'p' | 'w'
+const METRICS: readonly Metric[] = ['p', 'w']
 const MARKER = ''
-
-/** How long after its end a bucket stays cached: the window it belongs to and the one before it (rank changes). */
-const RETENTION: Partial<Record<Grain, number>> = { '5m': 3 * HOUR, '1h': 15 * DAY }
-/** The grains kept in the cache (daily counters are read from the DB). */
-export const CACHED_GRAINS: readonly Grain[] = ['5m', '1h']
 /** A bucket reloaded after its retention still stays this long. */
 const MIN_TTL_MS = 10 * MINUTE
 
@@ -56,30 +48,42 @@ export interface Ranked {
 }
 
 export class WindowCounters {
+  /** How long after its end a bucket stays cached: the windows it serves and those before them (rank changes). */
+  private readonly retention: Partial<Record<Grain, number>>
+
   constructor(
     private readonly cache: Cache,
     private readonly store: TrendsStore,
     private readonly now: () => number,
-  ) {}
+    graceMs: number,
+  ) {
+    // 5-minute buckets also stand in for hours not sealed yet (up to the grace after the hour's end).
+    this.retention = { '5m': graceMs + 3 * HOUR, '1h': 15 * DAY }
+  }
+
+  /** Whether the cache keeps this counter's bucket now. */
+  isCached(row: CountRow): boolean {
+    const retention = this.retention[row.grain]
+    return retention !== undefined && row.bucket + GRAINS[row.grain] + retention > this.now()
+  }
 
   private ttl(grain: Grain, bucket: number): number {
-    const retention = RETENTION[grain] ?? 0
-    return Math.max(MIN_TTL_MS, bucket + GRAINS[grain] + retention - this.now())
+    return Math.max(MIN_TTL_MS, bucket + GRAINS[grain] + (this.retention[grain] ?? 0) - this.now())
   }
 
   /** Raises the cached counters to these totals (read back from the DB in the commit that made them). */
   async raise(totals: readonly CountRow[]): Promise<void> {
     const sets = new Map<string, { grain: Grain; bucket: number; entries: [string, number][] }>()
-    const add = (key: string, row: CountRow, score: number) => {
+    const add = (row: CountRow, metric: Metric, score: number) => {
+      const key = counterKey(row.region, row.grain, row.bucket, row.kind, metric)
       const set = sets.get(key)
       if (set) set.entries.push([row.subjectId, score])
       else sets.set(key, { grain: row.grain, bucket: row.bucket, entries: [[row.subjectId, score]] })
     }
     for (const row of totals) {
-      if (!CACHED_GRAINS.includes(row.grain)) continue
-      if (row.plays > 0) add(counterKey(row.region, row.grain, row.bucket, row.kind, 'p'), row, row.plays)
-      if (row.watchedMs > 0)
-        add(counterKey(row.region, row.grain, row.bucket, row.kind, 'w'), row, row.watchedMs)
+      if (this.retention[row.grain] === undefined) continue
+      if (row.plays > 0) add(row, 'p', row.plays)
+      if (row.watchedMs > 0) add(row, 'w', row.watchedMs)
     }
     await Promise.all(
       [...sets].map(([key, set]) => this.cache.zraise(key, set.entries, this.ttl(set.grain, set.bucket))),
@@ -87,126 +91,113 @@ export class WindowCounters {
   }
 
   /**
-   * Makes every bucket's sets whole, reloading from the DB those without the marker; false when the
-   * cache cannot be reached (the caller then reads the DB).
+   * Makes the sets of every slice whole, reloading from the DB those without the marker; false when
+   * the cache cannot be reached (the caller then reads the DB).
    */
-  async ensure(
+  private async ensure(
     region: string,
-    grain: Grain,
     kinds: readonly SubjectKind[],
-    buckets: readonly number[],
+    slices: readonly Slice[],
   ): Promise<boolean> {
-    const keys: { key: string; bucket: number }[] = []
-    for (const bucket of buckets)
+    const keys: { key: string; grain: Grain; bucket: number }[] = []
+    for (const { grain, bucket } of slices)
       for (const kind of kinds)
-        for (const metric of ['p', 'w'] as const)
-          keys.push({ key: counterKey(region, grain, bucket, kind, metric), bucket })
+        for (const metric of METRICS)
+          keys.push({ key: counterKey(region, grain, bucket, kind, metric), grain, bucket })
     const markers = await this.cache.zmscore(
       keys.map((k) => k.key),
       [MARKER],
     )
     if (!markers) return false
-    const missing = [...new Set(keys.filter((_, i) => markers[i]?.[0] === undefined).map((k) => k.bucket))]
-    if (missing.length === 0) return true
-    const rows = await this.store.counts(grain, region, kinds, missing)
-    const sets = new Map<string, [string, number][]>()
-    for (const bucket of missing)
-      for (const kind of kinds)
-        for (const metric of ['p', 'w'] as const)
-          sets.set(counterKey(region, grain, bucket, kind, metric), [[MARKER, 1]])
-    for (const row of rows) {
-      if (row.plays > 0)
-        sets.get(counterKey(region, grain, row.bucket, row.kind, 'p'))?.push([row.subjectId, row.plays])
-      if (row.watchedMs > 0)
-        sets.get(counterKey(region, grain, row.bucket, row.kind, 'w'))?.push([row.subjectId, row.watchedMs])
+    const missing = new Map<Grain, Set<number>>()
+    keys.forEach((k, i) => {
+      if (markers[i]?.[0] !== undefined) return
+      const buckets = missing.get(k.grain) ?? new Set()
+      missing.set(k.grain, buckets.add(k.bucket))
+    })
+    for (const [grain, buckets] of missing) {
+      const sets = new Map<string, [string, number][]>()
+      for (const bucket of buckets)
+        for (const kind of kinds)
+          for (const metric of METRICS)
+            sets.set(counterKey(region, grain, bucket, kind, metric), [[MARKER, 1]])
+      for (const row of await this.store.counts(grain, region, kinds, [...buckets])) {
+        if (row.plays > 0)
+          sets.get(counterKey(region, grain, row.bucket, row.kind, 'p'))?.push([row.subjectId, row.plays])
+        if (row.watchedMs > 0)
+          sets.get(counterKey(region, grain, row.bucket, row.kind, 'w'))?.push([row.subjectId, row.watchedMs])
+      }
+      await Promise.all(
+        [...sets].map(([key, entries]) =>
+          this.cache.zraise(key, entries, this.ttl(grain, Number(key.split(':')[3]))),
+        ),
+      )
     }
-    await Promise.all(
-      [...sets].map(([key, entries]) => {
-        const bucket = Number(key.split(':')[3])
-        return this.cache.zraise(key, entries, this.ttl(grain, bucket))
-      }),
-    )
     return true
   }
 
-  /** Whether the cache keeps this counter's bucket now. */
-  isCached(row: CountRow): boolean {
-    const retention = RETENTION[row.grain]
-    return retention !== undefined && row.bucket + GRAINS[row.grain] + retention > this.now()
+  /**
+   * The `limit` subjects of highest trending score over the slices of a window, with their plays and
+   * watched time in it: from the cache, or from the DB when the cache cannot be reached.
+   */
+  async top(
+    region: string,
+    kinds: readonly SubjectKind[],
+    slices: readonly Slice[],
+    limit: number,
+  ): Promise<Ranked[]> {
+    const fromCache = (await this.ensure(region, kinds, slices))
+      ? await this.topFromCache(region, kinds, slices, limit)
+      : undefined
+    return fromCache ?? this.topFromDb(region, kinds, slices, limit)
   }
 
-  /** Trending score (time-decayed plays) of each subject id, of any kind, in a window ending at `end`. */
+  /** Trending score (time-decayed plays) of each subject id, of any of kinds, over the slices of a window. */
   async scores(
     region: string,
-    window: WindowName,
+    kinds: readonly SubjectKind[],
+    slices: readonly Slice[],
     ids: readonly string[],
-    end: number,
   ): Promise<Map<string, number>> {
     const out = new Map<string, number>()
     if (ids.length === 0) return out
-    const { grain } = WINDOWS[window]
-    const buckets = windowBuckets(window, end)
-    const weights = decayWeights(window, buckets, end)
-    if (await this.ensure(region, grain, SUBJECT_KINDS, buckets)) {
+    if (await this.ensure(region, kinds, slices)) {
       const keys: string[] = []
-      const keyWeights: number[] = []
-      for (const kind of SUBJECT_KINDS)
-        buckets.forEach((bucket, i) => {
+      const weights: number[] = []
+      for (const kind of kinds)
+        for (const { grain, bucket, weight } of slices) {
           keys.push(counterKey(region, grain, bucket, kind, 'p'))
-          keyWeights.push(weights[i] ?? 0)
-        })
+          weights.push(weight)
+        }
       const matrix = await this.cache.zmscore(keys, ids)
       if (matrix) {
         matrix.forEach((row, k) => {
           row.forEach((score, i) => {
             const id = ids[i]
             if (id !== undefined && score !== undefined)
-              out.set(id, (out.get(id) ?? 0) + score * (keyWeights[k] ?? 0))
+              out.set(id, (out.get(id) ?? 0) + score * (weights[k] ?? 0))
           })
         })
         return out
       }
     }
     const wanted = new Set(ids)
-    const weightOf = new Map(buckets.map((b, i) => [b, weights[i] ?? 0]))
-    for (const row of await this.store.counts(grain, region, SUBJECT_KINDS, buckets))
-      if (wanted.has(row.subjectId))
-        out.set(row.subjectId, (out.get(row.subjectId) ?? 0) + row.plays * (weightOf.get(row.bucket) ?? 0))
+    for (const r of await this.fromDb(region, kinds, slices))
+      if (wanted.has(r.id)) out.set(r.id, (out.get(r.id) ?? 0) + r.score)
     return out
-  }
-
-  /**
-   * The `limit` subjects of highest trending score in a window ending at `end`, with their plays and
-   * watched time in it: from the cache, or from the DB when the cache cannot be reached.
-   */
-  async top(
-    region: string,
-    window: WindowName,
-    kinds: readonly SubjectKind[],
-    end: number,
-    limit: number,
-  ): Promise<Ranked[]> {
-    const { grain } = WINDOWS[window]
-    const buckets = windowBuckets(window, end)
-    const weights = decayWeights(window, buckets, end)
-    const fromCache = (await this.ensure(region, grain, kinds, buckets))
-      ? await this.topFromCache(region, grain, kinds, buckets, weights, limit)
-      : undefined
-    return fromCache ?? this.topFromDb(region, grain, kinds, buckets, weights, limit)
   }
 
   private async topFromCache(
     region: string,
-    grain: Grain,
     kinds: readonly SubjectKind[],
-    buckets: readonly number[],
-    weights: readonly number[],
+    slices: readonly Slice[],
     limit: number,
   ): Promise<Ranked[] | undefined> {
     const ranked: Ranked[] = []
+    const weights = slices.map((s) => s.weight)
     for (const kind of kinds) {
-      const plays = buckets.map((b) => counterKey(region, grain, b, kind, 'p'))
-      const watched = buckets.map((b) => counterKey(region, grain, b, kind, 'w'))
+      const plays = slices.map((s) => counterKey(region, s.grain, s.bucket, kind, 'p'))
+      const watched = slices.map((s) => counterKey(region, s.grain, s.bucket, kind, 'w'))
       const top = await this.cache.zunionTop(plays, weights, limit + 1)
       if (!top) return undefined
       const ids = top.map(([id]) => id).filter((id) => id !== MARKER)
@@ -232,29 +223,38 @@ export class WindowCounters {
 
   private async topFromDb(
     region: string,
-    grain: Grain,
     kinds: readonly SubjectKind[],
-    buckets: readonly number[],
-    weights: readonly number[],
+    slices: readonly Slice[],
     limit: number,
   ): Promise<Ranked[]> {
-    const weightOf = new Map(buckets.map((b, i) => [b, weights[i] ?? 0]))
+    return sortRanked((await this.fromDb(region, kinds, slices)).filter((r) => r.score > 0)).slice(0, limit)
+  }
+
+  private async fromDb(
+    region: string,
+    kinds: readonly SubjectKind[],
+    slices: readonly Slice[],
+  ): Promise<Ranked[]> {
     const bySubject = new Map<string, Ranked>()
-    for (const row of await this.store.counts(grain, region, kinds, buckets)) {
-      const key = `${row.kind}|${row.subjectId}`
-      const ranked = bySubject.get(key) ?? {
-        kind: row.kind,
-        id: row.subjectId,
-        score: 0,
-        plays: 0,
-        watchedMs: 0,
+    const grains = new Map<Grain, Map<number, number>>()
+    for (const { grain, bucket, weight } of slices)
+      grains.set(grain, (grains.get(grain) ?? new Map()).set(bucket, weight))
+    for (const [grain, weightOf] of grains)
+      for (const row of await this.store.counts(grain, region, kinds, [...weightOf.keys()])) {
+        const key = `${row.kind}|${row.subjectId}`
+        const ranked = bySubject.get(key) ?? {
+          kind: row.kind,
+          id: row.subjectId,
+          score: 0,
+          plays: 0,
+          watchedMs: 0,
+        }
+        ranked.score += row.plays * (weightOf.get(row.bucket) ?? 0)
+        ranked.plays += row.plays
+        ranked.watchedMs += row.watchedMs
+        bySubject.set(key, ranked)
       }
-      ranked.score += row.plays * (weightOf.get(row.bucket) ?? 0)
-      ranked.plays += row.plays
-      ranked.watchedMs += row.watchedMs
-      bySubject.set(key, ranked)
-    }
-    return sortRanked([...bySubject.values()].filter((r) => r.score > 0)).slice(0, limit)
+    return [...bySubject.values()]
   }
 }
 

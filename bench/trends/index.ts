@@ -1,0 +1,303 @@
+// Trends under load, against baselines measured in the same run:
+//  - events/s aggregated end to end (bus → trends consumer → archive + counters in the DB + window
+//    sets in the cache, acked) through the in-process Bus on SQLite, beside the raw rate of the same
+//    bus (a handler that does nothing, same concurrency) on the same events; target ≥ 50 000/s;
+//  - the same through NATS JetStream (nats://127.0.0.1:4222 or REEL_BENCH_NATS_URL, a unique stream
+//    prefix, deleted afterwards); target ≥ 0.5 of the raw JetStream rate;
+//  - GET /api/v1/trending under load (autocannon) against a reel in its own process holding the
+//    in-process run's counters; target p99 ≤ 5 ms.
+// Rates are backlog drains: the events are published first, then the consumer is started and timed
+// until it has handled them all. Sizes: BENCH_TRENDS_EVENTS (default 100 000), BENCH_TRENDS_JETSTREAM_EVENTS
+// (30 000), BENCH_DURATION_S (8).
+import { type ChildProcess, spawn } from 'node:child_process'
+import { once } from 'node:events'
+import autocannon from 'autocannon'
+import { connect } from 'nats'
+import { createReel, type Reel } from '../../src/platform/app.js'
+import type { PublishInput } from '../../src/platform/bus/bus.js'
+import { loadConfig } from '../../src/platform/config.js'
+import { createLogger } from '../../src/platform/log.js'
+import {
+  PLAYBACK_HEARTBEAT,
+  PLAYBACK_STARTED,
+  PLAYBACK_STOPPED,
+  type PlaybackEventBase,
+} from '../../src/services/playback/events.js'
+import { tempDir } from '../../test/engines.js'
+import { ratio, verdict } from '../lib.js'
+import { seedCatalog } from './catalog.js'
+
+const EVENTS = Number(process.env.BENCH_TRENDS_EVENTS ?? 100_000)
+const JETSTREAM_EVENTS = Number(process.env.BENCH_TRENDS_JETSTREAM_EVENTS ?? 30_000)
+const DURATION_S = Number(process.env.BENCH_DURATION_S ?? 8)
+const IN_PROCESS_TARGET = 50_000
+const JETSTREAM_RATIO_TARGET = 0.5
+const P99_TARGET_MS = 5
+/** As the trends module subscribes. */
+const CONCURRENCY = 4000
+const PUBLISH_CHUNK = 2000
+const PROFILES = 20_000
+const REGIONS = [
+  'US',
+  'GB',
+  'DE',
+  'FR',
+  'BR',
+  'MX',
+  'JP',
+  'KR',
+  'IN',
+  'CA',
+  'ES',
+  'IT',
+  'NL',
+  'SE',
+  'PL',
+  'AU',
+]
+const JWT_SECRET = 'bench-secret-bench-secret-bench-secret-0123456789'
+const natsUrl = process.env.REEL_BENCH_NATS_URL || process.env.REEL_TEST_NATS_URL || 'nats://127.0.0.1:4222'
+
+/** A small deterministic random source. */
+function random(seed: number): () => number {
+  let a = seed
+  return () => {
+    a = (a + 0x6d2b79f5) | 0
+    let t = Math.imul(a ^ (a >>> 15), 1 | a)
+    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
+  }
+}
+
+/**
+ * Live playback events (times within the last 2 minutes, as heartbeats arrive): 20 000 profiles, 16
+ * regions, titles drawn with a long tail (a few hits, many rarely watched), 18 % starts, 72 %
+ * heartbeats, 10 % stops.
+ */
+function playbackEvents(count: number, titles: readonly string[], seed: number): PublishInput[] {
+  const rnd = random(seed)
+  const now = Date.now()
+  return Array.from({ length: count }, (_, i) => {
+    const title = titles[Math.floor(titles.length * rnd() ** 3)] ?? 'none'
+    const episode = title.startsWith('series-')
+    const profile = `profile-${Math.floor(rnd() * PROFILES)}`
+    const r = rnd()
+    const type = r < 0.18 ? PLAYBACK_STARTED : r < 0.9 ? PLAYBACK_HEARTBEAT : PLAYBACK_STOPPED
+    const base: PlaybackEventBase = {
+      sessionId: `session-${profile}`,
+      accountId: `account-${profile}`,
+      profileId: profile,
+      titleId: episode ? `${title}-e1` : title,
+      titleType: episode ? 'episode' : 'movie',
+      seriesId: episode ? title : null,
+      seasonId: episode ? `${title}-s1` : null,
+      region: REGIONS[Math.floor(rnd() * REGIONS.length)] ?? 'US',
+      positionMs: 0,
+      durationMs: 3_600_000,
+      at: new Date(now - Math.floor(rnd() * 120_000)).toISOString(),
+    }
+    const data =
+      type === PLAYBACK_STARTED
+        ? { ...base, resumeAtMs: 0, maxHeight: 1080, device: 'bench' }
+        : { ...base, watchedMs: 60_000, state: 'playing', completed: false }
+    return { id: `bench-${seed}-${i}`, type, key: profile, data }
+  })
+}
+
+async function publishAll(reel: Reel, events: readonly PublishInput[]): Promise<number> {
+  const started = performance.now()
+  for (let i = 0; i < events.length; i += PUBLISH_CHUNK)
+    await Promise.all(events.slice(i, i + PUBLISH_CHUNK).map((e) => reel.ports.bus.publish(e)))
+  return events.length / ((performance.now() - started) / 1000)
+}
+
+/** Events/s of a consumer that does nothing, draining the backlog of `count` events. */
+async function rawDrain(reel: Reel, count: number): Promise<number> {
+  let handled = 0
+  let done = () => {}
+  const all = new Promise<void>((resolve) => {
+    done = resolve
+  })
+  const started = performance.now()
+  const subscription = await reel.ports.bus.subscribe({
+    name: 'bench-raw',
+    types: ['playback.session.*'],
+    concurrency: CONCURRENCY,
+    handler: async () => {
+      if (++handled === count) done()
+    },
+  })
+  await all
+  const rate = count / ((performance.now() - started) / 1000)
+  await subscription.stop()
+  return rate
+}
+
+/** Events/s of the real trends module (its own consumer, started with the process) draining the backlog. */
+async function trendsDrain(reel: Reel, count: number): Promise<number> {
+  const trends = reel.use('trends')
+  const started = performance.now()
+  await reel.start()
+  for (;;) {
+    const r = trends.aggregator.report
+    if (r.counted + r.duplicates + r.outOfGrace + r.rejected >= count) break
+    await new Promise((resolve) => setTimeout(resolve, 5))
+  }
+  return count / ((performance.now() - started) / 1000)
+}
+
+interface Rates {
+  publish: number
+  raw: number
+  trends: number
+}
+
+/** Publishes, drains with a do-nothing consumer, then with the trends module, over one data dir. */
+async function measure(env: Record<string, string>, events: readonly PublishInput[]): Promise<Rates> {
+  const base = {
+    REEL_LOG_LEVEL: 'warn',
+    REEL_PORT: '0',
+    REEL_HOST: '127.0.0.1',
+    REEL_JWT_SECRET: JWT_SECRET,
+    ...env,
+  }
+  const log = createLogger('warn')
+  const producer = await createReel({ config: loadConfig(base), roles: [], log })
+  let publish: number
+  let raw: number
+  try {
+    publish = await publishAll(producer, events)
+    raw = await rawDrain(producer, events.length)
+  } finally {
+    await producer.stop()
+  }
+  const consumer = await createReel({ config: loadConfig(base), roles: ['trends'], log })
+  try {
+    return { publish, raw, trends: await trendsDrain(consumer, events.length) }
+  } finally {
+    await consumer.stop()
+  }
+}
+
+const fmt = (n: number) => Math.round(n).toLocaleString('en')
+
+// 1. In process: SQLite, embedded bus, in-process cache, local blobs. Its counters serve part 3.
+const data = tempDir('reel-bench-trends-')
+const children: ChildProcess[] = []
+try {
+  const seeded = await seedCatalog({
+    REEL_DATA_DIR: data.dir,
+    REEL_LOG_LEVEL: 'warn',
+    REEL_JWT_SECRET: JWT_SECRET,
+    REEL_PORT: '0',
+    REEL_HOST: '127.0.0.1',
+  })
+  const inProcess = await measure({ REEL_DATA_DIR: data.dir }, playbackEvents(EVENTS, seeded.titles, 1))
+
+  // 2. JetStream: same, with the bus on NATS (the DB, cache and blobs stay embedded).
+  let jetstream: Rates | string
+  const nc = await connect({ servers: natsUrl, timeout: 2000, reconnect: false }).catch(() => undefined)
+  if (!nc) jetstream = `no NATS server answers at ${natsUrl}`
+  else {
+    const prefix = `bench_trends_${process.pid}_${Date.now().toString(36)}`
+    const jsData = tempDir('reel-bench-trends-js-')
+    try {
+      jetstream = await measure(
+        { REEL_DATA_DIR: jsData.dir, REEL_NATS_URL: natsUrl, REEL_NATS_PREFIX: prefix },
+        playbackEvents(JETSTREAM_EVENTS, seeded.titles, 2),
+      )
+    } finally {
+      const jsm = await nc.jetstreamManager()
+      for (const stream of ['EVENTS', 'WORK', 'DLQ'])
+        await jsm.streams.delete(`${prefix.toUpperCase()}_${stream}`).catch(() => {})
+      await nc.close()
+      jsData.cleanup()
+    }
+  }
+
+  // 3. GET /api/v1/trending in a reel of its own process, on the in-process run's data.
+  const server = await startTrendsServer({ REEL_DATA_DIR: data.dir, REEL_JWT_SECRET: JWT_SECRET })
+  children.push(server.child)
+  const headers = { authorization: `Bearer ${seeded.token}` }
+  const paths = [
+    `/api/v1/trending?profile=${seeded.profileId}&window=day`,
+    `/api/v1/trending?profile=${seeded.profileId}&window=hour&region=world`,
+    `/api/v1/trending?profile=${seeded.profileId}&window=week&type=series&limit=50`,
+    `/api/v1/trending?profile=${seeded.profileId}&window=day&region=GB&type=movie`,
+  ]
+  const first = await fetch(`${server.url}${paths[0]}`, { headers })
+  if (first.status !== 200) throw new Error(`trending answered ${first.status}: ${await first.text()}`)
+  const shown = ((await first.json()) as { items: unknown[] }).items.length
+  const load = () =>
+    autocannon({
+      url: server.url,
+      connections: 10,
+      duration: DURATION_S,
+      requests: paths.map((path) => ({ method: 'GET' as const, path, headers })),
+    })
+  await load() // warm caches and JIT
+  const trending = await load()
+  if (trending.non2xx > 0) throw new Error(`${trending.non2xx} trending requests failed`)
+
+  const row = (cells: string[]) =>
+    console.log(cells.map((c, i) => (i === 0 ? c.padEnd(40) : c.padStart(12))).join(' '))
+  console.log(
+    `Trends: events aggregated end to end (backlog drains; ${CONCURRENCY} handlers in flight, one flush per batch)`,
+  )
+  row(['bus', 'events', 'publish/s', 'raw bus/s', 'trends/s', 'trends/raw', 'target'])
+  row([
+    'in process (SQLite)',
+    fmt(EVENTS),
+    fmt(inProcess.publish),
+    fmt(inProcess.raw),
+    fmt(inProcess.trends),
+    ratio(inProcess.trends, inProcess.raw).toFixed(2),
+    `≥ ${fmt(IN_PROCESS_TARGET)}/s ${verdict(inProcess.trends, IN_PROCESS_TARGET)}`,
+  ])
+  if (typeof jetstream === 'string') console.log(`JetStream not measured: ${jetstream}`)
+  else {
+    const r = ratio(jetstream.trends, jetstream.raw)
+    row([
+      `JetStream (${natsUrl.replace(/^nats:\/\//, '')})`,
+      fmt(JETSTREAM_EVENTS),
+      fmt(jetstream.publish),
+      fmt(jetstream.raw),
+      fmt(jetstream.trends),
+      r.toFixed(2),
+      `≥ ${JETSTREAM_RATIO_TARGET} of raw ${verdict(r, JETSTREAM_RATIO_TARGET)}`,
+    ])
+  }
+  console.log(
+    `GET /api/v1/trending (4 window/region/type mixes, ${shown} titles shown of the day row, 10 connections, ${DURATION_S} s): ` +
+      `${fmt(trending.requests.average)} req/s, p50 ${trending.latency.p50} ms, p99 ${trending.latency.p99} ms ` +
+      `(target ≤ ${P99_TARGET_MS} ms: ${verdict(trending.latency.p99, P99_TARGET_MS, 'lower')})`,
+  )
+} finally {
+  for (const child of children) {
+    child.kill('SIGTERM')
+    await once(child, 'exit')
+  }
+  data.cleanup()
+}
+
+/** bench/trends/server.ts in a child process (on the given data dir); resolves with its URL. */
+function startTrendsServer(env: Record<string, string>): Promise<{ url: string; child: ChildProcess }> {
+  const child = spawn(process.execPath, ['--import', 'tsx', 'bench/trends/server.ts'], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+    env: { ...process.env, REEL_LOG_LEVEL: 'warn', ...env },
+  })
+  let out = ''
+  let listening = false
+  return new Promise((resolve, reject) => {
+    child.stdout?.on('data', (chunk: Buffer) => {
+      if (listening) return
+      out += String(chunk)
+      const url = /(http:\/\/127\.0\.0\.1:\d+)\s*$/m.exec(out)?.[1]
+      if (url) {
+        listening = true
+        resolve({ url, child })
+      }
+    })
+    child.once('exit', (code) => reject(new Error(`trends server exited (${code}) before listening`)))
+  })
+}
