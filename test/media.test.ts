@@ -211,6 +211,7 @@ async function blobServer(blobs: Blobs): Promise<{ url: string; close: () => Pro
         'content-length': String(read.end - read.start + 1),
         ...(range ? { 'content-range': `bytes ${read.start}-${read.end}/${read.info.size}` } : {}),
       })
+      res.on('close', () => read.body.destroy())
       read.body.pipe(res)
     } catch {
       res.writeHead(404).end()
