@@ -324,6 +324,109 @@ export const variables = {
     integer(0, 3_600_000),
     'How long a computed trending or Top 10 ranking is served from the cache (0: computed for every request).',
   ),
+  playbackHeartbeatMs: variable(
+    'REEL_PLAYBACK_HEARTBEAT_MS',
+    '10000',
+    integer(1000, 600_000),
+    'How often players are asked to report their position (heartbeatIntervalMs of a started playback).',
+  ),
+  playbackStreamTimeoutMs: variable(
+    'REEL_PLAYBACK_STREAM_TIMEOUT_MS',
+    '60000',
+    integer(1000, 3_600_000),
+    "A play session without a heartbeat for this long no longer counts against the plan's concurrent streams.",
+  ),
+  playbackFlushMs: variable(
+    'REEL_PLAYBACK_FLUSH_MS',
+    '2000',
+    integer(50, 60_000),
+    'Resume positions reach the database coalesced at most this long after a heartbeat (write-behind); stops and shutdown flush at once.',
+  ),
+  playbackTokenTtlS: variable(
+    'REEL_PLAYBACK_TOKEN_TTL_S',
+    '21600',
+    integer(60, 7 * 86_400),
+    'How long the signed media URLs of a play session stay valid.',
+  ),
+  cdnUrlKey: variable(
+    'REEL_CDN_URL_KEY',
+    '',
+    optionalText,
+    'Secret that signs media URLs and edge reports, shared by every API process and edge. Empty: one generated under REEL_DATA_DIR (all-in-one only).',
+  ),
+  cdnRegionHeader: variable(
+    'REEL_CDN_REGION_HEADER',
+    '',
+    (raw) => raw.trim().toLowerCase(),
+    "A request header set by a trusted load balancer that carries the client's country (e.g. cf-ipcountry). Empty: not trusted.",
+  ),
+  cdnRegions: variable(
+    'REEL_CDN_REGIONS',
+    '',
+    text,
+    "Address→region table for steering: comma-separated CIDR=COUNTRY entries (e.g. 10.1.0.0/16=DE,10.2.0.0/16=FR). Unlisted addresses use the account's country.",
+  ),
+  cdnEdgeTimeoutMs: variable(
+    'REEL_CDN_EDGE_TIMEOUT_MS',
+    '15000',
+    integer(1000, 3_600_000),
+    'An edge that has not reported for this long is out of steering.',
+  ),
+  cdnEdgesPerTitle: variable(
+    'REEL_CDN_EDGES_PER_TITLE',
+    '2',
+    integer(1, 16),
+    'How many edges of a region a title is placed on by consistent hashing (the first serves, the others are fallbacks and are push-filled).',
+  ),
+  cdnBuiltinEdge: variable(
+    'REEL_CDN_BUILTIN_EDGE',
+    'true',
+    boolean,
+    'Run an edge inside the cdn role, at /edge on this server (the all-in-one shape).',
+  ),
+  cdnEdgeOrigins: variable(
+    'REEL_CDN_EDGE_ORIGINS',
+    '',
+    urlList('http:', 'https:'),
+    "Origins of the separate edges (comma-separated), allowed by the web app's Content-Security-Policy for media and connections.",
+  ),
+  edgeId: variable('REEL_EDGE_ID', '', optionalText, '`reel edge`: its name in steering. Empty: host:port.'),
+  edgePort: variable('REEL_EDGE_PORT', '8090', integer(0, 65535), '`reel edge`: HTTP port it serves on.'),
+  edgeRegion: variable(
+    'REEL_EDGE_REGION',
+    '*',
+    (raw, name) => {
+      const v = raw.trim().toUpperCase()
+      if (v !== '*' && !/^[A-Z]{2}$/.test(v))
+        throw new ConfigError(name, `expected a country code or *, got "${raw}"`)
+      return v
+    },
+    '`reel edge`: the country it serves (ISO 3166 alpha-2), or * for any (used when a region has no edge).',
+  ),
+  edgeUrl: variable(
+    'REEL_EDGE_URL',
+    '',
+    url('http:', 'https:'),
+    '`reel edge`: the URL players reach it at. Empty: http://$REEL_HOST:$REEL_EDGE_PORT.',
+  ),
+  edgeOriginUrl: variable(
+    'REEL_EDGE_ORIGIN_URL',
+    '',
+    url('http:', 'https:'),
+    '`reel edge`: the reel server it fills from (its /origin) and reports to (steering). Empty: $REEL_URL, else http://localhost:$REEL_PORT.',
+  ),
+  edgeCacheBytes: variable(
+    'REEL_EDGE_CACHE_BYTES',
+    '10gb',
+    bytes,
+    "Byte budget of an edge's on-disk cache (least recently used objects are evicted).",
+  ),
+  edgeCacheDir: variable(
+    'REEL_EDGE_CACHE_DIR',
+    '',
+    optionalText,
+    'Where an edge keeps its cache. Empty: $REEL_DATA_DIR/edge-cache (the built-in edge) or $REEL_DATA_DIR/edge-<port>.',
+  ),
   url: variable(
     'REEL_URL',
     '',

@@ -1,7 +1,78 @@
+import path from 'node:path'
 import type { ServiceModule } from '../../platform/modules.js'
+import { TITLE_PUBLISHED, type TitlePublished } from '../media/events.js'
+import { Edge } from './edge.js'
+import { cdnMigrations } from './migrations.js'
+import { BlobOrigin } from './origin.js'
+import { cdnRoutes } from './routes.js'
+import { ANY_REGION, CdnService, RegionTable } from './service.js'
+import { CdnStore } from './store.js'
+import { UrlSigner } from './tokens.js'
 
-/** The cdn service: the edge registry, steering and the built-in edge. Its routes, consumers and jobs arrive with its issue. */
+declare module '../../platform/modules.js' {
+  interface ServiceApis {
+    /** Steering (`steer`, `regionOf`), URL signing and the edge registry. */
+    cdn: CdnService
+  }
+}
+
+export const BUILTIN_EDGE_ID = 'builtin'
+const REPORT_INTERVAL_MS = 5_000
+
+/** The cdn service: the edge registry, steering, the origin and the built-in edge. */
 export const cdnModule: ServiceModule = {
   name: 'cdn',
-  register() {},
+  migrations: cdnMigrations,
+  api(ctx) {
+    const { config } = ctx
+    return new CdnService({
+      store: new CdnStore(ctx.db),
+      signer: UrlSigner.fromConfig(config, ctx.log),
+      now: ctx.now,
+      settings: {
+        edgeTimeoutMs: config.cdnEdgeTimeoutMs,
+        edgesPerTitle: config.cdnEdgesPerTitle,
+        regionHeader: config.cdnRegionHeader,
+        regions: RegionTable.parse(config.cdnRegions),
+        publicUrl: (config.url ?? '').replace(/\/+$/, ''),
+      },
+    })
+  },
+  register(ctx) {
+    const cdn = ctx.use('cdn')
+    const log = ctx.log.child({ service: 'cdn' })
+    const edge = ctx.config.cdnBuiltinEdge
+      ? new Edge({
+          cacheDir: ctx.config.edgeCacheDir ?? path.join(ctx.config.dataDir, 'edge-cache'),
+          budgetBytes: ctx.config.edgeCacheBytes,
+          origin: new BlobOrigin(ctx.blobs),
+          signer: cdn.signer,
+          log: log.child({ edge: BUILTIN_EDGE_ID }),
+          now: ctx.now,
+        })
+      : undefined
+    cdnRoutes(ctx, cdn, edge)
+    if (!edge) return
+    const report = () =>
+      cdn.report({
+        id: BUILTIN_EDGE_ID,
+        url: `${(ctx.config.url ?? '').replace(/\/+$/, '')}/edge`,
+        region: ANY_REGION,
+        capacityBytes: edge.budgetBytes,
+        usedBytes: edge.stats.usedBytes,
+        healthy: true,
+      })
+    ctx.every('cdn-builtin-edge-report', REPORT_INTERVAL_MS, report)
+    ctx.onStart(async () => {
+      await report()
+      const subscription = await ctx.bus.subscribe<TitlePublished>({
+        name: 'cdn-fill-builtin',
+        types: [TITLE_PUBLISHED],
+        handler: async (event) => {
+          if (await cdn.assigned(BUILTIN_EDGE_ID, event.data.titleId)) await edge.prefill(event.data)
+        },
+      })
+      ctx.onStop(() => subscription.stop())
+    })
+  },
 }

@@ -1,7 +1,56 @@
 import type { ServiceModule } from '../../platform/modules.js'
+import { PROFILE_DELETED, type ProfileDeleted } from '../accounts/events.js'
+import { playbackMigrations } from './migrations.js'
+import { playbackRoutes } from './routes.js'
+import { PlaybackService } from './service.js'
+import { PlaybackStore } from './store.js'
+import { PlayableTitles } from './titles.js'
 
-/** The playback service: play sessions, stream limits, resume state and viewing history. Its routes, consumers and jobs arrive with its issue. */
+declare module '../../platform/modules.js' {
+  interface ServiceApis {
+    playback: PlaybackService
+  }
+}
+
+/** The playback service: play sessions, stream limits, resume state and viewing history. */
 export const playbackModule: ServiceModule = {
   name: 'playback',
-  register() {},
+  migrations: playbackMigrations,
+  api(ctx) {
+    const { config } = ctx
+    return new PlaybackService({
+      store: new PlaybackStore(ctx.db),
+      cache: ctx.cache,
+      bus: ctx.bus,
+      billing: () => ctx.use('billing'),
+      accounts: () => ctx.use('accounts'),
+      cdn: () => ctx.use('cdn'),
+      titles: new PlayableTitles(
+        () => ctx.use('catalog'),
+        () => ctx.use('media'),
+      ),
+      log: ctx.log.child({ service: 'playback' }),
+      now: ctx.now,
+      settings: {
+        heartbeatIntervalMs: config.playbackHeartbeatMs,
+        streamTimeoutMs: config.playbackStreamTimeoutMs,
+        tokenTtlS: config.playbackTokenTtlS,
+      },
+    })
+  },
+  register(ctx) {
+    const playback = ctx.use('playback')
+    playbackRoutes(ctx, playback)
+    ctx.every('playback-write-behind', ctx.config.playbackFlushMs, () => playback.flush())
+    // Registered before the consumer's stop hook, so it runs after it: the last positions reach the DB.
+    ctx.onStop(() => playback.flush())
+    ctx.onStart(async () => {
+      const subscription = await ctx.bus.subscribe<ProfileDeleted>({
+        name: 'playback-profile-deleted',
+        types: [PROFILE_DELETED],
+        handler: async (event) => playback.profileDeleted(event.data.profileId),
+      })
+      ctx.onStop(() => subscription.stop())
+    })
+  },
 }

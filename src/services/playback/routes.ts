@@ -1,0 +1,160 @@
+import { Type } from '@sinclair/typebox'
+import { errorResponses } from '../../platform/http/server.js'
+import type { ModuleContext } from '../../platform/modules.js'
+import type { PlaybackService } from './service.js'
+
+const auth = [{ bearer: [] }]
+const Id = Type.String({ minLength: 1, maxLength: 64, pattern: '^[A-Za-z0-9_-]+$' })
+/** Ten days of media: far beyond any title, small enough to stay a safe integer. */
+const MAX_POSITION_MS = 864_000_000
+
+const StartBody = Type.Object(
+  {
+    profileId: Id,
+    titleId: Id,
+    episodeId: Type.Optional(Id),
+    device: Type.Optional(Type.String({ minLength: 1, maxLength: 200 })),
+  },
+  { additionalProperties: false },
+)
+const Started = Type.Object({
+  sessionId: Type.String(),
+  titleId: Type.String(),
+  episodeId: Type.Union([Type.String(), Type.Null()]),
+  manifestUrl: Type.String(),
+  fallbackUrls: Type.Array(Type.String()),
+  resumeAtMs: Type.Integer(),
+  durationMs: Type.Integer(),
+  maxHeight: Type.Integer(),
+  heartbeatIntervalMs: Type.Integer(),
+  region: Type.String(),
+})
+const HeartbeatBody = Type.Object(
+  {
+    positionMs: Type.Integer({ minimum: 0, maximum: MAX_POSITION_MS }),
+    state: Type.Union([
+      Type.Literal('playing'),
+      Type.Literal('paused'),
+      Type.Literal('buffering'),
+      Type.Literal('seeking'),
+    ]),
+    bitrate: Type.Optional(Type.Integer({ minimum: 0, maximum: 1_000_000_000 })),
+    bufferMs: Type.Optional(Type.Integer({ minimum: 0, maximum: 3_600_000 })),
+    rebuffers: Type.Optional(Type.Integer({ minimum: 0, maximum: 1_000_000 })),
+  },
+  { additionalProperties: false },
+)
+const Progress = Type.Object({
+  titleId: Type.String(),
+  episodeId: Type.Union([Type.String(), Type.Null()]),
+  type: Type.Union([Type.Literal('movie'), Type.Literal('episode')]),
+  seriesId: Type.Union([Type.String(), Type.Null()]),
+  positionMs: Type.Integer(),
+  durationMs: Type.Integer(),
+  completed: Type.Boolean(),
+  updatedAt: Type.String(),
+})
+const Limit = Type.Object({ limit: Type.Integer({ minimum: 1, maximum: 100, default: 20 }) })
+
+export function playbackRoutes(ctx: ModuleContext, playback: PlaybackService): void {
+  const { http } = ctx
+  const tags = ['playback']
+
+  http.post(
+    '/api/v1/playback',
+    {
+      schema: {
+        tags,
+        security: auth,
+        summary:
+          'Press play: checks plan, profile, availability, maturity and free screens; answers with signed manifest URLs (edges, then the origin) and where to resume',
+        body: StartBody,
+        response: { 201: Started, ...errorResponses(401, 403, 404, 409) },
+      },
+    },
+    async (req, reply) => {
+      const caller = await ctx.auth.authenticate(req)
+      const started = await playback.start(caller, req.body, {
+        headers: req.headers,
+        address: req.ip,
+        userAgent: req.headers['user-agent'],
+      })
+      return reply.code(201).send(started)
+    },
+  )
+
+  http.post(
+    '/api/v1/playback/:sessionId/heartbeat',
+    {
+      schema: {
+        tags,
+        security: auth,
+        summary:
+          'Position and quality report, every heartbeatIntervalMs. A negative position is a 400; one past the runtime is clamped to it',
+        params: Type.Object({ sessionId: Id }),
+        body: HeartbeatBody,
+        response: { 200: Type.Object({ positionMs: Type.Integer() }), ...errorResponses(401, 404) },
+      },
+    },
+    async (req) => playback.heartbeat(await ctx.auth.authenticate(req), req.params.sessionId, req.body),
+  )
+
+  http.delete(
+    '/api/v1/playback/:sessionId',
+    {
+      schema: {
+        tags,
+        security: auth,
+        summary: 'Stop: frees the screen and saves the final position (default: the last reported one)',
+        params: Type.Object({ sessionId: Id }),
+        querystring: Type.Object({
+          positionMs: Type.Optional(Type.Integer({ minimum: 0, maximum: MAX_POSITION_MS })),
+        }),
+        response: {
+          200: Type.Object({ positionMs: Type.Integer(), completed: Type.Boolean() }),
+          ...errorResponses(401, 404),
+        },
+      },
+    },
+    async (req) =>
+      playback.stop(await ctx.auth.authenticate(req), req.params.sessionId, req.query.positionMs),
+  )
+
+  http.get(
+    '/api/v1/profiles/:id/continue-watching',
+    {
+      schema: {
+        tags,
+        security: auth,
+        summary: 'Titles in progress, most recent first (a finished episode offers the next one)',
+        params: Type.Object({ id: Id }),
+        querystring: Limit,
+        response: { 200: Type.Object({ items: Type.Array(Progress) }), ...errorResponses(401, 404) },
+      },
+    },
+    async (req) => ({
+      items: await playback.continueWatching(
+        await ctx.auth.authenticate(req),
+        req.params.id,
+        req.query.limit,
+      ),
+    }),
+  )
+
+  http.get(
+    '/api/v1/profiles/:id/history',
+    {
+      schema: {
+        tags,
+        security: auth,
+        summary: 'What the profile watched, most recent first',
+        params: Type.Object({ id: Id }),
+        querystring: Limit,
+        response: { 200: Type.Object({ items: Type.Array(Progress) }), ...errorResponses(401, 404) },
+      },
+    },
+    async (req) => ({
+      items: await playback.history(await ctx.auth.authenticate(req), req.params.id, req.query.limit),
+    }),
+  )
+}

@@ -1,0 +1,571 @@
+import { LRUCache } from 'lru-cache'
+import type { Auth } from '../../platform/auth.js'
+import type { Bus } from '../../platform/bus/bus.js'
+import type { Cache } from '../../platform/cache/cache.js'
+import { conflict, forbidden, notFound } from '../../platform/errors.js'
+import { newId } from '../../platform/ids.js'
+import type { Logger } from '../../platform/log.js'
+import { ratingRank } from '../accounts/rules.js'
+import type { AccountsService } from '../accounts/service.js'
+import type { BillingService } from '../billing/service.js'
+import type { CdnService } from '../cdn/service.js'
+import {
+  PLAYBACK_HEARTBEAT,
+  PLAYBACK_STARTED,
+  PLAYBACK_STOPPED,
+  type PlaybackEventBase,
+  type PlaybackHeartbeat,
+  type PlaybackStarted,
+  type PlaybackStopped,
+} from './events.js'
+import type { PlaybackStore, ProgressRow, SessionRow } from './store.js'
+import type { PlayableTitles } from './titles.js'
+
+export type PlayerState = PlaybackHeartbeat['state']
+
+export interface PlaybackSettings {
+  heartbeatIntervalMs: number
+  streamTimeoutMs: number
+  tokenTtlS: number
+}
+
+export interface PlaybackDeps {
+  store: PlaybackStore
+  cache: Cache
+  bus: Bus
+  billing: () => BillingService
+  accounts: () => AccountsService
+  cdn: () => CdnService
+  titles: PlayableTitles
+  log: Logger
+  now: () => number
+  settings: PlaybackSettings
+}
+
+export interface StartInput {
+  profileId: string
+  titleId: string
+  episodeId?: string
+  device?: string
+}
+
+export interface ClientInfo {
+  headers: Record<string, string | string[] | undefined>
+  address: string
+  userAgent?: string
+}
+
+export interface Started {
+  sessionId: string
+  titleId: string
+  episodeId: string | null
+  manifestUrl: string
+  fallbackUrls: string[]
+  resumeAtMs: number
+  durationMs: number
+  maxHeight: number
+  heartbeatIntervalMs: number
+  region: string
+}
+
+export interface HeartbeatInput {
+  positionMs: number
+  state: PlayerState
+  bitrate?: number
+  bufferMs?: number
+  rebuffers?: number
+}
+
+export interface ProgressView {
+  titleId: string
+  episodeId: string | null
+  type: 'movie' | 'episode'
+  seriesId: string | null
+  positionMs: number
+  durationMs: number
+  completed: boolean
+  updatedAt: string
+}
+
+/** A position in the last 5 % of a title (its credits) counts as watched. */
+export const COMPLETION_RATIO = 0.95
+const SESSION_TTL_MS = 24 * 3600_000
+const STREAMS_TTL_MS = 24 * 3600_000
+const POSITION_TTL_MS = 7 * 24 * 3600_000
+/** A session's slot in the account's stream set is refreshed at most this often by heartbeats. */
+const SLOT_REFRESH_MS = 5_000
+const MAX_TRACKED_STREAMS = 200
+
+const keys = {
+  session: (id: string) => `playback:session:${id}`,
+  streams: (accountId: string) => `playback:streams:{${accountId}}`,
+  position: (profileId: string, mediaId: string) => `playback:position:${profileId}:${mediaId}`,
+}
+
+interface LiveSession {
+  row: SessionRow
+  stopped: boolean
+  /** Where and when the last report left the client (for watchedMs). */
+  lastPositionMs: number
+  lastAt: number
+  slotRaisedAt: number
+}
+
+interface PendingHeartbeat {
+  session: LiveSession
+  state: PlayerState
+  positionMs: number
+  at: number
+  watchedMs: number
+  bitrate?: number
+  bufferMs?: number
+  rebuffers?: number
+}
+
+export const completed = (positionMs: number, durationMs: number) =>
+  durationMs > 0 && positionMs >= durationMs * COMPLETION_RATIO
+
+/**
+ * Play sessions: the rules of pressing play (entitlement, profile, availability, maturity, stream
+ * slots), where each profile left off, and the events the rest of reel learns from. Heartbeats are
+ * answered from memory and the cache; the DB gets them coalesced by `flush` (write-behind).
+ */
+export class PlaybackService {
+  private readonly live = new LRUCache<string, LiveSession>({ max: 50_000 })
+  private progressPending = new Map<string, ProgressRow>()
+  private heartbeatsPending = new Map<string, PendingHeartbeat>()
+  private flushing: Promise<void> | undefined
+
+  constructor(private readonly deps: PlaybackDeps) {}
+
+  get settings(): PlaybackSettings {
+    return this.deps.settings
+  }
+
+  async start(auth: Auth, input: StartInput, client: ClientInfo): Promise<Started> {
+    const { deps } = this
+    const entitlement = await deps.billing().entitlement(auth.accountId)
+    if (!entitlement.active || entitlement.maxStreams < 1)
+      throw forbidden('no_active_subscription', 'Choose a plan to start watching')
+    const profile = await deps.accounts().profile(auth.accountId, input.profileId)
+    const episodeId = input.episodeId ?? (await this.episodeToResume(profile.id, input.titleId))
+    const title = await deps.titles.resolve(input.titleId, episodeId)
+    const cdn = deps.cdn()
+    const region = cdn.regionOf(auth.country, client.headers, client.address)
+    const now = deps.now()
+    if (ratingRank(title.maturityRating) > ratingRank(profile.maturityLimit))
+      throw forbidden(
+        'maturity_restricted',
+        `This title is rated ${title.maturityRating}, above this profile's limit`,
+      )
+    if (!title.ready) throw conflict('title_not_available', 'This title is not ready to play yet')
+    if (!title.availableIn(region, now))
+      throw conflict('title_not_available', `This title is not available in ${region} now`)
+
+    const sessionId = newId()
+    const device = (input.device ?? client.userAgent ?? 'unknown device').slice(0, 200)
+    await this.claimStream(auth.accountId, sessionId, entitlement.maxStreams)
+    const resumeAtMs = await this.resumePosition(profile.id, title.mediaId)
+    const row: SessionRow = {
+      id: sessionId,
+      account_id: auth.accountId,
+      profile_id: profile.id,
+      title_id: title.titleId,
+      media_id: title.mediaId,
+      device,
+      region,
+      max_height: entitlement.maxHeight,
+      position_ms: resumeAtMs,
+      duration_ms: title.durationMs,
+      started_at: now,
+      seen_at: now,
+      stopped_at: null,
+    }
+    await deps.store.insertSession(row)
+    const liveSession: LiveSession = {
+      row: { ...row },
+      stopped: false,
+      lastPositionMs: resumeAtMs,
+      lastAt: now,
+      slotRaisedAt: now,
+    }
+    this.live.set(sessionId, liveSession)
+    await deps.cache.set(keys.session(sessionId), JSON.stringify(row), SESSION_TTL_MS)
+
+    const steering = await cdn.steer(title.mediaId, region)
+    const token = cdn.sign({
+      sid: sessionId,
+      prefix: `titles/${title.mediaId}/`,
+      exp: Math.floor(now / 1000) + deps.settings.tokenTtlS,
+      maxHeight: entitlement.maxHeight,
+    })
+    const master = `t/${token}/titles/${title.mediaId}/hls/master.m3u8`
+    const urls = [...steering.edges.map((e) => `${e.url}/${master}`), `${steering.originUrl}/${master}`]
+    const [manifestUrl = '', ...fallbackUrls] = urls
+
+    await deps.bus.publish<PlaybackStarted>({
+      type: PLAYBACK_STARTED,
+      key: profile.id,
+      data: {
+        ...this.eventBase(row, title.seriesId, title.seasonId, resumeAtMs, now),
+        resumeAtMs,
+        maxHeight: entitlement.maxHeight,
+        device,
+      },
+    })
+    return {
+      sessionId,
+      titleId: title.titleId,
+      episodeId: title.type === 'episode' ? title.mediaId : null,
+      manifestUrl,
+      fallbackUrls,
+      resumeAtMs,
+      durationMs: title.durationMs,
+      maxHeight: entitlement.maxHeight,
+      heartbeatIntervalMs: deps.settings.heartbeatIntervalMs,
+      region,
+    }
+  }
+
+  /**
+   * Position report. A negative position is refused by the route (400); one past the runtime is
+   * clamped to the runtime (players overshoot by a frame at the end).
+   */
+  async heartbeat(auth: Auth, sessionId: string, input: HeartbeatInput): Promise<{ positionMs: number }> {
+    const session = await this.liveSession(auth, sessionId)
+    const now = this.deps.now()
+    const { row } = session
+    const positionMs = row.duration_ms > 0 ? Math.min(input.positionMs, row.duration_ms) : input.positionMs
+    const elapsed = Math.max(0, now - session.lastAt)
+    const watchedMs =
+      input.state === 'playing'
+        ? Math.max(0, Math.min(positionMs - session.lastPositionMs, elapsed + 1000))
+        : 0
+    session.lastPositionMs = positionMs
+    session.lastAt = now
+    row.position_ms = positionMs
+    row.seen_at = now
+    this.remember(row, positionMs, now)
+    if (now - session.slotRaisedAt >= SLOT_REFRESH_MS || now < session.slotRaisedAt) {
+      session.slotRaisedAt = now
+      await this.deps.cache.zraise(keys.streams(row.account_id), [[`s:${row.id}`, now]], STREAMS_TTL_MS)
+    }
+    const previous = this.heartbeatsPending.get(sessionId)
+    this.heartbeatsPending.set(sessionId, {
+      session,
+      state: input.state,
+      positionMs,
+      at: now,
+      watchedMs: (previous?.watchedMs ?? 0) + watchedMs,
+      bitrate: input.bitrate,
+      bufferMs: input.bufferMs,
+      rebuffers: input.rebuffers,
+    })
+    return { positionMs }
+  }
+
+  /** Stop: frees the stream slot and saves the final position at once. */
+  async stop(
+    auth: Auth,
+    sessionId: string,
+    positionMs?: number,
+  ): Promise<{ positionMs: number; completed: boolean }> {
+    const session = await this.liveSession(auth, sessionId)
+    const now = this.deps.now()
+    const { row } = session
+    const final = Math.min(
+      positionMs ?? session.lastPositionMs,
+      row.duration_ms > 0 ? row.duration_ms : Number.MAX_SAFE_INTEGER,
+    )
+    const pending = this.heartbeatsPending.get(sessionId)
+    this.heartbeatsPending.delete(sessionId)
+    session.stopped = true
+    row.stopped_at = now
+    row.position_ms = final
+    this.remember(row, final, now)
+    await this.deps.cache.zraise(keys.streams(row.account_id), [[`x:${row.id}`, now]], STREAMS_TTL_MS)
+    await this.deps.cache.set(keys.session(sessionId), JSON.stringify(row), SESSION_TTL_MS)
+    await this.deps.store.stopSession(sessionId, final, now)
+    await this.flush()
+    const done = completed(final, row.duration_ms)
+    const { seriesId, seasonId } = await this.seriesOf(row)
+    await this.deps.bus.publish<PlaybackStopped>({
+      type: PLAYBACK_STOPPED,
+      key: row.profile_id,
+      data: {
+        ...this.eventBase(row, seriesId, seasonId, final, now),
+        watchedMs: pending?.watchedMs ?? 0,
+        completed: done,
+      },
+    })
+    return { positionMs: final, completed: done }
+  }
+
+  /** Writes coalesced positions to the DB and publishes one heartbeat event per session since the last flush. */
+  flush(): Promise<void> {
+    const run = async (): Promise<void> => {
+      if (this.progressPending.size === 0 && this.heartbeatsPending.size === 0) return
+      const progress = [...this.progressPending.values()]
+      const heartbeats = [...this.heartbeatsPending.values()]
+      this.progressPending = new Map()
+      this.heartbeatsPending = new Map()
+      try {
+        await this.deps.store.writeBehind(
+          progress,
+          heartbeats.map((h) => ({ id: h.session.row.id, position_ms: h.positionMs, seen_at: h.at })),
+        )
+      } catch (e) {
+        // Keep what was not written (newer reports win) so the next flush tries again.
+        for (const row of progress) {
+          const key = `${row.profile_id}\n${row.media_id}`
+          if (!this.progressPending.has(key)) this.progressPending.set(key, row)
+        }
+        throw e
+      }
+      for (const h of heartbeats) {
+        const { seriesId, seasonId } = await this.seriesOf(h.session.row)
+        await this.deps.bus.publish<PlaybackHeartbeat>({
+          type: PLAYBACK_HEARTBEAT,
+          key: h.session.row.profile_id,
+          data: {
+            ...this.eventBase(h.session.row, seriesId, seasonId, h.positionMs, h.at),
+            state: h.state,
+            watchedMs: h.watchedMs,
+            ...(h.bitrate === undefined ? {} : { bitrate: h.bitrate }),
+            ...(h.bufferMs === undefined ? {} : { bufferMs: h.bufferMs }),
+            ...(h.rebuffers === undefined ? {} : { rebuffers: h.rebuffers }),
+          },
+        })
+      }
+    }
+    // One flush at a time; a flush asked for during one runs after it.
+    const next = (this.flushing ?? Promise.resolve()).catch(() => {}).then(run)
+    this.flushing = next
+    return next
+  }
+
+  async continueWatching(auth: Auth, profileId: string, limit: number): Promise<ProgressView[]> {
+    await this.deps.accounts().profile(auth.accountId, profileId)
+    await this.flush()
+    const rows = await this.deps.store.recent(profileId, 500)
+    const seen = new Set<string>()
+    const out: ProgressView[] = []
+    for (const row of rows) {
+      const show = row.series_id ?? row.media_id
+      if (seen.has(show)) continue
+      seen.add(show)
+      if (row.completed === 0) {
+        if (row.position_ms > 0) out.push(view(row))
+      } else if (row.series_id) {
+        const episodes = await this.deps.titles.episodes(row.series_id)
+        const at = episodes.findIndex((e) => e.id === row.media_id)
+        const next = at >= 0 ? episodes[at + 1] : undefined
+        if (next)
+          out.push({
+            titleId: row.series_id,
+            episodeId: next.id,
+            type: 'episode',
+            seriesId: row.series_id,
+            positionMs: 0,
+            durationMs: 0,
+            completed: false,
+            updatedAt: new Date(row.updated_at).toISOString(),
+          })
+      }
+      if (out.length >= limit) break
+    }
+    return out
+  }
+
+  async history(auth: Auth, profileId: string, limit: number): Promise<ProgressView[]> {
+    await this.deps.accounts().profile(auth.accountId, profileId)
+    await this.flush()
+    return (await this.deps.store.recent(profileId, limit)).map(view)
+  }
+
+  /** `accounts.profile.deleted`: the profile's history and resume positions go (idempotent). */
+  async profileDeleted(profileId: string): Promise<void> {
+    for (const [key, row] of this.progressPending)
+      if (row.profile_id === profileId) this.progressPending.delete(key)
+    const mediaIds = await this.deps.store.deleteProfile(profileId)
+    if (mediaIds.length > 0) await this.deps.cache.del(...mediaIds.map((m) => keys.position(profileId, m)))
+  }
+
+  /** For a series without an episode named: the one in progress, else the one after the last watched. */
+  private async episodeToResume(profileId: string, titleId: string): Promise<string | undefined> {
+    const latest = await this.deps.store.latestOfSeries(profileId, titleId)
+    if (!latest) return undefined
+    if (latest.completed === 0) return latest.media_id
+    const episodes = await this.deps.titles.episodes(titleId)
+    const at = episodes.findIndex((e) => e.id === latest.media_id)
+    return episodes[at + 1]?.id ?? latest.media_id
+  }
+
+  private async resumePosition(profileId: string, mediaId: string): Promise<number> {
+    const cached = await this.deps.cache.get(keys.position(profileId, mediaId))
+    let position: { positionMs: number; completed: boolean } | undefined
+    if (cached !== undefined) {
+      try {
+        position = JSON.parse(cached) as { positionMs: number; completed: boolean }
+      } catch {
+        position = undefined
+      }
+    }
+    if (!position) {
+      const row =
+        this.progressPending.get(`${profileId}\n${mediaId}`) ??
+        (await this.deps.store.progress(profileId, mediaId))
+      position = row ? { positionMs: row.position_ms, completed: row.completed === 1 } : undefined
+    }
+    return position && !position.completed ? position.positionMs : 0
+  }
+
+  /** Adds this session to the account's stream set, then keeps it only if it is among the first maxStreams live ones. */
+  private async claimStream(accountId: string, sessionId: string, maxStreams: number): Promise<void> {
+    const { cache, settings, now } = this.deps
+    const at = now()
+    const key = keys.streams(accountId)
+    await cache.zraise(key, [[`s:${sessionId}`, at]], STREAMS_TTL_MS)
+    const members = await cache.zunionTop([key], [1], MAX_TRACKED_STREAMS * 2)
+    let active: string[]
+    if (members) {
+      const stopped = new Set(members.filter(([m]) => m.startsWith('x:')).map(([m]) => m.slice(2)))
+      active = members
+        .filter(
+          ([m, score]) =>
+            m.startsWith('s:') && score >= at - settings.streamTimeoutMs && !stopped.has(m.slice(2)),
+        )
+        .map(([m]) => m.slice(2))
+    } else {
+      // The cache cannot answer: count from the DB (positions there trail by the write-behind interval).
+      active = (await this.deps.store.activeSessions(accountId, at - settings.streamTimeoutMs)).map(
+        (s) => s.id,
+      )
+      active.push(sessionId)
+    }
+    // Session ids sort by creation time: of racing starts, the later ones lose on every process alike.
+    active.sort()
+    if (active.indexOf(sessionId) < maxStreams) return
+    await cache.zraise(key, [[`x:${sessionId}`, at]], STREAMS_TTL_MS)
+    const others = active.filter((id) => id !== sessionId).slice(0, maxStreams)
+    const devices = await Promise.all(others.map((id) => this.describe(id)))
+    throw conflict(
+      'stream_limit_reached',
+      `This plan allows ${maxStreams} screens at once; stop one to watch here`,
+      {
+        maxStreams,
+        activeDevices: devices,
+      },
+    )
+  }
+
+  private async describe(
+    sessionId: string,
+  ): Promise<{ sessionId: string; device: string; titleId: string; startedAt: string }> {
+    const row = this.live.get(sessionId)?.row ?? (await this.loadRow(sessionId))
+    return {
+      sessionId,
+      device: row?.device ?? 'unknown device',
+      titleId: row?.title_id ?? '',
+      startedAt: new Date(row?.started_at ?? 0).toISOString(),
+    }
+  }
+
+  private async loadRow(sessionId: string): Promise<SessionRow | undefined> {
+    const cached = await this.deps.cache.get(keys.session(sessionId))
+    if (cached !== undefined) {
+      try {
+        return JSON.parse(cached) as SessionRow
+      } catch {
+        // fall through to the DB
+      }
+    }
+    return this.deps.store.session(sessionId)
+  }
+
+  private async liveSession(auth: Auth, sessionId: string): Promise<LiveSession> {
+    let session = this.live.get(sessionId)
+    if (!session) {
+      const row = await this.loadRow(sessionId)
+      if (row) {
+        session = {
+          row,
+          stopped: row.stopped_at !== null,
+          lastPositionMs: row.position_ms,
+          lastAt: row.seen_at,
+          slotRaisedAt: 0,
+        }
+        this.live.set(sessionId, session)
+      }
+    }
+    if (!session || session.row.account_id !== auth.accountId)
+      throw notFound('session_not_found', `No play session ${sessionId}`)
+    if (session.stopped || session.row.stopped_at !== null)
+      throw notFound('session_stopped', 'This play session has stopped; start playback again')
+    return session
+  }
+
+  private remember(row: SessionRow, positionMs: number, at: number): void {
+    const done = completed(positionMs, row.duration_ms)
+    const progress: ProgressRow = {
+      profile_id: row.profile_id,
+      media_id: row.media_id,
+      title_id: row.title_id,
+      title_type: row.title_id === row.media_id ? 'movie' : 'episode',
+      series_id: row.title_id === row.media_id ? null : row.title_id,
+      season_id: null,
+      position_ms: positionMs,
+      duration_ms: row.duration_ms,
+      completed: done ? 1 : 0,
+      updated_at: at,
+    }
+    this.progressPending.set(`${row.profile_id}\n${row.media_id}`, progress)
+    void this.deps.cache.set(
+      keys.position(row.profile_id, row.media_id),
+      JSON.stringify({ positionMs, completed: done }),
+      POSITION_TTL_MS,
+    )
+  }
+
+  private async seriesOf(row: SessionRow): Promise<{ seriesId: string | null; seasonId: string | null }> {
+    if (row.title_id === row.media_id) return { seriesId: null, seasonId: null }
+    const episode = (await this.deps.titles.episodes(row.title_id)).find((e) => e.id === row.media_id)
+    return { seriesId: row.title_id, seasonId: episode?.seasonId ?? null }
+  }
+
+  private eventBase(
+    row: SessionRow,
+    seriesId: string | null,
+    seasonId: string | null,
+    positionMs: number,
+    at: number,
+  ): PlaybackEventBase {
+    return {
+      sessionId: row.id,
+      accountId: row.account_id,
+      profileId: row.profile_id,
+      titleId: row.media_id,
+      titleType: seriesId ? 'episode' : 'movie',
+      seriesId,
+      seasonId,
+      region: row.region,
+      positionMs,
+      durationMs: row.duration_ms,
+      at: new Date(at).toISOString(),
+    }
+  }
+}
+
+function view(row: ProgressRow): ProgressView {
+  const episode = row.series_id !== null
+  return {
+    titleId: row.series_id ?? row.media_id,
+    episodeId: episode ? row.media_id : null,
+    type: episode ? 'episode' : 'movie',
+    seriesId: row.series_id,
+    positionMs: row.position_ms,
+    durationMs: row.duration_ms,
+    completed: row.completed === 1,
+    updatedAt: new Date(row.updated_at).toISOString(),
+  }
+}
