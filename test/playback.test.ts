@@ -1,0 +1,359 @@
+import { execFile } from 'node:child_process'
+import path from 'node:path'
+import { promisify } from 'node:util'
+import { sql } from 'kysely'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import type { EventEnvelope } from '../src/platform/bus/bus.js'
+import { newId } from '../src/platform/ids.js'
+import type { PlaybackEventBase } from '../src/services/playback/events.js'
+import { engines, hasPostgres, hasRedis, tempDir } from './engines.js'
+import { startReel, type TestReel } from './harness.js'
+
+const run = promisify(execFile)
+const PASSWORD = 'correct horse battery'
+let seq = 0
+const email = () => `play.${process.pid}.${Date.now()}.${seq++}@example.com`
+const fixtures = tempDir('reel-playback-fixtures-')
+afterAll(() => fixtures.cleanup())
+
+export const PLAYBACK_MEDIA_ENV = {
+  REEL_MEDIA_CHUNK_SECONDS: '6',
+  REEL_MEDIA_LADDER: '360p-365k,234p-145k',
+  REEL_MEDIA_PRESET: 'superfast',
+  REEL_MEDIA_WORKERS: '1',
+}
+
+/** A real title through the media pipeline: a 4 s 640×360 clip with sound, packaged as HLS. */
+export async function makeTitle(t: TestReel, name = 'clip'): Promise<string> {
+  const file = path.join(fixtures.dir, `${name}-${seq++}.mp4`)
+  await run('ffmpeg', [
+    '-v',
+    'error',
+    '-y',
+    '-f',
+    'lavfi',
+    '-i',
+    'testsrc2=size=640x360:rate=24:duration=4',
+    '-f',
+    'lavfi',
+    '-i',
+    'sine=frequency=440:sample_rate=48000:duration=4',
+    '-c:v',
+    'libx264',
+    '-preset',
+    'ultrafast',
+    '-pix_fmt',
+    'yuv420p',
+    '-g',
+    '48',
+    '-c:a',
+    'aac',
+    '-shortest',
+    file,
+  ])
+  const media = t.reel.use('media')
+  const titleId = newId()
+  await media.beginUpload({ titleId, title: `Playback ${name}` })
+  await media.finishUpload(titleId, file)
+  const deadline = Date.now() + 180_000
+  for (;;) {
+    const view = await media.titleMedia(titleId)
+    if (view.status === 'available') break
+    if (view.status === 'failed' || Date.now() > deadline)
+      throw new Error(`title ${view.status}: ${JSON.stringify(view.error)}`)
+    await new Promise((r) => setTimeout(r, 250))
+  }
+  return titleId
+}
+
+export async function signUp(t: TestReel, plan = 'standard', country = 'DE') {
+  const res = await t.call('POST', '/api/v1/accounts', {
+    body: { email: email(), password: PASSWORD, plan, country },
+  })
+  expect(res.statusCode, res.body).toBe(201)
+  const body = res.json()
+  const token: string = body.tokens.accessToken
+  const profiles = await t.call('GET', '/api/v1/profiles', { token })
+  return { accountId: body.account.id as string, token, profileId: profiles.json().profiles[0].id as string }
+}
+
+const code = (res: { json: () => { error: { code: string } } }) => res.json().error.code
+
+const kinds: ('sqlite' | 'postgres')[] = hasPostgres() ? ['sqlite', 'postgres'] : ['sqlite']
+
+describe.each(kinds)('playback on %s', (kind) => {
+  let t: TestReel
+  let titleId: string
+  const events: EventEnvelope<PlaybackEventBase>[] = []
+
+  beforeAll(async () => {
+    t = await startReel(kind, {
+      ...PLAYBACK_MEDIA_ENV,
+      REEL_PLAYBACK_FLUSH_MS: '200',
+      REEL_CDN_REGION_HEADER: 'x-client-country',
+      REEL_CDN_REGIONS: '10.9.0.0/16=FR',
+      ...(kind === 'postgres' && hasRedis() ? { REEL_REDIS_URLS: engines.redisUrls.join(',') } : {}),
+    })
+    await t.reel.ports.bus.subscribe<PlaybackEventBase>({
+      name: 'test-playback-events',
+      types: ['playback.session.*'],
+      handler: async (e) => {
+        events.push(e)
+      },
+    })
+    titleId = await makeTitle(t)
+  }, 240_000)
+  afterAll(() => t?.stop())
+
+  const start = (
+    token: string,
+    body: Record<string, unknown>,
+    headers: Record<string, string> = {},
+    address?: string,
+  ) => t.call('POST', '/api/v1/playback', { token, body, headers, address })
+  const beat = (token: string, sessionId: string, body: Record<string, unknown>) =>
+    t.call('POST', `/api/v1/playback/${sessionId}/heartbeat`, { token, body })
+
+  it('starts: signed manifest on the built-in edge, the origin last, resume 0, plan height, events keyed by profile', async () => {
+    const u = await signUp(t)
+    const res = await start(u.token, { profileId: u.profileId, titleId, device: 'living room TV' })
+    expect(res.statusCode, res.body).toBe(201)
+    const s = res.json()
+    expect(s).toMatchObject({ resumeAtMs: 0, maxHeight: 1080, heartbeatIntervalMs: 10_000, region: 'DE' })
+    expect(s.manifestUrl).toMatch(new RegExp(`^/edge/t/[^/]+/titles/${titleId}/hls/master\\.m3u8$`))
+    expect(s.fallbackUrls.at(-1)).toMatch(/^\/origin\/t\/[^/]+\/titles\/.+\/master\.m3u8$/)
+    const master = await t.call('GET', s.manifestUrl)
+    expect(master.statusCode).toBe(200)
+    expect(master.headers['content-type']).toBe('application/vnd.apple.mpegurl')
+    expect(master.body).toContain('#EXT-X-STREAM-INF')
+    const origin = await t.call('GET', s.fallbackUrls.at(-1))
+    expect(origin.statusCode).toBe(200)
+    await expect
+      .poll(() => events.find((e) => e.data.sessionId === s.sessionId)?.type)
+      .toBe('playback.session.started')
+    const started = events.find((e) => e.data.sessionId === s.sessionId)
+    expect(started?.key).toBe(u.profileId)
+    expect(started?.data).toMatchObject({ region: 'DE', titleId, profileId: u.profileId, titleType: 'movie' })
+  })
+
+  it('resumes on a second device from the last heartbeat; the DB holds it within the write-behind interval', async () => {
+    const u = await signUp(t)
+    const a = (await start(u.token, { profileId: u.profileId, titleId })).json()
+    expect(
+      (await beat(u.token, a.sessionId, { positionMs: 1500, state: 'playing', bitrate: 365000 })).statusCode,
+    ).toBe(200)
+    const b = await start(u.token, { profileId: u.profileId, titleId, device: 'phone' })
+    expect(b.statusCode).toBe(201)
+    expect(b.json().resumeAtMs).toBe(1500)
+    const db = t.reel.ports.db.kysely
+    await expect
+      .poll(
+        async () =>
+          (
+            await sql<{
+              position_ms: number
+            }>`select position_ms from playback_progress where profile_id = ${u.profileId}`.execute(db)
+          ).rows[0]?.position_ms,
+        { timeout: 1000, interval: 50 },
+      )
+      .toBe(1500)
+    await expect
+      .poll(
+        () =>
+          events.find((e) => e.type === 'playback.session.heartbeat' && e.data.sessionId === a.sessionId)
+            ?.data,
+      )
+      .toMatchObject({ positionMs: 1500, region: 'DE' })
+  })
+
+  it('refuses bad heartbeats: unknown session 404, another account 404, negative 400, past the end clamped, stopped 404', async () => {
+    const u = await signUp(t)
+    const other = await signUp(t)
+    const s = (await start(u.token, { profileId: u.profileId, titleId })).json()
+    expect(code(await beat(u.token, newId(), { positionMs: 1, state: 'playing' }))).toBe('session_not_found')
+    expect((await beat(other.token, s.sessionId, { positionMs: 1, state: 'playing' })).statusCode).toBe(404)
+    const negative = await beat(u.token, s.sessionId, { positionMs: -5, state: 'playing' })
+    expect(negative.statusCode).toBe(400)
+    expect((await beat(u.token, s.sessionId, { positionMs: 1, state: 'dancing' })).statusCode).toBe(400)
+    expect((await beat(u.token, s.sessionId, { positionMs: '7', state: 'playing' })).statusCode).toBe(400)
+    const beyond = await beat(u.token, s.sessionId, { positionMs: 99_999_999, state: 'playing' })
+    expect(beyond.statusCode).toBe(200)
+    expect(beyond.json().positionMs).toBe(s.durationMs)
+    const stop = await t.call('DELETE', `/api/v1/playback/${s.sessionId}`, { token: u.token })
+    expect(stop.statusCode).toBe(200)
+    expect(stop.json()).toEqual({ positionMs: s.durationMs, completed: true })
+    expect(code(await beat(u.token, s.sessionId, { positionMs: 1, state: 'playing' }))).toBe(
+      'session_stopped',
+    )
+    expect((await t.call('DELETE', `/api/v1/playback/${s.sessionId}`, { token: u.token })).statusCode).toBe(
+      404,
+    )
+    expect(
+      (
+        await t.call('POST', '/api/v1/playback', {
+          token: u.token,
+          body: '{"profileId":',
+          headers: { 'content-type': 'application/json' },
+        })
+      ).statusCode,
+    ).toBe(400)
+    expect((await start(u.token, { profileId: u.profileId })).statusCode).toBe(400)
+  })
+
+  it("refuses another account's profile (404), an unknown title (404) and no plan (403)", async () => {
+    const u = await signUp(t)
+    const other = await signUp(t)
+    expect((await start(u.token, { profileId: other.profileId, titleId })).statusCode).toBe(404)
+    expect(code(await start(u.token, { profileId: u.profileId, titleId: newId() }))).toBe('title_not_found')
+    const res = await t.call('POST', '/api/v1/accounts', { body: { email: email(), password: PASSWORD } })
+    const token = res.json().tokens.accessToken
+    const profileId = (await t.call('GET', '/api/v1/profiles', { token })).json().profiles[0].id
+    expect(code(await start(token, { profileId, titleId }))).toBe('no_active_subscription')
+    expect((await start('not-a-token', { profileId, titleId })).statusCode).toBe(401)
+  })
+
+  it('refuses an R title to a kids profile (403 maturity_restricted) and a title not yet available (409)', async () => {
+    const u = await signUp(t)
+    const kids = await t.reel.use('accounts').createProfile(u.accountId, { name: 'Kid', kids: true })
+    const catalog = t.reel.use('catalog')
+    const rated = await catalog.create({
+      type: 'movie',
+      title: 'Rated R',
+      maturityRating: 'R',
+      availability: [{ region: '*' }],
+    })
+    await catalog.upsertMedia({ titleId: rated.id, status: 'available', durationMs: 4000 })
+    const restricted = await start(u.token, { profileId: kids.id, titleId: rated.id })
+    expect(restricted.statusCode).toBe(403)
+    expect(code(restricted)).toBe('maturity_restricted')
+    const pending = await catalog.create({
+      type: 'movie',
+      title: 'Coming soon',
+      maturityRating: 'PG',
+      availability: [{ region: '*' }],
+    })
+    await catalog.upsertMedia({ titleId: pending.id, status: 'processing' })
+    const early = await start(u.token, { profileId: u.profileId, titleId: pending.id })
+    expect(early.statusCode).toBe(409)
+    expect(code(early)).toBe('title_not_available')
+    const elsewhere = await catalog.create({
+      type: 'movie',
+      title: 'US only',
+      maturityRating: 'PG',
+      availability: [{ region: 'US' }],
+    })
+    await catalog.upsertMedia({ titleId: elsewhere.id, status: 'available', durationMs: 4000 })
+    expect(code(await start(u.token, { profileId: u.profileId, titleId: elsewhere.id }))).toBe(
+      'title_not_available',
+    )
+  })
+
+  it('limits concurrent streams to the plan (409 with the active devices); a stop or 60 s of silence frees a slot', async () => {
+    const u = await signUp(t, 'standard')
+    const one = (await start(u.token, { profileId: u.profileId, titleId, device: 'tv' })).json()
+    const two = await start(u.token, { profileId: u.profileId, titleId, device: 'tablet' })
+    expect(two.statusCode).toBe(201)
+    const three = await start(u.token, { profileId: u.profileId, titleId, device: 'phone' })
+    expect(three.statusCode).toBe(409)
+    expect(code(three)).toBe('stream_limit_reached')
+    expect(
+      three
+        .json()
+        .error.details.activeDevices.map((d: { device: string }) => d.device)
+        .sort(),
+    ).toEqual(['tablet', 'tv'])
+    await t.call('DELETE', `/api/v1/playback/${one.sessionId}`, { token: u.token })
+    const again = await start(u.token, { profileId: u.profileId, titleId, device: 'phone' })
+    expect(again.statusCode).toBe(201)
+    expect((await start(u.token, { profileId: u.profileId, titleId })).statusCode).toBe(409)
+    t.clock.advance(61_000)
+    expect((await start(u.token, { profileId: u.profileId, titleId })).statusCode).toBe(201)
+  })
+
+  it('racing starts on a 2-stream plan: exactly 2 win', async () => {
+    const u = await signUp(t, 'standard')
+    const results = await Promise.all(
+      Array.from({ length: 6 }, (_, i) =>
+        start(u.token, { profileId: u.profileId, titleId, device: `d${i}` }),
+      ),
+    )
+    expect(results.filter((r) => r.statusCode === 201)).toHaveLength(2)
+    expect(results.filter((r) => r.statusCode === 409)).toHaveLength(4)
+  })
+
+  it('continue-watching and history: in progress listed most recent first; ≥ 95 % marks it watched and resumes at 0', async () => {
+    const u = await signUp(t)
+    const s = (await start(u.token, { profileId: u.profileId, titleId })).json()
+    await beat(u.token, s.sessionId, { positionMs: 1000, state: 'playing' })
+    const cw = await t.call('GET', `/api/v1/profiles/${u.profileId}/continue-watching`, { token: u.token })
+    expect(cw.statusCode).toBe(200)
+    expect(cw.json().items).toMatchObject([{ titleId, positionMs: 1000, completed: false, type: 'movie' }])
+    await t.call('DELETE', `/api/v1/playback/${s.sessionId}?positionMs=${Math.ceil(s.durationMs * 0.96)}`, {
+      token: u.token,
+    })
+    expect(
+      (await t.call('GET', `/api/v1/profiles/${u.profileId}/continue-watching`, { token: u.token })).json()
+        .items,
+    ).toEqual([])
+    const history = (
+      await t.call('GET', `/api/v1/profiles/${u.profileId}/history`, { token: u.token })
+    ).json().items
+    expect(history).toMatchObject([{ titleId, completed: true }])
+    expect((await start(u.token, { profileId: u.profileId, titleId })).json().resumeAtMs).toBe(0)
+    const other = await signUp(t)
+    expect(
+      (await t.call('GET', `/api/v1/profiles/${u.profileId}/history`, { token: other.token })).statusCode,
+    ).toBe(404)
+    await expect
+      .poll(
+        () =>
+          events.find((e) => e.type === 'playback.session.stopped' && e.data.sessionId === s.sessionId)?.data,
+      )
+      .toMatchObject({ completed: true })
+  })
+
+  it("region: a trusted header, else the address table, else the account's country", async () => {
+    const u = await signUp(t, 'standard', 'DE')
+    const byHeader = await start(u.token, { profileId: u.profileId, titleId }, { 'x-client-country': 'it' })
+    expect(byHeader.json().region).toBe('IT')
+    const byAddress = await start(u.token, { profileId: u.profileId, titleId }, {}, '10.9.3.4')
+    expect(byAddress.json().region).toBe('FR')
+  })
+
+  it('deletes the history and positions of a deleted profile (accounts.profile.deleted)', async () => {
+    const u = await signUp(t)
+    const second = await t.reel.use('accounts').createProfile(u.accountId, { name: 'Second' })
+    const s = (await start(u.token, { profileId: second.id, titleId })).json()
+    await beat(u.token, s.sessionId, { positionMs: 2000, state: 'playing' })
+    await t.call('DELETE', `/api/v1/playback/${s.sessionId}`, { token: u.token })
+    const db = t.reel.ports.db.kysely
+    const rows = async () =>
+      Number(
+        (
+          await sql<{
+            n: number
+          }>`select count(*) as n from playback_progress where profile_id = ${second.id}`.execute(db)
+        ).rows[0]?.n,
+      )
+    expect(await rows()).toBe(1)
+    await t.reel.use('accounts').deleteProfile(u.accountId, second.id)
+    await expect.poll(rows, { timeout: 10_000 }).toBe(0)
+    // Delivered twice: the same effect.
+    await t.reel.use('playback').profileDeleted(second.id)
+    expect(await rows()).toBe(0)
+  })
+
+  it('a graceful stop flushes the last positions to the DB', async () => {
+    const u = await signUp(t)
+    const s = (await start(u.token, { profileId: u.profileId, titleId })).json()
+    await beat(u.token, s.sessionId, { positionMs: 2222, state: 'paused' })
+    await t.reel.use('playback').flush()
+    const db = t.reel.ports.db.kysely
+    const row = (
+      await sql<{
+        position_ms: number
+      }>`select position_ms from playback_progress where profile_id = ${u.profileId}`.execute(db)
+    ).rows[0]
+    expect(row?.position_ms).toBe(2222)
+  })
+})
