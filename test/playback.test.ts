@@ -16,7 +16,7 @@ const email = () => `play.${process.pid}.${Date.now()}.${seq++}@example.com`
 const fixtures = tempDir('reel-playback-fixtures-')
 afterAll(() => fixtures.cleanup())
 
-export const PLAYBACK_MEDIA_ENV = {
+const PLAYBACK_MEDIA_ENV = {
   REEL_MEDIA_CHUNK_SECONDS: '6',
   REEL_MEDIA_LADDER: '360p-365k,234p-145k',
   REEL_MEDIA_PRESET: 'superfast',
@@ -24,7 +24,7 @@ export const PLAYBACK_MEDIA_ENV = {
 }
 
 /** A real title through the media pipeline: a 4 s 640×360 clip with sound, packaged as HLS. */
-export async function makeTitle(t: TestReel, name = 'clip'): Promise<string> {
+async function makeTitle(t: TestReel, name = 'clip'): Promise<string> {
   const file = path.join(fixtures.dir, `${name}-${seq++}.mp4`)
   await run('ffmpeg', [
     '-v',
@@ -66,7 +66,7 @@ export async function makeTitle(t: TestReel, name = 'clip'): Promise<string> {
   return titleId
 }
 
-export async function signUp(t: TestReel, plan = 'standard', country = 'DE') {
+async function signUp(t: TestReel, plan = 'standard', country = 'DE') {
   const res = await t.call('POST', '/api/v1/accounts', {
     body: { email: email(), password: PASSWORD, plan, country },
   })
