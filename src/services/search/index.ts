@@ -1,7 +1,60 @@
+import { newId } from '../../platform/ids.js'
 import type { ServiceModule } from '../../platform/modules.js'
+import { TITLE_REMOVED, TITLE_UPSERTED } from '../catalog/events.js'
+import { searchMigrations } from './migrations.js'
+import { searchRoutes } from './routes.js'
+import { SearchService } from './service.js'
+import { SearchStore } from './store.js'
 
-/** The search service: the inverted index fed by catalog events. Its routes, consumers and jobs arrive with its issue. */
+declare module '../../platform/modules.js' {
+  interface ServiceApis {
+    search: SearchService
+  }
+}
+
+const SNAPSHOT_INTERVAL_MS = 10 * 60_000
+const SYNONYMS_RELOAD_MS = 30_000
+
+/**
+ * The search service. Each replica keeps its own index: at start it loads the blob snapshot (if
+ * any), then reads every catalog event from the start of the log under a consumer name of its own
+ * (events older than what the snapshot holds are skipped by version), and stays subscribed.
+ */
 export const searchModule: ServiceModule = {
   name: 'search',
-  register() {},
+  migrations: searchMigrations,
+  api(ctx) {
+    return new SearchService({
+      store: new SearchStore(ctx.db),
+      blobs: ctx.blobs,
+      accounts: () => ctx.use('accounts'),
+      log: ctx.log.child({ service: 'search' }),
+      now: ctx.now,
+    })
+  },
+  register(ctx) {
+    const search = ctx.use('search')
+    searchRoutes(ctx, search)
+    ctx.every('search-snapshot', SNAPSHOT_INTERVAL_MS, async () => {
+      await search.saveSnapshot()
+    })
+    ctx.every('search-synonyms', SYNONYMS_RELOAD_MS, () => search.reloadSynonyms())
+    ctx.onStart(async () => {
+      await search.reloadSynonyms()
+      await search.loadSnapshot()
+      const subscription = await ctx.bus.subscribe({
+        // One consumer per replica process: every replica must see every event.
+        name: `search-index-${newId()}`,
+        types: [TITLE_UPSERTED, TITLE_REMOVED],
+        startAt: 'all',
+        handler: async (event) => search.apply(event),
+      })
+      ctx.onStop(async () => {
+        await subscription.stop()
+        await search
+          .saveSnapshot()
+          .catch((e) => ctx.log.warn({ err: e }, 'saving the search snapshot failed'))
+      })
+    })
+  },
 }

@@ -1,0 +1,308 @@
+import type { Readable } from 'node:stream'
+import type { Auth } from '../../platform/auth.js'
+import type { Blobs } from '../../platform/blobs/blobs.js'
+import type { EventEnvelope } from '../../platform/bus/bus.js'
+import { badRequest, errorMessage } from '../../platform/errors.js'
+import type { Logger } from '../../platform/log.js'
+import { normalizeLanguage, ratingRank } from '../accounts/rules.js'
+import type { AccountsService } from '../accounts/service.js'
+import {
+  TITLE_REMOVED,
+  TITLE_UPSERTED,
+  type TitleDocument,
+  type TitleRemoved,
+  type TitleType,
+  type TitleUpserted,
+} from '../catalog/events.js'
+import { genreIdOf } from '../catalog/genres.js'
+import { type Filters, type IndexedTitle, TitleIndex } from './engine.js'
+import type { SearchStore } from './store.js'
+import { compileSynonyms, DEFAULT_SYNONYMS, type SynonymTable } from './synonyms.js'
+
+/** Longer queries are refused (400 query_too_long): nobody types that, and each word costs. */
+export const MAX_QUERY_CHARS = 256
+export const LIMIT_DEFAULT = 20
+export const LIMIT_MAX = 100
+export const SUGGEST_DEFAULT = 8
+export const SUGGEST_MAX = 20
+/** Results beyond this position are not paged to (as in Meilisearch's maxTotalHits). */
+export const MAX_OFFSET = 1000
+export const SNAPSHOT_KEY = 'search/titles-index.json'
+const SYNONYMS_SETTING = 'synonyms'
+
+export interface SearchParams {
+  q?: string
+  profileId?: string
+  genre?: string[]
+  year?: string
+  language?: string[]
+  type?: TitleType[]
+  limit?: number
+  cursor?: string
+}
+
+export interface SearchHit {
+  id: string
+  type: TitleType
+  title: string
+  year: number | null
+  genres: string[]
+  /** Matched words wrapped in <mark>…</mark> (plain text with markers, not HTML), per field that matched. */
+  highlight: Record<string, string>
+  score: number
+}
+
+export interface SearchResponse {
+  hits: SearchHit[]
+  facets: { genre: Record<string, number>; year: Record<string, number>; language: Record<string, number> }
+  total: number
+  tookMs: number
+  nextCursor: string | null
+}
+
+export interface Suggestion {
+  id: string
+  type: TitleType
+  title: string
+  year: number | null
+  highlight: string
+}
+
+export interface SearchServiceOptions {
+  store: SearchStore
+  blobs: Blobs
+  accounts: () => AccountsService
+  log: Logger
+  now?: () => number
+}
+
+/** A catalog title as the index keeps it. */
+export function indexedTitle(t: TitleDocument): IndexedTitle {
+  const instant = (iso: string | null) => (iso === null ? null : Date.parse(iso))
+  return {
+    id: t.id,
+    type: t.type,
+    title: t.title,
+    year: t.year,
+    genres: t.genres,
+    language: t.originalLanguage,
+    ratingRank: ratingRank(t.maturityRating),
+    windows: t.availability.map((w) => [w.region, instant(w.startsAt), instant(w.endsAt)]),
+    popularity: t.popularity,
+    people: [...new Set(t.credits.map((c) => c.name))],
+    tags: t.tags,
+    synopsis: t.synopsis,
+    version: t.version,
+  }
+}
+
+function encodeCursor(offset: number): string {
+  return Buffer.from(`o:${offset}`).toString('base64url')
+}
+
+function decodeCursor(raw: string): number {
+  const text = /^[A-Za-z0-9_-]{1,40}$/.test(raw) ? Buffer.from(raw, 'base64url').toString('utf8') : ''
+  const m = /^o:(\d{1,7})$/.exec(text)
+  const offset = m ? Number(m[1]) : Number.NaN
+  if (!Number.isSafeInteger(offset) || offset > MAX_OFFSET)
+    throw badRequest('invalid_cursor', 'The cursor is not one this API returned; start again without it')
+  return offset
+}
+
+function parseYears(raw: string | undefined): Pick<Filters, 'yearFrom' | 'yearTo'> {
+  if (raw === undefined || raw.trim() === '') return {}
+  const m = /^\s*(\d{4})\s*(?:(?:-|\.\.)\s*(\d{4})\s*)?$/.exec(raw)
+  if (!m) throw badRequest('invalid_year', 'year is a year such as 1999 or a range such as 1990-1999')
+  const from = Number(m[1])
+  const to = m[2] === undefined ? from : Number(m[2])
+  if (to < from) throw badRequest('invalid_year', 'A year range starts with the earlier year')
+  return { yearFrom: from, yearTo: to }
+}
+
+async function readAll(body: Readable): Promise<string> {
+  const chunks: Buffer[] = []
+  for await (const chunk of body) chunks.push(Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk))
+  return Buffer.concat(chunks).toString('utf8')
+}
+
+/**
+ * Search-as-you-type over the titles the catalog publishes: one in-memory index per replica, fed
+ * by catalog events, warm-started from a snapshot in the blob store.
+ */
+export class SearchService {
+  private readonly o: SearchServiceOptions & { now: () => number }
+  private index = new TitleIndex()
+  private synonyms: SynonymTable = compileSynonyms(DEFAULT_SYNONYMS)
+  private synonymGroups: string[][] = DEFAULT_SYNONYMS.map((g) => [...g])
+  /** Changes since the last snapshot. */
+  private changes = 0
+
+  constructor(options: SearchServiceOptions) {
+    this.o = { ...options, now: options.now ?? Date.now }
+  }
+
+  /** Titles in this replica's index. */
+  get size(): number {
+    return this.index.size
+  }
+
+  /** The version of a title this replica has applied (removals included), or undefined. */
+  indexedVersion(id: string): number | undefined {
+    return this.index.version(id)
+  }
+
+  /** Applies a catalog event; an event older than what the index has is ignored, so replays are harmless. */
+  apply(event: EventEnvelope): void {
+    let changed = false
+    if (event.type === TITLE_UPSERTED)
+      changed = this.index.upsert(indexedTitle((event.data as TitleUpserted).title))
+    else if (event.type === TITLE_REMOVED) {
+      const removed = event.data as TitleRemoved
+      changed = this.index.remove(removed.id, removed.version)
+    }
+    if (changed) this.changes++
+  }
+
+  async search(auth: Auth, params: SearchParams): Promise<SearchResponse> {
+    const started = performance.now()
+    const q = this.checkQuery(params.q)
+    const limit = Math.min(params.limit ?? LIMIT_DEFAULT, LIMIT_MAX)
+    const offset = params.cursor === undefined ? 0 : decodeCursor(params.cursor)
+    const filters: Filters = {
+      genres: params.genre?.map((g) => {
+        const id = genreIdOf(g)
+        if (!id) throw badRequest('unknown_genre', `Unknown genre "${g}"; GET /api/v1/genres lists them`)
+        return id
+      }),
+      languages: params.language?.map(normalizeLanguage),
+      types: params.type,
+      ...parseYears(params.year),
+    }
+    const audience = await this.audience(auth, params.profileId)
+    const result = this.index.query({
+      q,
+      filters,
+      audience,
+      offset,
+      limit: Math.max(0, Math.min(limit, MAX_OFFSET - offset)),
+      synonyms: this.synonyms,
+    })
+    const next = offset + limit
+    return {
+      hits: result.hits.map((h) => ({
+        id: h.doc.id,
+        type: h.doc.type,
+        title: h.doc.title,
+        year: h.doc.year,
+        genres: h.doc.genres.map((g) => g.name),
+        highlight: h.highlight,
+        score: h.score,
+      })),
+      facets: result.facets,
+      total: result.total,
+      tookMs: Math.round((performance.now() - started) * 100) / 100,
+      nextCursor: limit > 0 && next < Math.min(result.total, MAX_OFFSET) ? encodeCursor(next) : null,
+    }
+  }
+
+  /** Titles for the search box: matched on titles and people, most relevant first; an empty query gives the most popular. */
+  async suggest(
+    auth: Auth,
+    params: { q?: string; profileId?: string; limit?: number },
+  ): Promise<{ suggestions: Suggestion[]; tookMs: number }> {
+    const started = performance.now()
+    const q = this.checkQuery(params.q)
+    const audience = await this.audience(auth, params.profileId)
+    const result = this.index.query({
+      q,
+      filters: {},
+      audience,
+      offset: 0,
+      limit: Math.min(params.limit ?? SUGGEST_DEFAULT, SUGGEST_MAX),
+      synonyms: this.synonyms,
+      scope: 'titles',
+      facets: false,
+    })
+    return {
+      suggestions: result.hits.map((h) => ({
+        id: h.doc.id,
+        type: h.doc.type,
+        title: h.doc.title,
+        year: h.doc.year,
+        highlight: h.highlight.title ?? h.doc.title,
+      })),
+      tookMs: Math.round((performance.now() - started) * 100) / 100,
+    }
+  }
+
+  synonymList(): string[][] {
+    return this.synonymGroups.map((g) => [...g])
+  }
+
+  /** Replaces the synonym groups of every replica (each reloads them within a minute; this one at once). */
+  async setSynonyms(groups: string[][]): Promise<string[][]> {
+    const table = compileSynonyms(groups)
+    await this.o.store.putSetting(SYNONYMS_SETTING, JSON.stringify(groups), this.o.now())
+    this.synonyms = table
+    this.synonymGroups = groups.map((g) => [...g])
+    return this.synonymList()
+  }
+
+  async reloadSynonyms(): Promise<void> {
+    const row = await this.o.store.setting(SYNONYMS_SETTING)
+    if (!row) return
+    try {
+      const groups = JSON.parse(row.value) as string[][]
+      this.synonyms = compileSynonyms(groups)
+      this.synonymGroups = groups
+    } catch (e) {
+      this.o.log.warn({ err: errorMessage(e) }, 'stored synonyms are unusable; keeping the current ones')
+    }
+  }
+
+  /** Loads the blob snapshot when this replica's index is empty; true when it did. */
+  async loadSnapshot(): Promise<boolean> {
+    if (this.index.size > 0) return false
+    const started = Date.now()
+    try {
+      if (!(await this.o.blobs.head(SNAPSHOT_KEY))) return false
+      const loaded = TitleIndex.fromSnapshot(await readAll((await this.o.blobs.get(SNAPSHOT_KEY)).body))
+      if (!loaded) {
+        this.o.log.warn('the search snapshot is not one this version reads; rebuilding from catalog events')
+        return false
+      }
+      this.index = loaded
+      this.o.log.info({ titles: loaded.size, ms: Date.now() - started }, 'search index loaded from snapshot')
+      return true
+    } catch (e) {
+      this.o.log.warn(
+        { err: errorMessage(e) },
+        'loading the search snapshot failed; rebuilding from catalog events',
+      )
+      return false
+    }
+  }
+
+  /** Writes the index to the blob store when it changed since the last time; true when it wrote. */
+  async saveSnapshot(): Promise<boolean> {
+    if (this.changes === 0) return false
+    const changes = this.changes
+    await this.o.blobs.put(SNAPSHOT_KEY, this.index.toSnapshot(), { contentType: 'application/json' })
+    this.changes -= changes
+    return true
+  }
+
+  private checkQuery(raw: string | undefined): string {
+    const q = (raw ?? '').normalize('NFC')
+    if ([...q].length > MAX_QUERY_CHARS)
+      throw badRequest('query_too_long', `A search query has at most ${MAX_QUERY_CHARS} characters`)
+    return q
+  }
+
+  private async audience(auth: Auth, profileId: string | undefined) {
+    const now = this.o.now()
+    if (profileId === undefined) return { country: auth.country, now }
+    const profile = await this.o.accounts().profile(auth.accountId, profileId)
+    return { country: auth.country, now, maxRatingRank: ratingRank(profile.maturityLimit) }
+  }
+}
