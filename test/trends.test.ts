@@ -1,5 +1,6 @@
 import path from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
+import { Redis } from 'ioredis'
 import { sql } from 'kysely'
 import { connect } from 'nats'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
@@ -15,7 +16,7 @@ import {
 } from '../src/services/playback/events.js'
 import { partitionOf } from '../src/services/trends/archive.js'
 import type { CountRow } from '../src/services/trends/rules.js'
-import { engines, hasNats, hasPostgres, uniqueName } from './engines.js'
+import { engines, hasNats, hasPostgres, hasRedis, uniqueName } from './engines.js'
 import { startReel, type TestReel } from './harness.js'
 
 const MINUTE = 60_000
@@ -140,7 +141,7 @@ function expectedTotals(events: readonly PublishInput[]): Map<string, { plays: n
         ? [['movie', d.titleId]]
         : [
             ['series', d.seriesId],
-            ['season', d.seasonId],
+            ['season', `${d.seriesId}/${d.seasonId}`],
           ]
     for (const region of [d.region, 'world'])
       for (const [kind, id] of subjects) {
@@ -495,3 +496,394 @@ describe.skipIf(!hasNats())('a trends consumer on JetStream', () => {
     for (const grain of ['5m', '1h', '1d']) expect(totals(rows, grain)).toEqual(expectedTotals(events))
   })
 })
+
+interface Viewer {
+  token: string
+  profileId: string
+}
+
+/** The trending and Top 10 API over real catalog titles and accounts. */
+function apiSuite(label: string, env: Record<string, string> | undefined, dbKind: 'sqlite' | 'postgres') {
+  describe.skipIf(env === undefined)(`trends API (${label})`, () => {
+    let t: TestReel
+    let adult: Viewer
+    let kid: Viewer
+    let german: Viewer
+    const ids = { everywhere: '', usOnly: '', deOnly: '', series: '', season1: '', season2: '' }
+    let seasonEpisodes: { s1: Title; s2: Title }
+    // A Wednesday, 12:00 UTC.
+    const NOW = Date.parse('2026-12-02T12:00:00Z')
+
+    async function signUp(country: string): Promise<Viewer & { accountId: string }> {
+      const res = await t.call('POST', '/api/v1/accounts', {
+        body: {
+          email: `trends.${uniqueName('v')}@example.com`,
+          password: 'correct horse battery',
+          country,
+          plan: 'standard',
+        },
+      })
+      expect(res.statusCode, res.body).toBe(201)
+      const { account, tokens } = res.json()
+      const profiles = await t.call('GET', '/api/v1/profiles', { token: tokens.accessToken })
+      return { token: tokens.accessToken, profileId: profiles.json().profiles[0].id, accountId: account.id }
+    }
+
+    const movieOf = (id: string, runtimeMin: number): Title => ({
+      ...movie(id),
+      durationMs: runtimeMin * MINUTE,
+    })
+    const get = (viewer: Viewer, path: string, query: Record<string, string> = {}) =>
+      t.call('GET', `${path}?${new URLSearchParams({ profile: viewer.profileId, ...query })}`, {
+        token: viewer.token,
+      })
+    const items = async (viewer: Viewer, path: string, query: Record<string, string> = {}) => {
+      const res = await get(viewer, path, query)
+      expect(res.statusCode, res.body).toBe(200)
+      return res.json().items as {
+        titleId: string
+        seasonId: string | null
+        type: string
+        rank: number
+        plays: number
+        views: number
+        hoursViewed: number
+        previousRank: number | null
+        rankChange: number | null
+      }[]
+    }
+
+    async function live(events: readonly PublishInput[]): Promise<void> {
+      const before = processed(t.reel)
+      await Promise.all(events.map((e) => t.reel.ports.bus.publish(e)))
+      await until(() => processed(t.reel) >= before + events.length, 'the trends consumer')
+    }
+
+    beforeAll(async () => {
+      t = await startReel(dbKind, {
+        REEL_TRENDS_GRACE_S: String(GRACE_MS / 1000),
+        REEL_TRENDS_ANSWER_TTL_MS: '0',
+        ...env,
+      })
+      t.clock.now = NOW - 75 * MINUTE
+      const catalog = t.reel.use('catalog')
+      const make = async (input: Parameters<typeof catalog.create>[0]) => catalog.create(input)
+      ids.everywhere = (
+        await make({
+          type: 'movie',
+          title: 'Everywhere',
+          maturityRating: 'PG',
+          runtimeMin: 90,
+          availability: [{ region: '*' }],
+        })
+      ).id
+      ids.usOnly = (
+        await make({
+          type: 'movie',
+          title: 'Only in the US',
+          maturityRating: 'R',
+          runtimeMin: 100,
+          availability: [{ region: 'US' }],
+        })
+      ).id
+      ids.deOnly = (
+        await make({
+          type: 'movie',
+          title: 'Nur in Deutschland',
+          maturityRating: 'PG',
+          runtimeMin: 80,
+          availability: [{ region: 'DE' }],
+        })
+      ).id
+      const series = await make({
+        type: 'series',
+        title: 'A Series',
+        maturityRating: 'PG-13',
+        availability: [{ region: '*' }],
+        seasons: [
+          {
+            number: 1,
+            episodes: [
+              { number: 1, runtimeMin: 40 },
+              { number: 2, runtimeMin: 40 },
+            ],
+          },
+          { number: 2, episodes: [{ number: 1, runtimeMin: 50 }] },
+        ],
+      })
+      ids.series = series.id
+      const [s1, s2] = series.seasons
+      if (!s1 || !s2) throw new Error('seasons missing')
+      ids.season1 = s1.id
+      ids.season2 = s2.id
+      const ep = (seasonId: string, episodeId: string, minutes: number): Title => ({
+        titleId: episodeId,
+        titleType: 'episode',
+        seriesId: series.id,
+        seasonId,
+        durationMs: minutes * MINUTE,
+      })
+      seasonEpisodes = {
+        s1: ep(s1.id, s1.episodes[0]?.id ?? 'e1', 40),
+        s2: ep(s2.id, s2.episodes[0]?.id ?? 'e2', 50),
+      }
+      adult = await signUp('US')
+      const kidProfile = await t.call('POST', '/api/v1/profiles', {
+        token: adult.token,
+        body: { name: 'Kid', kids: true },
+      })
+      expect(kidProfile.statusCode, kidProfile.body).toBe(201)
+      kid = { token: adult.token, profileId: kidProfile.json().id }
+      german = await signUp('DE')
+
+      // In the hour before the last one "Only in the US" led; in the last hour "Everywhere" does.
+      await live([
+        ...Array.from({ length: 6 }, () =>
+          play('started', movieOf(ids.usOnly, 100), t.clock.now - MINUTE, 'US'),
+        ),
+        ...Array.from({ length: 2 }, () =>
+          play('started', movieOf(ids.everywhere, 90), t.clock.now - MINUTE, 'US'),
+        ),
+      ])
+      t.clock.now = NOW - 30 * MINUTE
+      await live([
+        ...Array.from({ length: 5 }, () =>
+          play('started', movieOf(ids.everywhere, 90), t.clock.now - MINUTE, 'US'),
+        ),
+        ...Array.from({ length: 3 }, () =>
+          play('started', movieOf(ids.usOnly, 100), t.clock.now - MINUTE, 'US'),
+        ),
+        ...Array.from({ length: 4 }, () =>
+          play('started', movieOf(ids.deOnly, 80), t.clock.now - MINUTE, 'DE'),
+        ),
+        ...Array.from({ length: 2 }, () => play('started', seasonEpisodes.s1, t.clock.now - MINUTE, 'US')),
+        play('heartbeat', seasonEpisodes.s1, t.clock.now - MINUTE, 'US', 80 * MINUTE),
+        play('stopped', seasonEpisodes.s2, t.clock.now - MINUTE, 'US', 26 * MINUTE),
+      ])
+      t.clock.now = NOW
+    })
+    afterAll(async () => {
+      await t?.stop()
+      const prefix = env?.REEL_CACHE_PREFIX
+      if (prefix) await deleteRedisKeys(prefix)
+    })
+
+    it('ranks by recent plays what the caller may see, with rank changes against the window before', async () => {
+      const hour = await items(adult, '/api/v1/trending', { window: 'hour' })
+      expect(hour.map((i) => [i.titleId, i.rank, i.plays, i.previousRank, i.rankChange])).toEqual([
+        [ids.everywhere, 1, 5, 2, 1],
+        [ids.usOnly, 2, 3, 1, -1],
+        [ids.series, 3, 2, null, null],
+      ])
+      const day = await items(adult, '/api/v1/trending', { window: 'day' })
+      expect(day.map((i) => [i.titleId, i.plays])).toEqual([
+        [ids.usOnly, 9],
+        [ids.everywhere, 7],
+        [ids.series, 2],
+      ])
+    })
+
+    it('never shows a title the caller’s country may not show, whatever region is asked for', async () => {
+      const world = await items(adult, '/api/v1/trending', { window: 'day', region: 'world' })
+      expect(world.map((i) => i.titleId)).not.toContain(ids.deOnly)
+      expect(await items(adult, '/api/v1/trending', { window: 'day', region: 'DE' })).toEqual([])
+      const inGermany = await items(german, '/api/v1/trending', { window: 'day' })
+      expect(inGermany.map((i) => [i.titleId, i.plays])).toEqual([[ids.deOnly, 4]])
+      const germanWorld = await items(german, '/api/v1/trending', { window: 'week', region: 'world' })
+      expect(germanWorld.map((i) => i.titleId)).not.toContain(ids.usOnly)
+    })
+
+    it('never shows a title above the profile’s maturity limit', async () => {
+      const forKid = await items(kid, '/api/v1/trending', { window: 'day' })
+      expect(forKid.map((i) => [i.titleId, i.rank])).toEqual([[ids.everywhere, 1]])
+      const top = await items(kid, '/api/v1/top10')
+      expect(top.map((i) => i.titleId)).toEqual([ids.everywhere])
+    })
+
+    it('counts episodes towards their series and season; views are hours viewed ÷ runtime', async () => {
+      const series = await items(adult, '/api/v1/top10', { type: 'series' })
+      // 80 + 26 minutes watched of a 130-minute series.
+      expect(series).toMatchObject([
+        { titleId: ids.series, seasonId: null, type: 'series', plays: 2, views: 0.8, hoursViewed: 1.8 },
+      ])
+      const seasons = await items(adult, '/api/v1/top10', { type: 'season' })
+      expect(seasons.map((i) => [i.titleId, i.seasonId, i.rank, i.views])).toEqual([
+        [ids.series, ids.season1, 1, 1],
+        [ids.series, ids.season2, 2, 0.5],
+      ])
+      const movies = await items(adult, '/api/v1/trending', { window: 'hour', type: 'movie' })
+      expect(movies.map((i) => i.type)).toEqual(['movie', 'movie'])
+    })
+
+    it('puts an event at 10:59:59.999 and one at 11:00 in their own 5-minute buckets of the sliding hour', async () => {
+      const edge = await t.reel.use('catalog').create({
+        type: 'movie',
+        title: 'Edge',
+        maturityRating: 'G',
+        runtimeMin: 60,
+        availability: [{ region: '*' }],
+      })
+      const eleven = Date.parse('2026-12-02T13:00:00Z')
+      t.clock.now = eleven + MINUTE
+      await live([
+        play('started', movieOf(edge.id, 60), eleven - 1, 'FR'),
+        play('started', movieOf(edge.id, 60), eleven, 'FR'),
+      ])
+      const plays = async (now: number) => {
+        t.clock.now = now
+        return (await items(adult, '/api/v1/trending', { window: 'hour', region: 'FR' })).find(
+          (i) => i.titleId === edge.id,
+        )?.plays
+      }
+      expect(await plays(eleven + 55 * MINUTE - 1)).toBe(2)
+      expect(await plays(eleven + 55 * MINUTE)).toBe(1)
+      expect(await plays(eleven + 60 * MINUTE - 1)).toBe(1)
+      expect(await plays(eleven + 60 * MINUTE)).toBeUndefined()
+    })
+
+    it('puts Sunday 23:59:59.999 and Monday 00:00 in their own Top 10 weeks, with the week before for rank changes', async () => {
+      const monday = Date.parse('2026-12-07T00:00:00Z')
+      const a = await t.reel.use('catalog').create({
+        type: 'movie',
+        title: 'Weekend',
+        maturityRating: 'G',
+        runtimeMin: 60,
+        availability: [{ region: '*' }],
+      })
+      t.clock.now = monday + MINUTE
+      await live([
+        play('started', movieOf(a.id, 60), monday - 1, 'SE'),
+        play('stopped', movieOf(a.id, 60), monday - 1, 'SE', 60 * MINUTE),
+        play('stopped', movieOf(a.id, 60), monday, 'SE', 30 * MINUTE),
+      ])
+      const week = async (w?: string) =>
+        (await items(adult, '/api/v1/top10', { region: 'SE', ...(w ? { week: w } : {}) })).map((i) => [
+          i.titleId,
+          i.views,
+          i.previousRank,
+        ])
+      expect(await week('2026-W49')).toEqual([[a.id, 1, null]])
+      expect(await week('2026-12-06')).toEqual([[a.id, 1, null]])
+      expect(await week()).toEqual([[a.id, 0.5, 1]])
+      expect(await week('2026-W50')).toEqual([[a.id, 0.5, 1]])
+      const res = await get(adult, '/api/v1/top10', { region: 'SE' })
+      expect(res.json()).toMatchObject({
+        week: '2026-W50',
+        from: '2026-12-07T00:00:00.000Z',
+        to: '2026-12-14T00:00:00.000Z',
+      })
+    })
+
+    it('answers bad query values with 400, caps limit, and an unknown or empty region with an empty list', async () => {
+      const codes = async (query: Record<string, string>, path = '/api/v1/trending') =>
+        (await get(adult, path, query)).statusCode
+      expect(await codes({ window: 'month' })).toBe(400)
+      expect(await codes({ limit: '0' })).toBe(400)
+      expect(await codes({ limit: '-3' })).toBe(400)
+      expect(await codes({ limit: 'ten' })).toBe(400)
+      expect(await codes({ type: 'trailer' })).toBe(400)
+      expect(await codes({ region: 'x'.repeat(65) })).toBe(400)
+      expect(await codes({ week: '2026-W60' }, '/api/v1/top10')).toBe(400)
+      expect(await codes({ week: 'last week' }, '/api/v1/top10')).toBe(400)
+      expect(await codes({ week: '2026-02-30' }, '/api/v1/top10')).toBe(400)
+      expect((await get(adult, '/api/v1/top10', { week: '2026-W60' })).json().error.code).toBe('invalid_week')
+      for (const region of ['ZZ', 'NZ', 'not a region', '🎬', ''])
+        for (const path of ['/api/v1/trending', '/api/v1/top10']) {
+          const res = await get(adult, path, { region })
+          expect(res.statusCode, `${path} ${region}`).toBe(200)
+          if (region !== '') expect(res.json().items).toEqual([])
+        }
+      const noProfile = await t.call('GET', '/api/v1/trending', { token: adult.token })
+      expect(noProfile.statusCode).toBe(400)
+      expect(
+        (await get({ token: adult.token, profileId: german.profileId }, '/api/v1/trending')).statusCode,
+      ).toBe(404)
+      expect((await t.call('GET', `/api/v1/trending?profile=${adult.profileId}`)).statusCode).toBe(401)
+
+      const catalog = t.reel.use('catalog')
+      const many = await Promise.all(
+        Array.from({ length: 55 }, (_, i) =>
+          catalog.create({
+            type: 'movie',
+            title: `Many ${i}`,
+            maturityRating: 'G',
+            runtimeMin: 60,
+            availability: [{ region: '*' }],
+          }),
+        ),
+      )
+      t.clock.now += MINUTE
+      await live(many.map((m) => play('started', movieOf(m.id, 60), t.clock.now - MINUTE, 'AR')))
+      expect(
+        await items(adult, '/api/v1/trending', { region: 'AR', window: 'hour', limit: '1000' }),
+      ).toHaveLength(50)
+      expect(
+        await items(adult, '/api/v1/trending', { region: 'AR', window: 'hour', limit: '7' }),
+      ).toHaveLength(7)
+      expect(await items(adult, '/api/v1/trending', { region: 'ar', window: 'hour' })).toHaveLength(20)
+    })
+
+    it('answers the same after the cache loses the window sets (they are reloaded from the DB)', async () => {
+      const before = await items(adult, '/api/v1/trending', { window: 'day', region: 'world' })
+      const week = await items(adult, '/api/v1/trending', { window: 'week', region: 'US' })
+      expect(before.length).toBeGreaterThan(0)
+      await forgetWindowSets(t, ['world', 'US'])
+      expect(await items(adult, '/api/v1/trending', { window: 'day', region: 'world' })).toEqual(before)
+      expect(await items(adult, '/api/v1/trending', { window: 'week', region: 'US' })).toEqual(week)
+    })
+
+    it('gives popularity for search and recommendations, and hands it to the catalog', async () => {
+      const trends = trendsOf(t.reel)
+      const popularity = await trends.popularity([ids.everywhere, ids.usOnly, ids.deOnly, 'unknown-title'])
+      expect(popularity.get('unknown-title')).toBe(0)
+      expect(popularity.get(ids.usOnly)).toBeGreaterThan(0)
+      expect(popularity.get(ids.deOnly)).toBeGreaterThan(0)
+      const inGermany = await trends.popularity([ids.everywhere, ids.deOnly], { region: 'DE' })
+      expect(inGermany.get(ids.everywhere)).toBe(0)
+      expect(await trends.publishPopularity()).toBeGreaterThan(0)
+      const title = await t.reel.use('catalog').adminTitle(ids.everywhere)
+      expect(title.popularity).toBe(popularity.get(ids.everywhere))
+      expect(await trends.publishPopularity()).toBe(0)
+    })
+  })
+}
+
+/** Deletes the cached window sets of some regions over the last 8 days, as a cache flush would. */
+async function forgetWindowSets(t: TestReel, regions: readonly string[]): Promise<void> {
+  const { counterKey } = await import('../src/services/trends/windows.js')
+  const keys: string[] = []
+  const now = t.clock.now
+  for (const region of regions)
+    for (const kind of ['movie', 'series', 'season'] as const)
+      for (const metric of ['p', 'w'] as const) {
+        for (let b = Math.floor((now - 8 * DAY) / HOUR) * HOUR; b <= now; b += HOUR)
+          keys.push(counterKey(region, '1h', b, kind, metric))
+        for (let b = Math.floor((now - 3 * HOUR) / (5 * MINUTE)) * 5 * MINUTE; b <= now; b += 5 * MINUTE)
+          keys.push(counterKey(region, '5m', b, kind, metric))
+      }
+  for (let i = 0; i < keys.length; i += 500) await t.reel.ports.cache.del(...keys.slice(i, i + 500))
+}
+
+/** Deletes every key under prefix on each test Redis node (the Redis is shared: never FLUSHDB). */
+async function deleteRedisKeys(prefix: string): Promise<void> {
+  for (const url of engines.redisUrls) {
+    const redis = new Redis(url)
+    let cursor = '0'
+    do {
+      const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 1000)
+      if (keys.length > 0) await redis.del(...keys)
+      cursor = next
+    } while (cursor !== '0')
+    await redis.quit()
+  }
+}
+
+apiSuite('SQLite, in-process cache', {}, 'sqlite')
+if (hasPostgres()) apiSuite('PostgreSQL, in-process cache', {}, 'postgres')
+apiSuite(
+  'SQLite, Redis ring',
+  hasRedis()
+    ? { REEL_REDIS_URLS: engines.redisUrls.join(','), REEL_CACHE_PREFIX: `${uniqueName('trends')}:` }
+    : undefined,
+  'sqlite',
+)

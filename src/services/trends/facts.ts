@@ -7,8 +7,8 @@ export interface TitleFact {
   runtimeMs: number
   /** One of accounts' MATURITY_RATINGS. */
   maturityRating: string
-  /** Whether a viewer in `region` (ISO 3166 alpha-2) may be shown the title at time `at` (epoch ms). */
-  availableIn(region: string, at: number): boolean
+  /** Whether a viewer in `region` (ISO 3166 alpha-2) may be shown the title now. */
+  availableIn(region: string): boolean
 }
 
 /** The catalog, as trends sees it. */
@@ -24,11 +24,11 @@ export interface Viewer {
 }
 
 /** A title never shows unless the catalog knows it, offers it in the viewer's country now, and rates it within the profile's limit. */
-export function showable(fact: TitleFact | undefined, viewer: Viewer, at: number): boolean {
+export function showable(fact: TitleFact | undefined, viewer: Viewer): boolean {
   if (!fact) return false
   const rank = ratingRank(fact.maturityRating)
   const limit = ratingRank(viewer.maturityLimit)
-  return rank >= 0 && limit >= 0 && rank <= limit && fact.availableIn(viewer.country, at)
+  return rank >= 0 && limit >= 0 && rank <= limit && fact.availableIn(viewer.country)
 }
 
 const FACTS_TTL_MS = 60_000

@@ -17,6 +17,7 @@ declare module '../../platform/modules.js' {
 const CONSUMER_CONCURRENCY = 4000
 const PRUNE_INTERVAL_MS = 5 * 60_000
 const SEAL_INTERVAL_MS = 60_000
+const POPULARITY_INTERVAL_MS = 10 * 60_000
 
 /** The trends service: per-region and worldwide windows of plays, Top 10, popularity; streaming and batch. */
 export const trendsModule: ServiceModule = {
@@ -33,6 +34,7 @@ export const trendsModule: ServiceModule = {
       now: ctx.now,
       graceMs: ctx.config.trendsGraceS * 1000,
       answerTtlMs: ctx.config.trendsAnswerTtlMs,
+      setPopularity: (titleId, score) => ctx.use('catalog').setPopularity(titleId, score),
     })
   },
   register(ctx) {
@@ -42,6 +44,9 @@ export const trendsModule: ServiceModule = {
       await trends.seal()
     })
     ctx.every('trends-prune', PRUNE_INTERVAL_MS, () => trends.prune())
+    ctx.every('trends-popularity', POPULARITY_INTERVAL_MS, async () => {
+      await trends.publishPopularity()
+    })
     ctx.onStart(async () => {
       const subscription = await ctx.bus.subscribe({
         name: 'trends',

@@ -26,7 +26,8 @@ const TypeFilter = Type.Optional(
 
 const ranked = {
   rank: Type.Integer({ minimum: 1 }),
-  titleId: Type.String(),
+  titleId: Type.String({ description: 'The movie or series (for a season, its series)' }),
+  seasonId: Type.Union([Type.String(), Type.Null()], { description: 'The season, for a season; else null' }),
   type: Type.Union([Type.Literal('movie'), Type.Literal('series'), Type.Literal('season')]),
   plays: Type.Integer({ description: 'Plays started in the period' }),
   hoursViewed: Type.Number(),

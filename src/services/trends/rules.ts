@@ -85,7 +85,19 @@ export interface Subject {
   id: string
 }
 
-const text = (v: unknown): v is string => typeof v === 'string' && v.length > 0 && v.length <= 200
+/** A season is counted as `<series id>/<season id>`: the catalog knows seasons through their series. */
+export const seasonSubject = (seriesId: string, seasonId: string) => `${seriesId}/${seasonId}`
+
+/** The series and season of a season subject id; the id itself (and no season) for a movie or series. */
+export function splitSubject(id: string): { titleId: string; seasonId: string | null } {
+  const slash = id.indexOf('/')
+  return slash < 0
+    ? { titleId: id, seasonId: null }
+    : { titleId: id.slice(0, slash), seasonId: id.slice(slash + 1) }
+}
+
+const text = (v: unknown): v is string =>
+  typeof v === 'string' && v.length > 0 && v.length <= 200 && !v.includes('/')
 
 /**
  * The counts one playback event contributes, or a reason it cannot count. A movie counts as itself;
@@ -110,7 +122,7 @@ export function playSignal(event: {
   else if (data.titleType === 'episode' && text(data.seriesId) && text(data.seasonId))
     subjects = [
       { kind: 'series', id: data.seriesId },
-      { kind: 'season', id: data.seasonId },
+      { kind: 'season', id: seasonSubject(data.seriesId, data.seasonId) },
     ]
   else return { rejected: 'not a movie, nor an episode with its series and season' }
   let watchedMs = 0

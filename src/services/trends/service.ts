@@ -2,7 +2,7 @@ import type { Auth } from '../../platform/auth.js'
 import type { Blobs } from '../../platform/blobs/blobs.js'
 import type { EventEnvelope } from '../../platform/bus/bus.js'
 import type { Cache } from '../../platform/cache/cache.js'
-import { badRequest, conflict } from '../../platform/errors.js'
+import { badRequest, conflict, errorMessage } from '../../platform/errors.js'
 import type { Logger } from '../../platform/log.js'
 import { PlaybackArchive } from './archive.js'
 import { showable, type TitleFact, type TitleFacts, type Viewer } from './facts.js'
@@ -19,6 +19,7 @@ import {
   playSignal,
   SUBJECT_KINDS,
   type SubjectKind,
+  splitSubject,
   Tally,
   views,
   WEEK,
@@ -36,7 +37,10 @@ export type TitleType = SubjectKind | 'all'
 
 export interface RankedTitle {
   rank: number
+  /** The movie or series (for a season: its series). */
   titleId: string
+  /** For a season: the season of titleId; else null. */
+  seasonId: string | null
   type: SubjectKind
   plays: number
   hoursViewed: number
@@ -97,6 +101,8 @@ export interface TrendsOptions {
   graceMs: number
   /** How long a computed ranking is served from the cache. */
   answerTtlMs: number
+  /** Hands a title's popularity to the catalog, which orders lists and search ties by it. */
+  setPopularity(titleId: string, score: number): Promise<void>
 }
 
 /** Most titles one answer returns; a larger `limit` is cut to this. */
@@ -104,6 +110,8 @@ export const MAX_LIMIT = 50
 /** Titles ranked before filtering for a viewer: enough that a viewer's filter rarely leaves fewer than MAX_LIMIT. */
 const CANDIDATES = 4 * MAX_LIMIT
 const TOP10 = 10
+/** Titles whose popularity is handed to the catalog. */
+const POPULARITY_TOP = 1000
 
 const KINDS_OF: Record<TitleType, readonly SubjectKind[]> = {
   all: ['movie', 'series'],
@@ -149,6 +157,8 @@ export class TrendsService {
   private readonly archive: PlaybackArchive
   /** Answers being computed in this process: concurrent misses share one computation. */
   private readonly computing = new Map<string, Promise<unknown>>()
+  /** Popularity last handed to the catalog, per title. */
+  private readonly published = new Map<string, number>()
 
   constructor(private readonly o: TrendsOptions) {
     this.windows = new WindowCounters(o.cache, o.store, o.now, o.graceMs)
@@ -201,7 +211,7 @@ export class TrendsService {
       },
     )
     const facts = await this.o.facts.lookup([...ranking.current.map((r) => r.id), ...ranking.previous])
-    const visible = (id: string) => showable(facts.get(id), viewer, now)
+    const visible = (id: string) => showable(facts.get(id), viewer)
     const previousRank = ranksOf(ranking.previous.filter(visible))
     answer.items = ranking.current
       .filter((r) => visible(r.id))
@@ -242,7 +252,7 @@ export class TrendsService {
       },
     )
     const facts = await this.o.facts.lookup([...ranking.current.map((t) => t.id), ...ranking.previous])
-    const visible = (id: string) => showable(facts.get(id), viewer, now)
+    const visible = (id: string) => showable(facts.get(id), viewer)
     const previousRank = ranksOf(ranking.previous.filter(visible))
     answer.items = ranking.current
       .filter((t) => visible(t.id))
@@ -266,6 +276,32 @@ export class TrendsService {
     const slices = windowSlices('week', now, await this.sealedHours())
     const scores = await this.windows.scores(region, SUBJECT_KINDS, slices, titleIds)
     return new Map(titleIds.map((id) => [id, Math.round((scores.get(id) ?? 0) * 1000) / 1000]))
+  }
+
+  /**
+   * Hands the popularity of the most played movies and series to the catalog, for those whose score
+   * moved by more than 1 % since this process last sent it (a title that left the top gets 0).
+   */
+  async publishPopularity(): Promise<number> {
+    const slices = windowSlices('week', this.o.now(), await this.sealedHours())
+    const top = await this.windows.top(WORLD, KINDS_OF.all, slices, POPULARITY_TOP)
+    const scores = new Map(top.map((r) => [r.id, Math.round(r.score * 1000) / 1000]))
+    for (const id of this.published.keys()) if (!scores.has(id)) scores.set(id, 0)
+    let sent = 0
+    for (const [id, score] of scores) {
+      const last = this.published.get(id)
+      if (last !== undefined && Math.abs(score - last) <= 0.01 * Math.max(last, score)) continue
+      try {
+        await this.o.setPopularity(id, score)
+        sent++
+      } catch (e) {
+        // A title the catalog does not know (or no longer has) keeps no popularity.
+        this.o.log.debug({ titleId: id, err: errorMessage(e) }, 'popularity not handed to the catalog')
+      }
+      if (score === 0) this.published.delete(id)
+      else this.published.set(id, score)
+    }
+    return sent
   }
 
   /** The bus handler of the streaming path. */
@@ -485,7 +521,7 @@ function rankedTitle(
   const previousRank = previousRanks.get(id) ?? null
   return {
     rank,
-    titleId: id,
+    ...splitSubject(id),
     type: kind,
     plays,
     hoursViewed: hours(watchedMs),
