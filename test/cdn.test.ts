@@ -10,6 +10,7 @@ import { createLogger } from '../src/platform/log.js'
 import { Edge } from '../src/services/cdn/edge.js'
 import { type EdgeServer, SteeringClient, startEdgeServer } from '../src/services/cdn/edge-server.js'
 import { HttpOrigin } from '../src/services/cdn/origin.js'
+import { contentSecurityPolicy } from '../src/services/gateway/index.js'
 import type { TitlePublished } from '../src/services/media/events.js'
 import { tempDir } from './engines.js'
 import { startReel, type TestReel } from './harness.js'
@@ -328,5 +329,13 @@ describe('CDN edges and steering', () => {
       headers: { authorization: `Bearer ${edgeToken}` },
     })
     expect(bad.statusCode).toBe(400)
+  })
+
+  it("the web app's Content-Security-Policy lets media and connections reach the configured edges' origins", () => {
+    const csp = contentSecurityPolicy(['https://edge-1.example.net:8443/', 'http://10.0.0.7:8090'])
+    expect(csp).toContain("media-src 'self' blob: https://edge-1.example.net:8443 http://10.0.0.7:8090")
+    expect(csp).toContain("connect-src 'self' https://edge-1.example.net:8443 http://10.0.0.7:8090")
+    expect(csp).toContain("script-src 'self';")
+    expect(contentSecurityPolicy([])).toContain("connect-src 'self';")
   })
 })

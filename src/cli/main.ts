@@ -9,6 +9,7 @@ import { createLogger } from '../platform/log.js'
 import { isServiceName, SERVICE_NAMES, type ServiceName } from '../platform/modules.js'
 import { registerCatalogCommands } from './catalog.js'
 import { CliError, callApi, forgetCredentials, saveCredentials, serverUrl } from './client.js'
+import { registerEdgeCommands } from './edge.js'
 import { registerMediaCommands } from './media.js'
 import { registerTrendsCommands } from './trends.js'
 
@@ -220,6 +221,7 @@ export function program(): Command {
     })
 
   registerMediaCommands(cli)
+  registerEdgeCommands(cli)
   registerTrendsCommands(cli)
   registerCatalogCommands(cli)
   return cli

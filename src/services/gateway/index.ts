@@ -8,20 +8,26 @@ import { statusPage } from './status-page.js'
 /** The built web app (`npm run build`); src/ and dist/ sit at the same depth below the package. */
 const WEB_ROOT = fileURLToPath(new URL('../../../dist/web/', import.meta.url))
 
-/** Only reel's own origin: scripts, styles, API calls and media (edges are added with the CDN). */
-export const CONTENT_SECURITY_POLICY = [
-  "default-src 'self'",
-  "script-src 'self'",
-  "style-src 'self' 'unsafe-inline'",
-  "img-src 'self' data: blob:",
-  "media-src 'self' blob:",
-  "connect-src 'self'",
-  "worker-src 'self' blob:",
-  "frame-ancestors 'none'",
-  "base-uri 'self'",
-  "form-action 'self'",
-  "object-src 'none'",
-].join('; ')
+/** reel's own origin for everything; media and connections also to the CDN edges' origins (REEL_CDN_EDGE_ORIGINS). */
+export function contentSecurityPolicy(edgeOrigins: readonly string[] = []): string {
+  const edges = edgeOrigins.map((o) => new URL(o).origin).join(' ')
+  const withEdges = (sources: string) => (edges ? `${sources} ${edges}` : sources)
+  return [
+    "default-src 'self'",
+    "script-src 'self'",
+    "style-src 'self' 'unsafe-inline'",
+    "img-src 'self' data: blob:",
+    `media-src ${withEdges("'self' blob:")}`,
+    `connect-src ${withEdges("'self'")}`,
+    "worker-src 'self' blob:",
+    "frame-ancestors 'none'",
+    "base-uri 'self'",
+    "form-action 'self'",
+    "object-src 'none'",
+  ].join('; ')
+}
+
+export const CONTENT_SECURITY_POLICY = contentSecurityPolicy()
 
 /**
  * The gateway: the front door of a process that serves people. It serves the web app (its files,
@@ -31,6 +37,7 @@ export const gatewayModule: ServiceModule = {
   name: 'gateway',
   async register(ctx) {
     const { http } = ctx
+    const csp = contentSecurityPolicy(ctx.config.cdnEdgeOrigins)
     http.get('/status', { schema: { hide: true } }, async (_req, reply) =>
       reply.type('text/html; charset=utf-8').header('cache-control', 'no-store').send(statusPage()),
     )
@@ -57,7 +64,7 @@ export const gatewayModule: ServiceModule = {
       if (path.startsWith('/api/') || /\.[a-z0-9]+$/i.test(path))
         throw notFound('route_not_found', `No route for GET ${path}`)
       return reply
-        .header('content-security-policy', CONTENT_SECURITY_POLICY)
+        .header('content-security-policy', csp)
         .header('cache-control', 'no-cache')
         .sendFile('index.html')
     })
