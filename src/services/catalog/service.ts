@@ -282,7 +282,7 @@ export class CatalogService {
       const nextCursor = last
         ? encodeCursor({
             sort,
-            value: sort === 'popularity' ? last.popularity : last.sort_title,
+            value: sort === 'popularity' ? last.popularity : sort === 'newest' ? last.id : last.sort_title,
             id: last.id,
           })
         : null

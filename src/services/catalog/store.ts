@@ -104,7 +104,8 @@ interface CatalogTables {
   catalog_outbox: OutboxRow
 }
 
-export type ListSort = 'popularity' | 'title'
+/** `newest` orders by id: UUIDv7 ids sort by creation time. */
+export type ListSort = 'popularity' | 'title' | 'newest'
 
 export interface ListQuery {
   genres?: string[]
@@ -417,6 +418,9 @@ export class CatalogStore {
           ]),
         )
       query = query.orderBy('t.popularity', 'desc').orderBy('t.id')
+    } else if (q.sort === 'newest') {
+      if (after) query = query.where('t.id', '<', after.id)
+      query = query.orderBy('t.id', 'desc')
     } else {
       if (after)
         query = query.where((eb) =>

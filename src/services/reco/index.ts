@@ -6,6 +6,12 @@ import { HomePage } from './service.js'
 export const recoModule: ServiceModule = {
   name: 'reco',
   register(ctx) {
-    recoRoutes(ctx, new HomePage())
+    const home = new HomePage({
+      catalog: () => ctx.use('catalog'),
+      playback: () => ctx.use('playback'),
+      trends: () => ctx.use('trends'),
+      log: ctx.log.child({ service: 'reco' }),
+    })
+    recoRoutes(ctx, home)
   },
 }

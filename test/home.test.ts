@@ -1,0 +1,94 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { startReel, type TestReel } from './harness.js'
+
+const PASSWORD = 'correct horse battery'
+
+describe('the home page', () => {
+  let t: TestReel
+  let admin: string
+  let member: { token: string; profileId: string }
+  let seq = 0
+
+  async function title(over: Record<string, unknown>) {
+    const res = await t.call('POST', '/api/v1/admin/titles', {
+      token: admin,
+      body: {
+        type: 'movie',
+        title: `Home movie ${seq++}`,
+        maturityRating: 'PG',
+        year: 2020,
+        genres: ['drama'],
+        availability: [{ region: '*' }],
+        ...over,
+      },
+    })
+    expect(res.statusCode, res.body).toBe(201)
+    return res.json() as { id: string; title: string }
+  }
+
+  beforeAll(async () => {
+    t = await startReel('sqlite')
+    await t.reel.use('accounts').createAdmin('home-admin@example.com', PASSWORD)
+    admin = (
+      await t.call('POST', '/api/v1/sessions', {
+        body: { email: 'home-admin@example.com', password: PASSWORD },
+      })
+    ).json().accessToken
+    const signUp = await t.call('POST', '/api/v1/accounts', {
+      body: { email: 'home-member@example.com', password: PASSWORD, plan: 'basic', country: 'DE' },
+    })
+    const token = signUp.json().tokens.accessToken
+    const profiles = (await t.call('GET', '/api/v1/profiles', { token })).json().profiles
+    member = { token, profileId: profiles[0].id }
+  })
+  afterAll(() => t.stop())
+
+  const home = (token: string, profileId: string) =>
+    t.call('GET', `/api/v1/profiles/${profileId}/home`, { token })
+
+  it('shows new titles and genre rows, newest first, only where they may be shown', async () => {
+    const first = await title({ genres: ['comedy'] })
+    const second = await title({ genres: ['comedy', 'drama'] })
+    const usOnly = await title({ availability: [{ region: 'US' }] })
+    const res = await home(member.token, member.profileId)
+    expect(res.statusCode).toBe(200)
+    const rows = res.json().rows as {
+      id: string
+      kind: string
+      title: string
+      items: { titleId: string }[]
+    }[]
+    const fresh = rows.find((r) => r.kind === 'new')
+    expect(fresh?.title).toBe('New on reel')
+    const ids = fresh?.items.map((i) => i.titleId) ?? []
+    expect(ids.indexOf(second.id)).toBeLessThan(ids.indexOf(first.id))
+    expect(ids).not.toContain(usOnly.id)
+    const comedy = rows.find((r) => r.kind === 'genre' && r.title === 'Comedy')
+    expect(comedy?.items.map((i) => i.titleId)).toEqual(expect.arrayContaining([first.id, second.id]))
+    for (const row of rows) expect(row.items.length).toBeGreaterThan(0)
+  })
+
+  it('keeps a kids profile within its maturity limit', async () => {
+    const adult = await title({ maturityRating: 'R', genres: ['horror'] })
+    const kids = await t.call('POST', '/api/v1/profiles', {
+      token: member.token,
+      body: { name: 'Little', kids: true },
+    })
+    const rows = (await home(member.token, kids.json().id)).json().rows as { items: { titleId: string }[] }[]
+    expect(rows.flatMap((r) => r.items.map((i) => i.titleId))).not.toContain(adult.id)
+    const grown = (await home(member.token, member.profileId)).json().rows as {
+      items: { titleId: string }[]
+    }[]
+    expect(grown.flatMap((r) => r.items.map((i) => i.titleId))).toContain(adult.id)
+  })
+
+  it("answers 404 for another account's profile and 401 without a token", async () => {
+    const other = await t.call('POST', '/api/v1/accounts', {
+      body: { email: 'home-other@example.com', password: PASSWORD },
+    })
+    const res = await home(other.json().tokens.accessToken, member.profileId)
+    expect(res.statusCode).toBe(404)
+    expect(res.json().error.code).toBe('profile_not_found')
+    expect((await t.call('GET', `/api/v1/profiles/${member.profileId}/home`)).statusCode).toBe(401)
+  })
+})
