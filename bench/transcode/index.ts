@@ -2,8 +2,9 @@
 // a 60 s 1080p24 source (testsrc2 + sine) to a 4-rung ladder (1080p/720p/540p/360p) plus audio.
 //  - single: one ffmpeg (all cores, its own threading) writing the ladder as fMP4 HLS, with the
 //    pipeline's encoder settings (same x264 options, same forced IDR grid, same capped VBR);
-//  - pipeline: upload through tus to an all-in-one reel, probe, chunk × rendition tasks on the work
-//    queue run by its in-process worker pool (one task per core), packaging, index, playlists.
+//  - pipeline: upload through tus to an all-in-one reel, probe, one task per chunk (every rendition
+//    from one decode) on the work queue, run by its in-process worker pool (one task per core),
+//    packaging, index, playlists, poster and thumbnails.
 // Prints both wall times, the ratio (target ≤ 0.85), CPU use, and when the first chunk (pipeline)
 // or first segment (single command) of every rendition was ready.
 import { execFile, spawn } from 'node:child_process'
@@ -22,7 +23,7 @@ import { ratio, verdict } from '../lib.js'
 
 const run = promisify(execFile)
 const SECONDS = Number(process.env.BENCH_SOURCE_SECONDS ?? 60)
-const CHUNK_SECONDS = process.env.BENCH_CHUNK_SECONDS ?? '12'
+const CHUNK_SECONDS = process.env.BENCH_CHUNK_SECONDS ?? '6'
 const LADDER = '1080p-6000k,720p-3000k,540p-2000k,360p-365k'
 const PRESET = process.env.BENCH_PRESET ?? 'veryfast'
 const TARGET = 0.85
@@ -196,9 +197,10 @@ async function pipeline(): Promise<PipelineResult> {
         const stages: Record<string, number> = {}
         for (const task of m.tasks) {
           const done = since(task.finishedAt)
-          const name = task.kind === 'encode' ? (task.rendition ?? '') : task.kind
-          if (task.kind === 'encode' || task.kind === 'audio')
-            first[name] = Math.min(first[name] ?? done, done)
+          if (task.kind === 'encode')
+            for (const r of m.renditions.filter((x) => x.kind === 'video'))
+              first[r.name] = Math.min(first[r.name] ?? done, done)
+          if (task.kind === 'audio') first.audio = done
           if (task.kind === 'probe' || task.kind === 'package') stages[task.kind] = done
         }
         return {
@@ -235,7 +237,7 @@ try {
   )
   console.log(`  first segment ready: ${list(s.first)}`)
   console.log(
-    `reel pipeline (${CHUNK_SECONDS} s chunks, one task per chunk × rendition, ${p.tasks} tasks, ${p.workers} workers): wall ${fmt(p.wall)} (upload ${fmt(p.upload)}, probed at ${fmt(p.stages.probe ?? Number.NaN)}, packaged at ${fmt(p.stages.package ?? Number.NaN)}), CPU ${fmt(p.cpu)} (${(p.cpu / p.wall).toFixed(2)} cores busy)`,
+    `reel pipeline (${CHUNK_SECONDS} s chunks, one task per chunk making every rendition, ${p.tasks} tasks, ${p.workers} workers): wall ${fmt(p.wall)} (upload ${fmt(p.upload)}, probed at ${fmt(p.stages.probe ?? Number.NaN)}, packaged at ${fmt(p.stages.package ?? Number.NaN)}), CPU ${fmt(p.cpu)} (${(p.cpu / p.wall).toFixed(2)} cores busy)`,
   )
   console.log(`  first chunk ready: ${list(p.first)}`)
   const r = ratio(p.wall, s.wall)

@@ -111,7 +111,7 @@ const taskKey = {
   probe: 'probe',
   audio: 'audio',
   package: 'package',
-  encode: (chunk: number, rendition: string) => `encode-${pad(chunk)}-${rendition}`,
+  encode: (chunk: number) => `encode-${pad(chunk)}`,
 }
 
 export interface TaskView {
@@ -184,8 +184,8 @@ const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOStrin
 class Cancelled extends Error {}
 
 /**
- * The media pipeline: uploads become titles; a probe plans chunk × rendition encodes and one audio
- * encode, which workers anywhere run from the work queue; the last of them enqueues packaging,
+ * The media pipeline: uploads become titles; a probe plans one encode per chunk (every rendition
+ * from one decode) and one audio encode, which workers anywhere run from the work queue; the last of them enqueues packaging,
  * which writes HLS, the parts index and the playlists, and announces the title.
  */
 export class MediaService {
@@ -369,14 +369,12 @@ export class MediaService {
     const tasks: TaskRow[] = []
     if (plan.audio)
       tasks.push(this.taskRow(job.title_id, 'audio', null, null, Math.ceil(plan.duration / 5) + 1))
-    // Chunk-major, biggest rendition first: the first chunk of every rendition is ready early, and
-    // the long tasks start before the short ones (which keeps the workers' finishing times close).
+    // One task per chunk makes every rendition of it from one decode; in order, so the first
+    // chunk of every rendition is ready first.
+    const pixels = plan.renditions.reduce((sum, r) => sum + r.width * r.height, 0)
     for (const chunk of plan.chunks) {
-      const seconds = chunkSeconds(chunk, plan.duration)
-      for (const r of plan.renditions) {
-        const weight = Math.ceil((seconds * r.width * r.height) / (640 * 360)) + 1
-        tasks.push(this.taskRow(job.title_id, 'encode', r.name, chunk.index, weight))
-      }
+      const weight = Math.ceil((chunkSeconds(chunk, plan.duration) * pixels) / (640 * 360)) + 1
+      tasks.push(this.taskRow(job.title_id, 'encode', null, chunk.index, weight))
     }
     tasks.push(this.taskRow(job.title_id, 'package', null, null, Math.ceil(plan.duration / 2) + 1))
     await store.insertTasks(tasks)
@@ -400,10 +398,7 @@ export class MediaService {
     chunk: number | null,
     weight: number,
   ): TaskRow {
-    const key =
-      kind === 'encode' && rendition !== null && chunk !== null
-        ? taskKey.encode(chunk, rendition)
-        : (kind as string)
+    const key = kind === 'encode' && chunk !== null ? taskKey.encode(chunk) : (kind as string)
     return {
       title_id: titleId,
       key,
@@ -432,11 +427,15 @@ export class MediaService {
 
   private async encode(job: JobRow, task: TaskRow, signal: AbortSignal): Promise<void> {
     const plan = planOf(job)
-    const rendition = plan.renditions.find((r) => r.name === task.rendition)
     const chunk = plan.chunks.find((c) => c.index === task.chunk)
-    if (!rendition || !chunk) throw new Error(`task ${task.key} is not in the plan`)
+    if (!chunk) throw new Error(`task ${task.key} is not in the plan`)
     const source = await this.localSource(job, signal)
-    const output = await this.scratchFile(job.title_id, `${task.key}.mp4`)
+    const outputs = await Promise.all(
+      plan.renditions.map(async (rendition) => ({
+        rendition,
+        file: await this.scratchFile(job.title_id, `${task.key}-${rendition.name}.mp4`),
+      })),
+    )
     try {
       await encodeChunk(
         this.deps.tools,
@@ -444,15 +443,19 @@ export class MediaService {
           source,
           start: plan.videoStart + chunk.start,
           end: chunk.end === undefined ? undefined : plan.videoStart + chunk.end,
-          rendition,
-          output,
+          outputs,
         },
         this.encoderSettings(),
         { signal, onProgress: this.progressReporter(task, chunkSeconds(chunk, plan.duration)) },
       )
-      await this.putOutput(job.title_id, blobKeys.piece(job.title_id, rendition.name, chunk.index), output)
+      for (const o of outputs)
+        await this.putOutput(
+          job.title_id,
+          blobKeys.piece(job.title_id, o.rendition.name, chunk.index),
+          o.file,
+        )
     } finally {
-      await fs.rm(output, { force: true })
+      await Promise.all(outputs.map((o) => fs.rm(o.file, { force: true })))
     }
   }
 
