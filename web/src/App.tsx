@@ -5,6 +5,7 @@ import { LoginPage, SignUpPage } from './pages/Auth'
 import { HomePage } from './pages/Home'
 import { ManageProfilesPage, WhoIsWatchingPage } from './pages/Profiles'
 import { SearchPage } from './pages/Search'
+import { TitlePage } from './pages/Title'
 import { SessionProvider, useSession } from './session'
 
 // The player (hls.js) and the uploader (tus) are large: loaded only when those pages open.
@@ -71,6 +72,11 @@ export function App() {
           <Route path="/profiles/manage">
             <Member needsProfile={false}>
               <ManageProfilesPage />
+            </Member>
+          </Route>
+          <Route path="/title/:id">
+            <Member>
+              <TitlePage />
             </Member>
           </Route>
           <Route path="/watch/:id">

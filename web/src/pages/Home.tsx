@@ -49,8 +49,10 @@ export function HomePage() {
           <ul className="carousel">
             {row.items.map((item) => (
               <li key={item.titleId} className="tile">
-                {item.artwork ? <img src={item.artwork} alt="" loading="lazy" /> : <div className="art" />}
-                <span>{item.title}</span>
+                <Link href={`/title/${item.titleId}`} className="tile-link">
+                  {item.artwork ? <img src={item.artwork} alt="" loading="lazy" /> : <div className="art" />}
+                  <span>{item.title}</span>
+                </Link>
                 {item.progress !== undefined && (
                   <progress max={1} value={item.progress} aria-label="Watched" />
                 )}

@@ -1,6 +1,6 @@
 import Hls, { type Level } from 'hls.js'
 import { useCallback, useEffect, useRef, useState } from 'react'
-import { Link, useParams } from 'wouter'
+import { Link, useParams, useSearchParams } from 'wouter'
 import { ApiError, api, currentAccessToken } from '../api'
 import { useSession } from '../session'
 
@@ -89,6 +89,8 @@ function useHeartbeats(video: HTMLVideoElement | null, start: PlaybackStart | un
 
 export function WatchPage() {
   const { id } = useParams<{ id: string }>()
+  const [params] = useSearchParams()
+  const episodeId = params.get('episode') ?? undefined
   const session = useSession()
   const videoRef = useRef<HTMLVideoElement>(null)
   const [start, setStart] = useState<PlaybackStart>()
@@ -100,7 +102,7 @@ export function WatchPage() {
 
   useEffect(() => {
     if (!session.profile || !id) return
-    api<PlaybackStart>('POST', '/api/v1/playback', { profileId: session.profile.id, titleId: id })
+    api<PlaybackStart>('POST', '/api/v1/playback', { profileId: session.profile.id, titleId: id, episodeId })
       .then(setStart)
       .catch((e) => {
         if (e instanceof ApiError && e.code === 'stream_limit_reached') {
@@ -113,7 +115,7 @@ export function WatchPage() {
           })
         } else setError({ message: e instanceof ApiError ? e.message : 'This title cannot be played now' })
       })
-  }, [id, session.profile])
+  }, [id, episodeId, session.profile])
 
   const play = useCallback(
     (fromMs: number) => {

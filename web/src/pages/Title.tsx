@@ -1,0 +1,122 @@
+import { useEffect, useState } from 'react'
+import { Link, useParams } from 'wouter'
+import type { TitleDetail } from '../../../src/services/catalog/service.js'
+import type { ProgressView } from '../../../src/services/playback/service.js'
+import { ApiError, api } from '../api'
+import { useSession } from '../session'
+
+const minutes = (m: number | null) =>
+  m ? `${Math.floor(m / 60) ? `${Math.floor(m / 60)} h ` : ''}${m % 60} min` : ''
+
+export function TitlePage() {
+  const { id } = useParams<{ id: string }>()
+  const session = useSession()
+  const [title, setTitle] = useState<TitleDetail>()
+  const [progress, setProgress] = useState<Map<string, ProgressView>>(new Map())
+  const [error, setError] = useState<string>()
+  const profileId = session.profile?.id
+
+  useEffect(() => {
+    if (!id || !profileId) return
+    api<TitleDetail>('GET', `/api/v1/titles/${id}?profileId=${profileId}`)
+      .then(setTitle)
+      .catch((e) => setError(e instanceof ApiError ? e.message : 'Could not load this title'))
+    api<{ items: ProgressView[] }>('GET', `/api/v1/profiles/${profileId}/history?limit=200`)
+      .then((r) => setProgress(new Map(r.items.map((p) => [p.episodeId ?? p.titleId, p]))))
+      .catch(() => setProgress(new Map()))
+  }, [id, profileId])
+
+  if (error)
+    return (
+      <p className="error center" role="alert">
+        {error}
+      </p>
+    )
+  if (!title) return <p className="muted center">Loading…</p>
+  const directors = title.credits.filter((c) => c.role === 'director')
+  const cast = title.credits.filter((c) => c.role === 'cast').sort((a, b) => a.order - b.order)
+  const art = title.artwork.backdrop ?? title.artwork.poster
+  const playable = title.mediaStatus === 'available'
+  const own = progress.get(title.id)
+  return (
+    <article className="title-page">
+      <div className="backdrop" style={art ? { backgroundImage: `url(${art})` } : undefined} />
+      <h1>{title.title}</h1>
+      <p className="facts">
+        {[
+          title.year,
+          title.maturityRating,
+          minutes(title.runtimeMin),
+          title.genres.map((g) => g.name).join(', '),
+        ]
+          .filter(Boolean)
+          .join(' · ')}
+      </p>
+      {title.type === 'movie' &&
+        (playable ? (
+          <Link href={`/watch/${title.id}`} className="button primary play">
+            ▶ {own && !own.completed ? 'Resume' : 'Play'}
+          </Link>
+        ) : (
+          <p className="muted">Coming soon: this title is not playable yet.</p>
+        ))}
+      {own && title.type === 'movie' && own.durationMs > 0 && (
+        <progress max={1} value={own.positionMs / own.durationMs} aria-label="Watched" />
+      )}
+      {title.synopsis && <p className="synopsis">{title.synopsis}</p>}
+      {directors.length > 0 && (
+        <p>
+          <span className="muted">Director: </span>
+          {directors.map((d, i) => (
+            <span key={d.personId}>
+              {i > 0 && ', '}
+              <Link href={`/people/${d.personId}`}>{d.name}</Link>
+            </span>
+          ))}
+        </p>
+      )}
+      {cast.length > 0 && (
+        <p>
+          <span className="muted">Cast: </span>
+          {cast.slice(0, 8).map((c, i) => (
+            <span key={c.personId}>
+              {i > 0 && ', '}
+              <Link href={`/people/${c.personId}`}>{c.name}</Link>
+            </span>
+          ))}
+        </p>
+      )}
+      {title.seasons.map((season) => (
+        <section key={season.id}>
+          <h2>Season {season.number}</h2>
+          <ol className="episodes">
+            {season.episodes.map((ep) => {
+              const p = progress.get(ep.id)
+              return (
+                <li key={ep.id}>
+                  {ep.mediaStatus === 'available' ? (
+                    <Link href={`/watch/${title.id}?episode=${ep.id}`}>
+                      {ep.number}. {ep.name}
+                    </Link>
+                  ) : (
+                    <span className="muted">
+                      {ep.number}. {ep.name} (coming soon)
+                    </span>
+                  )}
+                  {ep.synopsis && <p className="muted">{ep.synopsis}</p>}
+                  {p && p.durationMs > 0 && (
+                    <progress
+                      max={1}
+                      value={p.completed ? 1 : p.positionMs / p.durationMs}
+                      aria-label="Watched"
+                    />
+                  )}
+                </li>
+              )
+            })}
+          </ol>
+        </section>
+      ))}
+    </article>
+  )
+}
