@@ -21,7 +21,7 @@ export function TitlePage() {
     api<TitleDetail>('GET', `/api/v1/titles/${id}?profileId=${profileId}`)
       .then(setTitle)
       .catch((e) => setError(e instanceof ApiError ? e.message : 'Could not load this title'))
-    api<{ items: ProgressView[] }>('GET', `/api/v1/profiles/${profileId}/history?limit=200`)
+    api<{ items: ProgressView[] }>('GET', `/api/v1/profiles/${profileId}/history?limit=100`)
       .then((r) => setProgress(new Map(r.items.map((p) => [p.episodeId ?? p.titleId, p]))))
       .catch(() => setProgress(new Map()))
   }, [id, profileId])
