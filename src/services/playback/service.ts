@@ -90,7 +90,6 @@ export interface ProgressView {
 /** A position in the last 5 % of a title (its credits) counts as watched. */
 export const COMPLETION_RATIO = 0.95
 const SESSION_TTL_MS = 24 * 3600_000
-const STREAMS_TTL_MS = 24 * 3600_000
 const POSITION_TTL_MS = 7 * 24 * 3600_000
 /** A session's slot in the account's stream set is refreshed at most this often by heartbeats. */
 const SLOT_REFRESH_MS = 5_000
@@ -98,7 +97,8 @@ const MAX_TRACKED_STREAMS = 200
 
 const keys = {
   session: (id: string) => `playback:session:${id}`,
-  streams: (accountId: string) => `playback:streams:{${accountId}}`,
+  /** One set per account and window of streamTimeoutMs: a window's set holds only the sessions seen in it. */
+  streams: (accountId: string, window: number) => `playback:streams:{${accountId}}:${window}`,
   position: (profileId: string, mediaId: string) => `playback:position:${profileId}:${mediaId}`,
 }
 
@@ -246,9 +246,12 @@ export class PlaybackService {
     row.position_ms = positionMs
     row.seen_at = now
     this.remember(row, positionMs, now)
-    if (now - session.slotRaisedAt >= SLOT_REFRESH_MS || now < session.slotRaisedAt) {
+    if (
+      now - session.slotRaisedAt >= Math.min(SLOT_REFRESH_MS, this.deps.settings.streamTimeoutMs / 4) ||
+      now < session.slotRaisedAt
+    ) {
       session.slotRaisedAt = now
-      await this.deps.cache.zraise(keys.streams(row.account_id), [[`s:${row.id}`, now]], STREAMS_TTL_MS)
+      await this.raiseSlot(row.account_id, `s:${row.id}`, now)
     }
     const previous = this.heartbeatsPending.get(sessionId)
     this.heartbeatsPending.set(sessionId, {
@@ -283,7 +286,7 @@ export class PlaybackService {
     row.stopped_at = now
     row.position_ms = final
     this.remember(row, final, now)
-    await this.deps.cache.zraise(keys.streams(row.account_id), [[`x:${row.id}`, now]], STREAMS_TTL_MS)
+    await this.raiseSlot(row.account_id, `x:${row.id}`, now)
     await this.deps.cache.set(keys.session(sessionId), JSON.stringify(row), SESSION_TTL_MS)
     await this.deps.store.stopSession(sessionId, final, now)
     await this.flush()
@@ -424,9 +427,14 @@ export class PlaybackService {
   private async claimStream(accountId: string, sessionId: string, maxStreams: number): Promise<void> {
     const { cache, settings, now } = this.deps
     const at = now()
-    const key = keys.streams(accountId)
-    await cache.zraise(key, [[`s:${sessionId}`, at]], STREAMS_TTL_MS)
-    const members = await cache.zunionTop([key], [1], MAX_TRACKED_STREAMS * 2)
+    await this.raiseSlot(accountId, `s:${sessionId}`, at)
+    // Every raise of the last streamTimeoutMs is in this window's set or the previous one.
+    const window = Math.floor(at / settings.streamTimeoutMs)
+    const [current, previous] = await Promise.all([
+      cache.zunionTop([keys.streams(accountId, window)], [1], MAX_TRACKED_STREAMS),
+      cache.zunionTop([keys.streams(accountId, window - 1)], [1], MAX_TRACKED_STREAMS),
+    ])
+    const members = current && previous ? [...previous, ...current] : undefined
     let active: string[]
     if (members) {
       const stopped = new Set(members.filter(([m]) => m.startsWith('x:')).map(([m]) => m.slice(2)))
@@ -446,7 +454,7 @@ export class PlaybackService {
     // Session ids sort by creation time: of racing starts, the later ones lose on every process alike.
     active.sort()
     if (active.indexOf(sessionId) < maxStreams) return
-    await cache.zraise(key, [[`x:${sessionId}`, at]], STREAMS_TTL_MS)
+    await this.raiseSlot(accountId, `x:${sessionId}`, at)
     const others = active.filter((id) => id !== sessionId).slice(0, maxStreams)
     const devices = await Promise.all(others.map((id) => this.describe(id)))
     throw conflict(
@@ -456,6 +464,15 @@ export class PlaybackService {
         maxStreams,
         activeDevices: devices,
       },
+    )
+  }
+
+  private raiseSlot(accountId: string, member: string, at: number): Promise<void> {
+    const timeout = this.deps.settings.streamTimeoutMs
+    return this.deps.cache.zraise(
+      keys.streams(accountId, Math.floor(at / timeout)),
+      [[member, at]],
+      timeout * 3,
     )
   }
 

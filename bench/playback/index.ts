@@ -1,0 +1,169 @@
+// Playback under load, against GET /healthz of the same server in the same run:
+//  - play start: POST /api/v1/playback (each connection stops its session before starting the next,
+//    so the plan's 4 screens are never exceeded): throughput, then p99 at half that rate;
+//  - heartbeats: POST /api/v1/playback/:id/heartbeat over live sessions (target ≥ 10,000/s).
+import { spawn } from 'node:child_process'
+import { once } from 'node:events'
+import autocannon from 'autocannon'
+import { ratio, verdict } from '../lib.js'
+
+const DURATION_S = Number(process.env.BENCH_DURATION_S ?? 8)
+const ACCOUNTS = 5
+/** A session cut off by the end of a run (started, never stopped) stops counting after this. */
+const STREAM_TIMEOUT_MS = 1000
+type Context = { viewer?: { token: string; profileId: string }; sessionId?: string }
+const settle = () => new Promise((r) => setTimeout(r, STREAM_TIMEOUT_MS + 500))
+const SCREENS = 4 // premium
+
+const child = spawn(process.execPath, ['--import', 'tsx', 'bench/playback/server.ts'], {
+  stdio: ['ignore', 'pipe', 'inherit'],
+  env: { ...process.env, REEL_LOG_LEVEL: 'warn', REEL_PLAYBACK_STREAM_TIMEOUT_MS: String(STREAM_TIMEOUT_MS) },
+})
+const ready = await new Promise<{ url: string; titleId: string }>((resolve, reject) => {
+  let out = ''
+  child.stdout?.on('data', (chunk: Buffer) => {
+    out += String(chunk)
+    const line = out.split('\n').find((l) => l.startsWith('{"url"'))
+    if (line) resolve(JSON.parse(line) as { url: string; titleId: string })
+  })
+  child.once('exit', (code) => reject(new Error(`bench server exited (${code})`)))
+})
+const { url, titleId } = ready
+
+try {
+  const viewers: { token: string; profileId: string }[] = []
+  for (let i = 0; i < ACCOUNTS; i++) {
+    const res = await fetch(`${url}/api/v1/accounts`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({
+        email: `bench.${Date.now()}.${i}@example.com`,
+        password: 'correct horse battery',
+        plan: 'premium',
+      }),
+    })
+    if (res.status !== 201) throw new Error(`sign-up failed: ${await res.text()}`)
+    const token = ((await res.json()) as { tokens: { accessToken: string } }).tokens.accessToken
+    const profiles = (await (
+      await fetch(`${url}/api/v1/profiles`, { headers: { authorization: `Bearer ${token}` } })
+    ).json()) as {
+      profiles: { id: string }[]
+    }
+    viewers.push({ token, profileId: profiles.profiles[0]?.id ?? '' })
+  }
+
+  const connections = ACCOUNTS * SCREENS
+  let connection = 0
+  // Each connection is one screen of one account: start, then stop, again and again.
+  const startStop = (overallRate?: number) =>
+    autocannon({
+      url,
+      connections,
+      duration: DURATION_S,
+      ...(overallRate ? { overallRate } : {}),
+      requests: [
+        {
+          method: 'POST',
+          path: '/api/v1/playback',
+          setupRequest: (req, ctx) => {
+            const context = ctx as Context
+            context.viewer ??= viewers[connection++ % ACCOUNTS]
+            const viewer = context.viewer as { token: string; profileId: string }
+            return {
+              ...req,
+              headers: { 'content-type': 'application/json', authorization: `Bearer ${viewer.token}` },
+              body: JSON.stringify({ profileId: viewer.profileId, titleId }),
+            }
+          },
+          onResponse: (_status, body, context) => {
+            ;(context as Context).sessionId = (JSON.parse(body) as { sessionId?: string }).sessionId
+          },
+        },
+        {
+          method: 'DELETE',
+          setupRequest: (req, ctx) => {
+            const context = ctx as Context
+            return {
+              ...req,
+              path: `/api/v1/playback/${String(context.sessionId)}`,
+              headers: { authorization: `Bearer ${context.viewer?.token ?? ''}` },
+            }
+          },
+        },
+      ],
+    })
+
+  const health = () => autocannon({ url: `${url}/healthz`, connections, duration: DURATION_S })
+  await startStop() // warm caches and JIT
+  const healthz = await health()
+  await settle()
+  const starts = await startStop()
+  if (starts.non2xx > 0) console.log(`  (${starts.non2xx} start/stop requests answered non-2xx)`)
+  const startRate = starts.requests.average / 2
+  await settle()
+  const half = await startStop(Math.max(1, Math.floor(starts.requests.average / 2)))
+  if (half.non2xx > 0) console.log(`  (${half.non2xx} start/stop requests answered non-2xx at half load)`)
+
+  // Heartbeats over live sessions: every screen of every account playing.
+  await settle()
+  const sessions: { token: string; sessionId: string }[] = []
+  for (const v of viewers)
+    for (let s = 0; s < SCREENS; s++) {
+      const res = await fetch(`${url}/api/v1/playback`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', authorization: `Bearer ${v.token}` },
+        body: JSON.stringify({ profileId: v.profileId, titleId }),
+      })
+      if (res.status !== 201) throw new Error(`start failed: ${await res.text()}`)
+      sessions.push({ token: v.token, sessionId: ((await res.json()) as { sessionId: string }).sessionId })
+    }
+  let next = 0
+  let position = 0
+  const heartbeats = await autocannon({
+    url,
+    connections: 50,
+    duration: DURATION_S,
+    requests: [
+      {
+        method: 'POST',
+        setupRequest: (req) => {
+          const s = sessions[next++ % sessions.length] as { token: string; sessionId: string }
+          position = (position + 37) % 3000
+          return {
+            ...req,
+            path: `/api/v1/playback/${s.sessionId}/heartbeat`,
+            headers: { 'content-type': 'application/json', authorization: `Bearer ${s.token}` },
+            body: JSON.stringify({
+              positionMs: position,
+              state: 'playing',
+              bitrate: 365000,
+              bufferMs: 12000,
+            }),
+          }
+        },
+      },
+    ],
+  })
+  if (heartbeats.non2xx > 0) throw new Error(`${heartbeats.non2xx} heartbeats failed`)
+
+  const startRatio = ratio(startRate, healthz.requests.average)
+  console.log(
+    `playback: ${DURATION_S} s per measurement, ${connections} connections (${ACCOUNTS} accounts × ${SCREENS} screens)`,
+  )
+  console.log(
+    `  GET /healthz                         ${healthz.requests.average.toFixed(0).padStart(7)} /s  p99 ${healthz.latency.p99} ms`,
+  )
+  console.log(
+    `  POST /api/v1/playback (start)        ${startRate.toFixed(0).padStart(7)} /s  (+ as many stops; p99 over both ${starts.latency.p99} ms)`,
+  )
+  console.log(`  start = ${startRatio.toFixed(2)} of /healthz (target ≥ 0.30: ${verdict(startRatio, 0.3)})`)
+  console.log(
+    `  at half load (${(half.requests.average / 2).toFixed(0)} starts/s): p99 ${half.latency.p99} ms (target < 20 ms: ${verdict(half.latency.p99, 20, 'lower')})`,
+  )
+  console.log(
+    `  POST …/heartbeat                     ${heartbeats.requests.average.toFixed(0).padStart(7)} /s  p99 ${heartbeats.latency.p99} ms  (target ≥ 10,000/s: ${verdict(heartbeats.requests.average, 10_000)})`,
+  )
+} finally {
+  child.kill('SIGTERM')
+  await once(child, 'exit')
+}

@@ -1,0 +1,41 @@
+// The playback bench's server: reel all-in-one on a fresh data dir with one real title (a 4 s clip
+// through the media pipeline). Prints `{"url":…,"titleId":…}` once ready.
+import { execFileSync } from 'node:child_process'
+import fs from 'node:fs'
+import os from 'node:os'
+import path from 'node:path'
+import { createReel } from '../../src/platform/app.js'
+import { loadConfig } from '../../src/platform/config.js'
+import { newId } from '../../src/platform/ids.js'
+
+const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'reel-bench-playback-'))
+const reel = await createReel({
+  config: loadConfig({
+    REEL_LOG_LEVEL: 'warn',
+    ...process.env,
+    REEL_DATA_DIR: dataDir,
+    REEL_PORT: '0',
+    REEL_HOST: '127.0.0.1',
+    REEL_MEDIA_LADDER: '360p-365k,234p-145k',
+    REEL_MEDIA_PRESET: 'superfast',
+    REEL_MEDIA_WORKERS: '1',
+  }),
+})
+const url = await reel.start()
+const clip = path.join(dataDir, 'clip.mp4')
+execFileSync('ffmpeg', [
+  ...['-v', 'error', '-y', '-f', 'lavfi', '-i', 'testsrc2=size=640x360:rate=24:duration=4'],
+  ...['-c:v', 'libx264', '-preset', 'ultrafast', '-pix_fmt', 'yuv420p', clip],
+])
+const media = reel.use('media')
+const titleId = newId()
+await media.beginUpload({ titleId, title: 'Bench clip' })
+await media.finishUpload(titleId, clip)
+while ((await media.titleMedia(titleId)).status !== 'available') await new Promise((r) => setTimeout(r, 250))
+console.log(JSON.stringify({ url, titleId }))
+process.once('SIGTERM', () => {
+  reel.stop().finally(() => {
+    fs.rmSync(dataDir, { recursive: true, force: true })
+    process.exit(0)
+  })
+})
