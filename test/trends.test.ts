@@ -887,3 +887,44 @@ apiSuite(
     : undefined,
   'sqlite',
 )
+
+describe('trending answers cached briefly', () => {
+  let t: TestReel
+  beforeAll(async () => {
+    t = await startReel('sqlite', { REEL_TRENDS_ANSWER_TTL_MS: '400' })
+  })
+  afterAll(() => t.stop())
+
+  it('serves a computed ranking for the configured time, then recomputes it', async () => {
+    const title = await t.reel.use('catalog').create({
+      type: 'movie',
+      title: 'Cached',
+      maturityRating: 'G',
+      runtimeMin: 60,
+      availability: [{ region: '*' }],
+    })
+    const res = await t.call('POST', '/api/v1/accounts', {
+      body: {
+        email: `cache.${uniqueName('v')}@example.com`,
+        password: 'correct horse battery',
+        country: 'US',
+      },
+    })
+    const token = res.json().tokens.accessToken
+    const profile = (await t.call('GET', '/api/v1/profiles', { token })).json().profiles[0].id
+    const plays = async () =>
+      (await t.call('GET', `/api/v1/trending?profile=${profile}&window=hour`, { token })).json().items[0]
+        ?.plays
+    const start = async () => {
+      const before = processed(t.reel)
+      await t.reel.ports.bus.publish(play('started', { ...movie(title.id) }, t.clock.now - 1000, 'US'))
+      await until(() => processed(t.reel) > before, 'the consumer')
+    }
+    await start()
+    expect(await plays()).toBe(1)
+    await start()
+    expect(await plays()).toBe(1)
+    await sleep(450)
+    expect(await plays()).toBe(2)
+  })
+})

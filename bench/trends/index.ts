@@ -25,7 +25,7 @@ import {
 } from '../../src/services/playback/events.js'
 import { tempDir } from '../../test/engines.js'
 import { ratio, verdict } from '../lib.js'
-import { seedCatalog } from './catalog.js'
+import { type Playable, seedCatalog } from './catalog.js'
 
 const EVENTS = Number(process.env.BENCH_TRENDS_EVENTS ?? 100_000)
 const JETSTREAM_EVENTS = Number(process.env.BENCH_TRENDS_JETSTREAM_EVENTS ?? 30_000)
@@ -74,12 +74,12 @@ function random(seed: number): () => number {
  * regions, titles drawn with a long tail (a few hits, many rarely watched), 18 % starts, 72 %
  * heartbeats, 10 % stops.
  */
-function playbackEvents(count: number, titles: readonly string[], seed: number): PublishInput[] {
+function playbackEvents(count: number, titles: readonly Playable[], seed: number): PublishInput[] {
   const rnd = random(seed)
   const now = Date.now()
   return Array.from({ length: count }, (_, i) => {
-    const title = titles[Math.floor(titles.length * rnd() ** 3)] ?? 'none'
-    const episode = title.startsWith('series-')
+    const title = titles[Math.floor(titles.length * rnd() ** 3)] ?? titles[0]
+    if (!title) throw new Error('no titles to play')
     const profile = `profile-${Math.floor(rnd() * PROFILES)}`
     const r = rnd()
     const type = r < 0.18 ? PLAYBACK_STARTED : r < 0.9 ? PLAYBACK_HEARTBEAT : PLAYBACK_STOPPED
@@ -87,10 +87,7 @@ function playbackEvents(count: number, titles: readonly string[], seed: number):
       sessionId: `session-${profile}`,
       accountId: `account-${profile}`,
       profileId: profile,
-      titleId: episode ? `${title}-e1` : title,
-      titleType: episode ? 'episode' : 'movie',
-      seriesId: episode ? title : null,
-      seasonId: episode ? `${title}-s1` : null,
+      ...title,
       region: REGIONS[Math.floor(rnd() * REGIONS.length)] ?? 'US',
       positionMs: 0,
       durationMs: 3_600_000,

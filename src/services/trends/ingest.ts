@@ -8,9 +8,9 @@ import type { TrendsStore } from './store.js'
 import type { WindowCounters } from './windows.js'
 
 /** Events a flush takes at most; more wait for the next one. */
-const MAX_BATCH = 5000
+const MAX_BATCH = 4000
 /** Flushes at once: the DB serialises their transactions, but one's archive write overlaps another's transaction. */
-const MAX_FLUSHES = 2
+const MAX_FLUSHES = 3
 /** An event time this far ahead of the clock is not believed by the streaming path (the batch rollup still counts it). */
 const FUTURE_SKEW_MS = 5 * MINUTE
 

@@ -1,3 +1,4 @@
+import { LRUCache } from 'lru-cache'
 import type { Auth } from '../../platform/auth.js'
 import type { Blobs } from '../../platform/blobs/blobs.js'
 import type { EventEnvelope } from '../../platform/bus/bus.js'
@@ -159,8 +160,12 @@ export class TrendsService {
   private readonly computing = new Map<string, Promise<unknown>>()
   /** Popularity last handed to the catalog, per title. */
   private readonly published = new Map<string, number>()
+  /** Items of answers as some viewer saw them (see rendered). */
+  private readonly renderedItems = new LRUCache<string, unknown[]>({ max: 10_000 })
+  private readonly renderTtlMs: number
 
   constructor(private readonly o: TrendsOptions) {
+    this.renderTtlMs = Math.min(o.answerTtlMs, 1000)
     this.windows = new WindowCounters(o.cache, o.store, o.now, o.graceMs)
     this.archive = new PlaybackArchive(o.blobs, o.now)
     this.aggregator = new StreamingAggregator({
@@ -198,9 +203,9 @@ export class TrendsService {
       items: [],
     }
     if (!region) return answer
-    const ranking = await this.shared<CachedTrending>(
-      `trends:answer:trending:${region}:${query.window}:${type}`,
-      async () => {
+    const key = `trends:answer:trending:${region}:${query.window}:${type}`
+    answer.items = await this.rendered(key, viewer, limit, async () => {
+      const ranking = await this.shared<CachedTrending>(key, async () => {
         const kinds = KINDS_OF[type]
         const sealed = await this.sealedHours()
         const [current, previous] = await Promise.all([
@@ -208,18 +213,18 @@ export class TrendsService {
           this.windows.top(region, kinds, windowSlices(query.window, now - length, sealed), CANDIDATES),
         ])
         return { current, previous: previous.map((r) => r.id) }
-      },
-    )
-    const facts = await this.o.facts.lookup([...ranking.current.map((r) => r.id), ...ranking.previous])
-    const visible = (id: string) => showable(facts.get(id), viewer)
-    const previousRank = ranksOf(ranking.previous.filter(visible))
-    answer.items = ranking.current
-      .filter((r) => visible(r.id))
-      .slice(0, limit)
-      .map((r, i) => ({
-        ...rankedTitle(r.kind, r.id, i + 1, r.plays, r.watchedMs, facts.get(r.id), previousRank),
-        score: Math.round(r.score * 1000) / 1000,
-      }))
+      })
+      const facts = await this.o.facts.lookup([...ranking.current.map((r) => r.id), ...ranking.previous])
+      const visible = (id: string) => showable(facts.get(id), viewer)
+      const previousRank = ranksOf(ranking.previous.filter(visible))
+      return ranking.current
+        .filter((r) => visible(r.id))
+        .slice(0, limit)
+        .map((r, i) => ({
+          ...rankedTitle(r.kind, r.id, i + 1, r.plays, r.watchedMs, facts.get(r.id), previousRank),
+          score: Math.round(r.score * 1000) / 1000,
+        }))
+    })
     return answer
   }
 
@@ -241,23 +246,23 @@ export class TrendsService {
       items: [],
     }
     if (!region || monday > now) return answer
-    const ranking = await this.shared<CachedTop10>(
-      `trends:answer:top10:${region}:${type}:${monday}`,
-      async () => {
+    const key = `trends:answer:top10:${region}:${type}:${monday}`
+    answer.items = await this.rendered(key, viewer, TOP10, async () => {
+      const ranking = await this.shared<CachedTop10>(key, async () => {
         const [current, previous] = await Promise.all([
           this.weekTotals(region, KINDS_OF[type], monday),
           this.weekTotals(region, KINDS_OF[type], monday - WEEK),
         ])
         return { current, previous: previous.map((t) => t.id) }
-      },
-    )
-    const facts = await this.o.facts.lookup([...ranking.current.map((t) => t.id), ...ranking.previous])
-    const visible = (id: string) => showable(facts.get(id), viewer)
-    const previousRank = ranksOf(ranking.previous.filter(visible))
-    answer.items = ranking.current
-      .filter((t) => visible(t.id))
-      .slice(0, TOP10)
-      .map((t, i) => rankedTitle(t.kind, t.id, i + 1, t.plays, t.watchedMs, facts.get(t.id), previousRank))
+      })
+      const facts = await this.o.facts.lookup([...ranking.current.map((t) => t.id), ...ranking.previous])
+      const visible = (id: string) => showable(facts.get(id), viewer)
+      const previousRank = ranksOf(ranking.previous.filter(visible))
+      return ranking.current
+        .filter((t) => visible(t.id))
+        .slice(0, TOP10)
+        .map((t, i) => rankedTitle(t.kind, t.id, i + 1, t.plays, t.watchedMs, facts.get(t.id), previousRank))
+    })
     return answer
   }
 
@@ -481,6 +486,26 @@ export class TrendsService {
           (a.id < b.id ? -1 : a.id > b.id ? 1 : 0),
       )
       .slice(0, CANDIDATES)
+  }
+
+  /**
+   * A viewer's items of a cached answer, kept in this process for a second at most (never longer
+   * than the answer itself): viewers differ only by country and maturity limit, so a popular row is
+   * filtered once a second, not once a request.
+   */
+  private async rendered<T>(
+    key: string,
+    viewer: Viewer,
+    limit: number,
+    render: () => Promise<T[]>,
+  ): Promise<T[]> {
+    if (this.renderTtlMs <= 0) return render()
+    const memo = `${key}|${viewer.country}|${viewer.maturityLimit}|${limit}`
+    const hit = this.renderedItems.get(memo)
+    if (hit) return hit as T[]
+    const items = await render()
+    this.renderedItems.set(memo, items, { ttl: this.renderTtlMs })
+    return items
   }
 
   /** The cached answer at key, else computed once per process (concurrent callers share it) and cached briefly. */
