@@ -557,6 +557,14 @@ describe('media pipeline on sqlite', () => {
       '234p-145k',
       'audio',
     ])
+    // The catalog knows the title, its media status and duration.
+    const inCatalog = (await t.reel.use('catalog').titlesById([m.titleId])).get(m.titleId)
+    expect(inCatalog).toMatchObject({
+      title: 'Test landscape',
+      year: 2024,
+      mediaStatus: 'available',
+      durationMs: m.durationMs,
+    })
     // The work pieces are gone once packaged; the source stays for re-encodes.
     expect(await t.reel.ports.blobs.list(`titles/${m.titleId}/work/`)).toEqual([])
     expect(await t.reel.ports.blobs.head(`titles/${m.titleId}/source`)).toBeDefined()
@@ -772,6 +780,7 @@ describe('media pipeline on sqlite', () => {
         expect(m.stage).toBe('failed')
         expect(m.error?.code).toBe(c.code)
         expect(m.renditions).toEqual([])
+        expect((await t.reel.use('catalog').titlesById([titleId])).get(titleId)?.mediaStatus).toBe('failed')
         expect(await t.reel.ports.blobs.list(`titles/${titleId}/`)).toEqual([])
         expect(
           fs.readdirSync(path.join(t.reel.config.dataDir, 'uploads')).filter((f) => f.startsWith(titleId)),

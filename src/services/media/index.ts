@@ -6,7 +6,7 @@ import { mediaMigrations } from './migrations.js'
 import { mediaRoutes } from './routes.js'
 import { MediaService } from './service.js'
 import { MediaStore } from './store.js'
-import { MediaTitles } from './titles.js'
+import { CatalogTitles } from './titles.js'
 import { MediaTools } from './tools.js'
 import { uploadServer } from './uploads.js'
 
@@ -33,8 +33,7 @@ export const mediaModule: ServiceModule = {
     const store = new MediaStore(ctx.db)
     return new MediaService({
       store,
-      // Until the catalog's API offers title records, media keeps its own (see titles.ts).
-      titles: new MediaTitles(store, ctx.now),
+      titles: new CatalogTitles(() => ctx.use('catalog')),
       cache: ctx.cache,
       bus: ctx.bus,
       blobs: ctx.blobs,

@@ -1,26 +1,16 @@
 import type { ReelMigration } from '../../platform/db/db.js'
 
 export const mediaMigrations: Record<string, ReelMigration> = {
-  media_0001_titles_jobs_tasks_parts: {
+  media_0001_jobs_tasks_parts: {
     async up(db) {
-      // The minimal title record the pipeline needs until the catalog owns titles (see titles.ts).
-      await db.schema
-        .createTable('media_titles')
-        .ifNotExists()
-        .addColumn('id', 'text', (c) => c.primaryKey())
-        .addColumn('title', 'text', (c) => c.notNull())
-        .addColumn('year', 'integer')
-        .addColumn('duration_ms', 'bigint')
-        .addColumn('media_status', 'text', (c) => c.notNull())
-        .addColumn('created_at', 'bigint', (c) => c.notNull())
-        .addColumn('updated_at', 'bigint', (c) => c.notNull())
-        .execute()
-
       await db.schema
         .createTable('media_jobs')
         .ifNotExists()
         .addColumn('title_id', 'text', (c) => c.primaryKey())
         .addColumn('stage', 'text', (c) => c.notNull())
+        .addColumn('title', 'text', (c) => c.notNull())
+        .addColumn('year', 'integer')
+        .addColumn('duration_ms', 'bigint')
         .addColumn('source_key', 'text', (c) => c.notNull())
         .addColumn('source_name', 'text')
         .addColumn('source_bytes', 'bigint')

@@ -42,7 +42,7 @@ import {
 } from './playlists.js'
 import { probeSource, RejectedSource, type SourceInfo } from './probe.js'
 import type { JobRow, JobStage, MediaStore, PartRow, RenditionRow, TaskKind, TaskRow } from './store.js'
-import type { TitleDirectory } from './titles.js'
+import type { MediaStatus, TitleDirectory } from './titles.js'
 import { type MediaTools, ToolError } from './tools.js'
 
 export interface MediaSettings {
@@ -179,6 +179,12 @@ export interface PartView {
   bytes: number
 }
 
+/** The title's media status (as the catalog is told it) for each stage of its job. */
+function statusOf(stage: JobStage): MediaStatus {
+  if (stage === 'uploading' || stage === 'available' || stage === 'failed') return stage
+  return 'processing'
+}
+
 const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString())
 
 class Cancelled extends Error {}
@@ -214,6 +220,9 @@ export class MediaService {
     await store.insertJob({
       title_id: input.titleId,
       stage: 'uploading',
+      title: input.title,
+      year: input.year ?? null,
+      duration_ms: null,
       source_key: blobKeys.source(input.titleId),
       source_name: input.filename ?? null,
       source_bytes: null,
@@ -627,13 +636,12 @@ export class MediaService {
       })
       const moved = await store.updateJob(
         titleId,
-        { stage: 'available', finished_at: now(), updated_at: now() },
+        { stage: 'available', duration_ms: durationMs, finished_at: now(), updated_at: now() },
         ['packaging'],
       )
       if (!moved) return
       await this.deps.titles.setMediaStatus(titleId, 'available', durationMs)
       await this.deleteWork(titleId)
-      const title = await this.deps.titles.get(titleId)
       const all = audioRow ? [...renditions, audioRow] : renditions
       await this.deps.bus.publish<TitlePublished>({
         id: `${TITLE_PUBLISHED}.${titleId}`,
@@ -641,7 +649,7 @@ export class MediaService {
         key: titleId,
         data: {
           titleId,
-          title: title?.title ?? '',
+          title: job.title,
           durationMs,
           masterPlaylistKey: blobKeys.master(titleId),
           prefix: blobKeys.prefix(titleId),
@@ -822,8 +830,8 @@ export class MediaService {
   /** Status, progress, tasks and results of a title's media, for operators. */
   async titleMedia(titleId: string): Promise<TitleMediaView> {
     const { store } = this.deps
-    const [title, job] = await Promise.all([this.deps.titles.get(titleId), store.job(titleId)])
-    if (!title || !job) throw notFound('title_not_found', `No title ${titleId} with media`)
+    const job = await store.job(titleId)
+    if (!job) throw notFound('title_not_found', `No title ${titleId} with media`)
     const [tasks, renditions] = await Promise.all([store.tasks(titleId), store.renditions(titleId)])
     const source = job.source ? (JSON.parse(job.source) as SourceInfo) : undefined
     const total = tasks.reduce((sum, t) => sum + t.weight, 0)
@@ -840,12 +848,12 @@ export class MediaService {
     const available = job.stage === 'available'
     return {
       titleId,
-      title: title.title,
-      year: title.year,
-      status: title.mediaStatus,
+      title: job.title,
+      year: job.year,
+      status: statusOf(job.stage),
       stage: job.stage,
       percent: Math.round(percent * 10) / 10,
-      durationMs: title.durationMs,
+      durationMs: job.duration_ms,
       error: job.error_code ? { code: job.error_code, message: job.error_message ?? '' } : null,
       source: {
         name: job.source_name,

@@ -1,24 +1,16 @@
 import type { Kysely } from 'kysely'
 import type { Db } from '../../platform/db/db.js'
 
-export type MediaStatus = 'uploading' | 'processing' | 'available' | 'failed'
-
-export interface TitleRow {
-  id: string
-  title: string
-  year: number | null
-  duration_ms: number | null
-  media_status: MediaStatus
-  created_at: number
-  updated_at: number
-}
-
 /** Where a title's job is: stages run in this order; `failed` can follow any of them. */
 export type JobStage = 'uploading' | 'probing' | 'transcoding' | 'packaging' | 'available' | 'failed'
 
 export interface JobRow {
   title_id: string
   stage: JobStage
+  /** As uploaded (the catalog keeps the title's own record). */
+  title: string
+  year: number | null
+  duration_ms: number | null
   source_key: string
   source_name: string | null
   source_bytes: number | null
@@ -82,7 +74,6 @@ export interface PartRow {
 }
 
 interface MediaTables {
-  media_titles: TitleRow
   media_jobs: JobRow
   media_tasks: TaskRow
   media_renditions: RenditionRow
@@ -95,22 +86,6 @@ export class MediaStore {
 
   constructor(db: Db) {
     this.db = db.tables<MediaTables>()
-  }
-
-  async insertTitle(row: TitleRow): Promise<void> {
-    await this.db
-      .insertInto('media_titles')
-      .values(row)
-      .onConflict((oc) => oc.column('id').doNothing())
-      .execute()
-  }
-
-  title(id: string): Promise<TitleRow | undefined> {
-    return this.db.selectFrom('media_titles').selectAll().where('id', '=', id).executeTakeFirst()
-  }
-
-  async updateTitle(id: string, changes: Partial<Omit<TitleRow, 'id'>>): Promise<void> {
-    await this.db.updateTable('media_titles').set(changes).where('id', '=', id).execute()
   }
 
   async insertJob(row: JobRow): Promise<void> {

@@ -1,64 +1,46 @@
-import type { MediaStatus, MediaStore } from './store.js'
+import type { CatalogService } from '../catalog/service.js'
+
+/** Where a title's media is, as the pipeline sees it. */
+export type MediaStatus = 'uploading' | 'processing' | 'available' | 'failed'
 
 export interface TitleRecord {
   id: string
   title: string
   year: number | null
   durationMs: number | null
-  mediaStatus: MediaStatus
 }
 
 /**
- * The little the pipeline knows of a title: created at upload, told its media status and duration.
- * The catalog owns titles; until its in-process API offers these calls, media keeps them in its own
- * `media_titles` table. Swapping in the catalog means implementing this interface over it.
+ * The little the pipeline needs of a title: created at upload, told its media status and duration.
+ * The catalog owns titles; this is the one place media talks to it about them.
  */
 export interface TitleDirectory {
   create(input: { id: string; title: string; year?: number }): Promise<TitleRecord>
-  get(id: string): Promise<TitleRecord | undefined>
   setMediaStatus(id: string, status: MediaStatus, durationMs?: number): Promise<void>
 }
 
-export class MediaTitles implements TitleDirectory {
-  constructor(
-    private readonly store: MediaStore,
-    private readonly now: () => number,
-  ) {}
+/** The catalog's words for the same states: an upload in progress is `pending` media. */
+const CATALOG_STATUS = {
+  uploading: 'pending',
+  processing: 'processing',
+  available: 'available',
+  failed: 'failed',
+} as const
+
+/** Titles kept by the catalog, through its in-process API (`upsertMedia`). */
+export class CatalogTitles implements TitleDirectory {
+  constructor(private readonly catalog: () => CatalogService) {}
 
   async create(input: { id: string; title: string; year?: number }): Promise<TitleRecord> {
-    const now = this.now()
-    await this.store.insertTitle({
-      id: input.id,
-      title: input.title,
-      year: input.year ?? null,
-      duration_ms: null,
-      media_status: 'uploading',
-      created_at: now,
-      updated_at: now,
+    await this.catalog().upsertMedia({
+      // The external id makes a retried create find the same title instead of making a second.
+      newTitle: { id: input.id, title: input.title, year: input.year, externalId: `reel-upload:${input.id}` },
+      status: CATALOG_STATUS.uploading,
     })
-    const created = await this.get(input.id)
-    if (!created) throw new Error(`title ${input.id} vanished after insert`)
-    return created
-  }
-
-  async get(id: string): Promise<TitleRecord | undefined> {
-    const row = await this.store.title(id)
-    return row
-      ? {
-          id: row.id,
-          title: row.title,
-          year: row.year,
-          durationMs: row.duration_ms,
-          mediaStatus: row.media_status,
-        }
-      : undefined
+    return { id: input.id, title: input.title, year: input.year ?? null, durationMs: null }
   }
 
   async setMediaStatus(id: string, status: MediaStatus, durationMs?: number): Promise<void> {
-    await this.store.updateTitle(id, {
-      media_status: status,
-      ...(durationMs === undefined ? {} : { duration_ms: durationMs }),
-      updated_at: this.now(),
-    })
+    await this.catalog().upsertMedia({ titleId: id, status: CATALOG_STATUS[status], durationMs })
   }
 }

@@ -1,7 +1,7 @@
 import path from 'node:path'
 import { FileStore } from '@tus/file-store'
 import { Server } from '@tus/server'
-import { errorMessage } from '../../platform/errors.js'
+import { errorMessage, isAppError } from '../../platform/errors.js'
 import { newId } from '../../platform/ids.js'
 import type { Logger } from '../../platform/log.js'
 import type { MediaService } from './service.js'
@@ -76,7 +76,13 @@ export function uploadServer(
       if (upload.sizeIsDeferred)
         throw failure(400, 'upload_length_required', 'Send Upload-Length: reel needs the size up front')
       const meta = uploadMetadata(upload.metadata)
-      await service.beginUpload({ titleId: upload.id, ...meta })
+      try {
+        await service.beginUpload({ titleId: upload.id, ...meta })
+      } catch (e) {
+        // The catalog refusing the title (a bad year, say) is the client's error, not the server's.
+        if (isAppError(e) && e.status < 500) throw failure(e.status, e.code, e.message)
+        throw e
+      }
       return {}
     },
     async onUploadFinish(_req, upload) {
