@@ -5,6 +5,7 @@ import path from 'node:path'
 import { promisify } from 'node:util'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { EventEnvelope } from '../src/platform/bus/bus.js'
+import { AppError } from '../src/platform/errors.js'
 import { newId } from '../src/platform/ids.js'
 import { createLogger } from '../src/platform/log.js'
 import { Edge } from '../src/services/cdn/edge.js'
@@ -41,6 +42,15 @@ function rawGet(
     req.on('error', reject)
     req.end()
   })
+}
+
+/** Media titles land in the catalog unrated and shown nowhere; an administrator would complete them. */
+async function publishEverywhere(t: TestReel, titleId: string): Promise<void> {
+  try {
+    await t.reel.use('catalog').update(titleId, { maturityRating: 'PG', availability: [{ region: '*' }] })
+  } catch (e) {
+    if (!(e instanceof AppError && e.status === 404)) throw e
+  }
 }
 
 describe('CDN edges and steering', () => {
@@ -96,6 +106,7 @@ describe('CDN edges and steering', () => {
       if (Date.now() > deadline) throw new Error('title did not become available')
       await new Promise((r) => setTimeout(r, 250))
     }
+    await publishEverywhere(t, titleId)
   }, 240_000)
   afterAll(async () => {
     for (const s of servers) await s.close()

@@ -4,6 +4,7 @@ import { promisify } from 'node:util'
 import { sql } from 'kysely'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { EventEnvelope } from '../src/platform/bus/bus.js'
+import { AppError } from '../src/platform/errors.js'
 import { newId } from '../src/platform/ids.js'
 import type { PlaybackEventBase } from '../src/services/playback/events.js'
 import { engines, hasPostgres, hasRedis, tempDir } from './engines.js'
@@ -63,7 +64,17 @@ async function makeTitle(t: TestReel, name = 'clip'): Promise<string> {
       throw new Error(`title ${view.status}: ${JSON.stringify(view.error)}`)
     await new Promise((r) => setTimeout(r, 250))
   }
+  await publishEverywhere(t, titleId)
   return titleId
+}
+
+/** Media titles land in the catalog unrated and shown nowhere; an administrator would complete them. */
+async function publishEverywhere(t: TestReel, titleId: string): Promise<void> {
+  try {
+    await t.reel.use('catalog').update(titleId, { maturityRating: 'PG', availability: [{ region: '*' }] })
+  } catch (e) {
+    if (!(e instanceof AppError && e.status === 404)) throw e
+  }
 }
 
 async function signUp(t: TestReel, plan = 'standard', country = 'DE') {

@@ -6,6 +6,7 @@ import os from 'node:os'
 import path from 'node:path'
 import { createReel } from '../../src/platform/app.js'
 import { loadConfig } from '../../src/platform/config.js'
+import { AppError } from '../../src/platform/errors.js'
 import { newId } from '../../src/platform/ids.js'
 
 const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'reel-bench-playback-'))
@@ -32,6 +33,12 @@ const titleId = newId()
 await media.beginUpload({ titleId, title: 'Bench clip' })
 await media.finishUpload(titleId, clip)
 while ((await media.titleMedia(titleId)).status !== 'available') await new Promise((r) => setTimeout(r, 250))
+try {
+  // Media titles land in the catalog unrated and shown nowhere; an administrator would complete them.
+  await reel.use('catalog').update(titleId, { maturityRating: 'PG', availability: [{ region: '*' }] })
+} catch (e) {
+  if (!(e instanceof AppError && e.status === 404)) throw e
+}
 console.log(JSON.stringify({ url, titleId }))
 process.once('SIGTERM', () => {
   reel.stop().finally(() => {

@@ -148,8 +148,12 @@ export class PlaybackService {
     if (!entitlement.active || entitlement.maxStreams < 1)
       throw forbidden('no_active_subscription', 'Choose a plan to start watching')
     const profile = await deps.accounts().profile(auth.accountId, input.profileId)
-    const episodeId = input.episodeId ?? (await this.episodeToResume(profile.id, input.titleId))
-    const title = await deps.titles.resolve(input.titleId, episodeId)
+    let title = await deps.titles.resolve(input.titleId, input.episodeId)
+    if (title.type === 'episode' && input.episodeId === undefined) {
+      const resume = await this.episodeToResume(profile.id, input.titleId)
+      if (resume !== undefined && resume !== title.mediaId)
+        title = await deps.titles.resolve(input.titleId, resume)
+    }
     const cdn = deps.cdn()
     const region = cdn.regionOf(auth.country, client.headers, client.address)
     const now = deps.now()
