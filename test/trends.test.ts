@@ -1,3 +1,4 @@
+import { execFile } from 'node:child_process'
 import path from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { Redis } from 'ioredis'
@@ -927,4 +928,70 @@ describe('trending answers cached briefly', () => {
     await sleep(450)
     expect(await plays()).toBe(2)
   })
+})
+
+describe('reel trends rollup (the command)', () => {
+  const cli = (args: string[], dataDir: string) =>
+    new Promise<{ code: number | null; out: string; err: string }>((resolve) => {
+      execFile(
+        process.execPath,
+        ['bin/reel.js', 'trends', 'rollup', ...args],
+        { env: { ...process.env, REEL_DATA_DIR: dataDir, REEL_LOG_LEVEL: 'warn' } },
+        (error, out, err) =>
+          resolve({ code: error ? (typeof error.code === 'number' ? error.code : 1) : 0, out, err }),
+      )
+    })
+
+  it('recomputes the counters of a stopped reel from its archive, the same twice; refuses open ranges and bad times', async () => {
+    const t = await startReel('sqlite', { REEL_TRENDS_GRACE_S: '3600', REEL_TRENDS_ANSWER_TTL_MS: '0' })
+    try {
+      const hour = Math.floor((Date.now() - 5 * HOUR) / HOUR) * HOUR
+      t.clock.now = hour + 30 * MINUTE
+      const titles = [movie('cli-movie'), episode('cli-series', 1, 1)]
+      const events = Array.from({ length: 200 }, (_, i) =>
+        play(
+          i % 3 === 0 ? 'started' : 'heartbeat',
+          titles[i % 2] as Title,
+          hour + (i % 30) * MINUTE,
+          ['US', 'JP'][i % 2] ?? 'US',
+          30_000,
+        ),
+      )
+      await Promise.all(events.map((e) => t.reel.ports.bus.publish(e)))
+      await until(() => processed(t.reel) >= events.length, 'the consumer')
+      t.clock.now = Date.now()
+      await trendsOf(t.reel).seal()
+      const streaming = await trendsOf(t.reel).counters(hour, hour + HOUR)
+      expect(streaming.length).toBeGreaterThan(0)
+      await t.reel.stop()
+
+      const from = new Date(hour).toISOString()
+      const to = new Date(hour + HOUR).toISOString()
+      const first = await cli(['--from', from, '--to', to], t.reel.config.dataDir)
+      expect(first.err).toBe('')
+      expect(first.code).toBe(0)
+      expect(first.out).toContain(`rolled up ${from} … ${to}: 200 events`)
+      const second = await cli(
+        ['--from', from.slice(0, 16), '--to', to.replace('.000Z', 'Z')],
+        t.reel.config.dataDir,
+      )
+      expect(second.out).toBe(first.out)
+
+      const again = await createReel({ config: t.reel.config, log: createLogger('silent'), roles: [] })
+      try {
+        expect(await trendsOf(again).counters(hour, hour + HOUR)).toEqual(streaming)
+      } finally {
+        await again.stop()
+      }
+
+      const open = await cli(['--from', from, '--to', new Date().toISOString()], t.reel.config.dataDir)
+      expect(open.code).toBe(1)
+      expect(open.err).toContain('range_still_open')
+      const bad = await cli(['--from', 'yesterday', '--to', to], t.reel.config.dataDir)
+      expect(bad.code).not.toBe(0)
+      expect(bad.err).toContain('is not a time')
+    } finally {
+      await t.stop()
+    }
+  }, 60_000)
 })

@@ -235,6 +235,8 @@ try {
   await load() // warm caches and JIT
   const trending = await load()
   if (trending.non2xx > 0) throw new Error(`${trending.non2xx} trending requests failed`)
+  // The same server's floor under the same load: what the machine (and the load generator beside it) allows.
+  const health = await autocannon({ url: `${server.url}/healthz`, connections: 10, duration: DURATION_S })
 
   const row = (cells: string[]) =>
     console.log(cells.map((c, i) => (i === 0 ? c.padEnd(40) : c.padStart(12))).join(' '))
@@ -268,6 +270,9 @@ try {
     `GET /api/v1/trending (4 window/region/type mixes, ${shown} titles shown of the day row, 10 connections, ${DURATION_S} s): ` +
       `${fmt(trending.requests.average)} req/s, p50 ${trending.latency.p50} ms, p99 ${trending.latency.p99} ms ` +
       `(target ≤ ${P99_TARGET_MS} ms: ${verdict(trending.latency.p99, P99_TARGET_MS, 'lower')})`,
+  )
+  console.log(
+    `GET /healthz on the same server, same load: ${fmt(health.requests.average)} req/s, p50 ${health.latency.p50} ms, p99 ${health.latency.p99} ms`,
   )
 } finally {
   for (const child of children) {

@@ -10,9 +10,11 @@ export function parseUtcTime(raw: string): number {
       value,
     )
   if (!m) throw new InvalidArgumentError(`"${raw}" is not a time such as 2026-11-20 or 2026-11-20T06:00Z`)
-  const [, date, hh = '00', mm = '00', ss = '00', zone = 'Z'] = m
+  const [, date = '', hh = '00', mm = '00', ss = '00', zone = 'Z'] = m
   const ms = Date.parse(`${date}T${hh}:${mm}:${ss}${zone.toUpperCase()}`)
-  if (Number.isNaN(ms) || (!new Date(ms).toISOString().startsWith(date ?? '') && zone.toUpperCase() === 'Z'))
+  // Date.parse rolls 2026-02-30 over into March: the day must survive a round trip.
+  const day = Date.parse(`${date}T00:00:00Z`)
+  if (Number.isNaN(ms) || Number.isNaN(day) || new Date(day).toISOString().slice(0, 10) !== date)
     throw new InvalidArgumentError(`"${raw}" is not a valid time`)
   return ms
 }
