@@ -265,6 +265,10 @@ try {
       r.toFixed(2),
       `≥ ${JETSTREAM_RATIO_TARGET} of raw ${verdict(r, JETSTREAM_RATIO_TARGET)}`,
     ])
+    if (r > 1)
+      console.log(
+        '  (the do-nothing consumer ran slower than trends: that run of the raw JetStream drain is no ceiling)',
+      )
   }
   console.log(
     `GET /api/v1/trending (4 window/region/type mixes, ${shown} titles shown of the day row, 10 connections, ${DURATION_S} s): ` +

@@ -275,7 +275,8 @@ export class TrendsService {
     titleIds: readonly string[],
     options: { region?: string } = {},
   ): Promise<Map<string, number>> {
-    const region = regionOf(options.region, { country: WORLD, maturityLimit: '' })
+    const region =
+      options.region === undefined ? WORLD : regionOf(options.region, { country: WORLD, maturityLimit: '' })
     if (!region) return new Map(titleIds.map((id) => [id, 0]))
     const now = this.o.now()
     const slices = windowSlices('week', now, await this.sealedHours())

@@ -116,21 +116,23 @@ export class WindowCounters {
       missing.set(k.grain, buckets.add(k.bucket))
     })
     for (const [grain, buckets] of missing) {
-      const sets = new Map<string, [string, number][]>()
+      const sets = new Map<string, { bucket: number; entries: [string, number][] }>()
       for (const bucket of buckets)
         for (const kind of kinds)
           for (const metric of METRICS)
-            sets.set(counterKey(region, grain, bucket, kind, metric), [[MARKER, 1]])
+            sets.set(counterKey(region, grain, bucket, kind, metric), { bucket, entries: [[MARKER, 1]] })
       for (const row of await this.store.counts(grain, region, kinds, [...buckets])) {
         if (row.plays > 0)
-          sets.get(counterKey(region, grain, row.bucket, row.kind, 'p'))?.push([row.subjectId, row.plays])
+          sets
+            .get(counterKey(region, grain, row.bucket, row.kind, 'p'))
+            ?.entries.push([row.subjectId, row.plays])
         if (row.watchedMs > 0)
-          sets.get(counterKey(region, grain, row.bucket, row.kind, 'w'))?.push([row.subjectId, row.watchedMs])
+          sets
+            .get(counterKey(region, grain, row.bucket, row.kind, 'w'))
+            ?.entries.push([row.subjectId, row.watchedMs])
       }
       await Promise.all(
-        [...sets].map(([key, entries]) =>
-          this.cache.zraise(key, entries, this.ttl(grain, Number(key.split(':')[3]))),
-        ),
+        [...sets].map(([key, set]) => this.cache.zraise(key, set.entries, this.ttl(grain, set.bucket))),
       )
     }
     return true
