@@ -17,7 +17,7 @@ import { loadConfig } from '../src/platform/config.js'
 import { createDb } from '../src/platform/db/db.js'
 import { createLogger } from '../src/platform/log.js'
 import type { TitleFailed, TitlePublished } from '../src/services/media/events.js'
-import { engines, hasPostgres, tempDir, uniqueName } from './engines.js'
+import { engines, hasNats, hasPostgres, tempDir, uniqueName } from './engines.js'
 import { startReel, type TestReel } from './harness.js'
 
 /**
@@ -110,7 +110,14 @@ interface Media {
   percent: number
   durationMs: number | null
   error: { code: string; message: string } | null
-  tasks: { key: string; kind: string; state: string; attempts: number; percent: number }[]
+  tasks: {
+    key: string
+    kind: string
+    state: string
+    attempts: number
+    percent: number
+    error: string | null
+  }[]
   renditions: {
     name: string
     kind: string
@@ -980,10 +987,13 @@ describe('media pipeline faults', () => {
       })
       const titleId = await upload(base, token, file, { title: 'Killed worker' })
       workers.push(spawnReel(['worker', '--concurrency', '1'], workerEnv))
-      // A chunk of 1080p runs for seconds: kill the worker in the middle of one.
+      // A chunk of 1080p runs for seconds: kill the worker in the middle of one, once ffmpeg's own
+      // progress shows in the task's percent and the title's.
       const running = await waitFor(base, token, titleId, (m) =>
-        m.tasks.some((x) => x.kind === 'encode' && x.state === 'running'),
+        m.tasks.some((x) => x.kind === 'encode' && x.state === 'running' && x.percent > 0),
       )
+      expect(running.percent).toBeGreaterThan(0)
+      expect(running.percent).toBeLessThan(100)
       const victim = running.tasks.find((x) => x.kind === 'encode' && x.state === 'running')
       const first = workers[0]
       if (!first) throw new Error('no worker')
@@ -1002,6 +1012,42 @@ describe('media pipeline faults', () => {
       await t.stop()
     }
   }, 300_000)
+
+  it('a failing task is retried with backoff and the title still completes', async () => {
+    // An ffmpeg whose first two encodes crash, as a flaky machine's would.
+    const counter = path.join(fixtures.dir, uniqueName('crashes'))
+    const wrapper = path.join(fixtures.dir, uniqueName('ffmpeg'))
+    fs.writeFileSync(
+      wrapper,
+      `#!/bin/sh
+case "$*" in *libx264*)
+  n=$(cat '${counter}' 2>/dev/null || echo 0)
+  if [ "$n" -lt 2 ]; then echo $((n + 1)) > '${counter}'; echo 'simulated encoder crash' >&2; exit 1; fi;;
+esac
+exec ffmpeg "$@"
+`,
+      { mode: 0o755 },
+    )
+    const t = await startReel('sqlite', { ...MEDIA_ENV, REEL_FFMPEG: wrapper })
+    try {
+      const base = baseUrl(t.reel.http.server)
+      await t.reel.use('accounts').createAdmin('retry-admin@example.com', PASSWORD)
+      const token = await adminToken(base, 'retry-admin@example.com')
+      const file = await makeSource('short', { width: 426, height: 240, rate: '24', seconds: 3, audio: true })
+      const titleId = await upload(base, token, file, { title: 'Flaky' })
+      const failing = await waitFor(base, token, titleId, (m) =>
+        m.tasks.some((x) => x.kind === 'encode' && (x.error ?? '').includes('simulated encoder crash')),
+      )
+      expect(failing.status).toBe('processing')
+      const m = await waitFor(base, token, titleId, finished, 120_000)
+      expect(m.status).toBe('available')
+      const encode = m.tasks.find((x) => x.kind === 'encode')
+      expect(encode).toMatchObject({ state: 'done', attempts: 3, error: null })
+      expect(m.tasks.filter((x) => x.kind !== 'encode').every((x) => x.attempts === 1)).toBe(true)
+    } finally {
+      await t.stop()
+    }
+  }, 180_000)
 
   it('the whole process restarted mid-title resumes and completes it, no segment missing or doubled', async () => {
     const tmp = tempDir()
@@ -1091,9 +1137,19 @@ async function verifyParts(index: IndexReader, files: string, m: Media, file: st
   expect(await index.blobs.list(`titles/${m.titleId}/work/`)).toEqual([])
 }
 
-describe.skipIf(!hasPostgres())('media pipeline on postgres', () => {
-  it('ingests, indexes and rejects on PostgreSQL too', async () => {
-    const t = await startReel('postgres', MEDIA_ENV)
+const scaled: [string, Record<string, string>][] = []
+if (hasPostgres()) {
+  scaled.push(['PostgreSQL', {}])
+  if (hasNats())
+    scaled.push([
+      'PostgreSQL and a NATS JetStream work queue',
+      { REEL_NATS_URL: engines.natsUrl ?? '', REEL_NATS_PREFIX: uniqueName('media') },
+    ])
+}
+
+describe.skipIf(scaled.length === 0).each(scaled)('media pipeline on %s', (_name, engineEnv) => {
+  it('ingests, indexes and rejects', async () => {
+    const t = await startReel('postgres', { ...MEDIA_ENV, ...engineEnv })
     const files = await blobServer(t.reel.ports.blobs)
     try {
       const base = baseUrl(t.reel.http.server)

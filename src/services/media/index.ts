@@ -59,8 +59,12 @@ export const mediaModule: ServiceModule = {
       ctx.config.mediaMaxUpload,
       ctx.log.child({ service: 'media' }),
     )
-    mediaRoutes(ctx, media, uploads)
-    ctx.every('media-reconcile', RECONCILE_INTERVAL_MS, () => media.reconcile())
+    mediaRoutes(ctx, media, uploads.server)
+    ctx.onStart(() => uploads.recover())
+    ctx.every('media-reconcile', RECONCILE_INTERVAL_MS, async () => {
+      await uploads.recover()
+      await media.reconcile()
+    })
     if (ctx.config.mediaWorkers > 0) {
       ctx.onStart(async () => {
         const workers = await media.startWorkers(ctx.config.mediaWorkers)

@@ -252,6 +252,11 @@ export class MediaService {
     await this.enqueue(titleId, taskKey.probe)
   }
 
+  /** Titles whose upload has not been handed to the pipeline yet. */
+  async uploadsInProgress(): Promise<string[]> {
+    return (await this.deps.store.jobsIn(['uploading'])).map((j) => j.title_id)
+  }
+
   // ---- workers ----------------------------------------------------------------------------------
 
   /** Runs `concurrency` tasks of the work queue at once in this process until stopped. */

@@ -1,3 +1,4 @@
+import fs from 'node:fs/promises'
 import path from 'node:path'
 import { FileStore } from '@tus/file-store'
 import { Server } from '@tus/server'
@@ -7,6 +8,7 @@ import type { Logger } from '../../platform/log.js'
 import type { MediaService } from './service.js'
 
 export const UPLOADS_PATH = '/api/v1/uploads'
+const RECOVER_AFTER_MS = 60_000
 
 interface TusFailure {
   status_code: number
@@ -53,6 +55,15 @@ export function uploadMetadata(metadata: Record<string, string | null> | undefin
   return { title, year, filename }
 }
 
+export interface Uploads {
+  server: Server
+  /**
+   * Finishes uploads whose last byte arrived but whose hand-over to the pipeline did not (the
+   * process stopped in between): the client saw its upload complete, so nobody would retry it.
+   */
+  recover(): Promise<void>
+}
+
 /**
  * Resumable uploads (tus 1.0.0): bytes are kept in uploadDir until the last one arrives, then move
  * to the blob store and the pipeline starts. The upload id is the new title's id.
@@ -62,9 +73,27 @@ export function uploadServer(
   uploadDir: string,
   maxBytes: number,
   log: Logger,
-): Server {
+): Uploads {
   const datastore = new FileStore({ directory: uploadDir })
-  return new Server({
+  const finish = async (id: string) => {
+    await service.finishUpload(id, path.join(uploadDir, id))
+    await datastore
+      .remove(id)
+      .catch((e: unknown) => log.warn({ err: errorMessage(e) }, 'removing a finished upload failed'))
+  }
+  const recover = async () => {
+    for (const id of await service.uploadsInProgress()) {
+      const upload = await datastore.getUpload(id).catch(() => undefined)
+      // A file written to in the last minute may be in its own hand-over right now.
+      const written = await fs.stat(path.join(uploadDir, id)).catch(() => undefined)
+      if (!written || Date.now() - written.mtimeMs < RECOVER_AFTER_MS) continue
+      if (upload?.size !== undefined && upload.offset === upload.size) {
+        log.info({ titleId: id }, 'finishing an upload whose hand-over was interrupted')
+        await finish(id)
+      }
+    }
+  }
+  const server = new Server({
     path: UPLOADS_PATH,
     datastore,
     maxSize: maxBytes,
@@ -86,10 +115,7 @@ export function uploadServer(
       return {}
     },
     async onUploadFinish(_req, upload) {
-      await service.finishUpload(upload.id, path.join(uploadDir, upload.id))
-      await datastore
-        .remove(upload.id)
-        .catch((e: unknown) => log.warn({ err: errorMessage(e) }, 'removing a finished upload failed'))
+      await finish(upload.id)
       return { headers: { 'Reel-Title-Id': upload.id } }
     },
     onResponseError(_req, err) {
@@ -100,4 +126,5 @@ export function uploadServer(
       return failure(status, TUS_CODES[status] ?? 'upload_failed', message)
     },
   })
+  return { server, recover }
 }
