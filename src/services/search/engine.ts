@@ -16,7 +16,6 @@
 
 import { LRUCache } from 'lru-cache'
 import MiniSearch, { type Options, type Query, type SearchResult } from 'minisearch'
-import SearchableMap from 'minisearch/SearchableMap'
 import type { GenreRef, TitleType } from '../catalog/events.js'
 import { expand, type Slot, type SynonymTable } from './synonyms.js'
 import { highlight, matches, STOP_WORDS, snippet, terms } from './text.js'
@@ -90,6 +89,7 @@ type Field = (typeof FIELDS)[number]
 /** title > people > genres > keywords > synopsis. */
 const BOOST: Record<Field, number> = { title: 6, people: 3, genres: 2, keywords: 1.5, synopsis: 1 }
 const LONG_TEXT = new Set<string>(['keywords', 'synopsis'])
+const SHORT_FIELDS: Field[] = ['title', 'people', 'genres']
 
 /** Words of a query that count; the rest is ignored (a pasted paragraph must not cost seconds). */
 export const MAX_QUERY_WORDS = 10
@@ -97,6 +97,12 @@ export const MAX_QUERY_WORDS = 10
 const PREFIX_CANDIDATES = 8
 const TYPO_CANDIDATES = 6
 const CACHE_ENTRIES = 2000
+/** A word in more titles' short fields than this share (and 500) is common: it only ranks when rarer words are typed too. */
+const COMMON_SHARE = 0.03
+const COMMON_MIN = 500
+/** A word in more synopses (or keyword lists) than this share (and 1,000) is not looked for there. */
+const LONG_FIELD_SHARE = 0.02
+const LONG_FIELD_MIN = 1000
 export const SNAPSHOT_FORMAT = 'reel-search-1'
 
 /** Typos allowed in a word of this many letters: 1 from 5, 2 from 9. */
@@ -139,18 +145,49 @@ const MINI_OPTIONS: Options<IndexedTitle> = {
   autoVacuum: { minDirtCount: 200, minDirtFactor: 0.05, batchSize: 2000, batchWait: 5 },
 }
 
-/** The distinct terms a title is indexed under. */
-function termsOf(doc: IndexedTitle): Set<string> {
-  const out = new Set<string>()
-  for (const field of FIELDS)
-    for (const term of terms(fieldText(doc, field))) if (keepTerm(term, field)) out.add(term)
-  return out
+/** A title as kept in memory: the title's words (exact-title check) and the words of its short fields. */
+type StoredTitle = IndexedTitle & { key: string; shortKey: string }
+
+function stored(doc: IndexedTitle): StoredTitle {
+  const short = new Set<string>()
+  for (const field of SHORT_FIELDS) for (const term of terms(fieldText(doc, field))) short.add(term)
+  return { ...doc, key: terms(doc.title).join(' '), shortKey: ` ${[...short].join(' ')} ` }
 }
 
-const titleKey = (doc: IndexedTitle) => terms(doc.title).join(' ')
+/** Field id → title's short id → frequency, for one term. */
+type TermData = Map<number, Map<number, number>>
 
-/** A query word's candidate index terms with their weight (exact 1, prefix and typos less). */
-type Candidates = Map<string, number>
+/** What this class reads of MiniSearch's own term tree (a radix tree of term → TermData). */
+interface TermTree {
+  get(term: string): TermData | undefined
+  atPrefix(prefix: string): Iterable<[string, TermData]>
+  fuzzyGet(term: string, maxDistance: number): Map<string, [TermData, number]>
+}
+
+/**
+ * Reads MiniSearch's term tree (a protected member, there for subclasses): prefix completions,
+ * typo neighbours and per-field title counts come from it, without keeping a second copy.
+ */
+class MiniSearchInternals extends MiniSearch<IndexedTitle> {
+  static termTree(mini: MiniSearch<IndexedTitle>): TermTree {
+    return (mini as MiniSearchInternals)._index
+  }
+
+  static fieldIds(mini: MiniSearch<IndexedTitle>): Record<string, number> {
+    return (mini as MiniSearchInternals)._fieldIds
+  }
+}
+
+/** A candidate index term for a query word: its weight (exact 1, completions and typos less) and the fields to look in. */
+interface Candidate {
+  weight: number
+  fields: Field[]
+  /** Titles with the term in a short field (title, people, genres). */
+  shortCount: number
+  /** Titles with the term in their title. */
+  titleCount: number
+}
+type Candidates = Map<string, Candidate>
 
 interface Plan {
   slots: Slot[]
@@ -169,18 +206,16 @@ interface TextMatch {
 /** Search hits of titles for one replica: add, replace, remove, query, snapshot. */
 export class TitleIndex {
   private mini: MiniSearch<IndexedTitle>
-  private readonly docs = new Map<string, IndexedTitle & { key: string }>()
+  private readonly docs = new Map<string, StoredTitle>()
   /** Versions of titles seen, removed ones included: an older event never undoes a newer one. */
   private readonly versions = new Map<string, number>()
-  /** Every indexed term with the number of titles it is in. */
-  private vocabulary: SearchableMap<number>
-  private readonly textCache = new LRUCache<string, { plan: Plan; matches: TextMatch[] }>({
-    max: CACHE_ENTRIES,
-  })
+  private readonly textCache: LRUCache<string, { plan: Plan; matches: TextMatch[] }> | undefined
 
-  constructor() {
+  /** cacheEntries: text matches kept until the index changes (0: none, for measuring). */
+  constructor(options: { cacheEntries?: number } = {}) {
     this.mini = new MiniSearch(MINI_OPTIONS)
-    this.vocabulary = new SearchableMap()
+    const max = options.cacheEntries ?? CACHE_ENTRIES
+    this.textCache = max > 0 ? new LRUCache({ max }) : undefined
   }
 
   get size(): number {
@@ -201,7 +236,7 @@ export class TitleIndex {
     if (known !== undefined && doc.version <= known) return false
     this.versions.set(doc.id, doc.version)
     const current = this.docs.get(doc.id)
-    const next = { ...doc, key: titleKey(doc) }
+    const next = stored(doc)
     if (current && sameText(current, doc)) {
       // Popularity, availability or rating changed: nothing to re-index.
       this.docs.set(doc.id, next)
@@ -210,7 +245,6 @@ export class TitleIndex {
     if (current) this.unindex(current)
     this.docs.set(doc.id, next)
     this.mini.add(doc)
-    for (const term of termsOf(doc)) this.vocabulary.update(term, (n) => (n ?? 0) + 1)
     this.textChanged()
     return true
   }
@@ -231,15 +265,10 @@ export class TitleIndex {
 
   private unindex(doc: IndexedTitle): void {
     this.mini.discard(doc.id)
-    for (const term of termsOf(doc)) {
-      const n = (this.vocabulary.get(term) ?? 1) - 1
-      if (n <= 0) this.vocabulary.delete(term)
-      else this.vocabulary.set(term, n)
-    }
   }
 
   private textChanged(): void {
-    if (this.textCache.size > 0) this.textCache.clear()
+    if (this.textCache && this.textCache.size > 0) this.textCache.clear()
   }
 
   query(input: QueryInput): QueryResult {
@@ -258,17 +287,8 @@ export class TitleIndex {
     const genres = f.genres && f.genres.length > 0 ? new Set(f.genres) : undefined
     const languages = f.languages && f.languages.length > 0 ? new Set(f.languages) : undefined
     const types = f.types && f.types.length > 0 ? new Set<string>(f.types) : undefined
-    const ranked: {
-      doc: IndexedTitle & { key: string }
-      score: number
-      exact: boolean
-      match?: TextMatch
-    }[] = []
-    const consider = (
-      doc: (IndexedTitle & { key: string }) | undefined,
-      score: number,
-      match?: TextMatch,
-    ) => {
+    const ranked: Ranked[] = []
+    const consider = (doc: StoredTitle | undefined, score: number, match?: TextMatch) => {
       if (!doc || !visible(doc, input.audience)) return
       if (types && !types.has(doc.type)) return
       const byGenre = !genres || doc.genres.some((g) => genres.has(g.id))
@@ -286,7 +306,13 @@ export class TitleIndex {
           facets.language[doc.language] = (facets.language[doc.language] ?? 0) + 1
       }
       if (byGenre && byYear && byLanguage)
-        ranked.push({ doc, score, exact: text !== undefined && doc.key === typedKey, match })
+        ranked.push({
+          doc,
+          score,
+          bucket: bucketOf(score),
+          exact: text !== undefined && doc.key === typedKey,
+          match,
+        })
     }
     if (text) for (const m of text.matches) consider(this.docs.get(m.id), m.score, m)
     else for (const doc of this.docs.values()) consider(doc, 0)
@@ -305,34 +331,36 @@ export class TitleIndex {
 
   private textMatches(words: string[], open: boolean, synonyms: SynonymTable, scope: 'all' | 'titles') {
     const key = `${scope}|${open ? 'open' : 'done'}|${words.join(' ')}`
-    const cached = this.textCache.get(key)
+    const cached = this.textCache?.get(key)
     if (cached && synonymsUnchanged(cached.plan, synonyms, words)) return cached
     const slots = expand(words, synonyms)
     const prefixOf = new Map<string, string>()
     const total = Math.max(this.docs.size, 1)
-    const common = Math.max(500, total * 0.05)
+    const tree = MiniSearchInternals.termTree(this.mini)
+    const fieldIds = MiniSearchInternals.fieldIds(this.mini)
     const built = slots.map((slot, s) => {
       const alternatives = slot.alternatives.map((alternative, a) =>
         alternative.map((word, w) => {
           const typing = open && s === slots.length - 1 && a === 0 && w === alternative.length - 1
-          const candidates = this.candidates(word, typing)
+          const candidates = this.candidates(tree, fieldIds, word, typing, total, scope)
           if (typing)
-            for (const [term, weight] of candidates)
-              if (weight < 1 && term.startsWith(word)) prefixOf.set(term, word)
+            for (const [term, c] of candidates)
+              if (c.weight < 1 && term.startsWith(word)) prefixOf.set(term, word)
           return candidates
         }),
       )
-      const frequency =
-        alternatives.length === 1 && alternatives[0]?.length === 1 ? this.frequency(alternatives[0][0]) : 0
-      return { alternatives, common: frequency > common }
+      const only = alternatives.length === 1 && alternatives[0]?.length === 1 ? alternatives[0][0] : undefined
+      let frequency = 0
+      for (const c of only?.values() ?? []) frequency += c.shortCount
+      return { alternatives, common: frequency > Math.max(COMMON_MIN, total * COMMON_SHARE) }
     })
     const plan: Plan = { slots, typed: words, prefixOf }
     if (built.some((b) => b.alternatives.every((alt) => alt.some((c) => c.size === 0)))) {
       const empty = { plan, matches: [] }
-      this.textCache.set(key, empty)
+      this.textCache?.set(key, empty)
       return empty
     }
-    // Very common words only rank when rarer words are there to find titles.
+    // Very common words only rank (Lucene's common-terms query) when rarer words are there to find titles.
     const deferred = built.every((b) => b.common) ? [] : built.filter((b) => b.common)
     const searched = built.filter((b) => !deferred.includes(b))
     const query: Query = {
@@ -342,49 +370,76 @@ export class TitleIndex {
         queries: b.alternatives.map((alt) => ({ combineWith: 'AND', queries: alt.map(termQuery) })),
       })),
     }
-    const results = this.mini.search(query, scope === 'titles' ? { fields: ['title', 'people'] } : {})
-    const deferredTerms = deferred.flatMap((b) => [...(b.alternatives[0]?.[0]?.keys() ?? [])])
+    const results = this.mini.search(query)
+    const deferredTerms = deferred.map((b) => [...(b.alternatives[0]?.[0]?.keys() ?? [])])
     const matches = results.map((r: SearchResult): TextMatch => {
       let score = r.score
       const matched = r.terms
       if (deferredTerms.length > 0) {
         const doc = this.docs.get(String(r.id))
-        const present = doc ? deferredTerms.filter((t) => doc.key.split(' ').includes(t)) : []
-        score *= present.length > 0 ? 1 : 0.6
-        matched.push(...present)
+        for (const group of deferredTerms) {
+          const present = doc ? group.filter((t) => doc.shortKey.includes(` ${t} `)) : []
+          if (present.length === 0) score *= 0.6
+          matched.push(...present)
+        }
       }
       return { id: String(r.id), score, terms: matched }
     })
     const entry = { plan, matches }
-    this.textCache.set(key, entry)
+    this.textCache?.set(key, entry)
     return entry
   }
 
-  /** Titles a word is in: its own and those of its candidates. */
-  private frequency(candidates: Candidates | undefined): number {
-    let n = 0
-    for (const term of candidates?.keys() ?? []) n += this.vocabulary.get(term) ?? 0
-    return n
-  }
-
-  private candidates(word: string, typing: boolean): Candidates {
+  private candidates(
+    tree: TermTree,
+    fieldIds: Record<string, number>,
+    word: string,
+    typing: boolean,
+    total: number,
+    scope: 'all' | 'titles',
+  ): Candidates {
+    const longCap = Math.max(LONG_FIELD_MIN, total * LONG_FIELD_SHARE)
+    const describe = (data: TermData, weight: number): Candidate | undefined => {
+      const n = FIELDS.map((f) => data.get(fieldIds[f] ?? -1)?.size ?? 0)
+      const short = SHORT_FIELDS.filter((f) => (n[FIELDS.indexOf(f)] ?? 0) > 0)
+      // A word in very many synopses or keyword lists says little there and costs the most: look for it elsewhere.
+      const long = FIELDS.filter(
+        (f, i) => LONG_TEXT.has(f) && (n[i] ?? 0) > 0 && ((n[i] ?? 0) <= longCap || short.length === 0),
+      )
+      const fields = scope === 'titles' ? short.filter((f) => f !== 'genres') : [...short, ...long]
+      if (fields.length === 0) return undefined
+      return { weight, fields, shortCount: (n[0] ?? 0) + (n[1] ?? 0) + (n[2] ?? 0), titleCount: n[0] ?? 0 }
+    }
     const out: Candidates = new Map()
-    if (this.vocabulary.has(word)) out.set(word, 1)
+    const exact = tree.get(word)
+    const exactCandidate = exact && describe(exact, 1)
+    if (exactCandidate) out.set(word, exactCandidate)
     if (typing) {
-      const completions: [string, number][] = []
-      for (const [term, count] of this.vocabulary.atPrefix(word))
-        if (term !== word) completions.push([term, count])
-      completions.sort((a, b) => b[1] - a[1] || a[0].length - b[0].length)
-      for (const [term] of completions.slice(0, PREFIX_CANDIDATES))
-        out.set(term, 0.55 + 0.35 * (word.length / term.length))
+      const completions: [string, Candidate][] = []
+      for (const [term, data] of tree.atPrefix(word)) {
+        if (term === word) continue
+        const c = describe(data, 0.55 + 0.35 * (word.length / term.length))
+        if (c) completions.push([term, c])
+      }
+      // Words of titles first, then of names and genres; frequent ones first.
+      completions.sort(
+        (a, b) =>
+          b[1].titleCount - a[1].titleCount || b[1].shortCount - a[1].shortCount || a[0].length - b[0].length,
+      )
+      // One or two letters complete to many common words: fewer of them, or the query costs too much.
+      const limit = word.length === 1 ? 5 : word.length === 2 ? 6 : PREFIX_CANDIDATES
+      for (const [term, c] of completions.slice(0, limit)) out.set(term, c)
     }
     const typos = typoBudget(word.length)
     if (typos > 0) {
-      const near = [...this.vocabulary.fuzzyGet(word, typos)]
-        .filter(([term]) => !out.has(term))
-        .sort((a, b) => a[1][1] - b[1][1] || b[1][0] - a[1][0])
-      for (const [term, [, distance]] of near.slice(0, TYPO_CANDIDATES))
-        out.set(term, distance === 1 ? 0.5 : 0.3)
+      const near: [string, Candidate, number][] = []
+      for (const [term, [data, distance]] of tree.fuzzyGet(word, typos)) {
+        if (out.has(term)) continue
+        const c = describe(data, distance === 1 ? 0.5 : 0.3)
+        if (c) near.push([term, c, distance])
+      }
+      near.sort((a, b) => a[2] - b[2] || b[1].shortCount - a[1].shortCount)
+      for (const [term, c] of near.slice(0, TYPO_CANDIDATES)) out.set(term, c)
     }
     return out
   }
@@ -393,20 +448,18 @@ export class TitleIndex {
   toSnapshot(): string {
     return JSON.stringify({
       format: SNAPSHOT_FORMAT,
-      docs: [...this.docs.values()].map(({ key: _key, ...doc }) => doc),
+      docs: [...this.docs.values()].map(({ key: _key, shortKey: _short, ...doc }) => doc),
       versions: [...this.versions],
-      vocabulary: [...this.vocabulary],
       mini: this.mini,
     })
   }
 
   /** An index from toSnapshot() text; undefined when it is not one (another format, damaged). */
-  static fromSnapshot(text: string): TitleIndex | undefined {
+  static fromSnapshot(text: string, options: { cacheEntries?: number } = {}): TitleIndex | undefined {
     let parsed: {
       format?: unknown
       docs?: IndexedTitle[]
       versions?: [string, number][]
-      vocabulary?: [string, number][]
       mini?: unknown
     }
     try {
@@ -414,30 +467,27 @@ export class TitleIndex {
     } catch {
       return undefined
     }
-    if (
-      parsed.format !== SNAPSHOT_FORMAT ||
-      !parsed.docs ||
-      !parsed.versions ||
-      !parsed.vocabulary ||
-      !parsed.mini
-    )
+    if (parsed.format !== SNAPSHOT_FORMAT || !parsed.docs || !parsed.versions || !parsed.mini)
       return undefined
-    const index = new TitleIndex()
+    const index = new TitleIndex(options)
     try {
       index.mini = MiniSearch.loadJS(parsed.mini as Parameters<typeof MiniSearch.loadJS>[0], MINI_OPTIONS)
     } catch {
       return undefined
     }
-    for (const doc of parsed.docs) index.docs.set(doc.id, { ...doc, key: titleKey(doc) })
+    for (const doc of parsed.docs) index.docs.set(doc.id, stored(doc))
     for (const [id, version] of parsed.versions) index.versions.set(id, version)
-    index.vocabulary = SearchableMap.from(parsed.vocabulary)
     return index
   }
 }
 
 const termQuery = (candidates: Candidates): Query => ({
   combineWith: 'OR',
-  queries: [...candidates].map(([term, weight]) => ({ queries: [term], boostTerm: () => weight })),
+  queries: [...candidates].map(([term, c]) => ({
+    queries: [term],
+    fields: c.fields,
+    boostTerm: () => c.weight,
+  })),
 })
 
 function synonymsUnchanged(plan: Plan, synonyms: SynonymTable, words: string[]): boolean {
@@ -459,15 +509,22 @@ function visible(doc: IndexedTitle, audience: Audience): boolean {
   )
 }
 
+interface Ranked {
+  doc: StoredTitle
+  score: number
+  /** Relevance rounded to ~5 %: closer scores are a tie that popularity breaks. */
+  bucket: number
+  exact: boolean
+  match?: TextMatch
+}
+
+const bucketOf = (score: number) => (score > 0 ? Math.round(Math.log(score) * 20) : -1e9)
+
 /** Exact title first, then relevance (within ~5 %), then popularity. */
-function better(
-  a: { doc: IndexedTitle; score: number; exact: boolean },
-  b: { doc: IndexedTitle; score: number; exact: boolean },
-): number {
+function better(a: Ranked, b: Ranked): number {
   if (a.exact !== b.exact) return a.exact ? -1 : 1
-  const bucket = (s: number) => (s > 0 ? Math.round(Math.log(s) * 20) : Number.NEGATIVE_INFINITY)
   return (
-    bucket(b.score) - bucket(a.score) ||
+    b.bucket - a.bucket ||
     b.doc.popularity - a.doc.popularity ||
     (a.doc.id < b.doc.id ? -1 : a.doc.id > b.doc.id ? 1 : 0)
   )

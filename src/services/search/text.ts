@@ -4,14 +4,19 @@
  */
 
 const WORD = /[\p{L}\p{N}]+/gu
+const ASCII_WORD = /[a-z0-9]+/g
+// biome-ignore lint/suspicious/noControlCharactersInRegex: the whole ASCII range is meant
+const ASCII = /^[\u0000-\u007f]*$/
 
 /** Lower case without accents: the form terms are compared in. */
 export function fold(text: string): string {
-  return text.normalize('NFD').replace(/\p{M}/gu, '').toLowerCase()
+  // Most catalog text is ASCII, where Unicode normalization is the costliest step and changes nothing.
+  return ASCII.test(text) ? text.toLowerCase() : text.normalize('NFD').replace(/\p{M}/gu, '').toLowerCase()
 }
 
 /** The words of a text, folded. */
 export function terms(text: string): string[] {
+  if (ASCII.test(text)) return text.toLowerCase().match(ASCII_WORD) ?? []
   return fold(text).match(WORD) ?? []
 }
 

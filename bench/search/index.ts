@@ -1,0 +1,409 @@
+// Search, measured on the IMDb-5000 feed and on a synthetic 100,000-title catalog, each against
+// baselines from the same run:
+//  - index build time and heap; snapshot write/size and warm start from it;
+//  - query latency p50/p99 for 1–3 word queries with typos (and the last word cut, as typed),
+//    through the library (reel's TitleIndex, uncached and cached) and through GET /api/v1/search
+//    (Fastify inject: auth, validation, serialisation, no socket), next to GET /healthz;
+//  - plain MiniSearch (its own prefix/fuzzy, no candidate bounds) on the same titles: what the
+//    bounding layer buys;
+//  - IMDb-5000 imported through the catalog (admin import, outbox, bus) until the search index holds it;
+//  - autocannon (a child process) against the listening server at 100,000 titles.
+// Targets: p99 ≤ 5 ms through the API at 100,000 titles; index build ≤ 10 s for 100,000 titles.
+// `npm run bench -- search [--data PATH] [--titles N]` (env BENCH_SEARCH_DATA, BENCH_SEARCH_TITLES).
+import { spawn } from 'node:child_process'
+import fs from 'node:fs'
+import os from 'node:os'
+import path from 'node:path'
+import v8 from 'node:v8'
+import vm from 'node:vm'
+import MiniSearch from 'minisearch'
+import { createReel, type Reel } from '../../src/platform/app.js'
+import { loadConfig } from '../../src/platform/config.js'
+import { createLogger } from '../../src/platform/log.js'
+import { MATURITY_RATINGS } from '../../src/services/accounts/rules.js'
+import { TITLE_UPSERTED, type TitleDocument } from '../../src/services/catalog/events.js'
+import { readFeed } from '../../src/services/catalog/feed.js'
+import { GENRES } from '../../src/services/catalog/genres.js'
+import { type IndexedTitle, TitleIndex, typoBudget } from '../../src/services/search/engine.js'
+import { indexedTitle } from '../../src/services/search/service.js'
+import { compileSynonyms, DEFAULT_SYNONYMS } from '../../src/services/search/synonyms.js'
+import { terms } from '../../src/services/search/text.js'
+import { verdict } from '../lib.js'
+
+const arg = (name: string) => {
+  const i = process.argv.indexOf(`--${name}`)
+  return i >= 0 ? process.argv[i + 1] : undefined
+}
+const DATA = arg('data') ?? process.env.BENCH_SEARCH_DATA ?? '../shared/data/imdb5000/movie_metadata.csv'
+const SYNTHETIC = Number(arg('titles') ?? process.env.BENCH_SEARCH_TITLES ?? 100_000)
+const QUERIES = 1000
+const PLAIN_QUERIES = 200
+const PLAIN_BUDGET_MS = 20_000
+
+v8.setFlagsFromString('--expose-gc')
+const gc = vm.runInNewContext('gc') as () => void
+const heapMb = () => {
+  gc()
+  return process.memoryUsage().heapUsed / 2 ** 20
+}
+
+/** Deterministic randomness (mulberry32), so every run measures the same catalog and queries. */
+function random(seed: number): () => number {
+  let a = seed
+  return () => {
+    a = (a + 0x6d2b79f5) | 0
+    let t = Math.imul(a ^ (a >>> 15), 1 | a)
+    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
+  }
+}
+
+const pct = (xs: number[], p: number) => {
+  const s = [...xs].sort((a, b) => a - b)
+  return s[Math.min(s.length - 1, Math.floor(p * s.length))] ?? 0
+}
+const ms = (n: number) => `${n.toFixed(2)} ms`
+
+/** A synthetic catalog: Zipf-distributed made-up words, English glue words, people, genres, synopses. */
+function syntheticCatalog(n: number): TitleDocument[] {
+  const rand = random(7)
+  const syllables =
+    'ka lo mi ra ven tor al is an do re su ber lin mar co sha ne ti gra vel os um pri da fen'.split(' ')
+  const word = () =>
+    Array.from(
+      { length: 2 + Math.floor(rand() * 3) },
+      () => syllables[Math.floor(rand() * syllables.length)],
+    ).join('')
+  const vocabulary = [...new Set(Array.from({ length: 30_000 }, word))]
+  const zipf = () =>
+    vocabulary[Math.min(vocabulary.length - 1, Math.floor(vocabulary.length ** rand()) - 1)] ?? 'x'
+  const glue = ['the', 'of', 'a', 'and', 'in', 'to', 'my', 'love', 'man', 'night']
+  const firstNames = Array.from({ length: 600 }, word)
+  const lastNames = Array.from({ length: 6000 }, word)
+  const pick = <T>(xs: readonly T[]) => xs[Math.floor(rand() * xs.length)] as T
+  const cap = (w: string) => w.charAt(0).toUpperCase() + w.slice(1)
+  const titles: TitleDocument[] = []
+  const now = new Date().toISOString()
+  for (let i = 0; i < n; i++) {
+    const words = Array.from({ length: 1 + Math.floor(rand() * 3) }, () =>
+      rand() < 0.2 ? pick(glue) : zipf(),
+    )
+    if (rand() < 0.25) words.unshift('the')
+    titles.push({
+      id: `synthetic-${i}`,
+      externalId: null,
+      type: rand() < 0.8 ? 'movie' : 'series',
+      title: words.map(cap).join(' '),
+      synopsis: Array.from({ length: 20 + Math.floor(rand() * 20) }, () =>
+        rand() < 0.3 ? pick(glue) : zipf(),
+      ).join(' '),
+      year: 1930 + Math.floor(rand() * 95),
+      runtimeMin: 90,
+      maturityRating: pick(MATURITY_RATINGS),
+      originalLanguage: pick(['en', 'en', 'en', 'fr', 'de', 'es', 'ja', 'ko']),
+      countries: [],
+      genres: [...new Set(Array.from({ length: 1 + Math.floor(rand() * 3) }, () => pick(GENRES)))],
+      tags: Array.from({ length: 3 + Math.floor(rand() * 4) }, zipf),
+      artwork: {},
+      credits: Array.from({ length: 4 }, (_, order) => ({
+        personId: `p${i}-${order}`,
+        name: `${cap(pick(firstNames))} ${cap(pick(lastNames))}`,
+        role: 'cast' as const,
+        character: null,
+        order,
+      })),
+      availability: [{ region: '*', startsAt: null, endsAt: null }],
+      popularity: Math.floor(1 / (rand() + 1e-6)),
+      mediaStatus: 'available',
+      durationMs: null,
+      seasonCount: 0,
+      episodeCount: 0,
+      version: 1,
+      createdAt: now,
+      updatedAt: now,
+    })
+  }
+  return titles
+}
+
+/** Queries as people type them: 1–3 words of a title, a typo in half the long words, the last word often cut. */
+function typedQueries(titles: IndexedTitle[], n: number): string[] {
+  const rand = random(42)
+  const out: string[] = []
+  while (out.length < n) {
+    const words = terms((titles[Math.floor(rand() * titles.length)] as IndexedTitle).title)
+    if (words.length === 0) continue
+    const q = words.slice(0, 1 + Math.floor(rand() * Math.min(3, words.length))).map((w) => {
+      if (w.length < 5 || rand() < 0.5) return w
+      const i = 1 + Math.floor(rand() * (w.length - 1))
+      return `${w.slice(0, i)}${w[i] === 'e' ? 'a' : 'e'}${w.slice(i + 1)}`
+    })
+    const last = q[q.length - 1] ?? ''
+    if (last.length > 3 && rand() < 0.5) q[q.length - 1] = last.slice(0, Math.max(2, last.length - 2))
+    out.push(q.join(' '))
+  }
+  return out
+}
+
+const synonyms = compileSynonyms(DEFAULT_SYNONYMS)
+const audience = { country: 'US', now: Date.now() }
+
+function timeQueries(index: TitleIndex, queries: string[]): number[] {
+  for (const q of queries.slice(0, 100))
+    index.query({ q, filters: {}, audience, offset: 0, limit: 20, synonyms })
+  return queries.map((q) => {
+    const started = performance.now()
+    index.query({ q, filters: {}, audience, offset: 0, limit: 20, synonyms })
+    return performance.now() - started
+  })
+}
+
+/** Plain MiniSearch with its own prefix and fuzzy options: the library without reel's bounds. */
+function plainMiniSearch(titles: IndexedTitle[], queries: string[]) {
+  const before = heapMb()
+  const started = performance.now()
+  const mini = new MiniSearch<IndexedTitle>({
+    fields: ['title', 'people', 'genres', 'keywords', 'synopsis'],
+    extractField: (d, f) =>
+      f === 'id'
+        ? d.id
+        : f === 'people'
+          ? d.people.join(' ')
+          : f === 'genres'
+            ? d.genres.map((g) => g.name).join(' ')
+            : f === 'keywords'
+              ? d.tags.join(' ')
+              : f === 'title'
+                ? d.title
+                : d.synopsis,
+    tokenize: (text) => terms(text),
+    processTerm: (t) => t,
+  })
+  mini.addAll(titles)
+  const buildMs = performance.now() - started
+  const heap = heapMb() - before
+  const latencies: number[] = []
+  const deadline = Date.now() + PLAIN_BUDGET_MS
+  for (const q of queries.slice(0, PLAIN_QUERIES)) {
+    if (Date.now() > deadline) break
+    const t0 = performance.now()
+    mini.search(q, {
+      boost: { title: 6, people: 3, genres: 2, keywords: 1.5 },
+      prefix: (_t, i, all) => i === all.length - 1,
+      fuzzy: (t) => typoBudget(t.length) || false,
+      combineWith: 'AND',
+    })
+    latencies.push(performance.now() - t0)
+  }
+  return { buildMs, heap, latencies }
+}
+
+async function startReel(): Promise<{ reel: Reel; dataDir: string; token: string; url: string }> {
+  const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'reel-bench-search-'))
+  const reel = await createReel({
+    config: loadConfig({
+      REEL_DATA_DIR: dataDir,
+      REEL_PORT: '0',
+      REEL_HOST: '127.0.0.1',
+      REEL_LOG_LEVEL: 'silent',
+    }),
+    log: createLogger('silent'),
+  })
+  const url = await reel.start()
+  const signUp = await reel.http.inject({
+    method: 'POST',
+    url: '/api/v1/accounts',
+    payload: { email: `bench.${Date.now()}@example.com`, password: 'correct horse battery', plan: 'premium' },
+  })
+  if (signUp.statusCode !== 201) throw new Error(`sign-up failed: ${signUp.body}`)
+  return { reel, dataDir, token: signUp.json().tokens.accessToken, url }
+}
+
+async function apiLatencies(reel: Reel, token: string, queries: string[]) {
+  const get = (url: string) =>
+    reel.http.inject({ method: 'GET', url, headers: { authorization: `Bearer ${token}` } })
+  for (const q of queries.slice(0, 100)) await get(`/api/v1/search?q=${encodeURIComponent(q)}`)
+  const health: number[] = []
+  for (let i = 0; i < 500; i++) {
+    const t0 = performance.now()
+    await reel.http.inject({ method: 'GET', url: '/healthz' })
+    health.push(performance.now() - t0)
+  }
+  const search: number[] = []
+  let failures = 0
+  for (const q of queries) {
+    const t0 = performance.now()
+    const res = await get(`/api/v1/search?q=${encodeURIComponent(q)}&limit=20`)
+    search.push(performance.now() - t0)
+    if (res.statusCode !== 200) failures++
+  }
+  if (failures > 0) throw new Error(`${failures} searches failed`)
+  return { health, search }
+}
+
+/** autocannon in its own process (so it does not share the server's event loop), 10 connections, 5 s. */
+function autocannon(
+  url: string,
+  token: string,
+  q: string,
+): Promise<{ rps: number; p50: number; p99: number }> {
+  return new Promise((resolve, reject) => {
+    const bin = path.join('node_modules', '.bin', 'autocannon')
+    const child = spawn(
+      bin,
+      [
+        '-j',
+        '-c',
+        '10',
+        '-d',
+        '5',
+        '-H',
+        `authorization=Bearer ${token}`,
+        `${url}/api/v1/search?q=${encodeURIComponent(q)}`,
+      ],
+      {
+        stdio: ['ignore', 'pipe', 'ignore'],
+      },
+    )
+    let out = ''
+    child.stdout.on('data', (c: Buffer) => {
+      out += String(c)
+    })
+    child.once('exit', (code) => {
+      try {
+        const r = JSON.parse(out) as {
+          requests: { average: number }
+          latency: { p50: number; p99: number }
+          non2xx: number
+        }
+        if (code !== 0 || r.non2xx > 0) throw new Error(`autocannon exited ${code}, ${r.non2xx} non-2xx`)
+        resolve({ rps: r.requests.average, p50: r.latency.p50, p99: r.latency.p99 })
+      } catch (e) {
+        reject(e)
+      }
+    })
+  })
+}
+
+function report(name: string, titles: IndexedTitle[]) {
+  const queries = typedQueries(titles, QUERIES)
+  const before = heapMb()
+  const started = performance.now()
+  const index = new TitleIndex({ cacheEntries: 0 })
+  for (const t of titles) index.upsert(t)
+  const buildMs = performance.now() - started
+  const heap = heapMb() - before
+  const t0 = performance.now()
+  const snapshot = index.toSnapshot()
+  const writeMs = performance.now() - t0
+  const t1 = performance.now()
+  const warm = TitleIndex.fromSnapshot(snapshot)
+  const loadMs = performance.now() - t1
+  if (!warm || warm.size !== index.size) throw new Error('snapshot round trip lost titles')
+  const cold = timeQueries(index, queries)
+  const cached = timeQueries(warm, [...queries, ...queries].slice(QUERIES / 2, QUERIES / 2 + QUERIES))
+  const plain = plainMiniSearch(titles, queries)
+  console.log(
+    `\n${name}: ${titles.length} titles, ${queries.length} queries of 1–3 words with typos, last word cut half the time`,
+  )
+  console.log(
+    `  e.g. ${queries
+      .slice(0, 6)
+      .map((q) => JSON.stringify(q))
+      .join(', ')}`,
+  )
+  console.log(`  index build (TitleIndex)       ${ms(buildMs).padStart(12)}   heap ${heap.toFixed(0)} MB`)
+  console.log(
+    `  snapshot write / warm start    ${ms(writeMs).padStart(12)} / ${ms(loadMs)}   ${(snapshot.length / 2 ** 20).toFixed(1)} MB JSON`,
+  )
+  console.log(
+    `  library, uncached              p50 ${ms(pct(cold, 0.5))}  p99 ${ms(pct(cold, 0.99))}  max ${ms(pct(cold, 1))}`,
+  )
+  console.log(`  library, cache (half repeats)  p50 ${ms(pct(cached, 0.5))}  p99 ${ms(pct(cached, 0.99))}`)
+  console.log(
+    `  baseline: plain MiniSearch     build ${ms(plain.buildMs)}  heap ${plain.heap.toFixed(0)} MB  p50 ${ms(pct(plain.latencies, 0.5))}  p99 ${ms(pct(plain.latencies, 0.99))}  (${plain.latencies.length} queries)`,
+  )
+  return { queries, buildMs, warm }
+}
+
+const summary: string[] = []
+
+// 1. IMDb-5000 through the real path: catalog import → outbox → bus → search index; then the figures.
+if (!fs.existsSync(DATA)) {
+  console.log(`IMDb-5000 feed not found at ${DATA}: skipping it (give --data PATH or BENCH_SEARCH_DATA)`)
+} else {
+  const records: Record<string, unknown>[] = []
+  for await (const item of readFeed(DATA, { regions: ['*'] })) if ('record' in item) records.push(item.record)
+  const { reel, dataDir, token } = await startReel()
+  try {
+    const catalog = reel.use('catalog')
+    const search = reel.use('search')
+    const started = performance.now()
+    const ids = new Set<string>()
+    for (let i = 0; i < records.length; i += 500)
+      for (const o of await catalog.importTitles(records.slice(i, i + 500))) if (o.id) ids.add(o.id)
+    const importMs = performance.now() - started
+    while (search.size < ids.size) await new Promise((r) => setTimeout(r, 20))
+    const indexedMs = performance.now() - started
+    console.log(`IMDb-5000 (${DATA}): ${records.length} rows → ${ids.size} titles`)
+    console.log(
+      `  catalog import (in-process, SQLite)   ${(importMs / 1000).toFixed(1)} s  (${(importMs / records.length).toFixed(2)} ms a row)`,
+    )
+    console.log(
+      `  all in the search index (via events)  ${(indexedMs / 1000).toFixed(1)} s after the import started`,
+    )
+    const documents = [...(await catalog.titlesById([...ids])).values()]
+    const { queries } = report('IMDb-5000', documents.map(indexedTitle))
+    const api = await apiLatencies(reel, token, queries)
+    console.log(
+      `  GET /healthz (inject, baseline)       p50 ${ms(pct(api.health, 0.5))}  p99 ${ms(pct(api.health, 0.99))}`,
+    )
+    console.log(
+      `  GET /api/v1/search (inject)           p50 ${ms(pct(api.search, 0.5))}  p99 ${ms(pct(api.search, 0.99))}`,
+    )
+    summary.push(`IMDb-5000: API p99 ${ms(pct(api.search, 0.99))}`)
+  } finally {
+    await reel.stop()
+    fs.rmSync(dataDir, { recursive: true, force: true })
+  }
+}
+
+// 2. The synthetic catalog: the library, then the service fed through its event handler.
+{
+  const documents = syntheticCatalog(SYNTHETIC)
+  const { queries, buildMs } = report(`synthetic`, documents.map(indexedTitle))
+  const { reel, dataDir, token, url } = await startReel()
+  try {
+    const search = reel.use('search')
+    const started = performance.now()
+    for (const title of documents)
+      search.apply({
+        id: title.id,
+        type: TITLE_UPSERTED,
+        key: title.id,
+        time: title.updatedAt,
+        data: { title },
+      })
+    console.log(
+      `  service fed through apply()         ${ms(performance.now() - started).padStart(12)} (the bus handler, without the bus)`,
+    )
+    const api = await apiLatencies(reel, token, queries)
+    const p99 = pct(api.search, 0.99)
+    console.log(
+      `  GET /healthz (inject, baseline)       p50 ${ms(pct(api.health, 0.5))}  p99 ${ms(pct(api.health, 0.99))}`,
+    )
+    console.log(`  GET /api/v1/search (inject)           p50 ${ms(pct(api.search, 0.5))}  p99 ${ms(p99)}`)
+    const load = await autocannon(url, token, queries[3] ?? 'the')
+    console.log(
+      `  autocannon, 10 connections, 5 s       ${load.rps.toFixed(0)} req/s  p50 ${load.p50} ms  p99 ${load.p99} ms  (q=${JSON.stringify(queries[3])})`,
+    )
+    summary.push(
+      `${SYNTHETIC} titles: API p99 ${ms(p99)} (target ≤ 5 ms: ${verdict(p99, 5, 'lower')}), build ${(buildMs / 1000).toFixed(1)} s (target ≤ 10 s: ${verdict(buildMs, 10_000, 'lower')})`,
+    )
+  } finally {
+    await reel.stop()
+    fs.rmSync(dataDir, { recursive: true, force: true })
+  }
+}
+
+console.log(`\nsummary: ${summary.join('; ')}`)
