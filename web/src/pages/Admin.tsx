@@ -81,7 +81,15 @@ function PipelineCard({ titleId }: { titleId: string }) {
   )
 }
 
+const RATINGS = ['G', 'PG', 'PG-13', 'R', 'NC-17'] as const
+
 export function AdminPage() {
+  const [genres, setGenres] = useState<{ id: string; name: string }[]>([])
+  useEffect(() => {
+    api<{ genres: { id: string; name: string }[] }>('GET', '/api/v1/genres')
+      .then((r) => setGenres(r.genres))
+      .catch(() => setGenres([]))
+  }, [])
   const [progress, setProgress] = useState<number>()
   const [error, setError] = useState<string>()
   const [titles, setTitles] = useState<string[]>(recentIds)
@@ -97,6 +105,13 @@ export function AdminPage() {
     setError(undefined)
     setProgress(0)
     const metadata: Record<string, string> = { title: String(form.get('title')), filename: file.name }
+    // What the catalog needs to show the title; the pipeline itself creates it unrated and hidden.
+    const catalog = {
+      maturityRating: String(form.get('maturityRating') ?? 'NC-17'),
+      genres: form.get('genre') ? [String(form.get('genre'))] : [],
+      synopsis: String(form.get('synopsis') ?? ''),
+      availability: form.get('everywhere') === 'on' ? [{ region: '*' }] : [],
+    }
     const year = String(form.get('year') ?? '').trim()
     if (year) metadata.year = year
     const upload = new Upload(file, {
@@ -121,10 +136,15 @@ export function AdminPage() {
         setError(message)
         setProgress(undefined)
       },
-      onSuccess: () => {
+      onSuccess: async () => {
         const id = upload.url?.split('/').pop()
         setProgress(undefined)
         if (!id) return
+        await api('PATCH', `/api/v1/admin/titles/${id}`, catalog).catch((err) =>
+          setError(
+            `Uploaded, but the catalog details were not saved: ${err instanceof ApiError ? err.message : err}`,
+          ),
+        )
         const next = [id, ...titles.filter((t) => t !== id)].slice(0, 20)
         localStorage.setItem(RECENT_KEY, JSON.stringify(next))
         setTitles(next)
@@ -149,6 +169,32 @@ export function AdminPage() {
         <label>
           Year
           <input name="year" type="number" min={1870} max={2100} />
+        </label>
+        <label>
+          Maturity rating
+          <select name="maturityRating" defaultValue="PG-13">
+            {RATINGS.map((r) => (
+              <option key={r}>{r}</option>
+            ))}
+          </select>
+        </label>
+        <label>
+          Genre
+          <select name="genre" defaultValue="">
+            <option value="">(none)</option>
+            {genres.map((g) => (
+              <option key={g.id} value={g.id}>
+                {g.name}
+              </option>
+            ))}
+          </select>
+        </label>
+        <label className="wide-field">
+          Synopsis
+          <input name="synopsis" maxLength={2000} />
+        </label>
+        <label className="inline">
+          <input type="checkbox" name="everywhere" defaultChecked /> Available in every country
         </label>
         <label>
           Video file
