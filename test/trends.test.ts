@@ -970,7 +970,8 @@ describe('reel trends rollup (the command)', () => {
       const first = await cli(['--from', from, '--to', to], t.reel.config.dataDir)
       expect(first.err).toBe('')
       expect(first.code).toBe(0)
-      expect(first.out).toContain(`rolled up ${from} … ${to}: 200 events`)
+      // A range in a day already closed widens to the whole day (there are no other events in it here).
+      expect(first.out).toMatch(/^rolled up \S+ … \S+: 200 events \(0 repeats ignored\)/)
       const second = await cli(
         ['--from', from.slice(0, 16), '--to', to.replace('.000Z', 'Z')],
         t.reel.config.dataDir,

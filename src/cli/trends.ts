@@ -25,7 +25,7 @@ export function registerTrendsCommands(cli: Command): void {
   trends
     .command('rollup')
     .description(
-      'recompute the hourly (and 5-minute) counters of [from, to) and the daily counters of the wholly closed days it touches from the raw archive; idempotent',
+      'recompute from the raw archive the 5-minute and hourly counters of [from, to) and the daily counters (with all their hours) of the wholly closed days it touches; idempotent',
     )
     .requiredOption(
       '--from <time>',

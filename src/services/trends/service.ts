@@ -321,16 +321,17 @@ export class TrendsService {
   }
 
   /**
-   * The batch path: recomputes the counters of hours [from, to) — and the daily counters of the days
-   * they touch that are wholly closed — from the raw archive, deduplicated by event id. Idempotent;
-   * on the same events it equals what streaming produced. Hours still open to streaming (later than
-   * now − grace) are refused: both paths would write them.
+   * The batch path: recomputes from the raw archive, deduplicated by event id, the 5-minute and
+   * hourly counters of hours [from, to) and the daily counters of the days they touch that are
+   * wholly closed (with all those days' hours). Idempotent; on the same events it equals what
+   * streaming produced, plus the events that came later than the grace. Hours still open to
+   * streaming (later than now − grace) are refused: both paths would write them.
    */
   async rollup(fromMs: number, toMs: number): Promise<RollupReport> {
     if (!Number.isFinite(fromMs) || !Number.isFinite(toMs))
       throw badRequest('invalid_range', 'from and to must be times such as 2026-11-20 or 2026-11-20T06:00Z')
-    const from = bucketStart(fromMs, '1h')
-    const to = bucketStart(toMs + HOUR - 1, '1h')
+    let from = bucketStart(fromMs, '1h')
+    let to = bucketStart(toMs + HOUR - 1, '1h')
     if (to <= from) throw badRequest('invalid_range', 'to must be after from')
     await this.seal()
     const closed = bucketStart(this.o.now() - this.o.graceMs, '1h')
@@ -340,17 +341,20 @@ export class TrendsService {
         `Hours from ${iso(closed)} on still take late events (grace ${this.o.graceMs / 60_000} min); roll up to ${iso(closed)} at most`,
       )
     const days: number[] = []
-    for (let day = bucketStart(from, '1d'); day < to; day += DAY) if (day + DAY <= closed) days.push(day)
-    const readFrom = Math.min(from, days[0] ?? from)
-    const readTo = Math.max(to, (days[days.length - 1] ?? 0) + DAY)
+    for (let day = bucketStart(fromMs, '1d'); day < to; day += DAY) if (day + DAY <= closed) days.push(day)
+    const daysFrom = days[0] ?? from
+    const daysTo = daysFrom + days.length * DAY
+    // A day recomputed whole gets its hours recomputed whole too, so its daily row is their sum.
+    if (days.length > 0) {
+      from = Math.min(from, daysFrom)
+      to = Math.max(to, daysTo)
+    }
 
     const seen = new Set<string>()
     let duplicates = 0
     const hourly = new Tally()
     const daily = new Tally()
-    const daysFrom = days[0] ?? 0
-    const daysTo = daysFrom + days.length * DAY
-    for await (const envelope of this.archive.read(readFrom, readTo)) {
+    for await (const envelope of this.archive.read(from, to)) {
       if (seen.has(envelope.id)) {
         duplicates++
         continue
