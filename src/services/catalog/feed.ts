@@ -84,7 +84,8 @@ function displayNames(type: 'region' | 'language', codes: string[]): Map<string,
   for (const code of codes) {
     try {
       const name = names.of(code)
-      if (name && name !== code) out.set(name.toLowerCase(), code)
+      // The first code of a name wins: FR before FX (Metropolitan France), both "France".
+      if (name && name !== code && !out.has(name.toLowerCase())) out.set(name.toLowerCase(), code)
     } catch {}
   }
   return out
@@ -104,8 +105,10 @@ const languagesByName = displayNames(
 /** A country named in a feed ("USA", "France", "fr") as its code; undefined when unknown. */
 export function countryCodeOf(name: string): string | undefined {
   const key = cleanLine(name).toLowerCase()
+  const alias = COUNTRY_ALIASES[key]
+  if (alias) return alias
   if (countryCodes.has(key.toUpperCase())) return key.toUpperCase()
-  return COUNTRY_ALIASES[key] ?? countriesByName.get(key)
+  return countriesByName.get(key)
 }
 
 /** A language named in a feed ("English", "Mandarin", "pt-BR") as a tag; undefined when unknown. */

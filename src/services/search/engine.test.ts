@@ -1,0 +1,120 @@
+import { describe, expect, it } from 'vitest'
+import { type IndexedTitle, TitleIndex, topK, typoBudget } from './engine.js'
+import { compileSynonyms, DEFAULT_SYNONYMS, expand } from './synonyms.js'
+import { highlight, snippet, terms } from './text.js'
+
+const synonyms = compileSynonyms(DEFAULT_SYNONYMS)
+const audience = { country: 'US', now: 0 }
+
+function title(id: string, over: Partial<IndexedTitle> = {}): IndexedTitle {
+  return {
+    id,
+    type: 'movie',
+    title: id,
+    year: 2000,
+    genres: [],
+    language: 'en',
+    ratingRank: 0,
+    windows: [['*', null, null]],
+    popularity: 0,
+    people: [],
+    tags: [],
+    synopsis: '',
+    version: 1,
+    ...over,
+  }
+}
+
+const search = (index: TitleIndex, q: string, limit = 20) =>
+  index.query({ q, filters: {}, audience, offset: 0, limit, synonyms })
+const titlesOf = (index: TitleIndex, q: string) => search(index, q).hits.map((h) => h.doc.title)
+
+describe('search text', () => {
+  it('folds accents and case, and splits on anything but letters and digits', () => {
+    expect(terms("Amélie's CAFÉ-au-lait, 2001")).toEqual(['amelie', 's', 'cafe', 'au', 'lait', '2001'])
+    expect(terms('東京物語 1953')).toEqual(['東京物語', '1953'])
+    expect(terms('🎬 (.*)')).toEqual([])
+  })
+
+  it('marks whole words, and only the typed part of a completed one, accents kept', () => {
+    expect(highlight('Amélie à Paris', new Set(['paris']), ['ame'])).toBe(
+      '<mark>Amé</mark>lie à <mark>Paris</mark>',
+    )
+    expect(highlight('No match here', new Set(['x']), [])).toBe('No match here')
+    const long = `${'word '.repeat(60)}wormhole ${'word '.repeat(60)}`.trim()
+    const cut = snippet(long, new Set(['wormhole']), []) ?? ''
+    expect(cut).toContain('<mark>wormhole</mark>')
+    expect(cut.length).toBeLessThan(200)
+    expect(cut.startsWith('…') && cut.endsWith('…')).toBe(true)
+  })
+
+  it('expands the longest synonym phrase and rejects unusable groups', () => {
+    const slots = expand(['world', 'war', 'ii', 'movie'], synonyms)
+    expect(slots.map((s) => s.typed)).toEqual([['world', 'war', 'ii'], ['movie']])
+    expect(slots[0]?.alternatives).toContainEqual(['ww2'])
+    expect(slots[1]?.alternatives).toEqual([['movie'], ['film']])
+    expect(() => compileSynonyms([['one']])).toThrow(/2 to/)
+    expect(() => compileSynonyms([['same', 'SAME']])).toThrow(/two different/)
+  })
+})
+
+describe('title index', () => {
+  it('allows 1 typo from 5 letters and 2 from 9', () => {
+    expect([1, 4, 5, 8, 9, 20].map(typoBudget)).toEqual([0, 0, 1, 1, 2, 2])
+  })
+
+  it('keeps the k best in order, like a full sort', () => {
+    const items = Array.from({ length: 500 }, (_, i) => (i * 7919) % 1000)
+    const byValue = (a: number, b: number) => a - b
+    expect(topK([...items], 10, byValue)).toEqual([...items].sort(byValue).slice(0, 10))
+    expect(topK([...items], 0, byValue)).toEqual([])
+  })
+
+  it('ignores an event older than what it has, removals included', () => {
+    const index = new TitleIndex()
+    expect(index.upsert(title('a', { title: 'Arrival', version: 2 }))).toBe(true)
+    expect(index.upsert(title('a', { title: 'Old Name', version: 1 }))).toBe(false)
+    expect(index.remove('a', 3)).toBe(true)
+    expect(index.upsert(title('a', { title: 'Arrival', version: 2 }))).toBe(false)
+    expect(titlesOf(index, 'arrival')).toEqual([])
+    expect(index.upsert(title('a', { title: 'Arrival', version: 4 }))).toBe(true)
+    expect(titlesOf(index, 'arrival')).toEqual(['Arrival'])
+  })
+
+  it('does not index stop words of synopses, but does in titles', () => {
+    const index = new TitleIndex()
+    index.upsert(title('1', { title: 'Something', synopsis: 'the story of them' }))
+    index.upsert(title('2', { title: 'The The' }))
+    expect(titlesOf(index, 'the ')).toEqual(['The The'])
+    expect(titlesOf(index, 'story ')).toEqual(['Something'])
+  })
+
+  it('lets a very common word rank rather than select when rarer words are typed', () => {
+    const index = new TitleIndex()
+    for (let i = 0; i < 600; i++) index.upsert(title(`t${i}`, { title: `The Story ${i}` }))
+    index.upsert(title('z1', { title: 'The Zebra', popularity: 1 }))
+    index.upsert(title('z2', { title: 'Zebra Crossing', popularity: 99 }))
+    const result = search(index, 'the zebra ')
+    expect(result.hits.map((h) => h.doc.title)).toEqual(['The Zebra', 'Zebra Crossing'])
+    // Alone, the common word still finds every title it is in.
+    expect(search(index, 'the ', 0).total).toBe(601)
+  })
+
+  it('round-trips through a snapshot, and refuses anything else', () => {
+    const index = new TitleIndex()
+    index.upsert(title('a', { title: 'Interstellar', people: ['Matthew McConaughey'], version: 3 }))
+    index.remove('gone', 5)
+    const copy = TitleIndex.fromSnapshot(index.toSnapshot())
+    expect(copy?.size).toBe(1)
+    expect(copy?.version('gone')).toBe(5)
+    expect(copy && titlesOf(copy, 'intersteller ')).toEqual(['Interstellar'])
+    expect(copy && titlesOf(copy, 'mccon')).toEqual(['Interstellar'])
+    expect(TitleIndex.fromSnapshot('not json')).toBeUndefined()
+    expect(TitleIndex.fromSnapshot(JSON.stringify({ format: 'other' }))).toBeUndefined()
+    expect(
+      TitleIndex.fromSnapshot(
+        index.toSnapshot().replace('"serializationVersion":2', '"serializationVersion":99'),
+      ),
+    ).toBeUndefined()
+  })
+})
