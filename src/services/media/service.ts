@@ -92,6 +92,17 @@ const LIVE: readonly JobStage[] = ['probing', 'transcoding', 'packaging']
 
 const pad = (n: number) => String(n).padStart(5, '0')
 
+/** Maps items with at most `limit` calls running at once; results in the items' order. */
+async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
+  const results: R[] = new Array(items.length)
+  let next = 0
+  const lane = async () => {
+    for (let i = next++; i < items.length; i = next++) results[i] = await fn(items[i] as T)
+  }
+  await Promise.all(Array.from({ length: Math.max(1, Math.min(limit, items.length)) }, lane))
+  return results
+}
+
 /** Where every blob of a title lives: deterministic, so a task run twice writes the same keys. */
 export const blobKeys = {
   prefix: (t: string) => `titles/${t}/`,
@@ -576,10 +587,8 @@ export class MediaService {
         }
       }
 
-      const variants: VariantStream[] = []
-      let videoDurationUs = 0
-      let smallestPieces: string[] = []
-      for (const r of plan.renditions) {
+      // Renditions are packaged side by side (mostly copying); the variants keep the ladder's order.
+      const packagedVideo = await mapLimit(plan.renditions, os.availableParallelism(), async (r) => {
         const pieces: string[] = []
         for (const chunk of plan.chunks) {
           const piece = path.join(dir, 'pieces', r.name, `${pad(chunk.index)}.mp4`)
@@ -588,36 +597,45 @@ export class MediaService {
         }
         const packaged = await packageHls(tools, pieces, path.join(dir, r.name), { signal })
         const stored = await upload(r.name, packaged)
-        const bandwidth = measureBandwidth(packaged.segments)
-        const codecs = avcCodecString(await fs.readFile(packaged.init))
-        const picture = await probePicture(tools, pieces[0] ?? '')
+        return {
+          name: r.name,
+          pieces,
+          stored,
+          segments: packaged.segments.length,
+          bandwidth: measureBandwidth(packaged.segments),
+          codecs: avcCodecString(await fs.readFile(packaged.init)),
+          picture: await probePicture(tools, pieces[0] ?? ''),
+        }
+      })
+      const variants: VariantStream[] = []
+      for (const v of packagedVideo) {
         renditions.push({
           title_id: titleId,
-          name: r.name,
+          name: v.name,
           kind: 'video',
-          width: picture.width,
-          height: picture.height,
-          frame_rate: picture.frameRate.toFixed(3),
-          codecs,
-          bandwidth: bandwidth.peak,
-          average_bandwidth: bandwidth.average,
-          playlist_key: stored.playlistKey,
-          init_key: stored.initKey,
-          parts: packaged.segments.length,
-          duration_us: stored.durationUs,
+          width: v.picture.width,
+          height: v.picture.height,
+          frame_rate: v.picture.frameRate.toFixed(3),
+          codecs: v.codecs,
+          bandwidth: v.bandwidth.peak,
+          average_bandwidth: v.bandwidth.average,
+          playlist_key: v.stored.playlistKey,
+          init_key: v.stored.initKey,
+          parts: v.segments,
+          duration_us: v.stored.durationUs,
         })
         variants.push({
-          uri: `${r.name}/index.m3u8`,
-          bandwidth: bandwidth.peak + (audioRow?.bandwidth ?? 0),
-          averageBandwidth: bandwidth.average + (audioRow?.average_bandwidth ?? 0),
-          codecs: audioRow ? `${codecs},${AAC_LC_CODEC}` : codecs,
-          width: picture.width,
-          height: picture.height,
-          frameRate: picture.frameRate,
+          uri: `${v.name}/index.m3u8`,
+          bandwidth: v.bandwidth.peak + (audioRow?.bandwidth ?? 0),
+          averageBandwidth: v.bandwidth.average + (audioRow?.average_bandwidth ?? 0),
+          codecs: audioRow ? `${v.codecs},${AAC_LC_CODEC}` : v.codecs,
+          width: v.picture.width,
+          height: v.picture.height,
+          frameRate: v.picture.frameRate,
         })
-        videoDurationUs = Math.max(videoDurationUs, stored.durationUs)
-        smallestPieces = pieces
       }
+      const videoDurationUs = Math.max(0, ...packagedVideo.map((v) => v.stored.durationUs))
+      const smallestPieces = packagedVideo[packagedVideo.length - 1]?.pieces ?? []
       await blobs.put(
         blobKeys.master(titleId),
         masterPlaylist(variants, audioRow ? { uri: 'audio/index.m3u8', channels: 2 } : undefined),
