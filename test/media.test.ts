@@ -489,7 +489,11 @@ describe('media pipeline on sqlite', () => {
   const failed: EventEnvelope<TitleFailed>[] = []
 
   beforeAll(async () => {
-    t = await startReel('sqlite', { ...MEDIA_ENV, REEL_MEDIA_MAX_UPLOAD: '40mb' })
+    t = await startReel('sqlite', {
+      ...MEDIA_ENV,
+      REEL_MEDIA_MAX_UPLOAD: '40mb',
+      REEL_MEDIA_MAX_DURATION_S: '60',
+    })
     base = baseUrl(t.reel.http.server)
     await t.reel.use('accounts').createAdmin('media-admin@example.com', PASSWORD)
     token = await adminToken(base, 'media-admin@example.com')
@@ -759,6 +763,46 @@ describe('media pipeline on sqlite', () => {
         },
       },
       {
+        name: 'wider-than-8k.mp4',
+        code: 'resolution_too_high',
+        make: async (f) => {
+          await run('ffmpeg', [
+            '-v',
+            'error',
+            '-y',
+            '-f',
+            'lavfi',
+            '-i',
+            'testsrc2=size=7696x64:duration=1',
+            '-c:v',
+            'libx264',
+            '-preset',
+            'ultrafast',
+            f,
+          ])
+        },
+      },
+      {
+        name: 'too-long.mp4',
+        code: 'too_long',
+        make: async (f) => {
+          await run('ffmpeg', [
+            '-v',
+            'error',
+            '-y',
+            '-f',
+            'lavfi',
+            '-i',
+            'testsrc2=size=64x64:rate=5:duration=61',
+            '-c:v',
+            'libx264',
+            '-preset',
+            'ultrafast',
+            f,
+          ])
+        },
+      },
+      {
         name: 'still.png',
         code: 'no_duration',
         make: async (f) => {
@@ -833,6 +877,39 @@ describe('media pipeline on sqlite', () => {
     })
     expect(huge.status).toBe(413)
     expect(((await huge.json()) as { error: { code: string } }).error.code).toBe('too_large')
+    const tus = (method: string, url: string, headers: Record<string, string> = {}, body?: Buffer) =>
+      fetch(new URL(url, base), {
+        method,
+        headers: { authorization: `Bearer ${token}`, 'tus-resumable': '1.0.0', ...headers },
+        body,
+      })
+    const missing = await tus('HEAD', '/api/v1/uploads/no-such-upload')
+    expect(missing.status).toBe(404)
+    const created = await tus('POST', '/api/v1/uploads', {
+      'upload-length': '100',
+      'upload-metadata': meta({ title: 'x' }),
+    })
+    expect(created.status).toBe(201)
+    const location = created.headers.get('location') ?? ''
+    const wrongOffset = await tus(
+      'PATCH',
+      location,
+      { 'upload-offset': '50', 'content-type': 'application/offset+octet-stream' },
+      Buffer.alloc(10),
+    )
+    expect(wrongOffset.status).toBe(409)
+    expect(((await wrongOffset.json()) as { error: { code: string } }).error.code).toBe(
+      'upload_offset_mismatch',
+    )
+    // Cancelling an upload fails its title, and leaves nothing behind.
+    const titleId = location.split('/').pop() ?? ''
+    expect((await media(base, token, titleId)).status).toBe('uploading')
+    expect((await tus('DELETE', location)).status).toBe(204)
+    const cancelled = await waitFor(base, token, titleId, finished, 10_000)
+    expect(cancelled.error?.code).toBe('upload_cancelled')
+    expect(
+      fs.readdirSync(path.join(t.reel.config.dataDir, 'uploads')).filter((f) => f.startsWith(titleId)),
+    ).toEqual([])
     const unknown = await t.call('GET', '/api/v1/admin/titles/nope/media', { token })
     expect(unknown.statusCode).toBe(404)
     expect(unknown.json().error.code).toBe('title_not_found')

@@ -126,5 +126,13 @@ export function uploadServer(
       return failure(status, TUS_CODES[status] ?? 'upload_failed', message)
     },
   })
+  // A client that gives up (DELETE) ends its title too, with nothing left behind.
+  server.on('POST_TERMINATE', (_req: unknown, _res: unknown, id: string) => {
+    service
+      .fail(id, 'upload_cancelled', 'The upload was cancelled by the uploader')
+      .catch((e: unknown) =>
+        log.error({ err: errorMessage(e), titleId: id }, 'failing a cancelled upload failed'),
+      )
+  })
   return { server, recover }
 }
