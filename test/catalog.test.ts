@@ -438,6 +438,20 @@ describe.each(kinds)('catalog on %s', (kind) => {
       expect(
         (await t.call('GET', `/api/v1/titles/${first.titleId}`, { token: member.token })).statusCode,
       ).toBe(404)
+      const chosen = await catalog.upsertMedia({
+        newTitle: { id: `upload-id-${kind}`, title: 'Upload 2', year: 2024 },
+        status: 'pending',
+      })
+      expect(chosen.titleId).toBe(`upload-id-${kind}`)
+      const again2 = await catalog.upsertMedia({
+        newTitle: { id: `upload-id-${kind}`, title: 'Upload 2' },
+        status: 'processing',
+      })
+      expect(again2.titleId).toBe(`upload-id-${kind}`)
+      expect((await catalog.adminTitle(chosen.titleId)).mediaStatus).toBe('processing')
+      await expect(catalog.upsertMedia({ status: 'pending' })).rejects.toMatchObject({
+        code: 'invalid_media_update',
+      })
       await expect(catalog.upsertMedia({ titleId: 'missing', status: 'failed' })).rejects.toMatchObject({
         code: 'title_not_found',
       })
@@ -580,6 +594,14 @@ describe.each(kinds)('catalog on %s', (kind) => {
       }
     })
 
+    it('sorts by title without case, accents or a leading article', async () => {
+      await create(movie({ title: 'The Aardvark Affair', externalId: `sort-${kind}-1` }))
+      await create(movie({ title: 'Ábaco', externalId: `sort-${kind}-2` }))
+      await create(movie({ title: 'aardvark', externalId: `sort-${kind}-3` }))
+      const sorted = (await list('sort=title')).filter((n) => /aardvark|ábaco/i.test(n))
+      expect(sorted).toEqual(['aardvark', 'The Aardvark Affair', 'Ábaco'])
+    })
+
     it('caps limit at 100 and answers bad paging or filters with 400', async () => {
       const records = Array.from({ length: 101 }, (_, i) =>
         movie({ externalId: `cap-${kind}-${i}`, title: `Cap ${i}` }),
@@ -664,6 +686,18 @@ describe.each(kinds)('catalog on %s', (kind) => {
       ).json()
       expect(stored).toMatchObject({ title: 'Imported One, again', version: 2 })
       expect((await eventsFor(String(outcomes[0]?.id), 2)).length).toBe(2)
+    })
+
+    it('refuses to turn an imported movie into a series', async () => {
+      const records = [movie({ externalId: `kind-${kind}` })]
+      const first = await t.call('POST', '/api/v1/admin/titles/import', { token: admin, body: { records } })
+      expect(first.json().outcomes[0].status).toBe('created')
+      const series = [{ ...records[0], type: 'series', title: 'Now a series' }]
+      const res = await t.call('POST', '/api/v1/admin/titles/import', {
+        token: admin,
+        body: { records: series },
+      })
+      expect(res.json().outcomes[0]).toMatchObject({ status: 'rejected', code: 'type_mismatch' })
     })
 
     it('refuses more than 500 records in one request (the CLI batches)', async () => {

@@ -382,6 +382,28 @@ describe.each(kinds)('search on %s', (kind) => {
       expect(big.hits.length).toBeLessThanOrEqual(100)
     })
 
+    it('gives at most 100 hits however large the limit', async () => {
+      const records = Array.from({ length: 105 }, (_, i) => ({
+        type: 'movie',
+        externalId: `many-${kind}-${i}`,
+        title: `Zanzibar ${i}`,
+        maturityRating: 'PG',
+        availability: [{ region: '*' }],
+      }))
+      const res = await t.call('POST', '/api/v1/admin/titles/import', { token: admin, body: { records } })
+      const last = res.json().outcomes[104]
+      await indexed(last.id, 1)
+      const big = await search('q=zanzibar&limit=10000')
+      expect(big.hits).toHaveLength(100)
+      expect(big.total).toBe(105)
+      expect(big.nextCursor).toEqual(expect.any(String))
+      const rest = await search(`q=zanzibar&limit=100&cursor=${big.nextCursor}`)
+      expect(rest.hits).toHaveLength(5)
+      expect(new Set([...big.hits, ...rest.hits].map((h) => h.id)).size).toBe(105)
+      const suggest = await t.call('GET', '/api/v1/search/suggest?q=zanzibar&limit=10000', { token: member })
+      expect(suggest.json().suggestions).toHaveLength(20)
+    })
+
     it('pages with a cursor and refuses a malformed one', async () => {
       const all = await titles('q=the&limit=100')
       const paged: string[] = []

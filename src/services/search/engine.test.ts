@@ -100,6 +100,36 @@ describe('title index', () => {
     expect(search(index, 'the ', 0).total).toBe(601)
   })
 
+  it('answers again after popularity or availability change, though the text did not', () => {
+    const index = new TitleIndex()
+    index.upsert(title('a', { title: 'Echo', popularity: 1 }))
+    index.upsert(title('b', { title: 'Echo', popularity: 2 }))
+    expect(search(index, 'echo').hits.map((h) => h.doc.id)).toEqual(['b', 'a'])
+    index.upsert(title('a', { title: 'Echo', popularity: 3, version: 2 }))
+    expect(search(index, 'echo').hits.map((h) => h.doc.id)).toEqual(['a', 'b'])
+    index.upsert(title('a', { title: 'Echo', popularity: 3, version: 3, windows: [['DE', null, null]] }))
+    expect(search(index, 'echo').hits.map((h) => h.doc.id)).toEqual(['b'])
+    const later = index.query({
+      q: 'echo',
+      filters: {},
+      audience: { country: 'DE', now: 0 },
+      offset: 0,
+      limit: 5,
+      synonyms,
+    })
+    expect(later.hits.map((h) => h.doc.id)).toEqual(['a', 'b'])
+  })
+
+  it('applies changed synonyms to a query asked before', () => {
+    const index = new TitleIndex()
+    index.upsert(title('m', { title: 'Matrix' }))
+    expect(search(index, 'starship ').total).toBe(0)
+    const custom = compileSynonyms([['starship', 'matrix']])
+    expect(
+      index.query({ q: 'starship ', filters: {}, audience, offset: 0, limit: 5, synonyms: custom }).total,
+    ).toBe(1)
+  })
+
   it('round-trips through a snapshot, and refuses anything else', () => {
     const index = new TitleIndex()
     index.upsert(title('a', { title: 'Interstellar', people: ['Matthew McConaughey'], version: 3 }))

@@ -145,13 +145,23 @@ const MINI_OPTIONS: Options<IndexedTitle> = {
   autoVacuum: { minDirtCount: 200, minDirtFactor: 0.05, batchSize: 2000, batchWait: 5 },
 }
 
-/** A title as kept in memory: the title's words (exact-title check) and the words of its short fields. */
-type StoredTitle = IndexedTitle & { key: string; shortKey: string }
+/** A title as kept in memory, with its title's words (exact-title check) and the words of its short fields, worked out when first needed. */
+type StoredTitle = IndexedTitle & { key?: string; shortKey?: string }
 
-function stored(doc: IndexedTitle): StoredTitle {
-  const short = new Set<string>()
-  for (const field of SHORT_FIELDS) for (const term of terms(fieldText(doc, field))) short.add(term)
-  return { ...doc, key: terms(doc.title).join(' '), shortKey: ` ${[...short].join(' ')} ` }
+const stored = (doc: IndexedTitle): StoredTitle => ({ ...doc })
+
+function keyOf(doc: StoredTitle): string {
+  doc.key ??= terms(doc.title).join(' ')
+  return doc.key
+}
+
+function shortKeyOf(doc: StoredTitle): string {
+  if (doc.shortKey === undefined) {
+    const short = new Set<string>()
+    for (const field of SHORT_FIELDS) for (const term of terms(fieldText(doc, field))) short.add(term)
+    doc.shortKey = ` ${[...short].join(' ')} `
+  }
+  return doc.shortKey
 }
 
 /** Field id → title's short id → frequency, for one term. */
@@ -210,12 +220,17 @@ export class TitleIndex {
   /** Versions of titles seen, removed ones included: an older event never undoes a newer one. */
   private readonly versions = new Map<string, number>()
   private readonly textCache: LRUCache<string, { plan: Plan; matches: TextMatch[] }> | undefined
+  /** Whole answers (filters, audience and page included), for the same query asked again. */
+  private readonly resultCache: LRUCache<string, QueryResult> | undefined
+  /** The synonym table the caches were filled with: another one empties them. */
+  private cachedSynonyms: SynonymTable | undefined
 
   /** cacheEntries: text matches kept until the index changes (0: none, for measuring). */
   constructor(options: { cacheEntries?: number } = {}) {
     this.mini = new MiniSearch(MINI_OPTIONS)
     const max = options.cacheEntries ?? CACHE_ENTRIES
     this.textCache = max > 0 ? new LRUCache({ max }) : undefined
+    this.resultCache = max > 0 ? new LRUCache({ max }) : undefined
   }
 
   get size(): number {
@@ -238,8 +253,9 @@ export class TitleIndex {
     const current = this.docs.get(doc.id)
     const next = stored(doc)
     if (current && sameText(current, doc)) {
-      // Popularity, availability or rating changed: nothing to re-index.
+      // Popularity, availability or rating changed: nothing to re-index, but answers change.
       this.docs.set(doc.id, next)
+      this.resultCache?.clear()
       return true
     }
     if (current) this.unindex(current)
@@ -269,9 +285,35 @@ export class TitleIndex {
 
   private textChanged(): void {
     if (this.textCache && this.textCache.size > 0) this.textCache.clear()
+    if (this.resultCache && this.resultCache.size > 0) this.resultCache.clear()
   }
 
   query(input: QueryInput): QueryResult {
+    if (input.synonyms !== this.cachedSynonyms) {
+      this.textChanged()
+      this.cachedSynonyms = input.synonyms
+    }
+    const a = input.audience
+    // Windows open and close with time: an answer is reused within the same minute only.
+    const key = JSON.stringify([
+      input.q,
+      input.filters,
+      a.country,
+      a.maxRatingRank,
+      Math.floor(a.now / 60_000),
+      input.offset,
+      input.limit,
+      input.scope,
+      input.facets,
+    ])
+    const cached = this.resultCache?.get(key)
+    if (cached) return cached
+    const result = this.answer(input)
+    this.resultCache?.set(key, result)
+    return result
+  }
+
+  private answer(input: QueryInput): QueryResult {
     const words = terms(input.q).slice(0, MAX_QUERY_WORDS)
     // Something typed but no word in it (emoji, punctuation): nothing matches, unlike an empty query.
     if (words.length === 0 && input.q.trim() !== '')
@@ -310,7 +352,7 @@ export class TitleIndex {
           doc,
           score,
           bucket: bucketOf(score),
-          exact: text !== undefined && doc.key === typedKey,
+          exact: text !== undefined && keyOf(doc) === typedKey,
           match,
         })
     }
@@ -332,7 +374,7 @@ export class TitleIndex {
   private textMatches(words: string[], open: boolean, synonyms: SynonymTable, scope: 'all' | 'titles') {
     const key = `${scope}|${open ? 'open' : 'done'}|${words.join(' ')}`
     const cached = this.textCache?.get(key)
-    if (cached && synonymsUnchanged(cached.plan, synonyms, words)) return cached
+    if (cached) return cached
     const slots = expand(words, synonyms)
     const prefixOf = new Map<string, string>()
     const total = Math.max(this.docs.size, 1)
@@ -378,7 +420,7 @@ export class TitleIndex {
       if (deferredTerms.length > 0) {
         const doc = this.docs.get(String(r.id))
         for (const group of deferredTerms) {
-          const present = doc ? group.filter((t) => doc.shortKey.includes(` ${t} `)) : []
+          const present = doc ? group.filter((t) => shortKeyOf(doc).includes(` ${t} `)) : []
           if (present.length === 0) score *= 0.6
           matched.push(...present)
         }
@@ -489,11 +531,6 @@ const termQuery = (candidates: Candidates): Query => ({
     boostTerm: () => c.weight,
   })),
 })
-
-function synonymsUnchanged(plan: Plan, synonyms: SynonymTable, words: string[]): boolean {
-  const now = expand(words, synonyms)
-  return JSON.stringify(now) === JSON.stringify(plan.slots)
-}
 
 function sameText(a: IndexedTitle, b: IndexedTitle): boolean {
   return FIELDS.every((f) => fieldText(a, f) === fieldText(b, f))
