@@ -320,6 +320,7 @@ describe.each(kinds)('trends on %s', (kind) => {
       },
     ])
     expect(report).toEqual({ counted: 0, duplicates: 0, outOfGrace: 1, rejected: 0 })
+    await trendsOf(t.reel).aggregator.moveArchive()
     const parts = await t.reel.ports.blobs.list(partitionOf(lateAt))
     expect(parts.length).toBeGreaterThan(0)
     expect(parts.every((p) => p.key.endsWith('.ndjson'))).toBe(true)
@@ -558,6 +559,8 @@ function apiSuite(label: string, env: Record<string, string> | undefined, dbKind
       const before = processed(t.reel)
       await Promise.all(events.map((e) => t.reel.ports.bus.publish(e)))
       await until(() => processed(t.reel) >= before + events.length, 'the trends consumer')
+      // Counts become visible within a quarter second; the tests do not wait for the timer.
+      await trendsOf(t.reel).aggregator.apply()
     }
 
     beforeAll(async () => {
@@ -920,6 +923,7 @@ describe('trending answers cached briefly', () => {
       const before = processed(t.reel)
       await t.reel.ports.bus.publish(play('started', { ...movie(title.id) }, t.clock.now - 1000, 'US'))
       await until(() => processed(t.reel) > before, 'the consumer')
+      await trendsOf(t.reel).aggregator.apply()
     }
     await start()
     expect(await plays()).toBe(1)
@@ -995,4 +999,53 @@ describe('reel trends rollup (the command)', () => {
       await t.stop()
     }
   }, 60_000)
+})
+
+describe.each(kinds)('pending counts on %s', (kind) => {
+  it('left by a process that stopped before adding them are added once by another, even when both try', async () => {
+    const t = await startReel(kind, {
+      REEL_TRENDS_GRACE_S: String(GRACE_MS / 1000),
+      REEL_TRENDS_ANSWER_TTL_MS: '0',
+    })
+    const other = await createReel({
+      config: t.reel.config,
+      log: createLogger('silent'),
+      clock: () => t.clock.now,
+      roles: [],
+    })
+    try {
+      const now = MONDAY + 30 * DAY
+      t.clock.now = now
+      const title = movie(`${kind}-pending`)
+      const events: EventEnvelope[] = Array.from({ length: 50 }, (_, i) => ({
+        id: `pending-${kind}-${i}`,
+        type: PLAYBACK_STARTED,
+        key: `k${i}`,
+        time: new Date(now).toISOString(),
+        data: play('started', title, now - MINUTE, 'KE').data,
+      }))
+      expect(await trendsOf(t.reel).ingest(events)).toMatchObject({ counted: 50 })
+      // A minute later the first process's counts look abandoned: the other one adds them at once.
+      t.clock.now = now + 2 * MINUTE
+      expect(await trendsOf(other).aggregator.recover()).toBe(1)
+      await trendsOf(t.reel).aggregator.apply()
+      const rows = (await trendsOf(other).counters(now - HOUR, now)).filter(
+        (r) => r.subjectId === title.titleId,
+      )
+      expect(rows.map((r) => [r.grain, r.region, r.plays])).toEqual([
+        ['5m', 'KE', 50],
+        ['5m', 'world', 50],
+      ])
+      // Sealing waits for no one now, and counts the hour once.
+      t.clock.now = now + DAY
+      await trendsOf(t.reel).seal()
+      const hourly = (await trendsOf(t.reel).counters(now - HOUR, now)).filter(
+        (r) => r.grain === '1h' && r.subjectId === title.titleId,
+      )
+      expect(hourly.map((r) => r.plays)).toEqual([50, 50])
+    } finally {
+      await other.stop()
+      await t.stop()
+    }
+  })
 })

@@ -1,6 +1,5 @@
 import type { Blobs } from '../../platform/blobs/blobs.js'
 import type { EventEnvelope } from '../../platform/bus/bus.js'
-import { newId } from '../../platform/ids.js'
 import { HOUR } from './rules.js'
 
 /**
@@ -27,38 +26,25 @@ export interface ArchivedEvent {
   at: number
 }
 
+/** Groups events into NDJSON text per hour partition of their times. */
+export function archiveLines(events: readonly ArchivedEvent[]): Map<string, string> {
+  const parts = new Map<string, string[]>()
+  for (const { envelope, at } of events) {
+    const partition = partitionOf(at)
+    const lines = parts.get(partition)
+    const line = JSON.stringify(envelope)
+    if (lines) lines.push(line)
+    else parts.set(partition, [line])
+  }
+  return new Map([...parts].map(([partition, lines]) => [partition, `${lines.join('\n')}\n`]))
+}
+
 export class PlaybackArchive {
-  /** Names this process's part files apart from other writers'. */
-  private readonly writer = newId()
-  private seq = 0
+  constructor(private readonly blobs: Blobs) {}
 
-  constructor(
-    private readonly blobs: Blobs,
-    private readonly now: () => number,
-  ) {}
-
-  /** Writes the events as one part file per hour partition; resolves once every part is stored. */
-  async write(events: readonly ArchivedEvent[]): Promise<void> {
-    const parts = new Map<string, string[]>()
-    for (const { envelope, at } of events) {
-      const partition = partitionOf(at)
-      const lines = parts.get(partition)
-      const line = JSON.stringify(envelope)
-      if (lines) lines.push(line)
-      else parts.set(partition, [line])
-    }
-    const stamp = new Date(this.now()).toISOString().replace(/[-:.]/g, '')
-    await Promise.all(
-      [...parts].map(([partition, lines]) =>
-        this.blobs.put(
-          `${partition}part-${stamp}-${this.writer}-${this.seq++}.ndjson`,
-          `${lines.join('\n')}\n`,
-          {
-            contentType: 'application/x-ndjson',
-          },
-        ),
-      ),
-    )
+  /** Stores a part; its name comes from its id, so storing it again (a retry) replaces it rather than repeating it. */
+  async put(partition: string, id: string, lines: string): Promise<void> {
+    await this.blobs.put(`${partition}part-${id}.ndjson`, lines, { contentType: 'application/x-ndjson' })
   }
 
   /** Every archived envelope of the hour partitions in [from, to) (hour-aligned), repeats included. */

@@ -18,6 +18,7 @@ const CONSUMER_CONCURRENCY = 4000
 const PRUNE_INTERVAL_MS = 5 * 60_000
 const SEAL_INTERVAL_MS = 60_000
 const POPULARITY_INTERVAL_MS = 10 * 60_000
+const RECOVER_INTERVAL_MS = 60_000
 
 /** The trends service: per-region and worldwide windows of plays, Top 10, popularity; streaming and batch. */
 export const trendsModule: ServiceModule = {
@@ -47,7 +48,17 @@ export const trendsModule: ServiceModule = {
     ctx.every('trends-popularity', POPULARITY_INTERVAL_MS, async () => {
       await trends.publishPopularity()
     })
+    ctx.every('trends-recover', RECOVER_INTERVAL_MS, async () => {
+      await trends.aggregator.recover()
+      await trends.aggregator.moveArchive()
+    })
+    // Runs after the consumer has stopped (stop hooks run in reverse): finishes what its last flushes left.
+    ctx.onStop(async () => {
+      await trends.aggregator.apply()
+      await trends.aggregator.moveArchive()
+    })
     ctx.onStart(async () => {
+      await trends.aggregator.recover()
       const subscription = await ctx.bus.subscribe({
         name: 'trends',
         types: [PLAYBACK_STARTED, PLAYBACK_HEARTBEAT, PLAYBACK_STOPPED],

@@ -1,9 +1,10 @@
 import type { EventEnvelope } from '../../platform/bus/bus.js'
 import { errorMessage } from '../../platform/errors.js'
+import { newId } from '../../platform/ids.js'
 import type { Logger } from '../../platform/log.js'
 import { counter } from '../../platform/metrics.js'
-import type { ArchivedEvent, PlaybackArchive } from './archive.js'
-import { bucketStart, MINUTE, type PlaySignal, playSignal, Tally } from './rules.js'
+import { type ArchivedEvent, archiveLines, type PlaybackArchive } from './archive.js'
+import { bucketStart, type CountRow, MINUTE, type PlaySignal, playSignal, Tally } from './rules.js'
 import type { TrendsStore } from './store.js'
 import type { WindowCounters } from './windows.js'
 
@@ -13,6 +14,11 @@ const MAX_BATCH = 4000
 const MAX_FLUSHES = 3
 /** An event time this far ahead of the clock is not believed by the streaming path (the batch rollup still counts it). */
 const FUTURE_SKEW_MS = 5 * MINUTE
+/** Pending counts are added to the counters this often, or sooner once this many events wait. */
+const APPLY_EVERY_MS = 250
+const APPLY_EVENTS = 40_000
+/** Pending counts this old were left by a process that stopped before adding them: any process adds them. */
+export const STALE_PENDING_MS = MINUTE
 
 const outcomes = counter('reel_trends_events_total', 'Playback events the trends consumer took, by outcome', [
   'outcome',
@@ -38,18 +44,30 @@ interface Waiting {
 
 /**
  * The streaming path. Handler calls arriving together are grouped into one flush, and each call
- * resolves once its flush is durable, so the bus acks only what is stored. A flush, both at once:
- * - archives every usable event (one NDJSON part per hour partition of the events' times);
- * - in one DB transaction records the ids of the events within the grace and adds only those not
- *   recorded before to the 5-minute counters (exactly-once effect on at-least-once delivery),
- *   reading the new totals back, then raises the cache's window sets to them.
- * Every delivery is archived, repeats included, so a failure or crash between the two steps ends in
- * a redelivery that archives the event again (the rollup dedupes by id) and counts nothing twice.
+ * resolves once its flush is durable, so the bus acks only what is stored. A flush is one DB
+ * transaction that records the ids of the events within the grace, keeps the 5-minute counts of
+ * those not recorded before as pending (exactly-once effect on at-least-once delivery), and stages
+ * the raw events (all but those repeats) for the archive.
+ *
+ * Off the ack path: staged events go to the blob archive (NDJSON part per flush and hour partition,
+ * named by the staged row, so a retry replaces rather than repeats); pending counts are added to the
+ * counters every quarter second, many flushes at once (a counter touched by several flushes is
+ * written once), in a transaction that deletes the pending rows it adds, so two processes never add
+ * the same ones; then the cache's window sets are raised to the new totals. What a stopped process
+ * left staged or pending is finished by whichever process finds it.
  */
 export class StreamingAggregator {
   private waiting: Waiting[] = []
   private flushing = 0
   private scheduled = false
+  /** Counts this process stored as pending and has not added yet, by pending id. */
+  private readonly pending = new Map<string, CountRow[]>()
+  private pendingEvents = 0
+  private applyTimer: NodeJS.Timeout | undefined
+  /** The running (or last) apply: one at a time. */
+  private applying: Promise<void> = Promise.resolve()
+  private archiving: Promise<void> | undefined
+  private archiveAgain = false
   private readonly totals: IngestReport = { counted: 0, duplicates: 0, outOfGrace: 0, rejected: 0 }
 
   constructor(
@@ -108,23 +126,135 @@ export class StreamingAggregator {
     }
   }
 
-  /** Records the signals' ids and adds those not seen before to the counters, in one transaction; then raises the window sets. */
-  private async count(signals: readonly PlaySignal[], report: IngestReport): Promise<void> {
-    const totals = await this.o.store.transaction(async (store) => {
-      const fresh = await store.markSeen(signals.map((s) => ({ hour: bucketStart(s.at, '1h'), id: s.id })))
+  /**
+   * One transaction: records the ids of the in-grace events, keeps the counts of those not recorded
+   * before as pending, and stages for the archive every event but those repeats.
+   */
+  private async commit(
+    archived: readonly ArchivedEvent[],
+    inGrace: ReadonlyMap<string, PlaySignal>,
+    report: IngestReport,
+  ): Promise<void> {
+    const id = newId()
+    const now = this.o.now()
+    const rows = await this.o.store.transaction(async (store) => {
+      const signals = [...inGrace.values()]
+      const fresh =
+        signals.length > 0
+          ? await store.markSeen(signals.map((s) => ({ hour: bucketStart(s.at, '1h'), id: s.id })))
+          : new Set<string>()
       report.duplicates += signals.length - fresh.size
       report.counted += fresh.size
       const tally = new Tally()
       // 5-minute counters only: hourly and daily rollups are sealed from them once their hour closes.
       for (const signal of signals) if (fresh.has(signal.id)) tally.add(signal, ['5m'])
-      return store.addCounts(tally.rows())
+      const rows = tally.rows()
+      await store.addPending(id, rows, now)
+      const lines = archiveLines(
+        archived.filter((a) => !inGrace.has(a.envelope.id) || fresh.has(a.envelope.id)),
+      )
+      await store.addArchiveParts(
+        [...lines].map(([partition, text], i) => ({ id: `${id}-${i}`, partition, lines: text })),
+        now,
+      )
+      return rows
     })
-    try {
-      await this.o.windows.raise(totals)
-    } catch (e) {
-      // Stored already: the window sets catch up on the next raise or reload.
-      this.o.log.warn({ err: errorMessage(e) }, 'raising the cached window counters failed')
+    if (archived.length > 0) void this.moveArchive()
+    if (rows.length === 0) return
+    this.pending.set(id, rows)
+    this.pendingEvents += report.counted
+    if (this.pendingEvents >= APPLY_EVENTS) void this.apply()
+    else
+      this.applyTimer ??= setTimeout(() => {
+        this.applyTimer = undefined
+        void this.apply()
+      }, APPLY_EVERY_MS)
+  }
+
+  /**
+   * Moves staged archive parts (of any process) to the blob store, then forgets them; resolves once
+   * none is left. A part stored twice (a crash in between, or two processes) keeps one name.
+   */
+  moveArchive(): Promise<void> {
+    if (this.archiving) {
+      this.archiveAgain = true
+      return this.archiving
     }
+    this.archiving = (async () => {
+      try {
+        do {
+          this.archiveAgain = false
+          for (
+            let parts = await this.o.store.archiveParts(20);
+            parts.length > 0;
+            parts = await this.o.store.archiveParts(20)
+          )
+            for (const part of parts) {
+              await this.o.archive.put(part.partition, part.id, part.lines)
+              await this.o.store.deleteArchivePart(part.id)
+            }
+        } while (this.archiveAgain)
+      } catch (e) {
+        this.o.log.warn(
+          { err: errorMessage(e) },
+          'moving playback events to the archive failed; retrying later',
+        )
+      } finally {
+        this.archiving = undefined
+      }
+    })()
+    return this.archiving
+  }
+
+  /** Adds what this process has pending to the counters (after any apply already running). */
+  apply(): Promise<void> {
+    this.applying = this.applying.then(() => this.applyNow())
+    return this.applying
+  }
+
+  private async applyNow(): Promise<void> {
+    clearTimeout(this.applyTimer)
+    this.applyTimer = undefined
+    const ids = [...this.pending.keys()]
+    if (ids.length === 0) return
+    try {
+      const totals = await this.o.store.transaction(async (store) => {
+        const claimed = await store.claimPending(ids)
+        return store.addCounts(mergeCounts(claimed.map((id) => this.pending.get(id) ?? [])))
+      })
+      // Claimed here or by another process: either way no longer this process's to add.
+      for (const id of ids) this.pending.delete(id)
+      if (this.pending.size === 0) this.pendingEvents = 0
+      await this.o.windows.raise(totals).catch((e: unknown) => {
+        // Stored already: the window sets catch up on the next raise or reload.
+        this.o.log.warn({ err: errorMessage(e) }, 'raising the cached window counters failed')
+      })
+    } catch (e) {
+      this.o.log.warn(
+        { err: errorMessage(e), pending: ids.length },
+        'adding pending trends counts failed; retrying',
+      )
+      this.applyTimer ??= setTimeout(() => {
+        this.applyTimer = undefined
+        void this.apply()
+      }, APPLY_EVERY_MS)
+    }
+  }
+
+  /** Adds counts that stopped processes left pending (and this process's own). */
+  async recover(): Promise<number> {
+    let recovered = 0
+    for (;;) {
+      const stale = (await this.o.store.stalePending(this.o.now() - STALE_PENDING_MS, 100)).filter(
+        (p) => !this.pending.has(p.id),
+      )
+      if (stale.length === 0) break
+      for (const p of stale) this.pending.set(p.id, p.rows)
+      await this.apply()
+      recovered += stale.length
+    }
+    await this.apply()
+    return recovered
   }
 
   /** Counts a batch of events now (the flush itself). */
@@ -153,14 +283,26 @@ export class StreamingAggregator {
       if (signal.at < now - this.o.graceMs || signal.at > now + FUTURE_SKEW_MS) report.outOfGrace++
       else inGrace.set(signal.id, signal)
     }
-    await Promise.all([
-      archived.length > 0 ? this.o.archive.write(archived) : undefined,
-      inGrace.size > 0 ? this.count([...inGrace.values()], report) : undefined,
-    ])
+    if (archived.length > 0) await this.commit(archived, inGrace, report)
     for (const key of Object.keys(report) as (keyof IngestReport)[]) {
       this.totals[key] += report[key]
       if (report[key] > 0) outcomes.inc({ outcome: key }, report[key])
     }
     return report
   }
+}
+
+/** Sums count rows of several flushes: one row per counter. */
+export function mergeCounts(lists: readonly (readonly CountRow[])[]): CountRow[] {
+  const merged = new Map<string, CountRow>()
+  for (const rows of lists)
+    for (const row of rows) {
+      const key = `${row.grain}|${row.bucket}|${row.region}|${row.kind}|${row.subjectId}`
+      const sum = merged.get(key)
+      if (sum) {
+        sum.plays += row.plays
+        sum.watchedMs += row.watchedMs
+      } else merged.set(key, { ...row })
+    }
+  return [...merged.values()]
 }

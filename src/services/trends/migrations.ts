@@ -41,4 +41,32 @@ export const trendsMigrations: Record<string, ReelMigration> = {
         .execute()
     },
   },
+  trends_0002_pending: {
+    async up(db) {
+      // Counts of flushes not yet added to trends_counts: written with the ids they count, added in
+      // batches of many flushes (fewer rows to update), deleted in the transaction that adds them.
+      await db.schema
+        .createTable('trends_pending')
+        .ifNotExists()
+        .addColumn('id', 'text', (c) => c.primaryKey())
+        .addColumn('first_bucket', 'bigint', (c) => c.notNull())
+        .addColumn('created_at', 'bigint', (c) => c.notNull())
+        .addColumn('counts', 'text', (c) => c.notNull())
+        .execute()
+    },
+  },
+  trends_0003_archive_outbox: {
+    async up(db) {
+      // Raw events stored with the flush that took them, moved to the blob archive right after
+      // (its writes fsync, too slow to wait for before the bus may ack).
+      await db.schema
+        .createTable('trends_archive_outbox')
+        .ifNotExists()
+        .addColumn('id', 'text', (c) => c.primaryKey())
+        .addColumn('partition', 'text', (c) => c.notNull())
+        .addColumn('created_at', 'bigint', (c) => c.notNull())
+        .addColumn('lines', 'text', (c) => c.notNull())
+        .execute()
+    },
+  },
 }

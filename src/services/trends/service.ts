@@ -167,7 +167,7 @@ export class TrendsService {
   constructor(private readonly o: TrendsOptions) {
     this.renderTtlMs = Math.min(o.answerTtlMs, 1000)
     this.windows = new WindowCounters(o.cache, o.store, o.now, o.graceMs)
-    this.archive = new PlaybackArchive(o.blobs, o.now)
+    this.archive = new PlaybackArchive(o.blobs)
     this.aggregator = new StreamingAggregator({
       store: o.store,
       archive: this.archive,
@@ -335,6 +335,9 @@ export class TrendsService {
     if (to <= from) throw badRequest('invalid_range', 'to must be after from')
     await this.seal()
     const closed = bucketStart(this.o.now() - this.o.graceMs, '1h')
+    const pending = await this.o.store.firstPendingBucket()
+    if (pending !== undefined && pending < to)
+      throw conflict('counts_pending', 'Counts of that range are still being added; try again in a minute')
     if (to > closed)
       throw conflict(
         'range_still_open',
@@ -350,6 +353,8 @@ export class TrendsService {
       to = Math.max(to, daysTo)
     }
 
+    // Events staged but not yet in the blob store are part of the archive too.
+    await this.aggregator.moveArchive()
     const seen = new Set<string>()
     let duplicates = 0
     const hourly = new Tally()
@@ -387,8 +392,9 @@ export class TrendsService {
     }
   }
 
-  /** Counters of buckets [from, to) at every grain, in key order: what the two paths are compared on. */
-  counters(from: number, to: number): Promise<CountRow[]> {
+  /** Counters of buckets [from, to) at every grain, in key order, once this process's pending counts are added: what the two paths are compared on. */
+  async counters(from: number, to: number): Promise<CountRow[]> {
+    await this.aggregator.apply()
     return this.o.store.countsBetween(['5m', '1h', '1d'], from, to)
   }
 
@@ -398,7 +404,13 @@ export class TrendsService {
    */
   async seal(): Promise<{ hours: number; days: number }> {
     const { store } = this.o
-    const closed = bucketStart(this.o.now() - this.o.graceMs, '1h')
+    await this.aggregator.apply()
+    // An hour some pending counts (of any process) still touch waits for them to be added.
+    const pending = await store.firstPendingBucket()
+    const closed = Math.min(
+      bucketStart(this.o.now() - this.o.graceMs, '1h'),
+      pending === undefined ? Number.POSITIVE_INFINITY : bucketStart(pending, '1h'),
+    )
     let hourMark =
       (await store.watermark('sealed_hours')) ?? bucketStart((await store.firstBucket('5m')) ?? closed, '1h')
     let hours = 0

@@ -22,11 +22,60 @@ interface StateTable {
   value: number
 }
 
+interface PendingTable {
+  id: string
+  first_bucket: number
+  created_at: number
+  counts: string
+}
+
+interface OutboxTable {
+  id: string
+  partition: string
+  created_at: number
+  lines: string
+}
+
+/** Archive lines of one flush and hour partition, on their way to the blob store. */
+export interface ArchivePart {
+  id: string
+  partition: string
+  lines: string
+}
+
 interface TrendsTables {
+  trends_archive_outbox: OutboxTable
   trends_counts: CountsTable
   trends_seen: SeenTable
   trends_state: StateTable
+  trends_pending: PendingTable
 }
+
+/** Counts of one flush waiting to be added to the counters. */
+export interface PendingCounts {
+  id: string
+  rows: CountRow[]
+}
+
+type CountTuple = [Grain, number, string, SubjectKind, string, number, number]
+const toTuple = (r: CountRow): CountTuple => [
+  r.grain,
+  r.bucket,
+  r.region,
+  r.kind,
+  r.subjectId,
+  r.plays,
+  r.watchedMs,
+]
+const fromTuple = ([grain, bucket, region, kind, subjectId, plays, watchedMs]: CountTuple): CountRow => ({
+  grain,
+  bucket,
+  region,
+  kind,
+  subjectId,
+  plays,
+  watchedMs,
+})
 
 export type Watermark = 'sealed_hours' | 'sealed_days'
 
@@ -131,6 +180,78 @@ export class TrendsStore {
       for (const row of result.rows) totals.push(toCountRow(row))
     }
     return totals
+  }
+
+  /** Keeps a flush's counts until they are added (in the transaction that records the flush's event ids). */
+  async addPending(id: string, rows: readonly CountRow[], createdAt: number): Promise<void> {
+    if (rows.length === 0) return
+    await this.db
+      .insertInto('trends_pending')
+      .values({
+        id,
+        first_bucket: rows.reduce((min, r) => Math.min(min, r.bucket), Number.POSITIVE_INFINITY),
+        created_at: createdAt,
+        counts: JSON.stringify(rows.map(toTuple)),
+      })
+      .execute()
+  }
+
+  /** Deletes the pending counts of ids; returns the ids this call deleted (another may have taken some). */
+  async claimPending(ids: readonly string[]): Promise<string[]> {
+    const claimed: string[] = []
+    for (let i = 0; i < ids.length; i += CHUNK) {
+      const rows = await this.db
+        .deleteFrom('trends_pending')
+        .where('id', 'in', ids.slice(i, i + CHUNK))
+        .returning('id')
+        .execute()
+      for (const row of rows) claimed.push(row.id)
+    }
+    return claimed
+  }
+
+  /** Pending counts written before `before` (by a process that stopped before adding them), oldest first. */
+  async stalePending(before: number, limit: number): Promise<PendingCounts[]> {
+    const rows = await this.db
+      .selectFrom('trends_pending')
+      .select(['id', 'counts'])
+      .where('created_at', '<', before)
+      .orderBy('created_at')
+      .limit(limit)
+      .execute()
+    return rows.map((r) => ({ id: r.id, rows: (JSON.parse(r.counts) as CountTuple[]).map(fromTuple) }))
+  }
+
+  /** The earliest bucket any pending counts touch: hours from it on cannot be sealed yet. */
+  async firstPendingBucket(): Promise<number | undefined> {
+    const row = await this.db
+      .selectFrom('trends_pending')
+      .select((eb) => eb.fn.min('first_bucket').as('bucket'))
+      .executeTakeFirst()
+    return row?.bucket === null || row?.bucket === undefined ? undefined : Number(row.bucket)
+  }
+
+  async addArchiveParts(parts: readonly ArchivePart[], createdAt: number): Promise<void> {
+    for (const part of parts)
+      await this.db
+        .insertInto('trends_archive_outbox')
+        .values({ id: part.id, partition: part.partition, created_at: createdAt, lines: part.lines })
+        .execute()
+  }
+
+  /** The oldest archive parts not yet in the blob store. */
+  async archiveParts(limit: number): Promise<ArchivePart[]> {
+    return this.db
+      .selectFrom('trends_archive_outbox')
+      .select(['id', 'partition', 'lines'])
+      .orderBy('created_at')
+      .orderBy('id')
+      .limit(limit)
+      .execute()
+  }
+
+  async deleteArchivePart(id: string): Promise<void> {
+    await this.db.deleteFrom('trends_archive_outbox').where('id', '=', id).execute()
   }
 
   /** Every counter of some buckets of one grain and region. */
