@@ -297,7 +297,13 @@ export class MediaService {
     const { titleId, key } = message
     const job = await store.job(titleId)
     const task = await store.task(titleId, key)
-    if (!job || !task || TERMINAL.includes(job.stage)) return
+    if (!job || !task) return
+    // A task delivered again after its title ended: finish what the ending may have left undone.
+    if (job.stage === 'failed') return this.cleanUpFailed(job)
+    if (job.stage === 'available') {
+      if (task.kind === 'package') await this.announce(job)
+      return
+    }
     if (task.state === 'done') {
       await this.afterTask(job, task)
       return
@@ -408,12 +414,17 @@ export class MediaService {
       { stage: 'transcoding', source: JSON.stringify(info), plan: JSON.stringify(plan), updated_at: now() },
       ['probing'],
     )
-    if (!moved) return
-    log.info(
-      { titleId: job.title_id, chunks: plan.chunks.length, renditions: plan.renditions.map((r) => r.name) },
-      'media planned',
-    )
-    for (const t of tasks) if (t.kind !== 'package') await this.enqueue(job.title_id, t.key)
+    if (moved)
+      log.info(
+        { titleId: job.title_id, chunks: plan.chunks.length, renditions: plan.renditions.map((r) => r.name) },
+        'media planned',
+      )
+    // Also when a probe that planned already runs again (its worker died before the queue heard of
+    // it): whatever is not done is queued, and ids the queue holds already are no-ops.
+    if ((await store.job(job.title_id))?.stage !== 'transcoding') return
+    for (const t of await store.tasks(job.title_id))
+      if ((t.kind === 'encode' || t.kind === 'audio') && t.state !== 'done')
+        await this.enqueue(job.title_id, t.key)
   }
 
   private taskRow(
@@ -657,32 +668,16 @@ export class MediaService {
         finished_at: now(),
         updated_at: now(),
       })
+      // The catalog first: if it refuses, the task is retried (and the title fails in the end).
+      await this.deps.titles.setMediaStatus(titleId, 'available', durationMs)
       const moved = await store.updateJob(
         titleId,
         { stage: 'available', duration_ms: durationMs, finished_at: now(), updated_at: now() },
         ['packaging'],
       )
-      if (!moved) return
-      await this.deps.titles.setMediaStatus(titleId, 'available', durationMs)
-      await this.deleteWork(titleId)
-      const all = audioRow ? [...renditions, audioRow] : renditions
-      await this.deps.bus.publish<TitlePublished>({
-        id: `${TITLE_PUBLISHED}.${titleId}`,
-        type: TITLE_PUBLISHED,
-        key: titleId,
-        data: {
-          titleId,
-          title: job.title,
-          durationMs,
-          masterPlaylistKey: blobKeys.master(titleId),
-          prefix: blobKeys.prefix(titleId),
-          posterKey: blobKeys.poster(titleId),
-          thumbnailsKey: blobKeys.thumbnails(titleId),
-          renditions: all.map(renditionView),
-          bytes: parts.reduce((sum, p) => sum + p.bytes, 0),
-        },
-      })
-      log.info({ titleId, durationMs, renditions: all.length }, 'title published')
+      if (moved) log.info({ titleId, durationMs, renditions: renditions.length }, 'title available')
+      const available = await store.job(titleId)
+      if (available?.stage === 'available') await this.announce(available)
     } finally {
       await fs.rm(dir, { recursive: true, force: true })
     }
@@ -737,6 +732,30 @@ export class MediaService {
     await blobs.put(blobKeys.thumbnails(titleId), vtt, { contentType: 'text/vtt' })
   }
 
+  /** Frees the scratch work of an available title and publishes it (the event id makes a repeat a no-op). */
+  private async announce(job: JobRow): Promise<void> {
+    const titleId = job.title_id
+    await this.deleteWork(titleId)
+    const all = await this.deps.store.renditions(titleId)
+    const parts = await Promise.all(all.map((r) => this.deps.store.parts(titleId, r.name)))
+    await this.deps.bus.publish<TitlePublished>({
+      id: `${TITLE_PUBLISHED}.${titleId}`,
+      type: TITLE_PUBLISHED,
+      key: titleId,
+      data: {
+        titleId,
+        title: job.title,
+        durationMs: job.duration_ms ?? 0,
+        masterPlaylistKey: blobKeys.master(titleId),
+        prefix: blobKeys.prefix(titleId),
+        posterKey: blobKeys.poster(titleId),
+        thumbnailsKey: blobKeys.thumbnails(titleId),
+        renditions: all.map(renditionView),
+        bytes: parts.flat().reduce((sum, p) => sum + p.bytes, 0),
+      },
+    })
+  }
+
   // ---- failure ----------------------------------------------------------------------------------
 
   /** The title fails with a stable code: its blobs, index and scratch files go; the record stays. */
@@ -749,16 +768,28 @@ export class MediaService {
     )
     if (!moved) return
     log.warn({ titleId, code, message }, 'title failed')
-    await this.deps.titles.setMediaStatus(titleId, 'failed')
+    const job = await store.job(titleId)
+    if (job) await this.cleanUpFailed(job)
+  }
+
+  /** Removes what a failed title had made and tells the catalog and the event log; safe to repeat. */
+  private async cleanUpFailed(job: JobRow): Promise<void> {
+    const titleId = job.title_id
     await this.deleteBlobs(blobKeys.prefix(titleId))
-    await store.deleteIndex(titleId)
+    await this.deps.store.deleteIndex(titleId)
     await this.forgetIndex(titleId, [])
     await fs.rm(path.join(this.deps.settings.workDir, titleId), { recursive: true, force: true })
+    try {
+      await this.deps.titles.setMediaStatus(titleId, 'failed')
+    } catch (e) {
+      // The catalog may have deleted the title meanwhile; the media side is cleaned up regardless.
+      this.deps.log.warn({ titleId, err: errorMessage(e) }, 'the catalog did not take the failed status')
+    }
     await this.deps.bus.publish<TitleFailed>({
       id: `${TITLE_FAILED}.${titleId}`,
       type: TITLE_FAILED,
       key: titleId,
-      data: { titleId, code, message },
+      data: { titleId, code: job.error_code ?? 'failed', message: job.error_message ?? '' },
     })
   }
 
