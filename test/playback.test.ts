@@ -3,6 +3,7 @@ import path from 'node:path'
 import { promisify } from 'node:util'
 import { sql } from 'kysely'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { WebSocket } from 'ws'
 import type { EventEnvelope } from '../src/platform/bus/bus.js'
 import { AppError } from '../src/platform/errors.js'
 import { newId } from '../src/platform/ids.js'
@@ -175,6 +176,40 @@ describe.each(kinds)('playback on %s', (kind) => {
             ?.data,
       )
       .toMatchObject({ positionMs: 1500, region: 'DE' })
+  })
+
+  it('takes heartbeats over a WebSocket: each frame answered, bad frames get the error shape, no token is refused', async () => {
+    const u = await signUp(t)
+    const started = (await start(u.token, { profileId: u.profileId, titleId })).json()
+    const port = (t.reel.http.server.address() as { port: number }).port
+    const url = `ws://127.0.0.1:${port}/api/v1/playback/${started.sessionId}/ws`
+    const open = async (query: string) => {
+      const socket = new WebSocket(`${url}${query}`)
+      const frames: unknown[] = []
+      socket.on('message', (d: Buffer) => frames.push(JSON.parse(d.toString())))
+      const closed = new Promise<number>((resolve) => socket.on('close', (code: number) => resolve(code)))
+      await new Promise((resolve, reject) => {
+        socket.once('open', resolve)
+        socket.once('error', reject)
+      })
+      return { socket, frames, closed }
+    }
+    const ws = await open(`?access_token=${u.token}`)
+    ws.socket.send(JSON.stringify({ positionMs: 2200, state: 'playing' }))
+    ws.socket.send('{not json')
+    ws.socket.send(JSON.stringify({ positionMs: -5, state: 'playing' }))
+    ws.socket.send(JSON.stringify({ positionMs: 2600, state: 'paused', rebuffers: 1 }))
+    await expect.poll(() => ws.frames.length).toBe(4)
+    expect(ws.frames[0]).toEqual({ positionMs: 2200 })
+    expect(ws.frames[1]).toMatchObject({ error: { code: 'malformed_json' } })
+    expect(ws.frames[2]).toMatchObject({ error: { code: 'invalid_request' } })
+    expect(ws.frames[3]).toEqual({ positionMs: 2600 })
+    ws.socket.close()
+    const again = await start(u.token, { profileId: u.profileId, titleId, device: 'tv' })
+    expect(again.json().resumeAtMs).toBe(2600)
+    const anonymous = await open('')
+    expect(await anonymous.closed).toBe(4401)
+    expect(anonymous.frames[0]).toMatchObject({ error: { code: 'missing_token' } })
   })
 
   it('refuses bad heartbeats: unknown session 404, another account 404, negative 400, past the end clamped, stopped 404', async () => {

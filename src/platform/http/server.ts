@@ -3,6 +3,7 @@ import helmet from '@fastify/helmet'
 import swagger from '@fastify/swagger'
 import swaggerUi from '@fastify/swagger-ui'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
+import websocket from '@fastify/websocket'
 import { Ajv } from 'ajv'
 import formats from 'ajv-formats'
 import Fastify, {
@@ -141,6 +142,7 @@ export async function createHttp(options: HttpOptions): Promise<Http> {
   })
   await app.register(swaggerUi, { routePrefix: '/api/docs' })
   await app.register(cookie)
+  await app.register(websocket, { options: { maxPayload: 64 * 1024 } })
   return app
 }
 

@@ -1,4 +1,7 @@
 import { Type } from '@sinclair/typebox'
+import { Value } from '@sinclair/typebox/value'
+import { AppError, errorMessage, unauthorized } from '../../platform/errors.js'
+import { toErrorResponse } from '../../platform/http/errors.js'
 import { errorResponses } from '../../platform/http/server.js'
 import type { ModuleContext } from '../../platform/modules.js'
 import type { PlaybackService } from './service.js'
@@ -97,6 +100,64 @@ export function playbackRoutes(ctx: ModuleContext, playback: PlaybackService): v
       },
     },
     async (req) => playback.heartbeat(await ctx.auth.authenticate(req), req.params.sessionId, req.body),
+  )
+
+  http.get(
+    '/api/v1/playback/:sessionId/ws',
+    {
+      websocket: true,
+      schema: {
+        tags,
+        summary:
+          'The heartbeats over one open connection: send the heartbeat body as JSON text frames, receive {positionMs} or the error shape for each. Browsers pass the access token as ?access_token=',
+        params: Type.Object({ sessionId: Id }),
+        querystring: Type.Object({ access_token: Type.Optional(Type.String({ maxLength: 4096 })) }),
+      },
+    },
+    async (socket, req) => {
+      const reply = (body: unknown) => socket.send(JSON.stringify(body))
+      const fail = (e: unknown) => {
+        const { body, internal } = toErrorResponse(e)
+        if (internal) req.log.error({ err: errorMessage(e) }, 'websocket heartbeat failed')
+        reply(body)
+      }
+      let caller: Awaited<ReturnType<typeof ctx.auth.verify>>
+      try {
+        const header = req.headers.authorization
+        const token = req.query.access_token ?? (header?.startsWith('Bearer ') ? header.slice(7) : undefined)
+        if (!token) throw unauthorized('missing_token', 'Pass ?access_token= or an Authorization header')
+        caller = await ctx.auth.verify(token)
+      } catch (e) {
+        fail(e)
+        socket.close(4401, 'unauthorized')
+        return
+      }
+      // Heartbeats of one connection are handled in order.
+      let queue = Promise.resolve()
+      socket.on('message', (data: Buffer) => {
+        queue = queue.then(async () => {
+          try {
+            let body: unknown
+            try {
+              body = JSON.parse(data.toString('utf8'))
+            } catch {
+              throw new AppError(400, 'malformed_json', 'Each frame is one JSON heartbeat')
+            }
+            if (!Value.Check(HeartbeatBody, body)) {
+              const first = Value.Errors(HeartbeatBody, body).First()
+              throw new AppError(
+                400,
+                'invalid_request',
+                `heartbeat${first?.path ?? ''} ${first?.message ?? 'is invalid'}`,
+              )
+            }
+            reply(await playback.heartbeat(caller, req.params.sessionId, body))
+          } catch (e) {
+            fail(e)
+          }
+        })
+      })
+    },
   )
 
   http.delete(
