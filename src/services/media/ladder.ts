@@ -63,31 +63,38 @@ export const MAX_FRAME_RATE = 60
 const even = (n: number) => Math.max(2, 2 * Math.round(n / 2))
 
 /**
- * The renditions of a source: every rung of the ladder whose short side is not above the source's,
- * scaled to the source's aspect ratio; a source smaller than the smallest rung gets one rendition at
- * its own size. Ordered from the highest to the lowest.
+ * The renditions of a source: every rung of the ladder whose frame (16:9, `shortSide` high; turned
+ * for portrait sources) the source fills without being enlarged, the source scaled to fit that
+ * frame with its aspect ratio kept. So 4:3 and portrait sources take the rungs of their height,
+ * and a wide (scope) source those of its width. A source smaller than the smallest rung gets one
+ * rendition at its own size. Ordered from the highest to the lowest.
  */
 export function renditionLadder(source: SourceVideo, ladder: readonly Rung[]): Rendition[] {
   const portrait = source.height > source.width
-  const sourceShort = Math.min(source.width, source.height)
-  const aspect = Math.max(source.width, source.height) / sourceShort
+  const long = Math.max(source.width, source.height)
+  const short = Math.min(source.width, source.height)
   const maxFrameRate = source.frameRate > MAX_FRAME_RATE ? MAX_FRAME_RATE : undefined
-  const size = (short: number) => {
-    const s = even(short)
-    const long = even(short * aspect)
-    return portrait ? { width: s, height: long } : { width: long, height: s }
-  }
-  const fitting = ladder.filter((r) => r.shortSide <= sourceShort)
-  const rungs =
-    fitting.length > 0 ? fitting : ladder.slice(0, 1).map((r) => ({ ...r, shortSide: sourceShort }))
-  return [...rungs]
-    .sort((a, b) => b.shortSide - a.shortSide || b.kbps - a.kbps)
-    .map((r) => ({
-      name: fitting.length > 0 ? r.name : `${even(sourceShort)}p-${r.kbps}k`,
-      ...size(r.shortSide),
-      kbps: r.kbps,
+  const orient = (l: number, s: number) => (portrait ? { width: s, height: l } : { width: l, height: s })
+  const renditions: Rendition[] = []
+  for (const rung of [...ladder].sort((a, b) => b.shortSide - a.shortSide || b.kbps - a.kbps)) {
+    const scale = Math.min((rung.shortSide * 16) / 9 / long, rung.shortSide / short)
+    if (scale > 1) continue
+    renditions.push({
+      name: rung.name,
+      ...orient(even(long * scale), even(short * scale)),
+      kbps: rung.kbps,
       maxFrameRate,
-    }))
+    })
+  }
+  const smallest = [...ladder].sort((a, b) => a.shortSide - b.shortSide || a.kbps - b.kbps)[0]
+  if (renditions.length === 0 && smallest)
+    renditions.push({
+      name: `${even(short)}p-${smallest.kbps}k`,
+      ...orient(even(long), even(short)),
+      kbps: smallest.kbps,
+      maxFrameRate,
+    })
+  return renditions
 }
 
 /** HLS segment duration in seconds; IDRs fall every GOP_SECONDS, so segments are 3 GOPs. */
