@@ -392,10 +392,13 @@ if (!fs.existsSync(DATA)) {
     console.log(
       `  GET /healthz (inject, baseline)       p50 ${ms(pct(api.health, 0.5))}  p99 ${ms(pct(api.health, 0.99))}`,
     )
-    console.log(`  GET /api/v1/search (inject)           p50 ${ms(pct(api.search, 0.5))}  p99 ${ms(p99)}`)
-    const load = await autocannon(url, token, queries[3] ?? 'the')
     console.log(
-      `  autocannon, 10 connections, 5 s       ${load.rps.toFixed(0)} req/s  p50 ${load.p50} ms  p99 ${load.p99} ms  (q=${JSON.stringify(queries[3])})`,
+      `  GET /api/v1/search (inject)           p50 ${ms(pct(api.search, 0.5))}  p99 ${ms(p99)}  (the 1000 queries, repeats included, caches on)`,
+    )
+    const repeated = queries.find((q) => q.includes(' ')) ?? 'the'
+    const load = await autocannon(url, token, repeated)
+    console.log(
+      `  autocannon, 10 connections, 5 s       ${load.rps.toFixed(0)} req/s  p50 ${load.p50} ms  p99 ${load.p99} ms  (one query, q=${JSON.stringify(repeated)}: answered from the cache)`,
     )
     summary.push(
       `${SYNTHETIC} titles: API p99 ${ms(p99)} (target ≤ 5 ms: ${verdict(p99, 5, 'lower')}), build ${(buildMs / 1000).toFixed(1)} s (target ≤ 10 s: ${verdict(buildMs, 10_000, 'lower')})`,

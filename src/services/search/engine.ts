@@ -194,8 +194,6 @@ interface Candidate {
   fields: Field[]
   /** Titles with the term in a short field (title, people, genres). */
   shortCount: number
-  /** Titles with the term in their title. */
-  titleCount: number
 }
 type Candidates = Map<string, Candidate>
 
@@ -450,27 +448,31 @@ export class TitleIndex {
       )
       const fields = scope === 'titles' ? short.filter((f) => f !== 'genres') : [...short, ...long]
       if (fields.length === 0) return undefined
-      return { weight, fields, shortCount: (n[0] ?? 0) + (n[1] ?? 0) + (n[2] ?? 0), titleCount: n[0] ?? 0 }
+      return { weight, fields, shortCount: (n[0] ?? 0) + (n[1] ?? 0) + (n[2] ?? 0) }
     }
     const out: Candidates = new Map()
     const exact = tree.get(word)
     const exactCandidate = exact && describe(exact, 1)
     if (exactCandidate) out.set(word, exactCandidate)
     if (typing) {
-      const completions: [string, Candidate][] = []
+      // Rank completions on a cheap count first; only the chosen few are described.
+      const titleField = fieldIds.title ?? -1
+      const completions: [string, TermData, number, number][] = []
       for (const [term, data] of tree.atPrefix(word)) {
         if (term === word) continue
-        const c = describe(data, 0.55 + 0.35 * (word.length / term.length))
-        if (c) completions.push([term, c])
+        let short = 0
+        for (const f of SHORT_FIELDS) short += data.get(fieldIds[f] ?? -1)?.size ?? 0
+        completions.push([term, data, data.get(titleField)?.size ?? 0, short])
       }
       // Words of titles first, then of names and genres; frequent ones first.
-      completions.sort(
-        (a, b) =>
-          b[1].titleCount - a[1].titleCount || b[1].shortCount - a[1].shortCount || a[0].length - b[0].length,
-      )
+      completions.sort((a, b) => b[2] - a[2] || b[3] - a[3] || a[0].length - b[0].length)
       // One or two letters complete to many common words: fewer of them, or the query costs too much.
       const limit = word.length === 1 ? 5 : word.length === 2 ? 6 : PREFIX_CANDIDATES
-      for (const [term, c] of completions.slice(0, limit)) out.set(term, c)
+      for (const [term, data] of completions) {
+        if (out.size >= limit + (exactCandidate ? 1 : 0)) break
+        const c = describe(data, 0.55 + 0.35 * (word.length / term.length))
+        if (c) out.set(term, c)
+      }
     }
     const typos = typoBudget(word.length)
     if (typos > 0) {
