@@ -10,7 +10,7 @@ import type { WindowCounters } from './windows.js'
 
 /** Events a flush takes at most; more wait for the next one. */
 const MAX_BATCH = 4000
-/** Flushes at once: the DB serialises their transactions, but one's archive write overlaps another's transaction. */
+/** Flushes at once: the DB serialises their transactions, while the next batch forms and waits its turn. */
 const MAX_FLUSHES = 3
 /** An event time this far ahead of the clock is not believed by the streaming path (the batch rollup still counts it). */
 const FUTURE_SKEW_MS = 5 * MINUTE
@@ -101,7 +101,7 @@ export class StreamingAggregator {
     })
   }
 
-  /** Starts flushes while some wait and fewer than MAX_FLUSHES run (one's archive write overlaps the next one's transaction). */
+  /** Starts flushes while handler calls wait and fewer than MAX_FLUSHES run. */
   private startFlushes(): void {
     while (this.waiting.length > 0 && this.flushing < MAX_FLUSHES) {
       const batch = this.waiting.splice(0, MAX_BATCH)
