@@ -188,6 +188,8 @@ describe.each(kinds)('accounts, profiles and billing on %s', (kind) => {
       const next = first.json()
       expect(next.refreshToken).not.toBe(user.refreshToken)
       expect(next.sessionId).toBe(user.sessionId)
+      // Past the grace for lost answers, a spent token coming back can only be a copy.
+      t.clock.advance(31_000)
       const reused = await t.call('POST', '/api/v1/sessions/refresh', {
         body: { refreshToken: user.refreshToken },
       })
@@ -235,6 +237,12 @@ describe.each(kinds)('accounts, profiles and billing on %s', (kind) => {
         (await t.call('GET', '/api/v1/account', { token: refreshed.json().accessToken })).statusCode,
       ).toBe(200)
       expect(String(refreshed.headers['set-cookie']).split(';')[0]).not.toBe(cookie)
+      const newer = String(refreshed.headers['set-cookie']).split(';')[0] ?? ''
+      const onward = await t.call('POST', '/api/v1/sessions/refresh', {
+        headers: { ...web, cookie: newer, 'x-reel-csrf': '1' },
+        body: {},
+      })
+      expect(onward.statusCode).toBe(200)
       const replay = await t.call('POST', '/api/v1/sessions/refresh', {
         headers: { ...web, cookie, 'x-reel-csrf': '1' },
         body: {},
@@ -245,6 +253,25 @@ describe.each(kinds)('accounts, profiles and billing on %s', (kind) => {
         body: {},
       })
       expect(errorCode(none)).toBe('invalid_refresh_token')
+    })
+
+    it('a spent token whose answer was lost works once more soon after; replayed after its successor was used, it revokes', async () => {
+      const user = await signUp()
+      const refresh = (refreshToken: string) =>
+        t.call('POST', '/api/v1/sessions/refresh', { body: { refreshToken } })
+      const lost = await refresh(user.refreshToken)
+      expect(lost.statusCode).toBe(200)
+      // The client never saw `lost` (it navigated away) and sends its old token again.
+      const retry = await refresh(user.refreshToken)
+      expect(retry.statusCode).toBe(200)
+      expect(errorCode(await refresh(lost.json().refreshToken))).toBe('refresh_token_reused')
+      const fresh = await signUp()
+      const second = await refresh(fresh.refreshToken)
+      expect((await refresh(second.json().refreshToken)).statusCode).toBe(200)
+      const replay = await refresh(fresh.refreshToken)
+      expect(errorCode(replay)).toBe('refresh_token_reused')
+      const after = await t.call('GET', '/api/v1/account', { token: second.json().accessToken })
+      expect(errorCode(after)).toBe('session_revoked')
     })
 
     it('logs out one device, then every device', async () => {

@@ -34,6 +34,8 @@ import type { AccountRow, AccountsStore, ProfileRow, SessionRow } from './store.
 /** OWASP's argon2id floor (19 MiB, 2 passes): ~50 ms a hash here. */
 const ARGON2 = { algorithm: 2 /* Argon2id */ as const, memoryCost: 19_456, timeCost: 2, parallelism: 1 }
 const LOGIN_WINDOW_MS = 15 * 60_000
+/** A spent refresh token may come back this soon when its answer was lost (see reissueLostRefreshToken). */
+const LOST_ANSWER_GRACE_MS = 30_000
 const CACHE_TTL_MS = 5 * 60_000
 const DAY_MS = 24 * 3600_000
 
@@ -251,13 +253,13 @@ export class AccountsService {
     const account = await this.o.store.accountById(session.account_id)
     if (!account) throw invalid()
     const next = this.newRefreshToken(session.id, now)
+    const times = { id: session.id, last_used_at: now, expires_at: now + this.o.refreshTokenTtlDays * DAY_MS }
+    const usedAt = token.used_at
     const rotated =
-      token.used_at === null &&
-      (await this.o.store.rotateRefreshToken(token.token_hash, next.row, {
-        id: session.id,
-        last_used_at: now,
-        expires_at: now + this.o.refreshTokenTtlDays * DAY_MS,
-      }))
+      usedAt === null
+        ? await this.o.store.rotateRefreshToken(token.token_hash, next.row, times)
+        : now - usedAt <= LOST_ANSWER_GRACE_MS &&
+          (await this.o.store.reissueLostRefreshToken({ ...token, used_at: usedAt }, next.row, times))
     if (!rotated) {
       // A spent token came back: someone holds a copy. End the whole session family.
       await this.revoke({ sessionId: session.id })

@@ -135,6 +135,42 @@ export class AccountsStore {
     })
   }
 
+  /**
+   * A spent token came back soon after it was spent: if nothing issued since then has been used,
+   * the client never received its successor (the answer was lost, a page navigated away), so that
+   * successor is retired and a new one issued. False when a successor was used: a real replay.
+   */
+  async reissueLostRefreshToken(
+    spent: RefreshTokenRow & { used_at: number },
+    next: RefreshTokenRow,
+    session: Pick<SessionRow, 'id' | 'last_used_at' | 'expires_at'>,
+  ): Promise<boolean> {
+    return this.db.transaction().execute(async (tx) => {
+      const usedSince = await tx
+        .selectFrom('accounts_refresh_tokens')
+        .select('token_hash')
+        .where('session_id', '=', spent.session_id)
+        .where('created_at', '>=', spent.used_at)
+        .where('token_hash', '!=', spent.token_hash)
+        .where('used_at', 'is not', null)
+        .executeTakeFirst()
+      if (usedSince) return false
+      await tx
+        .updateTable('accounts_refresh_tokens')
+        .set({ used_at: next.created_at })
+        .where('session_id', '=', spent.session_id)
+        .where('used_at', 'is', null)
+        .execute()
+      await tx.insertInto('accounts_refresh_tokens').values(next).execute()
+      await tx
+        .updateTable('accounts_sessions')
+        .set({ last_used_at: session.last_used_at, expires_at: session.expires_at })
+        .where('id', '=', session.id)
+        .execute()
+      return true
+    })
+  }
+
   /** Revokes sessions (one, or every one of the account); returns the ids revoked now. */
   async revokeSessions(where: { sessionId: string } | { accountId: string }, now: number): Promise<string[]> {
     let query = this.db
