@@ -327,6 +327,14 @@ function report(name: string, titles: IndexedTitle[]) {
 }
 
 const summary: string[] = []
+const load = () =>
+  os
+    .loadavg()
+    .map((l) => l.toFixed(1))
+    .join(' ')
+console.log(
+  `${os.cpus().length} CPUs, load average ${load()} (other work on this machine slows every figure alike)`,
+)
 
 // 1. IMDb-5000 through the real path: catalog import → outbox → bus → search index; then the figures.
 if (!fs.existsSync(DATA)) {
@@ -409,4 +417,4 @@ if (!fs.existsSync(DATA)) {
   }
 }
 
-console.log(`\nsummary: ${summary.join('; ')}`)
+console.log(`\nsummary (load average now ${load()}): ${summary.join('; ')}`)

@@ -321,7 +321,10 @@ export class TitleIndex {
     const text =
       words.length === 0 ? undefined : this.textMatches(words, open, input.synonyms, input.scope ?? 'all')
     const typedKey = words.join(' ')
-    const facets: Facets = { genre: {}, year: {}, language: {} }
+    // Counted in Maps (cheaper per hit than object properties), turned into objects at the end.
+    const genreCounts = new Map<string, number>()
+    const yearCounts = new Map<number, number>()
+    const languageCounts = new Map<string, number>()
     const wantFacets = input.facets !== false
     const f = input.filters
     const genres = f.genres && f.genres.length > 0 ? new Set(f.genres) : undefined
@@ -339,11 +342,11 @@ export class TitleIndex {
       // Disjunctive facets: each facet counts the hits of every other filter, so choosing one genre still shows the others.
       if (wantFacets) {
         if (byYear && byLanguage)
-          for (const g of doc.genres) facets.genre[g.id] = (facets.genre[g.id] ?? 0) + 1
+          for (const g of doc.genres) genreCounts.set(g.id, (genreCounts.get(g.id) ?? 0) + 1)
         if (byGenre && byLanguage && doc.year !== null)
-          facets.year[doc.year] = (facets.year[doc.year] ?? 0) + 1
+          yearCounts.set(doc.year, (yearCounts.get(doc.year) ?? 0) + 1)
         if (byGenre && byYear && doc.language !== null)
-          facets.language[doc.language] = (facets.language[doc.language] ?? 0) + 1
+          languageCounts.set(doc.language, (languageCounts.get(doc.language) ?? 0) + 1)
       }
       if (byGenre && byYear && byLanguage)
         ranked.push({
@@ -360,7 +363,11 @@ export class TitleIndex {
     const top = topK(ranked, input.offset + input.limit, better).slice(input.offset)
     return {
       total: ranked.length,
-      facets,
+      facets: {
+        genre: Object.fromEntries(genreCounts),
+        year: Object.fromEntries(yearCounts),
+        language: Object.fromEntries(languageCounts),
+      },
       hits: top.map((r) => ({
         doc: r.doc,
         score: Math.round(r.score * 1000) / 1000,
@@ -540,12 +547,15 @@ function sameText(a: IndexedTitle, b: IndexedTitle): boolean {
 
 function visible(doc: IndexedTitle, audience: Audience): boolean {
   if (audience.maxRatingRank !== undefined && doc.ratingRank > audience.maxRatingRank) return false
-  return doc.windows.some(
-    ([region, from, until]) =>
-      (region === '*' || region === audience.country) &&
-      (from === null || from <= audience.now) &&
-      (until === null || until > audience.now),
-  )
+  const { country, now } = audience
+  for (const [region, from, until] of doc.windows)
+    if (
+      (region === '*' || region === country) &&
+      (from === null || from <= now) &&
+      (until === null || until > now)
+    )
+      return true
+  return false
 }
 
 interface Ranked {
