@@ -581,7 +581,7 @@ describe('media pipeline on sqlite', () => {
     expect(await t.reel.ports.blobs.head(`titles/${m.titleId}/source`)).toBeDefined()
   }, 300_000)
 
-  it('makes a portrait title (ladder on the short side, aspect kept)', async () => {
+  it('makes a portrait title (the ladder turned, aspect kept)', async () => {
     const { m, file } = await ingest('portrait', {
       width: 360,
       height: 640,

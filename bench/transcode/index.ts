@@ -148,6 +148,8 @@ interface PipelineResult {
   wall: number
   upload: number
   cpu: number
+  /** CPU of this (reel's) process alone; the rest is ffmpeg/ffprobe. */
+  selfCpu: number
   workers: number
   tasks: number
   first: Record<string, number>
@@ -178,6 +180,7 @@ async function pipeline(): Promise<PipelineResult> {
     })
     const { accessToken } = (await login.json()) as { accessToken: string }
     const cpu0 = cpuSeconds()
+    const self0 = process.cpuUsage()
     const t0 = Date.now()
     const titleId = await new Promise<string>((resolve, reject) => {
       const up = new tus.Upload(fs.createReadStream(source) as unknown as Buffer, {
@@ -212,6 +215,10 @@ async function pipeline(): Promise<PipelineResult> {
           wall,
           upload: (uploaded - t0) / 1000,
           cpu: cpuSeconds() - cpu0,
+          selfCpu: (() => {
+            const u = process.cpuUsage(self0)
+            return (u.user + u.system) / 1e6
+          })(),
           workers: config.mediaWorkers,
           tasks: m.tasks.length,
           first,
@@ -242,7 +249,7 @@ try {
   )
   console.log(`  first segment ready: ${list(s.first)}`)
   console.log(
-    `reel pipeline (${CHUNK_SECONDS} s chunks, one task per chunk making every rendition, ${p.tasks} tasks, ${p.workers} workers): wall ${fmt(p.wall)} (upload ${fmt(p.upload)}, probed at ${fmt(p.stages.probe ?? Number.NaN)}, packaged at ${fmt(p.stages.package ?? Number.NaN)}), CPU ${fmt(p.cpu)} (${(p.cpu / p.wall).toFixed(2)} cores busy)`,
+    `reel pipeline (${CHUNK_SECONDS} s chunks, one task per chunk making every rendition, ${p.tasks} tasks, ${p.workers} workers): wall ${fmt(p.wall)} (upload ${fmt(p.upload)}, probed at ${fmt(p.stages.probe ?? Number.NaN)}, packaged at ${fmt(p.stages.package ?? Number.NaN)}), CPU ${fmt(p.cpu)} (${(p.cpu / p.wall).toFixed(2)} cores busy; reel's own process ${fmt(p.selfCpu)})`,
   )
   console.log(`  first chunk ready: ${list(p.first)}`)
   const r = ratio(p.wall, s.wall)

@@ -598,7 +598,10 @@ export class MediaService {
         }
       }
 
-      // Renditions are packaged side by side (mostly copying); the variants keep the ladder's order.
+      // The poster and thumbnails are made while the renditions are packaged side by side (mostly
+      // copying); the variants keep the ladder's order.
+      const stills = this.stills(job, plan, dir, signal)
+      stills.catch(() => {})
       const packagedVideo = await mapLimit(plan.renditions, os.availableParallelism(), async (r) => {
         const pieces: string[] = []
         for (const chunk of plan.chunks) {
@@ -610,7 +613,6 @@ export class MediaService {
         const stored = await upload(r.name, packaged)
         return {
           name: r.name,
-          pieces,
           stored,
           segments: packaged.segments.length,
           bandwidth: measureBandwidth(packaged.segments),
@@ -646,7 +648,6 @@ export class MediaService {
         })
       }
       const videoDurationUs = Math.max(0, ...packagedVideo.map((v) => v.stored.durationUs))
-      const smallestPieces = packagedVideo[packagedVideo.length - 1]?.pieces ?? []
       await blobs.put(
         blobKeys.master(titleId),
         masterPlaylist(variants, audioRow ? { uri: 'audio/index.m3u8', channels: 2 } : undefined),
@@ -655,8 +656,7 @@ export class MediaService {
         },
       )
 
-      const duration = videoDurationUs / 1e6
-      await this.stills(job, plan, duration, smallestPieces, dir, signal)
+      await stills
 
       await store.replaceIndex(titleId, audioRow ? [...renditions, audioRow] : renditions, parts)
       await this.forgetIndex(titleId, [...plan.renditions.map((r) => r.name), AUDIO])
@@ -684,16 +684,10 @@ export class MediaService {
   }
 
   /** The poster (from the source) and the trick-play sprites with their WebVTT map (from the smallest rendition). */
-  private async stills(
-    job: JobRow,
-    plan: TitlePlan,
-    duration: number,
-    pieces: string[],
-    dir: string,
-    signal: AbortSignal,
-  ) {
+  private async stills(job: JobRow, plan: TitlePlan, dir: string, signal: AbortSignal) {
     const { blobs, tools } = this.deps
     const titleId = job.title_id
+    const duration = plan.duration
     const source = await this.localSource(job, signal)
     const poster = path.join(dir, 'poster.jpg')
     await makePoster(tools, source, plan.videoStart + Math.min(duration * 0.2, 30), poster, { signal })
@@ -701,6 +695,12 @@ export class MediaService {
 
     const smallest = plan.renditions[plan.renditions.length - 1]
     if (!smallest) return
+    const pieces: string[] = []
+    for (const chunk of plan.chunks) {
+      const piece = path.join(dir, 'stills', `${pad(chunk.index)}.mp4`)
+      await this.download(blobKeys.piece(titleId, smallest.name, chunk.index), piece)
+      pieces.push(piece)
+    }
     const thumbHeight = 2 * Math.round((THUMB_WIDTH * smallest.height) / smallest.width / 2)
     const interval = duration < 100 ? Math.max(1, Math.ceil(duration / 10)) : 10
     const list = path.join(dir, 'smallest.txt')
