@@ -1,5 +1,3 @@
-import { randomBytes } from 'node:crypto'
-import fs from 'node:fs'
 import path from 'node:path'
 import type { FastifyRequest } from 'fastify'
 import { errors as joseErrors, jwtVerify, SignJWT } from 'jose'
@@ -7,6 +5,7 @@ import { LRUCache } from 'lru-cache'
 import type { Cache } from './cache/cache.js'
 import type { Config } from './config.js'
 import { forbidden, unauthorized } from './errors.js'
+import { persistedKey } from './keys.js'
 import type { Logger } from './log.js'
 
 export type Role = 'member' | 'admin'
@@ -145,18 +144,5 @@ function signingKey(config: Config, log: Logger): Uint8Array {
     log.warn(
       'REEL_JWT_SECRET is not set: this process signs with its own key; processes sharing a database need one',
     )
-  const file = path.join(config.dataDir, 'keys', 'jwt-hs256.key')
-  try {
-    return Buffer.from(fs.readFileSync(file, 'utf8').trim(), 'base64url')
-  } catch {
-    fs.mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 })
-    const key = randomBytes(32)
-    try {
-      fs.writeFileSync(file, key.toString('base64url'), { mode: 0o600, flag: 'wx' })
-      return key
-    } catch {
-      // Another process wrote it first: use theirs.
-      return Buffer.from(fs.readFileSync(file, 'utf8').trim(), 'base64url')
-    }
-  }
+  return persistedKey(path.join(config.dataDir, 'keys', 'jwt-hs256.key'))
 }

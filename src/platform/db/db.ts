@@ -78,14 +78,19 @@ function postgresDb(url: string, schema: string): Db {
   pool.on('error', () => {})
   const kysely: AnyKysely = new Kysely({ dialect: new PostgresDialect({ pool }) })
   let ensured = false
-  return wrap('postgres', kysely, async () => {
-    if (ensured) return
-    await sql`create schema if not exists ${sql.id(schema)}`.execute(kysely)
-    ensured = true
-  })
+  return wrap(
+    'postgres',
+    kysely,
+    async () => {
+      if (ensured) return
+      await sql`create schema if not exists ${sql.id(schema)}`.execute(kysely)
+      ensured = true
+    },
+    schema,
+  )
 }
 
-function wrap(kind: DbKind, kysely: AnyKysely, prepare: () => Promise<void>): Db {
+function wrap(kind: DbKind, kysely: AnyKysely, prepare: () => Promise<void>, schema?: string): Db {
   return {
     kind,
     kysely,
@@ -102,7 +107,14 @@ function wrap(kind: DbKind, kysely: AnyKysely, prepare: () => Promise<void>): Db
         },
       }
       // Each service adds its own migrations; names sort by service, so order across services is free.
-      const migrator = new Migrator({ db: kysely, provider, allowUnorderedMigrations: true })
+      // The migration bookkeeping lives in the same schema as the tables (Kysely would otherwise find
+      // another schema's lock table on the search path and skip creating its own).
+      const migrator = new Migrator({
+        db: kysely,
+        provider,
+        allowUnorderedMigrations: true,
+        ...(schema ? { migrationTableSchema: schema } : {}),
+      })
       const { error, results } = await migrator.migrateToLatest()
       if (error) throw error instanceof Error ? error : new Error(String(error))
       return (results ?? []).filter((r) => r.status === 'Success').map((r) => r.migrationName)

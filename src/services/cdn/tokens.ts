@@ -1,7 +1,7 @@
-import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto'
-import fs from 'node:fs'
+import { createHmac, timingSafeEqual } from 'node:crypto'
 import path from 'node:path'
 import type { Config } from '../../platform/config.js'
+import { persistedKey } from '../../platform/keys.js'
 import type { Logger } from '../../platform/log.js'
 
 /** What a media URL token grants: objects under `prefix`, for session `sid`, until `exp` (epoch s). */
@@ -34,7 +34,7 @@ export class UrlSigner {
       log.warn(
         'REEL_CDN_URL_KEY is not set: media URLs signed here verify only in this process and its built-in edge',
       )
-    return new UrlSigner(fileKey(path.join(config.dataDir, 'keys', 'cdn-url.key')))
+    return new UrlSigner(persistedKey(path.join(config.dataDir, 'keys', 'cdn-url.key')))
   }
 
   sign(grant: UrlGrant): string {
@@ -71,20 +71,5 @@ export class UrlSigner {
 
   private mac(payload: string): Buffer {
     return createHmac('sha256', this.key).update(payload).digest()
-  }
-}
-
-function fileKey(file: string): Buffer {
-  try {
-    return Buffer.from(fs.readFileSync(file, 'utf8').trim(), 'base64url')
-  } catch {
-    fs.mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 })
-    const key = randomBytes(32)
-    try {
-      fs.writeFileSync(file, key.toString('base64url'), { mode: 0o600, flag: 'wx' })
-      return key
-    } catch {
-      return Buffer.from(fs.readFileSync(file, 'utf8').trim(), 'base64url')
-    }
   }
 }
