@@ -67,7 +67,9 @@ export function catalogRoutes(ctx: ModuleContext, catalog: CatalogService): void
             yearTo: Type.Optional(Type.Integer({ minimum: 0, maximum: 9999 })),
             language: Type.Optional(Type.Array(Type.String({ maxLength: 100 }), { maxItems: 20 })),
             type: Type.Optional(Type.Array(TitleTypeSchema, { maxItems: 2 })),
-            sort: Type.Optional(Type.Union([Type.Literal('popularity'), Type.Literal('title'), Type.Literal('newest')])),
+            sort: Type.Optional(
+              Type.Union([Type.Literal('popularity'), Type.Literal('title'), Type.Literal('newest')]),
+            ),
             limit: Type.Optional(
               Type.Integer({ minimum: 0, maximum: 1_000_000, description: 'At most 100' }),
             ),
