@@ -63,6 +63,8 @@ export interface ChunkJob {
   /** Absolute timestamps (s) in the source: frames with start <= pts < end. */
   start: number
   end?: number
+  /** Field-based source: deinterlaced (one frame per frame) before scaling. */
+  deinterlace?: boolean
   /** Every rendition of the chunk, each to its own MP4. */
   outputs: { rendition: Rendition; file: string }[]
 }
@@ -83,7 +85,7 @@ export async function encodeChunk(
   const trim = `trim=start=${job.start.toFixed(6)}${job.end === undefined ? '' : `:end=${job.end.toFixed(6)}`}`
   const labels = job.outputs.map((_, i) => `[s${i}]`).join('')
   const graph = [
-    `[0:v:0]${trim},setpts=PTS-STARTPTS,split=${job.outputs.length}${labels}`,
+    `[0:v:0]${job.deinterlace ? 'bwdif=mode=send_frame:deint=interlaced,' : ''}${trim},setpts=PTS-STARTPTS,split=${job.outputs.length}${labels}`,
     ...job.outputs.map((o, i) => `[s${i}]${videoFilter(o.rendition)}[o${i}]`),
   ].join(';')
   const outputs = job.outputs.flatMap((o, i) => [

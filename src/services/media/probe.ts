@@ -33,7 +33,7 @@ export interface SourceInfo {
   /** Timestamp (s) of the video stream's first frame: chunk boundaries count from it. */
   videoStart: number
   /** As displayed: rotation and pixel aspect ratio applied. */
-  video: SourceVideo & { codec: string }
+  video: SourceVideo & { codec: string; interlaced?: boolean }
   audio?: { codec: string; channels: number; sampleRate: number; start: number }
 }
 
@@ -58,6 +58,7 @@ interface FfprobeStream {
   start_time?: string
   duration?: string
   nb_frames?: string
+  field_order?: string
   channels?: number
   sample_rate?: string
   disposition?: { attached_pic?: number }
@@ -179,7 +180,14 @@ export async function probeSource(tools: MediaTools, file: string, limits: Probe
     container: format,
     duration,
     videoStart,
-    video: { width, height, frameRate, codec: video.codec_name ?? 'unknown' },
+    video: {
+      width,
+      height,
+      frameRate,
+      codec: video.codec_name ?? 'unknown',
+      // tt, bb, tb, bt: fields, which every rendition deinterlaces (progressive: `progressive` or unknown).
+      interlaced: ['tt', 'bb', 'tb', 'bt'].includes(video.field_order ?? ''),
+    },
     audio: audioStream
       ? {
           codec: audioStream.codec_name ?? 'unknown',

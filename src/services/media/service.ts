@@ -76,6 +76,8 @@ export interface TitlePlan {
   /** Seconds the audio starts after the video (negative: before). */
   audioOffset: number
   audio: boolean
+  /** The source is field-based (interlaced): every chunk deinterlaces it. */
+  deinterlace?: boolean
   renditions: Rendition[]
   chunks: Chunk[]
 }
@@ -394,6 +396,7 @@ export class MediaService {
       videoStart: info.videoStart,
       audioOffset: info.audio ? info.audio.start - info.videoStart : 0,
       audio: !!info.audio,
+      deinterlace: info.video.interlaced,
       renditions: renditionLadder(info.video, settings.ladder),
       chunks: chunkPlan(info.duration, settings.chunkSeconds),
     }
@@ -479,6 +482,7 @@ export class MediaService {
           source,
           start: plan.videoStart + chunk.start,
           end: chunk.end === undefined ? undefined : plan.videoStart + chunk.end,
+          deinterlace: plan.deinterlace,
           outputs,
         },
         this.encoderSettings(),
