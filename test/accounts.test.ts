@@ -23,8 +23,17 @@ describe.each(kinds)('accounts, profiles and billing on %s', (kind) => {
   let t: TestReel
   const deleted: EventEnvelope[] = []
 
+  const subscriptionChanges: EventEnvelope[] = []
+
   beforeAll(async () => {
     t = await startReel(kind, { REEL_LOGIN_MAX_FAILURES: '5', REEL_LOGIN_MAX_ATTEMPTS_PER_ADDRESS: '40' })
+    await t.reel.ports.bus.subscribe({
+      name: 'test-subscription-changed',
+      types: ['billing.subscription.changed'],
+      handler: async (e) => {
+        subscriptionChanges.push(e)
+      },
+    })
     await t.reel.ports.bus.subscribe({
       name: 'test-profile-deleted',
       types: ['accounts.profile.deleted'],
@@ -475,6 +484,17 @@ describe.each(kinds)('accounts, profiles and billing on %s', (kind) => {
       expect(down.subscription.creditMinor).toBeGreaterThan(0)
       const account = (await t.call('GET', '/api/v1/account', { token })).json()
       expect(account.entitlements.maxHeight).toBe(720)
+      // Every change is announced, keyed by the account, with the entitlement it leaves.
+      const accountId = account.account.id
+      await vi.waitFor(() =>
+        expect(
+          subscriptionChanges
+            .filter((e) => e.key === accountId)
+            .map((e) => (e.data as { change: string; entitlement: { maxHeight: number } }).change),
+        ).toEqual(['started', 'plan_changed', 'plan_changed']),
+      )
+      const last = subscriptionChanges.filter((e) => e.key === accountId).at(-1)
+      expect((last?.data as { entitlement: { maxHeight: number } }).entitlement.maxHeight).toBe(720)
       const invoices = (await t.call('GET', '/api/v1/invoices', { token })).json().invoices
       expect(invoices.map((i: { reason: string }) => i.reason.split('_')[0])).toEqual([
         'proration',
