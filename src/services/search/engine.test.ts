@@ -96,8 +96,14 @@ describe('title index', () => {
     index.upsert(title('z2', { title: 'Zebra Crossing', popularity: 99 }))
     const result = search(index, 'the zebra ')
     expect(result.hits.map((h) => h.doc.title)).toEqual(['The Zebra', 'Zebra Crossing'])
-    // Alone, the common word still finds every title it is in.
+    // Alone, the common word still finds every title it is in, exact title and popularity first.
     expect(search(index, 'the ', 0).total).toBe(601)
+    index.upsert(title('the', { title: 'The', popularity: 0 }))
+    const alone = search(index, 'the ', 3)
+    expect(alone.total).toBe(602)
+    expect(alone.hits.slice(0, 2).map((h) => h.doc.title)).toEqual(['The', 'The Zebra'])
+    expect(alone.hits[0]?.highlight.title).toBe('<mark>The</mark>')
+    expect(search(index, 'the zeb').hits.map((h) => h.doc.title)).toEqual(['The Zebra', 'Zebra Crossing'])
   })
 
   it('answers again after popularity or availability change, though the text did not', () => {

@@ -186,6 +186,10 @@ class MiniSearchInternals extends MiniSearch<IndexedTitle> {
   static fieldIds(mini: MiniSearch<IndexedTitle>): Record<string, number> {
     return (mini as MiniSearchInternals)._fieldIds
   }
+
+  static documentIds(mini: MiniSearch<IndexedTitle>): Map<number, string> {
+    return (mini as MiniSearchInternals)._documentIds
+  }
 }
 
 /** A candidate index term for a query word: its weight (exact 1, completions and typos less) and the fields to look in. */
@@ -203,6 +207,8 @@ interface Plan {
   typed: string[]
   /** Terms that matched only as completions of the word being typed, with that word. */
   prefixOf: Map<string, string>
+  /** Candidate terms of a query of common words only, whose matches do not list their terms. */
+  candidates: string[]
 }
 
 interface TextMatch {
@@ -401,11 +407,24 @@ export class TitleIndex {
       for (const c of only?.values() ?? []) frequency += c.shortCount
       return { alternatives, common: frequency > Math.max(COMMON_MIN, total * COMMON_SHARE) }
     })
-    const plan: Plan = { slots, typed: words, prefixOf }
+    const plan: Plan = { slots, typed: words, prefixOf, candidates: [] }
     if (built.some((b) => b.alternatives.every((alt) => alt.some((c) => c.size === 0)))) {
       const empty = { plan, matches: [] }
       this.textCache?.set(key, empty)
       return empty
+    }
+    if (built.every((b) => b.common)) {
+      const entry = {
+        plan,
+        matches: this.commonMatches(
+          built.map((b) => b.alternatives[0]?.[0] ?? new Map()),
+          tree,
+          fieldIds,
+        ),
+      }
+      plan.candidates = built.flatMap((b) => [...(b.alternatives[0]?.[0]?.keys() ?? [])])
+      this.textCache?.set(key, entry)
+      return entry
     }
     // Very common words only rank (Lucene's common-terms query) when rarer words are there to find titles.
     const deferred = built.every((b) => b.common) ? [] : built.filter((b) => b.common)
@@ -435,6 +454,46 @@ export class TitleIndex {
     const entry = { plan, matches }
     this.textCache?.set(key, entry)
     return entry
+  }
+
+  /**
+   * Titles for a query of very common words only ("the", "love"): each is in thousands of titles,
+   * where BM25 says little (their IDF is near zero) and costs the most. Titles with every word in
+   * a short field, scored by field weight and candidate weight; exact title and popularity then rank.
+   */
+  private commonMatches(slots: Candidates[], tree: TermTree, fieldIds: Record<string, number>): TextMatch[] {
+    let found: Map<number, number> | undefined
+    for (const candidates of slots) {
+      const slot = new Map<number, number>()
+      for (const [term, c] of candidates) {
+        const data = tree.get(term)
+        if (!data) continue
+        for (const field of c.fields) {
+          if (LONG_TEXT.has(field)) continue
+          const postings = data.get(fieldIds[field] ?? -1)
+          if (!postings) continue
+          const weight = c.weight * BOOST[field]
+          for (const shortId of postings.keys())
+            if (weight > (slot.get(shortId) ?? 0)) slot.set(shortId, weight)
+        }
+      }
+      if (found === undefined) found = slot
+      else {
+        const both = new Map<number, number>()
+        for (const [shortId, score] of found) {
+          const more = slot.get(shortId)
+          if (more !== undefined) both.set(shortId, score + more)
+        }
+        found = both
+      }
+    }
+    const ids = MiniSearchInternals.documentIds(this.mini)
+    const matches: TextMatch[] = []
+    for (const [shortId, score] of found ?? []) {
+      const id = ids.get(shortId)
+      if (id !== undefined) matches.push({ id, score, terms: [] })
+    }
+    return matches
   }
 
   private candidates(
@@ -602,10 +661,12 @@ export function topK<T>(items: T[], k: number, compare: (a: T, b: T) => number):
   return best
 }
 
-function highlights(doc: IndexedTitle, match: TextMatch, plan: Plan): Record<string, string> {
+function highlights(doc: StoredTitle, match: TextMatch, plan: Plan): Record<string, string> {
   const whole = new Set<string>()
   const prefixes = new Set<string>()
-  for (const term of match.terms) {
+  const matched =
+    match.terms.length > 0 ? match.terms : plan.candidates.filter((t) => shortKeyOf(doc).includes(` ${t} `))
+  for (const term of matched) {
     const typed = plan.prefixOf.get(term)
     if (typed) prefixes.add(typed)
     else whole.add(term)
