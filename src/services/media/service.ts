@@ -6,8 +6,8 @@ import path from 'node:path'
 import { pipeline } from 'node:stream/promises'
 import type { Blobs } from '../../platform/blobs/blobs.js'
 import type { Bus, Subscription } from '../../platform/bus/bus.js'
-import { type Cache, readThrough } from '../../platform/cache/cache.js'
-import { errorMessage, notFound } from '../../platform/errors.js'
+import type { Cache } from '../../platform/cache/cache.js'
+import { errorMessage } from '../../platform/errors.js'
 import type { Logger } from '../../platform/log.js'
 import {
   type EncoderSettings,
@@ -30,6 +30,7 @@ import {
   type TitlePublished,
   TRANSCODE_QUEUE,
 } from './events.js'
+import { blobKeys, pad } from './keys.js'
 import { type Chunk, chunkPlan, type Rendition, type Rung, renditionLadder } from './ladder.js'
 import {
   AAC_LC_CODEC,
@@ -40,10 +41,11 @@ import {
   thumbnailsVtt,
   type VariantStream,
 } from './playlists.js'
-import { probeSource, RejectedSource, type SourceInfo } from './probe.js'
+import { probeSource, RejectedSource } from './probe.js'
 import type { JobRow, JobStage, MediaStore, PartRow, RenditionRow, TaskKind, TaskRow } from './store.js'
-import type { MediaStatus, TitleDirectory } from './titles.js'
+import type { TitleDirectory } from './titles.js'
 import { type MediaTools, ToolError } from './tools.js'
+import { MediaViews, type PartView, type RenditionView, renditionView, type TitleMediaView } from './views.js'
 
 export interface MediaSettings {
   chunkSeconds: number
@@ -88,11 +90,8 @@ const TASK_BACKOFF_MS = [2000, 10_000, 30_000]
 /** No live handler is cut short by the bus; a crashed worker's task returns after the lease. */
 const TASK_ACK_WAIT_MS = 6 * 3600_000
 const PROGRESS_WRITE_MS = 1000
-const INDEX_TTL_MS = 3600_000
 const TERMINAL: readonly JobStage[] = ['available', 'failed']
 const LIVE: readonly JobStage[] = ['probing', 'transcoding', 'packaging']
-
-const pad = (n: number) => String(n).padStart(5, '0')
 
 /** Maps items with at most `limit` calls running at once; results in the items' order. */
 async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
@@ -105,20 +104,6 @@ async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (item: T) 
   return results
 }
 
-/** Where every blob of a title lives: deterministic, so a task run twice writes the same keys. */
-export const blobKeys = {
-  prefix: (t: string) => `titles/${t}/`,
-  source: (t: string) => `titles/${t}/source`,
-  workPrefix: (t: string) => `titles/${t}/work/`,
-  piece: (t: string, rendition: string, chunk: number) => `titles/${t}/work/${rendition}/${pad(chunk)}.mp4`,
-  audioPiece: (t: string) => `titles/${t}/work/audio.mp4`,
-  master: (t: string) => `titles/${t}/hls/master.m3u8`,
-  rendition: (t: string, r: string) => `titles/${t}/hls/${r}/`,
-  poster: (t: string) => `titles/${t}/poster.jpg`,
-  thumbnails: (t: string) => `titles/${t}/thumbs/thumbnails.vtt`,
-  thumbsPrefix: (t: string) => `titles/${t}/thumbs/`,
-}
-
 const AUDIO = 'audio'
 const taskKey = {
   probe: 'probe',
@@ -126,79 +111,6 @@ const taskKey = {
   package: 'package',
   encode: (chunk: number) => `encode-${pad(chunk)}`,
 }
-
-export interface TaskView {
-  key: string
-  kind: TaskKind
-  rendition: string | null
-  chunk: number | null
-  state: TaskRow['state']
-  attempts: number
-  percent: number
-  error: string | null
-  worker: string | null
-  startedAt: string | null
-  finishedAt: string | null
-}
-
-export interface RenditionView {
-  name: string
-  kind: 'video' | 'audio'
-  width: number | null
-  height: number | null
-  frameRate: number | null
-  codecs: string
-  bandwidth: number
-  averageBandwidth: number
-  playlistKey: string
-  initKey: string
-  parts: number
-  durationMs: number
-}
-
-export interface TitleMediaView {
-  titleId: string
-  title: string
-  year: number | null
-  status: string
-  stage: JobStage
-  percent: number
-  durationMs: number | null
-  error: { code: string; message: string } | null
-  source: {
-    name: string | null
-    bytes: number | null
-    container: string | null
-    width: number | null
-    height: number | null
-    frameRate: number | null
-    durationMs: number | null
-    audio: boolean | null
-  }
-  tasks: TaskView[]
-  renditions: RenditionView[]
-  masterPlaylistKey: string | null
-  posterKey: string | null
-  thumbnailsKey: string | null
-  createdAt: string
-  updatedAt: string
-}
-
-export interface PartView {
-  partNo: number
-  blobKey: string
-  startMs: number
-  durationMs: number
-  bytes: number
-}
-
-/** The title's media status (as the catalog is told it) for each stage of its job. */
-function statusOf(stage: JobStage): MediaStatus {
-  if (stage === 'uploading' || stage === 'available' || stage === 'failed') return stage
-  return 'processing'
-}
-
-const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString())
 
 class Cancelled extends Error {}
 
@@ -210,8 +122,11 @@ class Cancelled extends Error {}
 export class MediaService {
   private readonly sources = new Map<string, Promise<string>>()
   private readonly workerId = `${os.hostname()}:${process.pid}`
+  private readonly views: MediaViews
 
-  constructor(private readonly deps: MediaDeps) {}
+  constructor(private readonly deps: MediaDeps) {
+    this.views = new MediaViews(deps.store, deps.cache)
+  }
 
   get settings(): MediaSettings {
     return this.deps.settings
@@ -663,7 +578,7 @@ export class MediaService {
       await stills
 
       await store.replaceIndex(titleId, audioRow ? [...renditions, audioRow] : renditions, parts)
-      await this.forgetIndex(titleId, [...plan.renditions.map((r) => r.name), AUDIO])
+      await this.views.forget(titleId, [...plan.renditions.map((r) => r.name), AUDIO])
       const durationMs = Math.round(videoDurationUs / 1000)
       // Done before the title shows as available, so whoever sees it available sees every task done.
       await store.updateTask(titleId, taskKey.package, {
@@ -781,7 +696,7 @@ export class MediaService {
     const titleId = job.title_id
     await this.deleteBlobs(blobKeys.prefix(titleId))
     await this.deps.store.deleteIndex(titleId)
-    await this.forgetIndex(titleId, [])
+    await this.views.forget(titleId, [])
     await fs.rm(path.join(this.deps.settings.workDir, titleId), { recursive: true, force: true })
     try {
       await this.deps.titles.setMediaStatus(titleId, 'failed')
@@ -886,104 +801,19 @@ export class MediaService {
   // ---- reads ------------------------------------------------------------------------------------
 
   /** Status, progress, tasks and results of a title's media, for operators. */
-  async titleMedia(titleId: string): Promise<TitleMediaView> {
-    const { store } = this.deps
-    const job = await store.job(titleId)
-    if (!job) throw notFound('title_not_found', `No title ${titleId} with media`)
-    const [tasks, renditions] = await Promise.all([store.tasks(titleId), store.renditions(titleId)])
-    const source = job.source ? (JSON.parse(job.source) as SourceInfo) : undefined
-    const total = tasks.reduce((sum, t) => sum + t.weight, 0)
-    const done = tasks.reduce(
-      (sum, t) => sum + (t.weight * (t.state === 'done' ? 1000 : t.progress_permille)) / 1000,
-      0,
-    )
-    const percent =
-      job.stage === 'available'
-        ? 100
-        : job.stage === 'uploading' || total === 0
-          ? 0
-          : Math.min(99.9, (done / total) * 100)
-    const available = job.stage === 'available'
-    return {
-      titleId,
-      title: job.title,
-      year: job.year,
-      status: statusOf(job.stage),
-      stage: job.stage,
-      percent: Math.round(percent * 10) / 10,
-      durationMs: job.duration_ms,
-      error: job.error_code ? { code: job.error_code, message: job.error_message ?? '' } : null,
-      source: {
-        name: job.source_name,
-        bytes: job.source_bytes,
-        container: source?.container ?? null,
-        width: source?.video.width ?? null,
-        height: source?.video.height ?? null,
-        frameRate: source?.video.frameRate ?? null,
-        durationMs: source ? Math.round(source.duration * 1000) : null,
-        audio: source ? !!source.audio : null,
-      },
-      tasks: tasks.map((t) => ({
-        key: t.key,
-        kind: t.kind,
-        rendition: t.rendition,
-        chunk: t.chunk,
-        state: t.state,
-        attempts: t.attempts,
-        percent: t.state === 'done' ? 100 : t.progress_permille / 10,
-        error: t.error,
-        worker: t.worker,
-        startedAt: iso(t.started_at),
-        finishedAt: iso(t.finished_at),
-      })),
-      renditions: renditions.map(renditionView),
-      masterPlaylistKey: available ? blobKeys.master(titleId) : null,
-      posterKey: available ? blobKeys.poster(titleId) : null,
-      thumbnailsKey: available ? blobKeys.thumbnails(titleId) : null,
-      createdAt: new Date(job.created_at).toISOString(),
-      updatedAt: new Date(job.updated_at).toISOString(),
-    }
+  titleMedia(titleId: string): Promise<TitleMediaView> {
+    return this.views.titleMedia(titleId)
   }
 
   /** The renditions of an available title (read through the cache). */
-  async renditions(titleId: string): Promise<RenditionView[]> {
-    return (
-      (await readThrough(this.deps.cache, cacheKeys.renditions(titleId), INDEX_TTL_MS, async () => {
-        const rows = await this.deps.store.renditions(titleId)
-        return rows.length > 0 ? rows.map(renditionView) : undefined
-      })) ?? []
-    )
+  renditions(titleId: string): Promise<RenditionView[]> {
+    return this.views.renditions(titleId)
   }
 
   /** The parts index of one rendition: part number → blob key, start, duration, bytes (read through the cache). */
-  async parts(titleId: string, rendition: string): Promise<PartView[]> {
-    return (
-      (await readThrough(this.deps.cache, cacheKeys.parts(titleId, rendition), INDEX_TTL_MS, async () => {
-        const rows = await this.deps.store.parts(titleId, rendition)
-        return rows.length > 0
-          ? rows.map((p) => ({
-              partNo: p.part_no,
-              blobKey: p.blob_key,
-              startMs: p.start_us / 1000,
-              durationMs: p.duration_us / 1000,
-              bytes: p.bytes,
-            }))
-          : undefined
-      })) ?? []
-    )
+  parts(titleId: string, rendition: string): Promise<PartView[]> {
+    return this.views.parts(titleId, rendition)
   }
-
-  private async forgetIndex(titleId: string, renditions: string[]): Promise<void> {
-    await this.deps.cache.del(
-      cacheKeys.renditions(titleId),
-      ...renditions.map((r) => cacheKeys.parts(titleId, r)),
-    )
-  }
-}
-
-const cacheKeys = {
-  renditions: (t: string) => `media:renditions:${t}`,
-  parts: (t: string, r: string) => `media:parts:${t}:${r}`,
 }
 
 function planOf(job: JobRow): TitlePlan {
@@ -993,23 +823,6 @@ function planOf(job: JobRow): TitlePlan {
 
 function chunkSeconds(chunk: Chunk, duration: number): number {
   return (chunk.end ?? duration) - chunk.start
-}
-
-function renditionView(r: RenditionRow): RenditionView {
-  return {
-    name: r.name,
-    kind: r.kind,
-    width: r.width,
-    height: r.height,
-    frameRate: r.frame_rate === null ? null : Number(r.frame_rate),
-    codecs: r.codecs,
-    bandwidth: r.bandwidth,
-    averageBandwidth: r.average_bandwidth,
-    playlistKey: r.playlist_key,
-    initKey: r.init_key,
-    parts: r.parts,
-    durationMs: Math.round(r.duration_us / 1000),
-  }
 }
 
 async function probePicture(
