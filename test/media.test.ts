@@ -1126,6 +1126,41 @@ exec ffmpeg "$@"
     }
   }, 180_000)
 
+  it('finishes an upload whose last byte arrived but whose hand-over to the pipeline did not', async () => {
+    const data = tempDir()
+    const env = { ...MEDIA_ENV, REEL_DATA_DIR: data.dir }
+    const file = await makeSource('short', { width: 426, height: 240, rate: '24', seconds: 3, audio: true })
+    const bytes = fs.readFileSync(file)
+    let t = await startReel('sqlite', env)
+    try {
+      await t.reel.use('accounts').createAdmin('handover-admin@example.com', PASSWORD)
+      const token = await adminToken(baseUrl(t.reel.http.server), 'handover-admin@example.com')
+      const created = await fetch(`${baseUrl(t.reel.http.server)}/api/v1/uploads`, {
+        method: 'POST',
+        headers: {
+          authorization: `Bearer ${token}`,
+          'tus-resumable': '1.0.0',
+          'upload-length': String(bytes.length),
+          'upload-metadata': `title ${Buffer.from('Handed over late').toString('base64')}`,
+        },
+      })
+      const titleId = (created.headers.get('location') ?? '').split('/').pop() ?? ''
+      await t.stop()
+      // The bytes all arrived, then the process stopped before the hand-over: as a crash leaves it.
+      const stored = path.join(data.dir, 'uploads', titleId)
+      fs.writeFileSync(stored, bytes)
+      const past = new Date(Date.now() - 5 * 60_000)
+      fs.utimesSync(stored, past, past)
+      t = await startReel('sqlite', env)
+      const m = await waitFor(baseUrl(t.reel.http.server), token, titleId, finished, 120_000)
+      expect(m.status).toBe('available')
+      expect((await blobBytes(t.reel.ports.blobs, `titles/${titleId}/source`)).equals(bytes)).toBe(true)
+    } finally {
+      await t.stop()
+      data.cleanup()
+    }
+  }, 180_000)
+
   it('the whole process restarted mid-title resumes and completes it, no segment missing or doubled', async () => {
     const tmp = tempDir()
     const port = await freePort()

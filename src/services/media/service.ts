@@ -181,8 +181,11 @@ export class MediaService {
   }
 
   /** Titles whose upload has not been handed to the pipeline yet. */
-  async uploadsInProgress(): Promise<string[]> {
-    return (await this.deps.store.jobsIn(['uploading'])).map((j) => j.title_id)
+  async uploadsInProgress(): Promise<{ titleId: string; startedAt: number }[]> {
+    return (await this.deps.store.jobsIn(['uploading'])).map((j) => ({
+      titleId: j.title_id,
+      startedAt: j.created_at,
+    }))
   }
 
   // ---- workers ----------------------------------------------------------------------------------

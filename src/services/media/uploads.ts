@@ -9,6 +9,7 @@ import type { MediaService } from './service.js'
 
 export const UPLOADS_PATH = '/api/v1/uploads'
 const RECOVER_AFTER_MS = 60_000
+const ABANDONED_AFTER_MS = 7 * 24 * 3600_000
 
 interface TusFailure {
   status_code: number
@@ -82,14 +83,18 @@ export function uploadServer(
       .catch((e: unknown) => log.warn({ err: errorMessage(e) }, 'removing a finished upload failed'))
   }
   const recover = async () => {
-    for (const id of await service.uploadsInProgress()) {
+    for (const { titleId: id, startedAt } of await service.uploadsInProgress()) {
       const upload = await datastore.getUpload(id).catch(() => undefined)
       // A file written to in the last minute may be in its own hand-over right now.
       const written = await fs.stat(path.join(uploadDir, id)).catch(() => undefined)
-      if (!written || Date.now() - written.mtimeMs < RECOVER_AFTER_MS) continue
-      if (upload?.size !== undefined && upload.offset === upload.size) {
+      const idleMs = Date.now() - (written?.mtimeMs ?? startedAt)
+      if (upload?.size !== undefined && upload.offset === upload.size && idleMs > RECOVER_AFTER_MS) {
         log.info({ titleId: id }, 'finishing an upload whose hand-over was interrupted')
         await finish(id)
+      } else if (idleMs > ABANDONED_AFTER_MS) {
+        // Nobody resumed it for days: its bytes go, and its title fails.
+        await datastore.remove(id).catch(() => undefined)
+        await service.fail(id, 'upload_abandoned', 'The upload was not finished in time')
       }
     }
   }
