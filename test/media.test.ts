@@ -361,6 +361,10 @@ async function verifyTitle(
     expect(v.frameRate).toBeCloseTo(facts.frameRate, 2)
     expect(v.codecs).toMatch(source.audio ? /^avc1\.64[0-9a-f]{4},mp4a\.40\.2$/ : /^avc1\.64[0-9a-f]{4}$/)
     expect(v.audio.length).toBe(source.audio ? 1 : 0)
+    // Capped VBR: the video's average stays near its rung's bitrate (the index has the video alone).
+    const rung = /^\d+p-(\d+)k\//.exec(v.uri)
+    const video = m.renditions.find((r) => `${r.name}/index.m3u8` === v.uri)
+    if (rung && video) expect(video.averageBandwidth).toBeLessThanOrEqual(Number(rung[1]) * 1000 * 1.25)
   }
 
   // Media playlists: strict, VOD, version 7, every EXTINF rounded within the target duration.
