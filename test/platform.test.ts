@@ -258,6 +258,17 @@ describe('the reel command', () => {
     }
   })
 
+  it('doctor names the ffmpeg it uses, its version and the engines', async () => {
+    const child = reelProcess(['doctor'], { REEL_DATA_DIR: tmp.dir })
+    const [code] = await once(child, 'exit')
+    expect(child.output()).toMatch(/ok {2}\s*ffmpeg\s+\S+ \(from (path|npm|config)\) — ffmpeg version/)
+    expect(child.output()).toMatch(/ok {2}\s*db\s+sqlite/)
+    expect(code).toBe(0)
+    const missing = reelProcess(['doctor'], { REEL_DATA_DIR: tmp.dir, REEL_FFMPEG: '/nonexistent/ffmpeg' })
+    expect((await once(missing, 'exit'))[0]).toBe(1)
+    expect(missing.output()).toContain('does not run')
+  })
+
   it('says in one line when the server cannot be reached', async () => {
     const child = reelProcess(['status'], { REEL_URL: 'http://127.0.0.1:9', REEL_DATA_DIR: tmp.dir })
     const [code] = await once(child, 'exit')
