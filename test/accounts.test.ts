@@ -494,7 +494,7 @@ describe.each(kinds)('accounts, profiles and billing on %s', (kind) => {
         ).toEqual(['started', 'plan_changed', 'plan_changed']),
       )
       const last = subscriptionChanges.filter((e) => e.key === accountId).at(-1)
-      expect((last?.data as { entitlement: { maxHeight: number } }).entitlement.maxHeight).toBe(720)
+      expect(last?.data).toMatchObject({ entitlement: { maxHeight: 720 } })
       const invoices = (await t.call('GET', '/api/v1/invoices', { token })).json().invoices
       expect(invoices.map((i: { reason: string }) => i.reason.split('_')[0])).toEqual([
         'proration',
