@@ -1,11 +1,20 @@
 import { type ChildProcess, spawn } from 'node:child_process'
 
 /** Starts bench/server.ts in a child process and resolves with its URL. */
-export async function startServer(
+export function startServer(
   mode: 'bare' | 'platform',
   env: Record<string, string> = {},
 ): Promise<{ url: string; child: ChildProcess }> {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'bench/server.ts', mode], {
+  return startScript('bench/server.ts', [mode], env)
+}
+
+/** Runs a TypeScript server script that prints its URL once listening; resolves with that URL. */
+export function startScript(
+  script: string,
+  args: string[] = [],
+  env: Record<string, string> = {},
+): Promise<{ url: string; child: ChildProcess }> {
+  const child = spawn(process.execPath, ['--import', 'tsx', script, ...args], {
     stdio: ['ignore', 'pipe', 'inherit'],
     env: { ...process.env, REEL_LOG_LEVEL: 'warn', ...env },
   })
@@ -22,7 +31,7 @@ export async function startServer(
         resolve({ url, child })
       }
     })
-    child.once('exit', (code) => reject(new Error(`${mode} server exited (${code}) before listening`)))
+    child.once('exit', (code) => reject(new Error(`${script} exited (${code}) before listening`)))
   })
 }
 

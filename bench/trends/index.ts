@@ -9,7 +9,7 @@
 // Rates are backlog drains: the events are published first, then the consumer is started and timed
 // until it has handled them all. Sizes: BENCH_TRENDS_EVENTS (default 100 000), BENCH_TRENDS_JETSTREAM_EVENTS
 // (30 000), BENCH_DURATION_S (8).
-import { type ChildProcess, spawn } from 'node:child_process'
+import type { ChildProcess } from 'node:child_process'
 import { once } from 'node:events'
 import autocannon from 'autocannon'
 import { connect } from 'nats'
@@ -24,7 +24,7 @@ import {
   type PlaybackEventBase,
 } from '../../src/services/playback/events.js'
 import { tempDir } from '../../test/engines.js'
-import { ratio, verdict } from '../lib.js'
+import { ratio, startScript, verdict } from '../lib.js'
 import { type Playable, seedCatalog } from './catalog.js'
 
 const EVENTS = Number(process.env.BENCH_TRENDS_EVENTS ?? 100_000)
@@ -215,7 +215,10 @@ try {
   }
 
   // 3. GET /api/v1/trending in a reel of its own process, on the in-process run's data.
-  const server = await startTrendsServer({ REEL_DATA_DIR: data.dir, REEL_JWT_SECRET: JWT_SECRET })
+  const server = await startScript('bench/trends/server.ts', [], {
+    REEL_DATA_DIR: data.dir,
+    REEL_JWT_SECRET: JWT_SECRET,
+  })
   children.push(server.child)
   const headers = { authorization: `Bearer ${seeded.token}` }
   const paths = [
@@ -286,26 +289,4 @@ try {
     await once(child, 'exit')
   }
   data.cleanup()
-}
-
-/** bench/trends/server.ts in a child process (on the given data dir); resolves with its URL. */
-function startTrendsServer(env: Record<string, string>): Promise<{ url: string; child: ChildProcess }> {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'bench/trends/server.ts'], {
-    stdio: ['ignore', 'pipe', 'inherit'],
-    env: { ...process.env, REEL_LOG_LEVEL: 'warn', ...env },
-  })
-  let out = ''
-  let listening = false
-  return new Promise((resolve, reject) => {
-    child.stdout?.on('data', (chunk: Buffer) => {
-      if (listening) return
-      out += String(chunk)
-      const url = /(http:\/\/127\.0\.0\.1:\d+)\s*$/m.exec(out)?.[1]
-      if (url) {
-        listening = true
-        resolve({ url, child })
-      }
-    })
-    child.once('exit', (code) => reject(new Error(`trends server exited (${code}) before listening`)))
-  })
 }
