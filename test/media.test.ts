@@ -1130,6 +1130,118 @@ exec ffmpeg "$@"
     }
   }, 180_000)
 
+  it('an encode that keeps failing fails its title with transcode_failed after 5 attempts, leaving nothing', async () => {
+    // An ffmpeg that can still cut the audio and the poster but whose every H.264 encode crashes.
+    const wrapper = path.join(fixtures.dir, uniqueName('ffmpeg'))
+    fs.writeFileSync(
+      wrapper,
+      `#!/bin/sh
+case "$*" in *libx264*) echo 'simulated broken encoder' >&2; exit 1;; esac
+exec ffmpeg "$@"
+`,
+      { mode: 0o755 },
+    )
+    const t = await startReel('sqlite', {
+      ...MEDIA_ENV,
+      REEL_FFMPEG: wrapper,
+      REEL_MEDIA_RETRY_BACKOFF_MS: '100,200,300',
+    })
+    const failed: EventEnvelope<TitleFailed>[] = []
+    try {
+      await t.reel.ports.bus.subscribe<TitleFailed>({
+        name: 'test-media-failed-retries',
+        types: ['media.title.failed'],
+        handler: async (e) => {
+          failed.push(e)
+        },
+      })
+      const base = baseUrl(t.reel.http.server)
+      await t.reel.use('accounts').createAdmin('broken-admin@example.com', PASSWORD)
+      const token = await adminToken(base, 'broken-admin@example.com')
+      const file = await makeSource('short', { width: 426, height: 240, rate: '24', seconds: 3, audio: true })
+      const titleId = await upload(base, token, file, { title: 'Never encodes' })
+      const m = await waitFor(base, token, titleId, finished, 120_000)
+      expect(m.status).toBe('failed')
+      expect(m.error?.code).toBe('transcode_failed')
+      expect(m.error?.message).toContain('5 times')
+      expect(m.error?.message).toContain('simulated broken encoder')
+      const encode = m.tasks.find((x) => x.kind === 'encode')
+      expect(encode).toMatchObject({ state: 'failed', attempts: 5 })
+      expect(m.renditions).toEqual([])
+      expect((await t.reel.use('catalog').titlesById([titleId])).get(titleId)?.mediaStatus).toBe('failed')
+      expect(await t.reel.ports.blobs.list(`titles/${titleId}/`)).toEqual([])
+      expect(fs.existsSync(path.join(t.reel.config.dataDir, 'media-work', titleId))).toBe(false)
+      await expect.poll(() => failed.find((e) => e.key === titleId)?.data.code).toBe('transcode_failed')
+    } finally {
+      await t.stop()
+    }
+  }, 180_000)
+
+  it('an upload nobody finishes for 7 days fails with upload_abandoned and its bytes go', async () => {
+    const data = tempDir()
+    const env = { ...MEDIA_ENV, REEL_DATA_DIR: data.dir }
+    const file = await makeSource('short', { width: 426, height: 240, rate: '24', seconds: 3, audio: true })
+    const bytes = fs.readFileSync(file)
+    let t = await startReel('sqlite', env)
+    try {
+      const base = baseUrl(t.reel.http.server)
+      await t.reel.use('accounts').createAdmin('abandon-admin@example.com', PASSWORD)
+      const token = await adminToken(base, 'abandon-admin@example.com')
+      const created = await fetch(`${base}/api/v1/uploads`, {
+        method: 'POST',
+        headers: {
+          authorization: `Bearer ${token}`,
+          'tus-resumable': '1.0.0',
+          'upload-length': String(bytes.length),
+          'upload-metadata': `title ${Buffer.from('Never finished').toString('base64')}`,
+        },
+      })
+      expect(created.status).toBe(201)
+      const location = created.headers.get('location') ?? ''
+      const titleId = location.split('/').pop() ?? ''
+      const half = bytes.subarray(0, Math.floor(bytes.length / 2))
+      const patched = await fetch(new URL(location, base), {
+        method: 'PATCH',
+        headers: {
+          authorization: `Bearer ${token}`,
+          'tus-resumable': '1.0.0',
+          'upload-offset': '0',
+          'content-type': 'application/offset+octet-stream',
+        },
+        body: half,
+      })
+      expect(patched.status).toBe(204)
+      // Six days idle: still resumable.
+      const stored = path.join(data.dir, 'uploads', titleId)
+      const sixDays = new Date(Date.now() - 6 * 24 * 3600_000)
+      fs.utimesSync(stored, sixDays, sixDays)
+      await t.stop()
+      t = await startReel('sqlite', env)
+      let m = await media(baseUrl(t.reel.http.server), token, titleId)
+      expect(m.status).toBe('uploading')
+      expect(fs.existsSync(stored)).toBe(true)
+      // Eight days idle: the next sweep (at start) gives up on it.
+      const eightDays = new Date(Date.now() - 8 * 24 * 3600_000)
+      fs.utimesSync(stored, eightDays, eightDays)
+      await t.stop()
+      t = await startReel('sqlite', env)
+      m = await media(baseUrl(t.reel.http.server), token, titleId)
+      expect(m.status).toBe('failed')
+      expect(m.error?.code).toBe('upload_abandoned')
+      expect(fs.readdirSync(path.join(data.dir, 'uploads')).filter((f) => f.startsWith(titleId))).toEqual([])
+      expect(await t.reel.ports.blobs.list(`titles/${titleId}/`)).toEqual([])
+      // A client that comes back to it learns the upload is gone.
+      const resumed = await fetch(new URL(location, baseUrl(t.reel.http.server)), {
+        method: 'HEAD',
+        headers: { authorization: `Bearer ${token}`, 'tus-resumable': '1.0.0' },
+      })
+      expect([404, 410]).toContain(resumed.status)
+    } finally {
+      await t.stop()
+      data.cleanup()
+    }
+  }, 180_000)
+
   it('finishes an upload whose last byte arrived but whose hand-over to the pipeline did not', async () => {
     const data = tempDir()
     const env = { ...MEDIA_ENV, REEL_DATA_DIR: data.dir }

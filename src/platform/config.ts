@@ -261,6 +261,17 @@ export const variables = {
     oneOf('superfast', 'veryfast', 'faster', 'fast', 'medium', 'slow', 'slower', 'veryslow'),
     'x264 preset of every encode (H.264 High, so not ultrafast): slower presets make smaller files for more CPU.',
   ),
+  mediaRetryBackoffMs: variable(
+    'REEL_MEDIA_RETRY_BACKOFF_MS',
+    '2000,10000,30000',
+    (raw, name) => {
+      const waits = raw.split(',').map((w) => Number(w.trim()))
+      if (waits.length === 0 || waits.some((w) => !Number.isInteger(w) || w < 0 || w > 86_400_000))
+        throw new ConfigError(name, `expected milliseconds such as 2000,10000,30000, got "${raw}"`)
+      return waits
+    },
+    'Waits between the attempts of a failed transcode task (the last repeats); a task fails its title after 5 attempts.',
+  ),
   jwtSecret: variable(
     'REEL_JWT_SECRET',
     '',

@@ -46,6 +46,7 @@ export const mediaModule: ServiceModule = {
         maxUploadBytes: config.mediaMaxUpload,
         maxDurationSeconds: config.mediaMaxDurationS,
         preset: config.mediaPreset,
+        retryBackoffMs: config.mediaRetryBackoffMs,
         workers: config.mediaWorkers,
         workDir: path.join(config.dataDir, 'media-work'),
       },

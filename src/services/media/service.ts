@@ -53,6 +53,8 @@ export interface MediaSettings {
   maxUploadBytes: number
   maxDurationSeconds: number
   preset: string
+  /** Waits between a failed task's attempts; the last one repeats. */
+  retryBackoffMs: readonly number[]
   /** Tasks each worker process runs at once (0: this process runs none). */
   workers: number
   /** Local scratch space: cached sources, encodes on their way to the blob store. */
@@ -86,7 +88,6 @@ export interface TitlePlan {
 
 /** Attempts a task gets (crashes included) before its title fails. */
 export const TASK_ATTEMPTS = 5
-const TASK_BACKOFF_MS = [2000, 10_000, 30_000]
 /** No live handler is cut short by the bus; a crashed worker's task returns after the lease. */
 const TASK_ACK_WAIT_MS = 6 * 3600_000
 const PROGRESS_WRITE_MS = 1000
@@ -198,7 +199,7 @@ export class MediaService {
       concurrency,
       maxAttempts: TASK_ATTEMPTS,
       ackWaitMs: TASK_ACK_WAIT_MS,
-      backoffMs: TASK_BACKOFF_MS,
+      backoffMs: [...this.deps.settings.retryBackoffMs],
       handler: (event, info) => this.runTask(event.data, info.attempt, stopping.signal),
     })
     this.deps.log.info({ concurrency, worker: this.workerId }, 'media workers started')
