@@ -1,15 +1,14 @@
 import { useEffect, useState } from 'react'
 import { Link } from 'wouter'
+import type { HomeRow as ServerRow } from '../../../src/services/reco/service.js'
 import { ApiError, api } from '../api'
 import { useSession } from '../session'
 
-interface HomeRow {
-  id: string
-  kind: string
-  title: string
-  reason?: string
-  items: { titleId: string; title: string; artwork?: string; progress?: number }[]
-}
+/** A home row; a sponsored one (paid placement) is labelled as such. */
+type HomeRow = ServerRow & { sponsored?: boolean }
+
+/** Marks row headings for Element Timing (bench/web measures when the first one is painted). */
+const paintMark = { elementtiming: 'home-row' }
 
 export function HomePage() {
   const session = useSession()
@@ -44,7 +43,10 @@ export function HomePage() {
       )}
       {rows?.map((row) => (
         <section key={row.id} className="row-section" aria-label={row.title}>
-          <h2>{row.title}</h2>
+          <h2 {...paintMark}>
+            {row.title}
+            {row.sponsored && <span className="badge sponsored">Sponsored</span>}
+          </h2>
           {row.reason && <p className="muted">{row.reason}</p>}
           <ul className="carousel">
             {row.items.map((item) => (
