@@ -3,6 +3,7 @@ import { Link, Redirect, Route, Switch, useLocation } from 'wouter'
 import { AccountPage } from './pages/Account'
 import { LoginPage, SignUpPage } from './pages/Auth'
 import { HomePage } from './pages/Home'
+import { PersonPage } from './pages/Person'
 import { ManageProfilesPage, WhoIsWatchingPage } from './pages/Profiles'
 import { SearchPage } from './pages/Search'
 import { TitlePage } from './pages/Title'
@@ -77,6 +78,11 @@ export function App() {
           <Route path="/title/:id">
             <Member>
               <TitlePage />
+            </Member>
+          </Route>
+          <Route path="/people/:id">
+            <Member>
+              <PersonPage />
             </Member>
           </Route>
           <Route path="/watch/:id">

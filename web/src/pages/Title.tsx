@@ -8,6 +8,67 @@ import { useSession } from '../session'
 const minutes = (m: number | null) =>
   m ? `${Math.floor(m / 60) ? `${Math.floor(m / 60)} h ` : ''}${m % 60} min` : ''
 
+type Thumb = 'up' | 'down'
+
+/**
+ * Thumbs up / down for this profile; pressing the chosen thumb again takes the rating back. The
+ * buttons change at once and go back, with a message, when the server refuses.
+ */
+function Rating({ profileId, titleId }: { profileId: string; titleId: string }) {
+  const [rating, setRating] = useState<Thumb | null>(null)
+  const [error, setError] = useState<string>()
+  const path = `/api/v1/profiles/${profileId}/ratings/${titleId}`
+
+  useEffect(() => {
+    api<{ rating: Thumb | null }>('GET', path)
+      .then((r) => setRating(r.rating ?? null))
+      .catch(() => setRating(null))
+  }, [path])
+
+  async function rate(thumb: Thumb) {
+    const before = rating
+    const next = rating === thumb ? null : thumb
+    setRating(next)
+    setError(undefined)
+    try {
+      if (next) await api('PUT', path, { rating: next })
+      else await api('DELETE', path)
+    } catch (e) {
+      setRating(before)
+      setError(e instanceof ApiError ? e.message : 'Your rating was not saved; try again')
+    }
+  }
+
+  return (
+    <fieldset className="thumbs">
+      <legend className="visually-hidden">Rate this title</legend>
+      <button
+        type="button"
+        className="thumb"
+        aria-pressed={rating === 'up'}
+        onClick={() => rate('up')}
+        title="I like this"
+      >
+        <span aria-hidden="true">👍</span> I like this
+      </button>
+      <button
+        type="button"
+        className="thumb"
+        aria-pressed={rating === 'down'}
+        onClick={() => rate('down')}
+        title="Not for me"
+      >
+        <span aria-hidden="true">👎</span> Not for me
+      </button>
+      {error && (
+        <span className="error" role="alert">
+          {error}
+        </span>
+      )}
+    </fieldset>
+  )
+}
+
 export function TitlePage() {
   const { id } = useParams<{ id: string }>()
   const session = useSession()
@@ -63,6 +124,7 @@ export function TitlePage() {
       {own && title.type === 'movie' && own.durationMs > 0 && (
         <progress max={1} value={own.positionMs / own.durationMs} aria-label="Watched" />
       )}
+      {profileId && <Rating profileId={profileId} titleId={title.id} />}
       {title.synopsis && <p className="synopsis">{title.synopsis}</p>}
       {directors.length > 0 && (
         <p>

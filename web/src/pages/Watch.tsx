@@ -1,18 +1,13 @@
 import Hls, { type Level } from 'hls.js'
 import { useCallback, useEffect, useRef, useState } from 'react'
-import { Link, useParams, useSearchParams } from 'wouter'
+import { Link, useLocation, useParams, useSearchParams } from 'wouter'
+import type { Episode, TitleDetail } from '../../../src/services/catalog/service.js'
+import type { Started as PlaybackStart } from '../../../src/services/playback/service.js'
 import { ApiError, api, currentAccessToken } from '../api'
 import { useSession } from '../session'
 
-interface PlaybackStart {
-  sessionId: string
-  manifestUrl: string
-  fallbackUrls: string[]
-  resumeAtMs: number
-  maxHeight: number
-  heartbeatIntervalMs: number
-  nextTitleId?: string | null
-}
+/** Seconds between the end of an episode and the next one starting by itself. */
+export const NEXT_EPISODE_COUNTDOWN_S = 8
 
 const clock = (ms: number) => {
   const s = Math.floor(ms / 1000)
@@ -87,10 +82,83 @@ function useHeartbeats(video: HTMLVideoElement | null, start: PlaybackStart | un
   }, [video, start])
 }
 
+/** The episode after `episodeId` that can be played now, in viewing order (season, then number). */
+function useNextEpisode(titleId: string, episodeId: string | null | undefined, profileId: string) {
+  const [next, setNext] = useState<{ episode: Episode; season: number }>()
+  useEffect(() => {
+    if (!episodeId) return
+    api<TitleDetail>('GET', `/api/v1/titles/${titleId}?profileId=${profileId}`)
+      .then((title) => {
+        const order = title.seasons
+          .toSorted((a, b) => a.number - b.number)
+          .flatMap((s) =>
+            s.episodes
+              .toSorted((a, b) => a.number - b.number)
+              .map((episode) => ({ episode, season: s.number })),
+          )
+        const at = order.findIndex((e) => e.episode.id === episodeId)
+        setNext(order.slice(at + 1).find((e) => e.episode.mediaStatus === 'available'))
+      })
+      .catch(() => setNext(undefined))
+  }, [titleId, episodeId, profileId])
+  return next
+}
+
+/**
+ * At the end of an episode: the next one starts after a countdown, unless the viewer cancels
+ * (button or Escape) or starts it at once.
+ */
+function UpNext({ next, href }: { next: { episode: Episode; season: number }; href: string }) {
+  const [, navigate] = useLocation()
+  const [left, setLeft] = useState(NEXT_EPISODE_COUNTDOWN_S)
+  const [cancelled, setCancelled] = useState(false)
+  const playNow = useRef<HTMLButtonElement>(null)
+  useEffect(() => playNow.current?.focus(), [])
+  useEffect(() => {
+    if (cancelled) return
+    if (left <= 0) {
+      navigate(href)
+      return
+    }
+    const timer = setTimeout(() => setLeft(left - 1), 1000)
+    return () => clearTimeout(timer)
+  }, [left, cancelled, href, navigate])
+  useEffect(() => {
+    const onKey = (e: KeyboardEvent) => {
+      if (e.key === 'Escape') setCancelled(true)
+    }
+    window.addEventListener('keydown', onKey)
+    return () => window.removeEventListener('keydown', onKey)
+  }, [])
+  const name = `S${next.season}:E${next.episode.number} ${next.episode.name}`.trim()
+  return (
+    <section className="up-next" aria-label="Up next" aria-live="polite">
+      <p className="muted">Up next</p>
+      <h2>{name}</h2>
+      {!cancelled && <p role="timer">Next episode in {left} s</p>}
+      <div className="row">
+        <button ref={playNow} type="button" className="primary" onClick={() => navigate(href)}>
+          ▶ Play next episode
+        </button>
+        {!cancelled && (
+          <button type="button" onClick={() => setCancelled(true)}>
+            Cancel
+          </button>
+        )}
+      </div>
+    </section>
+  )
+}
+
+/** One player per title and episode: the next episode gets a fresh player (and playback session). */
 export function WatchPage() {
   const { id } = useParams<{ id: string }>()
   const [params] = useSearchParams()
   const episodeId = params.get('episode') ?? undefined
+  return <Player key={`${id}/${episodeId ?? ''}`} id={id} episodeId={episodeId} />
+}
+
+function Player({ id, episodeId }: { id: string; episodeId: string | undefined }) {
   const session = useSession()
   const videoRef = useRef<HTMLVideoElement>(null)
   const [start, setStart] = useState<PlaybackStart>()
@@ -99,6 +167,8 @@ export function WatchPage() {
   const [level, setLevel] = useState(-1)
   const [error, setError] = useState<{ message: string; devices?: string[] }>()
   const hlsRef = useRef<Hls>(null)
+  const [ended, setEnded] = useState(false)
+  const next = useNextEpisode(id, start?.episodeId, session.profile?.id ?? '')
 
   useEffect(() => {
     if (!session.profile || !id) return
@@ -132,6 +202,8 @@ export function WatchPage() {
       })
       hls.loadSource(start.manifestUrl)
       hls.attachMedia(video)
+      video.addEventListener('ended', () => setEnded(true))
+      video.addEventListener('seeking', () => setEnded(false))
     },
     [start],
   )
@@ -197,6 +269,7 @@ export function WatchPage() {
           </button>
         </div>
       )}
+      {ended && next && <UpNext next={next} href={`/watch/${id}?episode=${next.episode.id}`} />}
       {levels.length > 0 && (
         <label className="inline quality">
           Quality
