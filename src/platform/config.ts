@@ -345,6 +345,35 @@ export const variables = {
     'REEL_PLAYBACK_STREAM_TIMEOUT_MS',
     '60000',
     integer(1000, 3_600_000),
+  recoTrainIntervalS: variable(
+    'REEL_RECO_TRAIN_INTERVAL_S',
+    '21600',
+    integer(0, 30 * 86_400),
+    'How often recommendations are trained on a schedule, in seconds (0: only by `reel reco train` and REEL_RECO_TRAIN_AFTER_EVENTS).',
+  ),
+  recoTrainAfterEvents: variable(
+    'REEL_RECO_TRAIN_AFTER_EVENTS',
+    '5000',
+    integer(0, 100_000_000),
+    'Train again once this many new plays and ratings have arrived since the last run (0: never on events).',
+  ),
+  recoAlgorithm: variable(
+    'REEL_RECO_ALGORITHM',
+    'itemknn',
+    (raw, name) => {
+      const v = raw.trim().toLowerCase()
+      if (v !== 'ease' && v !== 'itemknn' && v !== 'popularity')
+        throw new ConfigError(name, `expected ease, itemknn or popularity, got "${raw}"`)
+      return v
+    },
+    'The collaborative model behind Top picks and Others who watched: itemknn (item-to-item cosine), ease (a closed-form linear model: better, its cost grows with the cube of the titles) or popularity.',
+  ),
+  recoModuleTtlS: variable(
+    'REEL_RECO_MODULE_TTL_S',
+    '3600',
+    integer(1, 7 * 86_400),
+    "How long a profile's precomputed recommendations stay in the cache (the DB keeps them; a play, a rating or training refreshes them).",
+  ),
     "A play session without a heartbeat for this long no longer counts against the plan's concurrent streams.",
   ),
   playbackFlushMs: variable(

@@ -1,10 +1,35 @@
+import { text } from 'node:stream/consumers'
 import type { Auth } from '../../platform/auth.js'
-import { errorMessage } from '../../platform/errors.js'
+import type { Blobs } from '../../platform/blobs/blobs.js'
+import type { EventEnvelope } from '../../platform/bus/bus.js'
+import type { Cache } from '../../platform/cache/cache.js'
+import { errorMessage, isAppError, notFound } from '../../platform/errors.js'
 import type { Logger } from '../../platform/log.js'
-import type { Profile } from '../accounts/service.js'
-import type { CatalogService, TitleSummary, Viewer } from '../catalog/service.js'
+import { counter } from '../../platform/metrics.js'
+import { KIDS_MAX_RATING } from '../accounts/rules.js'
+import type { AccountsService, Profile } from '../accounts/service.js'
+import { TITLE_REMOVED, TITLE_UPSERTED, type TitleRemoved, type TitleUpserted } from '../catalog/events.js'
+import type { CatalogService, TitleSummary } from '../catalog/service.js'
+import type { PlaybackEventBase, PlaybackStopped } from '../playback/events.js'
+import { PLAYBACK_STOPPED } from '../playback/events.js'
 import type { PlaybackService } from '../playback/service.js'
 import type { TrendsService } from '../trends/service.js'
+import type { Campaigns } from './campaigns.js'
+import {
+  emptyModule,
+  historyRows,
+  MAX_APPEARANCES,
+  moduleKey,
+  mostSimilar,
+  NEIGHBOURS,
+  type Neighbours,
+  type ProfileFacts,
+  type ProfileModule,
+  type Rating,
+  ROW_LENGTH,
+} from './rules.js'
+import type { RecoStore } from './store.js'
+import { type RecoTitle, recoTitleOf, type TitleIndex, type Viewer, visible } from './titles.js'
 
 export interface HomeItem {
   titleId: string
@@ -18,18 +43,68 @@ export interface HomeRow {
   kind: string
   title: string
   reason?: string
+  sponsored?: boolean
+  campaignId?: string
   items: HomeItem[]
 }
 
-export interface HomeSources {
+export interface HomePage {
+  rows: HomeRow[]
+  /** Some or all rows come from the static fallback page (a source failed; the log says which). */
+  fallback?: boolean
+}
+
+export interface RecoDeps {
+  store: RecoStore
+  titles: TitleIndex
+  campaigns: Campaigns
+  cache: Cache
+  blobs: Blobs
+  accounts: () => AccountsService
   catalog: () => CatalogService
   playback: () => PlaybackService
   trends: () => TrendsService
   log: Logger
+  now: () => number
+  moduleTtlMs: number
 }
 
-const ROW_LENGTH = 20
 const GENRE_ROWS = 4
+const HISTORY_ROWS = 200
+const FALLBACK_KEY = 'reco/fallback.json'
+/** A fallback page this young is not rebuilt. */
+const FALLBACK_MIN_AGE_MS = 60_000
+
+/** Rows whose titles come from the profile's history: completed titles leave them. */
+const PERSONAL_KINDS = new Set([
+  'top_picks',
+  'because_you_watched',
+  'others_also_watched',
+  'more_with_person',
+  'from_director',
+])
+
+interface FallbackItem extends HomeItem {
+  maturityRating: RecoTitle['maturityRating']
+  availability: RecoTitle['availability']
+}
+interface FallbackPage {
+  builtAt: number
+  rows: (Omit<HomeRow, 'items'> & { items: FallbackItem[] })[]
+}
+
+const pagesServed = counter('reco_home_pages_total', 'Home pages served, by where their rows came from', [
+  'source',
+])
+const fallbacks = counter(
+  'reco_fallbacks_total',
+  'Home pages or rows served from the static fallback page, by cause',
+  ['cause'],
+)
+const freshUpdates = counter(
+  'reco_fresh_updates_total',
+  "Profiles' modules recomputed after a play or a rating",
+)
 
 const itemOf = (t: Pick<TitleSummary, 'id' | 'title' | 'artwork'>): HomeItem => ({
   titleId: t.id,
@@ -37,41 +112,195 @@ const itemOf = (t: Pick<TitleSummary, 'id' | 'title' | 'artwork'>): HomeItem => 
   ...(t.artwork.backdrop || t.artwork.poster ? { artwork: t.artwork.backdrop ?? t.artwork.poster } : {}),
 })
 
-/**
- * A profile's home page until recommendations are trained: Continue watching (playback), Trending
- * now (trends), New on reel and the popular genres (catalog), every row within the profile's
- * maturity limit and the caller's country. A source that fails drops its row, never the page.
- */
-export class HomePage {
-  constructor(private readonly sources: HomeSources) {}
+const recoItem = (t: RecoTitle): HomeItem => ({
+  titleId: t.id,
+  title: t.title,
+  ...(t.artwork ? { artwork: t.artwork } : {}),
+})
 
-  async rows(auth: Auth, profile: Profile): Promise<HomeRow[]> {
-    const viewer: Viewer = { country: auth.country, maturityLimit: profile.maturityLimit }
-    const rows = await Promise.all([
-      this.row('continue-watching', () => this.continueWatching(auth, profile)),
-      this.row('trending', () => this.trending(viewer, auth.country)),
-      this.row('new', () => this.newest(viewer)),
-    ])
-    const genreRows = await this.genreRows(viewer).catch((e: unknown) => {
-      this.sources.log.warn({ row: 'genres', err: errorMessage(e) }, 'home row skipped')
-      return []
-    })
-    return [...rows, ...genreRows].filter((r): r is HomeRow => r !== undefined && r.items.length > 0)
+const regionName = (country: string) =>
+  new Intl.DisplayNames(['en'], { type: 'region' }).of(country) ?? country
+
+/**
+ * The home page of a profile: its precomputed module (trained rows, kept fresh after each play or
+ * rating) read behind the cache, the live rows (continue watching, trending, top 10, new, genres)
+ * and a sponsored row, with the page rules applied to every row. A source that fails is replaced by
+ * the static fallback page (the last good global rows, kept in the blob store).
+ */
+export class RecoService {
+  private fallbackPage: FallbackPage | undefined
+  /** Plays and ratings seen by this process since the scheduler last read it (REEL_RECO_TRAIN_AFTER_EVENTS). */
+  newEvents = 0
+
+  constructor(private readonly d: RecoDeps) {}
+
+  get titles(): TitleIndex {
+    return this.d.titles
   }
 
-  private async row(name: string, build: () => Promise<HomeRow | undefined>): Promise<HomeRow | undefined> {
+  get campaigns(): Campaigns {
+    return this.d.campaigns
+  }
+
+  async home(auth: Auth, profileId: string): Promise<HomePage> {
+    let profile: Profile
     try {
-      return await build()
+      profile = await this.d.accounts().profile(auth.accountId, profileId)
     } catch (e) {
-      this.sources.log.warn({ row: name, err: errorMessage(e) }, 'home row skipped')
-      return undefined
+      if (isAppError(e)) throw e
+      // Who the profile is cannot be read: the fallback page within a kids profile's limit.
+      return this.fallback({ country: auth.country, maturityLimit: KIDS_MAX_RATING }, 'profile', e)
+    }
+    const viewer: Viewer = { country: auth.country, maturityLimit: profile.maturityLimit }
+    try {
+      return await this.page(auth, profile, viewer)
+    } catch (e) {
+      return this.fallback(viewer, 'page', e)
+    }
+  }
+
+  private async page(auth: Auth, profile: Profile, viewer: Viewer): Promise<HomePage> {
+    const failed: string[] = []
+    const attempt = async <T>(source: string, build: () => Promise<T>): Promise<T | undefined> => {
+      try {
+        return await build()
+      } catch (e) {
+        failed.push(source)
+        this.d.log.warn({ source, profileId: profile.id, err: errorMessage(e) }, 'home row source failed')
+        return undefined
+      }
+    }
+    const [module, titles] = await Promise.all([
+      attempt('module', () => this.module(profile.id)),
+      attempt('titles', () => this.d.titles.fresh()),
+    ])
+    const [continueWatching, trending, top10, newest, genres] = await Promise.all([
+      attempt('playback', () => this.continueWatching(auth, profile)),
+      attempt('trends', () => this.trending(viewer)),
+      attempt('trends', () => this.top10(viewer)),
+      attempt('catalog', () => this.newest(viewer)),
+      attempt('catalog', () => this.genreRows(viewer, module)),
+    ])
+    const mod = module ?? emptyModule(profile.id, this.d.now())
+    const personal = titles ? this.personalRows(profile, mod, viewer) : { first: [], later: [] }
+    const first = applyRules(
+      [continueWatching, ...personal.first, trending].filter((r): r is HomeRow => r !== undefined),
+      mod,
+    )
+    const rows = applyRules(
+      [...first, ...personal.later, top10, newest, ...(genres ?? [])].filter(
+        (r): r is HomeRow => r !== undefined,
+      ),
+      mod,
+    )
+    // The sponsored row goes after the first rows; its title must still be allowed on the page, since
+    // its impression is counted the moment it is picked.
+    const appearances = new Map<string, number>()
+    for (const r of rows)
+      for (const i of r.items) appearances.set(i.titleId, (appearances.get(i.titleId) ?? 0) + 1)
+    const sponsored = titles
+      ? await attempt('campaigns', () =>
+          this.sponsored(profile.id, viewer, mod, (id) => (appearances.get(id) ?? 0) < MAX_APPEARANCES),
+        )
+      : undefined
+    if (sponsored) rows.splice(first.length, 0, sponsored)
+    let page: HomePage = { rows }
+    if (failed.length > 0) {
+      page = await this.withFallback(page, viewer, mod, failed)
+      pagesServed.inc({ source: 'partial' })
+    } else pagesServed.inc({ source: module && module.trainedAt !== null ? 'module' : 'live' })
+    return page
+  }
+
+  /** The rows the module gives: top picks, because you watched, others also watched, people. */
+  private personalRows(
+    profile: Profile,
+    mod: ProfileModule,
+    viewer: Viewer,
+  ): { first: HomeRow[]; later: HomeRow[] } {
+    const now = this.d.now()
+    const items = (ids: readonly string[]) =>
+      ids.flatMap((id) => {
+        const t = this.d.titles.get(id)
+        return t && visible(t, viewer, now) ? [recoItem(t)] : []
+      })
+    const seedName = (id: string) => this.d.titles.get(id)?.title
+    const because = mod.because.flatMap((r) => {
+      const name = seedName(r.seedId)
+      return name
+        ? [
+            {
+              id: `because-${r.seedId}`,
+              kind: 'because_you_watched',
+              title: `Because you watched ${name}`,
+              reason: `Because you watched ${name}`,
+              items: items(r.items),
+            },
+          ]
+        : []
+    })
+    const also = mod.alsoWatched.flatMap((r) => {
+      const name = seedName(r.seedId)
+      return name
+        ? [
+            {
+              id: `also-watched-${r.seedId}`,
+              kind: 'others_also_watched',
+              title: `Others who watched ${name} also watched`,
+              reason: `Watched by people who watched ${name}`,
+              items: items(r.items),
+            },
+          ]
+        : []
+    })
+    const people = mod.people.map((p) => {
+      const director = p.role === 'director' || p.role === 'creator'
+      return {
+        id: `person-${p.personId}`,
+        kind: director ? 'from_director' : 'more_with_person',
+        title: director ? `From director ${p.name}` : `More with ${p.name}`,
+        reason: `Because you watched several titles ${director ? 'by' : 'with'} ${p.name}`,
+        items: items(p.items),
+      }
+    })
+    const topPicks: HomeRow = {
+      id: 'top-picks',
+      kind: 'top_picks',
+      title: `Top picks for ${profile.name}`,
+      reason: `Picked for ${profile.name} from what they watched and rated`,
+      items: items(mod.topPicks),
+    }
+    return {
+      first: [topPicks, ...because.slice(0, 1)],
+      later: [...also.slice(0, 1), ...because.slice(1, 2), ...people, ...also.slice(1), ...because.slice(2)],
+    }
+  }
+
+  private async sponsored(
+    profileId: string,
+    viewer: Viewer,
+    mod: ProfileModule,
+    allowed: (titleId: string) => boolean,
+  ): Promise<HomeRow | undefined> {
+    const picked = await this.d.campaigns.pick(profileId, viewer, mod, (id) =>
+      allowed(id) ? this.d.titles.get(id) : undefined,
+    )
+    if (!picked) return undefined
+    return {
+      id: `sponsored-${picked.campaign.id}`,
+      kind: 'sponsored',
+      title: 'Sponsored',
+      reason: `Sponsored by ${picked.campaign.advertiser}`,
+      sponsored: true,
+      campaignId: picked.campaign.id,
+      items: [recoItem(picked.title)],
     }
   }
 
   private async continueWatching(auth: Auth, profile: Profile): Promise<HomeRow> {
-    const progress = await this.sources.playback().continueWatching(auth, profile.id, ROW_LENGTH)
+    const progress = await this.d.playback().continueWatching(auth, profile.id, ROW_LENGTH)
     const ids = progress.map((p) => p.seriesId ?? p.titleId)
-    const titles = await this.sources.catalog().titlesById(ids)
+    const titles = await this.d.catalog().titlesById(ids)
     const items = progress.flatMap((p) => {
       const title = titles.get(p.seriesId ?? p.titleId)
       const progressOf = p.durationMs > 0 ? Math.min(1, p.positionMs / p.durationMs) : 0
@@ -81,48 +310,387 @@ export class HomePage {
       id: 'continue-watching',
       kind: 'continue_watching',
       title: `Continue watching for ${profile.name}`,
+      reason: 'Pick up where you left off',
       items,
     }
   }
 
-  private async trending(viewer: Viewer, country: string): Promise<HomeRow> {
-    const answer = await this.sources
-      .trends()
-      .trending(
-        { country: viewer.country, maturityLimit: viewer.maturityLimit ?? 'NC-17' },
-        { window: 'day', limit: ROW_LENGTH },
-      )
-    const titles = await this.sources.catalog().titlesById(answer.items.map((i) => i.titleId))
+  private async trending(viewer: Viewer): Promise<HomeRow> {
+    const answer = await this.d.trends().trending(viewer, { window: 'day', limit: ROW_LENGTH })
+    const titles = await this.d.catalog().titlesById(answer.items.map((i) => i.titleId))
     const items = answer.items.flatMap((i) => {
       const title = titles.get(i.titleId)
       return title ? [itemOf(title)] : []
     })
-    const region = new Intl.DisplayNames(['en'], { type: 'region' }).of(country) ?? country
-    return { id: 'trending', kind: 'trending', title: `Trending now in ${region}`, items }
+    const region = regionName(viewer.country)
+    return {
+      id: 'trending',
+      kind: 'trending',
+      title: `Trending now in ${region}`,
+      reason: `Played most in ${region} today`,
+      items,
+    }
+  }
+
+  private async top10(viewer: Viewer): Promise<HomeRow> {
+    const answer = await this.d.trends().top10(viewer, {})
+    const titles = await this.d.catalog().titlesById(answer.items.map((i) => i.titleId))
+    const items = answer.items.flatMap((i) => {
+      const title = titles.get(i.titleId)
+      return title ? [itemOf(title)] : []
+    })
+    const region = regionName(viewer.country)
+    return {
+      id: 'top10',
+      kind: 'top10',
+      title: `Top 10 in ${region} this week`,
+      reason: `Watched most in ${region} this week`,
+      items,
+    }
   }
 
   private async newest(viewer: Viewer): Promise<HomeRow> {
-    const page = await this.sources.catalog().list(viewer, { sort: 'newest', limit: ROW_LENGTH })
-    return { id: 'new', kind: 'new', title: 'New on reel', items: page.items.map(itemOf) }
+    const page = await this.d.catalog().list(viewer, { sort: 'newest', limit: ROW_LENGTH })
+    return {
+      id: 'new',
+      kind: 'new',
+      title: 'New on reel',
+      reason: 'Just added to reel',
+      items: page.items.map(itemOf),
+    }
   }
 
-  /** A row for each of the first genres that have titles this viewer may see, most popular first. */
-  private async genreRows(viewer: Viewer): Promise<HomeRow[]> {
+  /** The genres this viewer may see titles in, the profile's favourites first, then the most popular. */
+  private async genreRows(viewer: Viewer, mod: ProfileModule | undefined): Promise<HomeRow[]> {
+    const affinity = mod?.genreAffinity ?? {}
+    const genres = (await this.d.catalog().genres())
+      .map((g, i) => ({ g, i }))
+      .sort((a, b) => (affinity[b.g.id] ?? 0) - (affinity[a.g.id] ?? 0) || a.i - b.i)
+      .map(({ g }) => g)
     const rows: HomeRow[] = []
-    for (const genre of await this.sources.catalog().genres()) {
+    for (const genre of genres) {
       if (rows.length === GENRE_ROWS) break
-      const page = await this.sources
+      const page = await this.d
         .catalog()
         .list(viewer, { genre: [genre.id], sort: 'popularity', limit: ROW_LENGTH })
       if (page.items.length === 0) continue
+      const liked = (affinity[genre.id] ?? 0) > 0
       rows.push({
         id: `genre-${genre.id}`,
         kind: 'genre',
         title: genre.name,
-        reason: `Popular in ${genre.name}`,
+        reason: liked ? `Because you watch ${genre.name}` : `Popular in ${genre.name}`,
         items: page.items.map(itemOf),
       })
     }
     return rows
   }
+
+  // The precomputed module
+
+  /** The profile's module: the cache, else the DB (then cached); undefined before anything was computed. */
+  async module(profileId: string): Promise<ProfileModule | undefined> {
+    const key = moduleKey(profileId)
+    const hit = await this.d.cache.get(key)
+    if (hit !== undefined) {
+      try {
+        return JSON.parse(hit) as ProfileModule
+      } catch {
+        await this.d.cache.del(key)
+      }
+    }
+    const stored = await this.d.store.module(profileId)
+    if (stored === undefined) return undefined
+    await this.d.cache.set(key, stored, this.d.moduleTtlMs)
+    return JSON.parse(stored) as ProfileModule
+  }
+
+  /** Stores a module and puts it in the cache (write-through: the next page reads it there). */
+  async saveModule(module: ProfileModule): Promise<void> {
+    const json = JSON.stringify(module)
+    await this.d.store.putModules([{ profileId: module.profileId, module: json }], this.d.now())
+    await this.d.cache.set(moduleKey(module.profileId), json, this.d.moduleTtlMs)
+  }
+
+  /** What reco knows of a profile: history (most recent first) and ratings. */
+  async facts(profileId: string): Promise<ProfileFacts> {
+    const [history, ratings] = await Promise.all([
+      this.d.store.historyOf(profileId, HISTORY_ROWS),
+      this.d.store.ratingsOf(profileId),
+    ])
+    return {
+      profileId,
+      history: history.map((h) => ({
+        titleId: h.title_id,
+        progress: h.progress,
+        completed: h.completed === 1,
+        lastAt: h.last_at,
+      })),
+      ratings: new Map(ratings.map((r) => [r.title_id, r.rating as Rating])),
+    }
+  }
+
+  /**
+   * Recomputes the history-driven rows of one profile now (after a play or a rating), keeping the
+   * trained top picks: "Because you watched" reflects a play without waiting for training.
+   */
+  async refreshProfile(profileId: string): Promise<ProfileModule> {
+    await this.d.titles.fresh()
+    const facts = await this.facts(profileId)
+    const seeds = new Set([...facts.history.map((h) => h.titleId), ...facts.ratings.keys()])
+    const [content, cf] = await Promise.all([
+      this.d.store.similar('content', [...seeds]),
+      this.d.store.similar('cf', [...seeds]),
+    ])
+    const neighbours: Neighbours = {
+      content: (id) => {
+        let list = content.get(id)
+        if (!list) {
+          // A title newer than the last training run: its neighbours from its features, now.
+          const title = this.d.titles.get(id)
+          list = title ? mostSimilar(title, this.d.titles.all(), NEIGHBOURS) : []
+          content.set(id, list)
+        }
+        return list
+      },
+      cf: (id) => cf.get(id) ?? [],
+      withPerson: (id) => this.d.titles.withPerson(id),
+    }
+    const previous = (await this.module(profileId)) ?? emptyModule(profileId, this.d.now())
+    const module: ProfileModule = {
+      ...previous,
+      ...historyRows(facts, (id) => this.d.titles.get(id), neighbours),
+      updatedAt: this.d.now(),
+    }
+    await this.saveModule(module)
+    freshUpdates.inc()
+    return module
+  }
+
+  // Events
+
+  /** catalog.title.upserted / removed: reco's copy of the catalog, newest version wins. */
+  async applyCatalogEvent(event: EventEnvelope): Promise<void> {
+    if (event.type === TITLE_UPSERTED) {
+      const doc = (event.data as TitleUpserted).title
+      const title = recoTitleOf(doc)
+      await this.d.store.putTitle(doc.id, doc.version, false, JSON.stringify(title), Date.now())
+      this.d.titles.apply(doc.id, title)
+    } else if (event.type === TITLE_REMOVED) {
+      const { id, version } = event.data as TitleRemoved
+      await this.d.store.putTitle(id, version, true, '{}', Date.now())
+      this.d.titles.apply(id, undefined)
+    }
+  }
+
+  /**
+   * playback.*: what the profile watched (a movie, or an episode's series), progress and completion.
+   * Returns true when the profile's rows changed (a title new to its history, or just finished):
+   * then its module is recomputed at once.
+   */
+  async applyPlaybackEvent(event: EventEnvelope): Promise<boolean> {
+    const e = event.data as PlaybackEventBase
+    const titleId = e.seriesId ?? e.titleId
+    if (!e.profileId || !titleId) return false
+    const completed = event.type === PLAYBACK_STOPPED && (event.data as PlaybackStopped).completed
+    // A series counts as completed only through its own rows later; an episode finished is progress.
+    const progress = e.durationMs > 0 ? Math.min(1, Math.max(0, e.positionMs / e.durationMs)) : 0
+    const at = Date.parse(e.at)
+    const before = (await this.d.store.historyOf(e.profileId, HISTORY_ROWS)).find(
+      (h) => h.title_id === titleId,
+    )
+    const done = completed && e.seriesId === null
+    await this.d.store.recordPlay({
+      profile_id: e.profileId,
+      title_id: titleId,
+      progress,
+      completed: done ? 1 : 0,
+      last_at: Number.isNaN(at) ? this.d.now() : at,
+    })
+    this.newEvents++
+    const changed = !before || (done && before.completed === 0)
+    if (changed) await this.refreshProfile(e.profileId)
+    return changed
+  }
+
+  async profileDeleted(profileId: string): Promise<void> {
+    await this.d.store.deleteProfile(profileId)
+    await this.d.cache.del(moduleKey(profileId))
+  }
+
+  // Ratings
+
+  async rate(
+    auth: Auth,
+    profileId: string,
+    titleId: string,
+    rating: Rating,
+  ): Promise<{ titleId: string; rating: Rating }> {
+    const profile = await this.d.accounts().profile(auth.accountId, profileId)
+    await this.d.catalog().title(titleId, { country: auth.country, maturityLimit: profile.maturityLimit })
+    await this.d.store.putRating(profileId, titleId, rating, this.d.now())
+    this.newEvents++
+    await this.refreshProfile(profileId)
+    return { titleId, rating }
+  }
+
+  async unrate(auth: Auth, profileId: string, titleId: string): Promise<void> {
+    await this.d.accounts().profile(auth.accountId, profileId)
+    if (!(await this.d.store.deleteRating(profileId, titleId)))
+      throw notFound('rating_not_found', 'This profile has not rated this title')
+    await this.refreshProfile(profileId)
+  }
+
+  async ratings(
+    auth: Auth,
+    profileId: string,
+  ): Promise<{ titleId: string; rating: Rating; updatedAt: string }[]> {
+    await this.d.accounts().profile(auth.accountId, profileId)
+    return (await this.d.store.ratingsOf(profileId)).map((r) => ({
+      titleId: r.title_id,
+      rating: r.rating as Rating,
+      updatedAt: new Date(r.updated_at).toISOString(),
+    }))
+  }
+
+  async rating(
+    auth: Auth,
+    profileId: string,
+    titleId: string,
+  ): Promise<{ titleId: string; rating: Rating | null }> {
+    const all = await this.ratings(auth, profileId)
+    return { titleId, rating: all.find((r) => r.titleId === titleId)?.rating ?? null }
+  }
+
+  /** The last training run that succeeded. */
+  async lastRun(): Promise<{ finishedAt: string; report: Record<string, unknown> } | undefined> {
+    const run = await this.d.store.lastRun()
+    if (!run) return undefined
+    return {
+      finishedAt: new Date(run.finished_at ?? run.started_at).toISOString(),
+      report: JSON.parse(run.report) as Record<string, unknown>,
+    }
+  }
+
+  // The static fallback page
+
+  /** Builds the global rows from reco's copy of the catalog and keeps them in memory and in the blob store. */
+  async saveFallback(): Promise<boolean> {
+    const now = this.d.now()
+    if (this.fallbackPage && now - this.fallbackPage.builtAt < FALLBACK_MIN_AGE_MS) return false
+    await this.d.titles.fresh()
+    const all = [...this.d.titles.all()]
+    if (all.length === 0) return false
+    const item = (t: RecoTitle): FallbackItem => ({
+      ...recoItem(t),
+      maturityRating: t.maturityRating,
+      availability: t.availability,
+    })
+    // Enough candidates that a viewer's region and maturity rules still leave a full row.
+    const top = (list: RecoTitle[]) => list.slice(0, ROW_LENGTH * 5).map(item)
+    const popular = [...all].sort((a, b) => b.popularity - a.popularity || (a.id < b.id ? -1 : 1))
+    const newest = [...all].sort((a, b) =>
+      a.createdAt < b.createdAt ? 1 : a.createdAt > b.createdAt ? -1 : 0,
+    )
+    const genreCount = new Map<string, { name: string; n: number }>()
+    for (const t of all)
+      for (const g of t.genres) genreCount.set(g.id, { name: g.name, n: (genreCount.get(g.id)?.n ?? 0) + 1 })
+    const genres = [...genreCount].sort((a, b) => b[1].n - a[1].n).slice(0, GENRE_ROWS)
+    const page: FallbackPage = {
+      builtAt: now,
+      rows: [
+        {
+          id: 'popular',
+          kind: 'popular',
+          title: 'Popular on reel',
+          reason: 'Watched most on reel',
+          items: top(popular),
+        },
+        { id: 'new', kind: 'new', title: 'New on reel', reason: 'Just added to reel', items: top(newest) },
+        ...genres.map(([id, g]) => ({
+          id: `genre-${id}`,
+          kind: 'genre',
+          title: g.name,
+          reason: `Popular in ${g.name}`,
+          items: top(popular.filter((t) => t.genres.some((x) => x.id === id))),
+        })),
+      ],
+    }
+    this.fallbackPage = page
+    await this.d.blobs.put(FALLBACK_KEY, JSON.stringify(page), { contentType: 'application/json' })
+    return true
+  }
+
+  /** Reads the fallback page from the blob store (at start, and when this process has none). */
+  async loadFallback(): Promise<FallbackPage | undefined> {
+    if (this.fallbackPage) return this.fallbackPage
+    try {
+      const read = await this.d.blobs.get(FALLBACK_KEY)
+      this.fallbackPage = JSON.parse(await text(read.body)) as FallbackPage
+    } catch (e) {
+      this.d.log.info({ err: errorMessage(e) }, 'no reco fallback page in the blob store yet')
+    }
+    return this.fallbackPage
+  }
+
+  private async fallbackRows(viewer: Viewer): Promise<HomeRow[]> {
+    const page = await this.loadFallback()
+    if (!page) return []
+    const now = this.d.now()
+    return page.rows.map((r) => ({
+      ...r,
+      items: r.items
+        .filter((i) => visible(i as unknown as RecoTitle, viewer, now))
+        .map(({ titleId, title, artwork }) => ({ titleId, title, ...(artwork ? { artwork } : {}) })),
+    }))
+  }
+
+  private async fallback(viewer: Viewer, cause: string, e: unknown): Promise<HomePage> {
+    this.d.log.warn({ cause, err: errorMessage(e) }, 'home page served from the fallback page')
+    fallbacks.inc({ cause })
+    pagesServed.inc({ source: 'fallback' })
+    return { rows: applyRules(await this.fallbackRows(viewer), undefined), fallback: true }
+  }
+
+  /** Adds the fallback rows the page lacks (by id), after the rows that answered. */
+  private async withFallback(
+    page: HomePage,
+    viewer: Viewer,
+    module: ProfileModule,
+    failed: string[],
+  ): Promise<HomePage> {
+    for (const cause of new Set(failed)) fallbacks.inc({ cause })
+    const have = new Set(page.rows.map((r) => r.id))
+    const extra = (await this.fallbackRows(viewer)).filter((r) => !have.has(r.id))
+    return { rows: applyRules([...page.rows, ...extra], module), fallback: true }
+  }
+}
+
+/**
+ * The rules every page keeps: down-rated titles (and their neighbours) leave every row but Continue
+ * watching, titles watched to the end leave the personalized rows, a title appears at most twice,
+ * rows are at most ROW_LENGTH long and none is empty.
+ */
+export function applyRules(rows: readonly HomeRow[], module: ProfileModule | undefined): HomeRow[] {
+  const excluded = new Set(module?.excluded ?? [])
+  const completed = new Set(module?.completed ?? [])
+  const seen = new Map<string, number>()
+  const out: HomeRow[] = []
+  for (const row of rows) {
+    const items: HomeItem[] = []
+    const inRow = new Set<string>()
+    for (const item of row.items) {
+      if (items.length === ROW_LENGTH) break
+      if (inRow.has(item.titleId)) continue
+      if (row.kind !== 'continue_watching' && excluded.has(item.titleId)) continue
+      if (PERSONAL_KINDS.has(row.kind) && completed.has(item.titleId)) continue
+      const n = seen.get(item.titleId) ?? 0
+      if (n >= MAX_APPEARANCES) continue
+      seen.set(item.titleId, n + 1)
+      inRow.add(item.titleId)
+      items.push(item)
+    }
+    if (items.length > 0) out.push({ ...row, items })
+  }
+  return out
 }

@@ -1,0 +1,230 @@
+import { badRequest, notFound } from '../../platform/errors.js'
+import { newId } from '../../platform/ids.js'
+import type { MaturityRating } from '../accounts/rules.js'
+import { affinity, type ProfileModule } from './rules.js'
+import type { CampaignRow, RecoStore } from './store.js'
+import type { RecoTitle, Viewer } from './titles.js'
+import { visible } from './titles.js'
+
+export interface Segment {
+  /** Countries (ISO 3166 alpha-2) or `*` for every country. */
+  regions: string[]
+  /** Profiles whose maturity limit is one of these; absent: any. */
+  maturityLimits?: MaturityRating[]
+  /** Genre ids whose affinity counts with the title's own genres. */
+  genres?: string[]
+}
+
+export interface CampaignInput {
+  name: string
+  advertiser: string
+  titleId: string
+  segment: Segment
+  /** Impressions bought. */
+  budget: number
+  startsAt: string
+  endsAt: string
+  /** even: spread over the flight; asap: as fast as relevant profiles come. */
+  pacing?: 'even' | 'asap'
+  /** Impressions per profile per UTC day. */
+  frequencyCap?: number
+  /** Predicted affinity (0..1) a profile needs for its title before the campaign shows to it. */
+  minAffinity?: number
+}
+
+export interface Campaign extends Required<CampaignInput> {
+  id: string
+  impressions: number
+  createdAt: string
+  updatedAt: string
+}
+
+const DAY_MS = 24 * 3600_000
+export const DEFAULT_FREQUENCY_CAP = 3
+export const DEFAULT_MIN_AFFINITY = 0.3
+/** Even pacing lets a campaign run this share of its budget ahead of a straight line (a slow start is not punished twice). */
+const PACING_SLACK = 0.05
+/** How long a process serves its list of live campaigns before reading it again. */
+const LIVE_TTL_MS = 2_000
+
+export const dayOf = (ms: number) => Math.floor(ms / DAY_MS)
+
+function toCampaign(row: CampaignRow): Campaign {
+  const doc = JSON.parse(row.doc) as Omit<Campaign, 'impressions' | 'budget'>
+  return { ...doc, id: row.id, budget: row.budget, impressions: row.impressions }
+}
+
+/** Checks a campaign's rules beyond its JSON shape; throws a 400 with a stable code. */
+export function checkCampaign(input: CampaignInput): void {
+  const regions = input.segment.regions ?? []
+  const limits = input.segment.maturityLimits
+  if (regions.length === 0)
+    throw badRequest(
+      'empty_segment',
+      'A campaign targets at least one region (a country code, or * for every one)',
+    )
+  for (const r of regions)
+    if (r !== '*' && !/^[A-Z]{2}$/.test(r))
+      throw badRequest('invalid_segment', `"${r}" is not an ISO 3166 alpha-2 country code or *`)
+  if (limits && limits.length === 0)
+    throw badRequest('empty_segment', 'maturityLimits, when given, names at least one maturity rating')
+  if (input.segment.genres && input.segment.genres.length === 0)
+    throw badRequest('empty_segment', 'genres, when given, names at least one genre')
+  if (!Number.isSafeInteger(input.budget) || input.budget < 1)
+    throw badRequest('invalid_budget', 'The budget is a whole number of impressions, at least 1')
+  const starts = Date.parse(input.startsAt)
+  const ends = Date.parse(input.endsAt)
+  if (Number.isNaN(starts) || Number.isNaN(ends))
+    throw badRequest('invalid_flight', 'startsAt and endsAt are ISO-8601 times')
+  if (ends <= starts) throw badRequest('invalid_flight', 'The flight ends after it starts')
+}
+
+/**
+ * Sponsored rows: campaigns an advertiser paid for, shown to the profiles of their segment whose
+ * predicted affinity for the title passes the campaign's threshold, within budget, pacing and the
+ * per-profile frequency cap. Each impression is claimed in the DB atomically when the page is served.
+ */
+export class Campaigns {
+  private live: { at: number; campaigns: Campaign[] } | undefined
+
+  constructor(
+    private readonly store: RecoStore,
+    private readonly now: () => number,
+    private readonly titleExists: (id: string) => Promise<boolean>,
+  ) {}
+
+  async create(input: CampaignInput): Promise<Campaign> {
+    checkCampaign(input)
+    await this.checkTitle(input.titleId)
+    const now = this.now()
+    const id = newId()
+    const campaign = this.normalize(input, id, now, new Date(now).toISOString(), 0)
+    await this.store.putCampaign(this.rowOf(campaign, now))
+    this.live = undefined
+    return campaign
+  }
+
+  async update(id: string, input: CampaignInput): Promise<Campaign> {
+    const existing = await this.get(id)
+    checkCampaign(input)
+    if (input.titleId !== existing.titleId) await this.checkTitle(input.titleId)
+    const now = this.now()
+    const campaign = this.normalize(input, id, now, existing.createdAt, existing.impressions)
+    await this.store.putCampaign(this.rowOf(campaign, now))
+    this.live = undefined
+    return campaign
+  }
+
+  async get(id: string): Promise<Campaign> {
+    const row = await this.store.campaign(id)
+    if (!row) throw notFound('campaign_not_found', 'No campaign with this id')
+    return toCampaign(row)
+  }
+
+  async list(): Promise<Campaign[]> {
+    return (await this.store.campaigns()).map(toCampaign)
+  }
+
+  async remove(id: string): Promise<void> {
+    if (!(await this.store.deleteCampaign(id)))
+      throw notFound('campaign_not_found', 'No campaign with this id')
+    this.live = undefined
+  }
+
+  /**
+   * The campaign to show this profile now, its impression counted (exactly once for this page
+   * view), or undefined. `module` is the profile's precomputed module (for predicted affinity).
+   */
+  async pick(
+    profileId: string,
+    viewer: Viewer,
+    module: ProfileModule,
+    title: (id: string) => RecoTitle | undefined,
+  ): Promise<{ campaign: Campaign; title: RecoTitle } | undefined> {
+    const now = this.now()
+    const candidates: { campaign: Campaign; title: RecoTitle; score: number }[] = []
+    for (const campaign of await this.liveCampaigns(now)) {
+      const t = title(campaign.titleId)
+      if (!t || !visible(t, viewer, now)) continue
+      const { regions, maturityLimits } = campaign.segment
+      if (!regions.includes('*') && !regions.includes(viewer.country)) continue
+      if (maturityLimits && !maturityLimits.includes(viewer.maturityLimit)) continue
+      if (module.excluded.includes(t.id) || module.completed.includes(t.id)) continue
+      const score = affinity(module, t, campaign.segment.genres)
+      if (score < campaign.minAffinity) continue
+      candidates.push({ campaign, title: t, score })
+    }
+    candidates.sort((a, b) => b.score - a.score || a.campaign.id.localeCompare(b.campaign.id))
+    for (const c of candidates) {
+      const cap = this.allowance(c.campaign, now)
+      if (c.campaign.impressions >= cap) continue
+      if (
+        await this.store.claimImpression(c.campaign.id, profileId, dayOf(now), cap, c.campaign.frequencyCap)
+      )
+        return { campaign: c.campaign, title: c.title }
+    }
+    return undefined
+  }
+
+  /** Impressions a campaign may have reached by `now`: all of them (asap), or its share of the flight so far. */
+  allowance(c: Campaign, now: number): number {
+    if (c.pacing === 'asap') return c.budget
+    const starts = Date.parse(c.startsAt)
+    const ends = Date.parse(c.endsAt)
+    const elapsed = Math.min(1, Math.max(0, (now - starts) / (ends - starts)))
+    return Math.min(c.budget, Math.ceil(c.budget * (elapsed + PACING_SLACK)))
+  }
+
+  private async liveCampaigns(now: number): Promise<Campaign[]> {
+    if (!this.live || now - this.live.at > LIVE_TTL_MS || Date.now() - this.live.at > LIVE_TTL_MS) {
+      this.live = { at: now, campaigns: (await this.store.liveCampaigns(now)).map(toCampaign) }
+    }
+    return this.live.campaigns
+  }
+
+  private async checkTitle(titleId: string): Promise<void> {
+    if (!(await this.titleExists(titleId)))
+      throw notFound('title_not_found', `No title ${titleId} in the catalog`)
+  }
+
+  private normalize(
+    input: CampaignInput,
+    id: string,
+    now: number,
+    createdAt: string,
+    impressions: number,
+  ): Campaign {
+    const segment: Segment = { regions: [...new Set(input.segment.regions)] }
+    if (input.segment.maturityLimits) segment.maturityLimits = [...new Set(input.segment.maturityLimits)]
+    if (input.segment.genres) segment.genres = [...new Set(input.segment.genres)]
+    return {
+      id,
+      name: input.name,
+      advertiser: input.advertiser,
+      titleId: input.titleId,
+      segment,
+      budget: input.budget,
+      startsAt: new Date(Date.parse(input.startsAt)).toISOString(),
+      endsAt: new Date(Date.parse(input.endsAt)).toISOString(),
+      pacing: input.pacing ?? 'even',
+      frequencyCap: input.frequencyCap ?? DEFAULT_FREQUENCY_CAP,
+      minAffinity: input.minAffinity ?? DEFAULT_MIN_AFFINITY,
+      impressions,
+      createdAt,
+      updatedAt: new Date(now).toISOString(),
+    }
+  }
+
+  private rowOf(c: Campaign, now: number): CampaignRow {
+    const { impressions, budget, ...doc } = c
+    return {
+      id: c.id,
+      doc: JSON.stringify(doc),
+      budget,
+      impressions,
+      starts_at: Date.parse(c.startsAt),
+      ends_at: Date.parse(c.endsAt),
+      updated_at: now,
+    }
+  }
+}

@@ -1,0 +1,412 @@
+import type { Kysely } from 'kysely'
+import type { Db } from '../../platform/db/db.js'
+
+interface TitlesTable {
+  id: string
+  version: number
+  removed: number
+  doc: string
+  seq: number
+}
+
+interface HistoryTable {
+  profile_id: string
+  title_id: string
+  progress: number
+  completed: number
+  last_at: number
+}
+
+interface RatingsTable {
+  profile_id: string
+  title_id: string
+  rating: string
+  updated_at: number
+}
+
+interface ModulesTable {
+  profile_id: string
+  module: string
+  updated_at: number
+}
+
+interface SimilarTable {
+  title_id: string
+  kind: string
+  neighbours: string
+}
+
+interface RunsTable {
+  id: string
+  started_at: number
+  finished_at: number | null
+  status: string
+  report: string
+}
+
+interface CampaignsTable {
+  id: string
+  doc: string
+  budget: number
+  impressions: number
+  starts_at: number
+  ends_at: number
+  updated_at: number
+}
+
+interface CampaignViewsTable {
+  campaign_id: string
+  profile_id: string
+  day: number
+  views: number
+}
+
+interface StateTable {
+  name: string
+  value: number
+}
+
+interface RecoTables {
+  reco_titles: TitlesTable
+  reco_history: HistoryTable
+  reco_ratings: RatingsTable
+  reco_modules: ModulesTable
+  reco_similar: SimilarTable
+  reco_runs: RunsTable
+  reco_campaigns: CampaignsTable
+  reco_campaign_views: CampaignViewsTable
+  reco_state: StateTable
+}
+
+export type HistoryRow = HistoryTable
+export type RatingRow = RatingsTable
+export type CampaignRow = CampaignsTable
+export type TitleRow = TitlesTable
+export type RunRow = RunsTable
+
+/** Rows written per statement in bulk writes (SQLite allows 32 766 bound values). */
+const BATCH = 500
+
+export class RecoStore {
+  private readonly db: Kysely<RecoTables>
+
+  constructor(readonly port: Db) {
+    this.db = port.tables<RecoTables>()
+  }
+
+  /** Keeps the newer version of a title (an older event arriving late changes nothing). */
+  async putTitle(id: string, version: number, removed: boolean, doc: string, seq: number): Promise<void> {
+    await this.db
+      .insertInto('reco_titles')
+      .values({ id, version, removed: removed ? 1 : 0, doc, seq })
+      .onConflict((oc) =>
+        oc
+          .column('id')
+          .doUpdateSet({ version, removed: removed ? 1 : 0, doc, seq })
+          .where('reco_titles.version', '<', version),
+      )
+      .execute()
+  }
+
+  titlesSince(seq: number): Promise<TitleRow[]> {
+    return this.db.selectFrom('reco_titles').selectAll().where('seq', '>=', seq).execute()
+  }
+
+  /** Raises a profile's facts about a title: progress to the maximum seen, completed once set stays set. */
+  async recordPlay(row: HistoryRow): Promise<void> {
+    await this.db
+      .insertInto('reco_history')
+      .values(row)
+      .onConflict((oc) =>
+        oc.columns(['profile_id', 'title_id']).doUpdateSet((eb) => ({
+          progress: eb.fn('max', [eb.ref('reco_history.progress'), eb.val(row.progress)]),
+          completed: eb.fn('max', [eb.ref('reco_history.completed'), eb.val(row.completed)]),
+          last_at: eb.fn('max', [eb.ref('reco_history.last_at'), eb.val(row.last_at)]),
+        })),
+      )
+      .execute()
+  }
+
+  historyOf(profileId: string, limit: number): Promise<HistoryRow[]> {
+    return this.db
+      .selectFrom('reco_history')
+      .selectAll()
+      .where('profile_id', '=', profileId)
+      .orderBy('last_at', 'desc')
+      .limit(limit)
+      .execute()
+  }
+
+  /** Every profile's history, in pages by key (for training). */
+  historyPage(
+    after: { profileId: string; titleId: string } | undefined,
+    limit: number,
+  ): Promise<HistoryRow[]> {
+    let q = this.db.selectFrom('reco_history').selectAll()
+    if (after)
+      q = q.where((eb) =>
+        eb.or([
+          eb('profile_id', '>', after.profileId),
+          eb.and([eb('profile_id', '=', after.profileId), eb('title_id', '>', after.titleId)]),
+        ]),
+      )
+    return q.orderBy('profile_id').orderBy('title_id').limit(limit).execute()
+  }
+
+  async insertHistory(rows: readonly HistoryRow[]): Promise<void> {
+    for (let i = 0; i < rows.length; i += BATCH)
+      await this.db
+        .insertInto('reco_history')
+        .values(rows.slice(i, i + BATCH))
+        .onConflict((oc) => oc.columns(['profile_id', 'title_id']).doNothing())
+        .execute()
+  }
+
+  async putRating(profileId: string, titleId: string, rating: string, now: number): Promise<void> {
+    await this.db
+      .insertInto('reco_ratings')
+      .values({ profile_id: profileId, title_id: titleId, rating, updated_at: now })
+      .onConflict((oc) => oc.columns(['profile_id', 'title_id']).doUpdateSet({ rating, updated_at: now }))
+      .execute()
+  }
+
+  async deleteRating(profileId: string, titleId: string): Promise<boolean> {
+    const r = await this.db
+      .deleteFrom('reco_ratings')
+      .where('profile_id', '=', profileId)
+      .where('title_id', '=', titleId)
+      .executeTakeFirst()
+    return Number(r.numDeletedRows) > 0
+  }
+
+  ratingsOf(profileId: string): Promise<RatingRow[]> {
+    return this.db
+      .selectFrom('reco_ratings')
+      .selectAll()
+      .where('profile_id', '=', profileId)
+      .orderBy('updated_at', 'desc')
+      .execute()
+  }
+
+  allRatings(): Promise<RatingRow[]> {
+    return this.db.selectFrom('reco_ratings').selectAll().execute()
+  }
+
+  async module(profileId: string): Promise<string | undefined> {
+    const row = await this.db
+      .selectFrom('reco_modules')
+      .select('module')
+      .where('profile_id', '=', profileId)
+      .executeTakeFirst()
+    return row?.module
+  }
+
+  async putModules(rows: readonly { profileId: string; module: string }[], now: number): Promise<void> {
+    for (let i = 0; i < rows.length; i += BATCH) {
+      const values = rows
+        .slice(i, i + BATCH)
+        .map((r) => ({ profile_id: r.profileId, module: r.module, updated_at: now }))
+      await this.db
+        .insertInto('reco_modules')
+        .values(values)
+        .onConflict((oc) =>
+          oc.column('profile_id').doUpdateSet((eb) => ({
+            module: eb.ref('excluded.module'),
+            updated_at: eb.ref('excluded.updated_at'),
+          })),
+        )
+        .execute()
+    }
+  }
+
+  async putSimilar(kind: string, rows: readonly { titleId: string; neighbours: string[] }[]): Promise<void> {
+    await this.db.transaction().execute(async (trx) => {
+      await trx.deleteFrom('reco_similar').where('kind', '=', kind).execute()
+      for (let i = 0; i < rows.length; i += BATCH)
+        await trx
+          .insertInto('reco_similar')
+          .values(
+            rows
+              .slice(i, i + BATCH)
+              .map((r) => ({ title_id: r.titleId, kind, neighbours: JSON.stringify(r.neighbours) })),
+          )
+          .execute()
+    })
+  }
+
+  async similar(kind: string, titleIds: readonly string[]): Promise<Map<string, string[]>> {
+    const out = new Map<string, string[]>()
+    if (titleIds.length === 0) return out
+    const rows = await this.db
+      .selectFrom('reco_similar')
+      .select(['title_id', 'neighbours'])
+      .where('kind', '=', kind)
+      .where('title_id', 'in', [...titleIds])
+      .execute()
+    for (const r of rows) out.set(r.title_id, JSON.parse(r.neighbours) as string[])
+    return out
+  }
+
+  async deleteProfile(profileId: string): Promise<void> {
+    await this.db.transaction().execute(async (trx) => {
+      await trx.deleteFrom('reco_history').where('profile_id', '=', profileId).execute()
+      await trx.deleteFrom('reco_ratings').where('profile_id', '=', profileId).execute()
+      await trx.deleteFrom('reco_modules').where('profile_id', '=', profileId).execute()
+      await trx.deleteFrom('reco_campaign_views').where('profile_id', '=', profileId).execute()
+    })
+  }
+
+  async startRun(id: string, now: number): Promise<void> {
+    await this.db
+      .insertInto('reco_runs')
+      .values({ id, started_at: now, finished_at: null, status: 'running', report: '{}' })
+      .execute()
+  }
+
+  async finishRun(id: string, now: number, status: string, report: unknown): Promise<void> {
+    await this.db
+      .updateTable('reco_runs')
+      .set({ finished_at: now, status, report: JSON.stringify(report) })
+      .where('id', '=', id)
+      .execute()
+  }
+
+  lastRun(): Promise<RunRow | undefined> {
+    return this.db
+      .selectFrom('reco_runs')
+      .selectAll()
+      .where('status', '=', 'succeeded')
+      .orderBy('started_at', 'desc')
+      .limit(1)
+      .executeTakeFirst()
+  }
+
+  async state(name: string): Promise<number> {
+    const row = await this.db
+      .selectFrom('reco_state')
+      .select('value')
+      .where('name', '=', name)
+      .executeTakeFirst()
+    return row?.value ?? 0
+  }
+
+  async setState(name: string, value: number): Promise<void> {
+    await this.db
+      .insertInto('reco_state')
+      .values({ name, value })
+      .onConflict((oc) => oc.column('name').doUpdateSet({ value }))
+      .execute()
+  }
+
+  /** Adds to a counter atomically; returns the new value. */
+  async addState(name: string, by: number): Promise<number> {
+    const row = await this.db
+      .insertInto('reco_state')
+      .values({ name, value: by })
+      .onConflict((oc) => oc.column('name').doUpdateSet((eb) => ({ value: eb('reco_state.value', '+', by) })))
+      .returning('value')
+      .executeTakeFirstOrThrow()
+    return Number(row.value)
+  }
+
+  // Campaigns
+
+  async putCampaign(row: CampaignRow): Promise<void> {
+    await this.db
+      .insertInto('reco_campaigns')
+      .values(row)
+      .onConflict((oc) =>
+        oc.column('id').doUpdateSet({
+          doc: row.doc,
+          budget: row.budget,
+          starts_at: row.starts_at,
+          ends_at: row.ends_at,
+          updated_at: row.updated_at,
+        }),
+      )
+      .execute()
+  }
+
+  campaign(id: string): Promise<CampaignRow | undefined> {
+    return this.db.selectFrom('reco_campaigns').selectAll().where('id', '=', id).executeTakeFirst()
+  }
+
+  campaigns(): Promise<CampaignRow[]> {
+    return this.db.selectFrom('reco_campaigns').selectAll().orderBy('starts_at').execute()
+  }
+
+  /** Campaigns whose flight is open at `now` and whose budget is not spent. */
+  liveCampaigns(now: number): Promise<CampaignRow[]> {
+    return this.db
+      .selectFrom('reco_campaigns')
+      .selectAll()
+      .where('starts_at', '<=', now)
+      .where('ends_at', '>', now)
+      .whereRef('impressions', '<', 'budget')
+      .execute()
+  }
+
+  async deleteCampaign(id: string): Promise<boolean> {
+    return this.db.transaction().execute(async (trx) => {
+      await trx.deleteFrom('reco_campaign_views').where('campaign_id', '=', id).execute()
+      const r = await trx.deleteFrom('reco_campaigns').where('id', '=', id).executeTakeFirst()
+      return Number(r.numDeletedRows) > 0
+    })
+  }
+
+  /**
+   * Counts one impression of a campaign for a profile, atomically: only while the campaign is under
+   * `cap` (its budget, or its pacing allowance) and the profile under `frequencyCap` views on `day`.
+   * Either both counters move or neither does; concurrent processes cannot overspend.
+   */
+  async claimImpression(
+    campaignId: string,
+    profileId: string,
+    day: number,
+    cap: number,
+    frequencyCap: number,
+  ): Promise<boolean> {
+    return this.db.transaction().execute(async (trx) => {
+      // The campaign row first: on PostgreSQL its row lock orders concurrent claims of one campaign.
+      const spent = await trx
+        .updateTable('reco_campaigns')
+        .set((eb) => ({ impressions: eb('impressions', '+', 1) }))
+        .where('id', '=', campaignId)
+        .where('impressions', '<', cap)
+        .whereRef('impressions', '<', 'budget')
+        .executeTakeFirst()
+      if (Number(spent.numUpdatedRows) === 0) return false
+      const seen = await trx
+        .insertInto('reco_campaign_views')
+        .values({ campaign_id: campaignId, profile_id: profileId, day, views: 1 })
+        .onConflict((oc) =>
+          oc
+            .columns(['campaign_id', 'profile_id', 'day'])
+            .doUpdateSet((eb) => ({ views: eb('reco_campaign_views.views', '+', 1) }))
+            .where('reco_campaign_views.views', '<', frequencyCap),
+        )
+        .executeTakeFirst()
+      if (Number(seen.numInsertedOrUpdatedRows ?? 0) === 0) {
+        // Over the profile's cap: give the impression back (same transaction, nothing is seen).
+        await trx
+          .updateTable('reco_campaigns')
+          .set((eb) => ({ impressions: eb('impressions', '-', 1) }))
+          .where('id', '=', campaignId)
+          .execute()
+        return false
+      }
+      return true
+    })
+  }
+
+  async viewsOf(campaignId: string, profileId: string, day: number): Promise<number> {
+    const row = await this.db
+      .selectFrom('reco_campaign_views')
+      .select('views')
+      .where('campaign_id', '=', campaignId)
+      .where('profile_id', '=', profileId)
+      .where('day', '=', day)
+      .executeTakeFirst()
+    return row?.views ?? 0
+  }
+}

@@ -1,0 +1,131 @@
+import type { MaturityRating } from '../accounts/rules.js'
+import { ratingRank } from '../accounts/rules.js'
+import { type AvailabilityWindow, isAvailable, type TitleDocument } from '../catalog/events.js'
+import type { RecoStore } from './store.js'
+
+/** What reco keeps of a catalog title: enough to recommend it, filter it and draw its tile. */
+export interface RecoTitle {
+  id: string
+  type: 'movie' | 'series'
+  title: string
+  year: number | null
+  maturityRating: MaturityRating
+  language: string | null
+  genres: { id: string; name: string }[]
+  tags: string[]
+  people: { id: string; name: string; role: string }[]
+  availability: AvailabilityWindow[]
+  artwork?: string
+  popularity: number
+  createdAt: string
+}
+
+export function recoTitleOf(doc: TitleDocument): RecoTitle {
+  const artwork = doc.artwork.backdrop ?? doc.artwork.poster
+  return {
+    id: doc.id,
+    type: doc.type,
+    title: doc.title,
+    year: doc.year,
+    maturityRating: doc.maturityRating,
+    language: doc.originalLanguage,
+    genres: doc.genres,
+    tags: doc.tags,
+    // Directors and the first-billed cast say most about a title; the rest is noise for similarity.
+    people: doc.credits
+      .filter((c) => c.role === 'director' || c.role === 'creator' || (c.role === 'cast' && c.order < 5))
+      .map((c) => ({ id: c.personId, name: c.name, role: c.role })),
+    availability: doc.availability,
+    ...(artwork ? { artwork } : {}),
+    popularity: doc.popularity,
+    createdAt: doc.createdAt,
+  }
+}
+
+export interface Viewer {
+  country: string
+  maturityLimit: MaturityRating
+}
+
+export function visible(title: RecoTitle, viewer: Viewer, now: number): boolean {
+  return (
+    ratingRank(title.maturityRating) <= ratingRank(viewer.maturityLimit) &&
+    isAvailable(title.availability, viewer.country, now)
+  )
+}
+
+/** How often a process looks for titles changed since it last looked. */
+const REFRESH_MS = 2_000
+
+/**
+ * Every title reco knows, in memory: read from reco_titles and topped up with the rows changed since
+ * the last look (at most every REFRESH_MS), so the serving path never waits on the DB for a title.
+ */
+export class TitleIndex {
+  private readonly byId = new Map<string, RecoTitle>()
+  private byPerson: Map<string, string[]> | undefined
+  private seq = 0
+  private checkedAt = Number.NEGATIVE_INFINITY
+  private loading: Promise<void> | undefined
+
+  constructor(private readonly store: RecoStore) {}
+
+  get size(): number {
+    return this.byId.size
+  }
+
+  get(id: string): RecoTitle | undefined {
+    return this.byId.get(id)
+  }
+
+  all(): IterableIterator<RecoTitle> {
+    return this.byId.values()
+  }
+
+  /** Titles a person is credited in, most popular first. */
+  withPerson(personId: string): readonly string[] {
+    if (!this.byPerson) {
+      const out = new Map<string, RecoTitle[]>()
+      for (const t of this.byId.values())
+        for (const p of t.people) {
+          const list = out.get(p.id) ?? []
+          if (!list.includes(t)) list.push(t)
+          out.set(p.id, list)
+        }
+      this.byPerson = new Map(
+        [...out].map(([id, list]) => [id, list.sort((a, b) => b.popularity - a.popularity).map((t) => t.id)]),
+      )
+    }
+    return this.byPerson.get(personId) ?? []
+  }
+
+  /** Up to date within REFRESH_MS; `force` reads the changes now. */
+  async fresh(force = false): Promise<this> {
+    const now = Date.now()
+    if (!force && now - this.checkedAt < REFRESH_MS) return this
+    this.loading ??= this.load(now).finally(() => {
+      this.loading = undefined
+    })
+    await this.loading
+    return this
+  }
+
+  /** Applies a title in this process at once (the consumer that stored it calls this). */
+  apply(id: string, title: RecoTitle | undefined): void {
+    if (title) this.byId.set(id, title)
+    else this.byId.delete(id)
+    this.byPerson = undefined
+  }
+
+  private async load(now: number): Promise<void> {
+    const rows = await this.store.titlesSince(this.seq)
+    for (const row of rows) {
+      if (row.removed) this.byId.delete(row.id)
+      else this.byId.set(row.id, JSON.parse(row.doc) as RecoTitle)
+      this.byPerson = undefined
+      // Rows written in the same millisecond as the last one read are read again next time (>=).
+      if (row.seq > this.seq) this.seq = row.seq
+    }
+    this.checkedAt = now
+  }
+}
