@@ -11,6 +11,8 @@ import { registerCatalogCommands } from './catalog.js'
 import { CliError, callApi, forgetCredentials, saveCredentials, serverUrl } from './client.js'
 import { registerEdgeCommands } from './edge.js'
 import { registerMediaCommands } from './media.js'
+import { registerRecoCommands } from './reco.js'
+import { registerSeedCommands } from './seed.js'
 import { registerTrendsCommands } from './trends.js'
 
 const config = (): Config => loadConfig(process.env)
@@ -29,8 +31,9 @@ function parseRoles(value: string): ServiceName[] {
 }
 
 /** Runs the given services in this process until SIGTERM/SIGINT, then shuts down gracefully. */
-async function serve(roles: readonly ServiceName[]): Promise<void> {
-  const cfg = config()
+async function serve(roles: readonly ServiceName[], quickStart = false): Promise<void> {
+  // Unset REEL_SEED means auto for the quick start only: a first, empty install gets the demo catalog.
+  const cfg = quickStart ? { ...config(), seed: config().seed ?? 'auto' } : config()
   const log = createLogger(cfg.logLevel)
   const reel = await createReel({ config: cfg, roles, log })
   await reel.start()
@@ -112,7 +115,7 @@ export function program(): Command {
   cli
     .command('start')
     .description('run every service in this process (the all-in-one shape)')
-    .action(() => serve(SERVICE_NAMES))
+    .action(() => serve(SERVICE_NAMES, true))
 
   cli
     .command('serve')
@@ -224,6 +227,8 @@ export function program(): Command {
   registerEdgeCommands(cli)
   registerTrendsCommands(cli)
   registerCatalogCommands(cli)
+  registerSeedCommands(cli)
+  registerRecoCommands(cli)
   return cli
 }
 

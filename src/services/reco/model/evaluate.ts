@@ -1,6 +1,5 @@
 import { seededRandom, shuffleInPlace } from './random.js'
-import { trainModel } from './train.js'
-import type { Algorithm, TrainedModel, TrainingData, TrainOptions } from './types.js'
+import type { TrainedModel, TrainingData } from './types.js'
 
 /** Interactions as parallel arrays (user, item); the split keeps whatever else by position. */
 export interface Interactions {
@@ -115,30 +114,19 @@ export function predictionsOf(model: TrainedModel, users: Iterable<number>): Map
   return out
 }
 
-export interface Evaluation extends RankingMetrics {
-  algorithm: Algorithm
-  trainMs: number
-}
-
-/**
- * Trains `algorithm` on the train part of a split (each interaction weighing 1: implicit feedback)
- * and scores its top-k against the test part.
- */
-export function evaluateSplit(
-  data: Interactions,
-  split: Split,
-  options: Omit<TrainOptions, 'topN' | 'topSimilar'> & { k?: number },
-): Evaluation {
-  const k = options.k ?? 10
-  const { k: _k, ...trainOptions } = options
-  const train: TrainingData = {
+/** The train part of a split as training data, each interaction weighing 1 (implicit feedback). */
+export function trainingPart(data: Interactions, split: Split): TrainingData {
+  return {
     nUsers: data.nUsers,
     nItems: data.nItems,
     users: split.train.map((p) => data.users[p] as number),
     items: split.train.map((p) => data.items[p] as number),
     weights: new Float32Array(split.train.length).fill(1),
   }
-  const model = trainModel(train, { ...trainOptions, topN: k, topSimilar: 0 })
+}
+
+/** Scores a model trained on the train part (topN ≥ k) against the test part of the same split. */
+export function scoreSplit(model: TrainedModel, data: Interactions, split: Split, k: number): RankingMetrics {
   const truth = new Map<number, Set<number>>()
   for (const p of split.test) {
     const u = data.users[p] as number
@@ -146,7 +134,7 @@ export function evaluateSplit(
     set.add(data.items[p] as number)
     truth.set(u, set)
   }
-  const trainUsers = new Set(train.users)
-  const metrics = rankingMetrics(truth, predictionsOf(model, trainUsers), k)
-  return { algorithm: model.algorithm, trainMs: model.trainMs, ...metrics }
+  const trainUsers = new Set<number>()
+  for (const p of split.train) trainUsers.add(data.users[p] as number)
+  return rankingMetrics(truth, predictionsOf(model, trainUsers), k)
 }

@@ -107,7 +107,7 @@ function popularity(rows: UserRows, opts: Required<TrainOptions>, lists: Lists):
   rankUsers(rows, opts.topN, lists, (_u, scores) => scores.set(count))
   // The top topSimilar+1 overall serve every item: drop the item itself from its own list.
   const overall = new TopK(Math.min(rows.nItems, opts.topSimilar + 1))
-  for (let i = 0; i < rows.nItems; i++) overall.offer(i, count[i] as number)
+  for (let i = 0; i < rows.nItems; i++) if ((count[i] as number) > 0) overall.offer(i, count[i] as number)
   const top = new TopK(opts.topSimilar)
   for (let i = 0; i < rows.nItems; i++) {
     top.reset()
@@ -205,7 +205,10 @@ function ease(rows: UserRows, opts: Required<TrainOptions>, lists: Lists): void 
   for (let i = 0; i < n; i++) {
     similar.reset()
     const row = i * n
-    for (let j = 0; j < n; j++) if (j !== i) similar.offer(j, b[row + j] as number)
+    for (let j = 0; j < n; j++) {
+      const weight = b[row + j] as number
+      if (j !== i && weight !== 0) similar.offer(j, weight)
+    }
     similar.writeTo(i, lists.similar, lists.similarScores)
   }
   const { start, items, weights } = rows

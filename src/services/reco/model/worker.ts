@@ -1,0 +1,79 @@
+import { createRequire } from 'node:module'
+import path from 'node:path'
+import { pathToFileURL } from 'node:url'
+import { Worker } from 'node:worker_threads'
+import { AppError } from '../../../platform/errors.js'
+import type { TrainedModel, TrainingData, TrainOptions } from './types.js'
+
+// Run from the TypeScript sources (tsx, vitest) the worker is a .ts file and must register tsx's
+// loader in its own thread first (Node 20 does not pass a parent's loader hooks, nor --import in
+// execArgv, to workers); run from dist/ it is plain JavaScript next to this file.
+const fromSource = import.meta.url.endsWith('.ts')
+
+function workerScript(): { script: string | URL; eval: boolean } {
+  if (!fromSource) return { script: new URL('./train-worker.js', import.meta.url), eval: false }
+  // tsx is resolved from this file, not from the working directory, so `reel` works from any folder.
+  const tsx = tsxEsmApi()
+  const entry = new URL('./train-worker.ts', import.meta.url).href
+  return {
+    script: `import(${JSON.stringify(tsx)}).then((tsx) => { tsx.register(); return import(${JSON.stringify(entry)}) })`,
+    eval: true,
+  }
+}
+
+/** The ESM build of tsx's API (its `import` condition; require.resolve would pick the CommonJS one). */
+function tsxEsmApi(): string {
+  if (typeof import.meta.resolve === 'function') return import.meta.resolve('tsx/esm/api')
+  const root = path.dirname(createRequire(import.meta.url).resolve('tsx/package.json'))
+  return pathToFileURL(path.join(root, 'dist/esm/api/index.mjs')).href
+}
+
+/** The distinct, non-shared buffers under some typed arrays (a buffer may be listed once only). */
+export function transferable(arrays: ReadonlyArray<{ buffer: ArrayBufferLike } | undefined>): ArrayBuffer[] {
+  const buffers = new Set<ArrayBuffer>()
+  for (const array of arrays)
+    if (array?.buffer instanceof ArrayBuffer && array.buffer.byteLength > 0) buffers.add(array.buffer)
+  return [...buffers]
+}
+
+type Reply = { model: TrainedModel } | { error: { status?: number; code?: string; message: string } }
+
+/**
+ * trainModel in a worker thread, so the caller's event loop stays free while the model trains.
+ * The input arrays' buffers are transferred, not copied: after the call they are detached (empty)
+ * in the caller; pass copies to keep them. The model's arrays come back transferred as well.
+ */
+export function trainInWorker(data: TrainingData, options: TrainOptions): Promise<TrainedModel> {
+  const buffers = transferable([data.users, data.items, data.weights])
+  return new Promise<TrainedModel>((resolve, reject) => {
+    let settled = false
+    const { script, eval: isCode } = workerScript()
+    const worker = new Worker(script, {
+      eval: isCode,
+      workerData: { data, options },
+      transferList: [...buffers],
+    })
+    worker.once('message', (reply: Reply) => {
+      settled = true
+      if ('model' in reply) resolve(reply.model)
+      else {
+        const { status, code, message } = reply.error
+        reject(
+          status !== undefined && code !== undefined
+            ? new AppError(status, code, message)
+            : new Error(message),
+        )
+      }
+    })
+    worker.once('error', (e) => {
+      if (settled) return
+      settled = true
+      reject(e)
+    })
+    worker.once('exit', (code) => {
+      if (settled) return
+      settled = true
+      reject(new Error(`the training worker exited (code ${code}) without a model`))
+    })
+  })
+}
