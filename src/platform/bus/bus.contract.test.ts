@@ -547,3 +547,59 @@ describe('retry policy', () => {
     expect(() => retryPolicy({ backoffMs: [-1] })).toThrow(/backoffMs/)
   })
 })
+
+describe.each(hasPostgres() ? (['sqlite', 'postgres'] as const) : (['sqlite'] as const))(
+  'the embedded bus on %s, among events of other types',
+  (kind) => {
+    it('moves a consumer’s cursor past events it does not take, and still delivers the next one it does', async () => {
+      const test = await testDb(kind)
+      await test.db.migrate(busMigrations)
+      const bus = createMemoryBus({ db: test.db, log, pollMs: 50, leaseMs: LEASE_MS })
+      try {
+        const received: string[] = []
+        await bus.subscribe({
+          name: 'rare',
+          types: ['rare.>'],
+          handler: async (event) => {
+            received.push(event.id)
+          },
+        })
+        await Promise.all(
+          Array.from({ length: 30 }, (_, i) => bus.publish({ type: 'busy.thing', key: `k${i}`, data: i })),
+        )
+        const tables = test.db.tables<{
+          platform_bus_consumers: { name: string; cursor_seq: number }
+          platform_bus_events: { seq: number }
+        }>()
+        const newest = async () =>
+          Number(
+            (
+              await tables
+                .selectFrom('platform_bus_events')
+                .select((eb) => eb.fn.max('seq').as('seq'))
+                .executeTakeFirst()
+            )?.seq,
+          )
+        const cursor = async () =>
+          Number(
+            (
+              await tables
+                .selectFrom('platform_bus_consumers')
+                .select('cursor_seq')
+                .where('name', '=', 'rare')
+                .executeTakeFirst()
+            )?.cursor_seq,
+          )
+        const top = await newest()
+        // Without taking any of them, the consumer has read past them: its next poll starts after them.
+        await eventually(async () => expect(await cursor()).toBe(top))
+        await bus.publish({ type: 'rare.event', key: 'k', data: null, id: 'rare-1' })
+        await eventually(() => expect(received).toEqual(['rare-1']))
+        await eventually(async () => expect(await cursor()).toBe(await newest()))
+      } finally {
+        await bus.close()
+        await test.cleanup()
+      }
+    })
+  },
+)

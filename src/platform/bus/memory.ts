@@ -626,9 +626,9 @@ class EventConsumer implements Subscription {
           await session.dispatcher.waitForRoom(HIGH_WATER / 2)
           continue
         }
-        const rows = await this.fetch(session.fetchedUpTo)
+        const { rows, scannedTo } = await this.fetch(session.fetchedUpTo)
         if (this.session !== session || this.stopping) continue
-        if (rows.length > 0) await this.accept(session, rows)
+        if (scannedTo > session.fetchedUpTo) await this.accept(session, rows, scannedTo)
         if (rows.length < FETCH_BATCH) await this.signal.wait(pollMs)
       } catch (e) {
         this.logError(e, 'reading events failed')
@@ -697,11 +697,24 @@ class EventConsumer implements Subscription {
       .execute()
   }
 
-  private fetch(after: number) {
+  /**
+   * The next events for this consumer after `after`, and how far that read has scanned. The newest
+   * seq is read first: every event up to it is committed (publishes commit in seq order), so a read
+   * that finds less than a batch has seen everything up to it. The cursor then moves past events of
+   * other types, rather than a consumer of rare types rescanning the same tail on every poll.
+   */
+  private async fetch(after: number): Promise<{ rows: Selectable<EventsTable>[]; scannedTo: number }> {
+    const newest = await this.ctx.db
+      .selectFrom('platform_bus_events')
+      .select((eb) => eb.fn.max('seq').as('seq'))
+      .executeTakeFirst()
+    const upTo = Number(newest?.seq ?? 0)
+    if (upTo <= after) return { rows: [], scannedTo: after }
     let query = this.ctx.db
       .selectFrom('platform_bus_events')
       .selectAll()
       .where('seq', '>', after)
+      .where('seq', '<=', upTo)
       .orderBy('seq')
       .limit(FETCH_BATCH)
     const prefixes = typePrefixes(this.options.types)
@@ -710,10 +723,16 @@ class EventConsumer implements Subscription {
         eb.or(prefixes.map((p) => (p.exact ? eb('type', '=', p.value) : eb('type', 'like', `${p.value}%`)))),
       )
     }
-    return query.execute()
+    const rows = await query.execute()
+    const last = rows[rows.length - 1]
+    return { rows, scannedTo: rows.length < FETCH_BATCH || !last ? upTo : Number(last.seq) }
   }
 
-  private async accept(session: ConsumerSession, rows: Selectable<EventsTable>[]): Promise<void> {
+  private async accept(
+    session: ConsumerSession,
+    rows: Selectable<EventsTable>[],
+    scannedTo: number,
+  ): Promise<void> {
     const last = Number(rows[rows.length - 1]?.seq ?? session.fetchedUpTo)
     // A previous owner that vanished may have run these: count that run, so a crash loop ends in a dead letter.
     const redelivered = rows
@@ -736,8 +755,8 @@ class EventConsumer implements Subscription {
         orderKey: row.key,
       })
     }
-    session.watermark.scannedUpTo(last)
-    session.fetchedUpTo = last
+    session.watermark.scannedUpTo(scannedTo)
+    session.fetchedUpTo = scannedTo
   }
 
   private async recordAttempts(
