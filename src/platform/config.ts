@@ -272,6 +272,16 @@ export const variables = {
     },
     'Waits between the attempts of a failed transcode task (the last repeats); a task fails its title after 5 attempts.',
   ),
+  seed: variable(
+    'REEL_SEED',
+    '',
+    (raw, name) => {
+      const v = raw.trim()
+      if (v === '') return undefined
+      return oneOf('auto', 'off')(v, name)
+    },
+    'auto: fill a first, empty install with the demo catalog (`reel seed`) in the background once the server listens; off: never. Empty: auto for `reel start` (what `npm start` runs), off for every other command.',
+  ),
   jwtSecret: variable(
     'REEL_JWT_SECRET',
     '',
@@ -335,16 +345,6 @@ export const variables = {
     integer(0, 3_600_000),
     'How long a computed trending or Top 10 ranking is served from the cache (0: computed for every request).',
   ),
-  playbackHeartbeatMs: variable(
-    'REEL_PLAYBACK_HEARTBEAT_MS',
-    '10000',
-    integer(1000, 600_000),
-    'How often players are asked to report their position (heartbeatIntervalMs of a started playback).',
-  ),
-  playbackStreamTimeoutMs: variable(
-    'REEL_PLAYBACK_STREAM_TIMEOUT_MS',
-    '60000',
-    integer(1000, 3_600_000),
   recoTrainIntervalS: variable(
     'REEL_RECO_TRAIN_INTERVAL_S',
     '21600',
@@ -374,6 +374,16 @@ export const variables = {
     integer(1, 7 * 86_400),
     "How long a profile's precomputed recommendations stay in the cache (the DB keeps them; a play, a rating or training refreshes them).",
   ),
+  playbackHeartbeatMs: variable(
+    'REEL_PLAYBACK_HEARTBEAT_MS',
+    '10000',
+    integer(1000, 600_000),
+    'How often players are asked to report their position (heartbeatIntervalMs of a started playback).',
+  ),
+  playbackStreamTimeoutMs: variable(
+    'REEL_PLAYBACK_STREAM_TIMEOUT_MS',
+    '60000',
+    integer(1000, 3_600_000),
     "A play session without a heartbeat for this long no longer counts against the plan's concurrent streams.",
   ),
   playbackFlushMs: variable(

@@ -1,6 +1,9 @@
+import path from 'node:path'
 import type { ServiceModule } from '../../platform/modules.js'
+import { MediaTools } from '../media/tools.js'
 import { catalogMigrations } from './migrations.js'
 import { catalogRoutes } from './routes.js'
+import { DemoSeeder, seedRoutes } from './seed.js'
 import { CatalogService } from './service.js'
 import { CatalogStore } from './store.js'
 
@@ -37,5 +40,17 @@ export const catalogModule: ServiceModule = {
     ctx.every('catalog-outbox-relay', OUTBOX_RELAY_INTERVAL_MS, async () => {
       await catalog.relayOutbox()
     })
+    const seeder = new DemoSeeder({
+      catalog: () => catalog,
+      media: () => ctx.use('media'),
+      tools: MediaTools.resolve(ctx.config),
+      blobs: ctx.blobs,
+      log: ctx.log.child({ service: 'catalog', task: 'seed' }),
+      workDir: path.join(ctx.config.dataDir, 'seed-work'),
+    })
+    seedRoutes(ctx, seeder)
+    ctx.onStop(() => seeder.stop())
+    // The quick start (`reel start`) fills a first, empty install; tests and `reel serve` leave it unset.
+    if (ctx.config.seed === 'auto') ctx.onStart(() => seeder.seedIfFirstStart())
   },
 }

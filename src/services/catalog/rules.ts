@@ -175,12 +175,24 @@ function checkUrl(raw: string, field: string): string {
   return url.href
 }
 
+/** Small generated images (the demo catalog's posters) travel inline; the web app's CSP allows data: images. */
+const IMAGE_DATA_URL = /^data:image\/(svg\+xml|png|jpeg|webp);base64,[A-Za-z0-9+/]+={0,2}$/
+export const IMAGE_DATA_URL_MAX = 4096
+
 function checkArtwork(artwork: Artwork | undefined): Artwork {
   const out: Artwork = {}
   if (!artwork) return out
   for (const key of ['poster', 'backdrop', 'logo'] as const) {
     const value = artwork[key]
-    if (value !== undefined) out[key] = checkUrl(value, key)
+    if (value === undefined) continue
+    if (value.startsWith('data:')) {
+      if (value.length > IMAGE_DATA_URL_MAX || !IMAGE_DATA_URL.test(value))
+        throw badRequest(
+          'invalid_artwork',
+          `artwork.${key} as data is a data:image/(svg+xml|png|jpeg|webp);base64 URL of at most ${IMAGE_DATA_URL_MAX} characters`,
+        )
+      out[key] = value
+    } else out[key] = checkUrl(value, key)
   }
   return out
 }

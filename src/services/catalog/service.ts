@@ -510,6 +510,27 @@ export class CatalogService {
     return { titleId: title.id, episodeId: episodeId ?? null, status: update.status, durationMs }
   }
 
+  /**
+   * What a media id belongs to: a title (a movie's own media) or one episode of a series; undefined
+   * when the catalog has neither (an upload that starts a title of its own).
+   */
+  async mediaTarget(mediaId: string): Promise<{ titleId: string; episodeId?: string } | undefined> {
+    if (await this.store.title(mediaId)) return { titleId: mediaId }
+    const episode = await this.store.episode(mediaId)
+    return episode ? { titleId: episode.title_id, episodeId: episode.id } : undefined
+  }
+
+  /** Titles whose external id does not start with `prefix` (the demo seed asks how many others there are). */
+  countTitlesOutside(prefix: string): Promise<number> {
+    return this.store.countTitlesOutside(prefix)
+  }
+
+  /** The title with this external id, if any (whatever its availability). */
+  async titleByExternalId(externalId: string): Promise<TitleDetail | undefined> {
+    const row = await this.store.titleByExternalId(externalId)
+    return row ? this.detail(row.id) : undefined
+  }
+
   /** Titles by id (those that exist), with seasons and episodes, whatever their availability: for other services. */
   async titlesById(ids: readonly string[]): Promise<Map<string, TitleDetail>> {
     const out = new Map<string, TitleDetail>()

@@ -196,6 +196,21 @@ export class CatalogStore {
       .executeTakeFirst()
   }
 
+  /** How many titles have no external id starting with `prefix` (those a feed or an administrator made). */
+  async countTitlesOutside(prefix: string): Promise<number> {
+    const row = await this.db
+      .selectFrom('catalog_titles')
+      .select((eb) => eb.fn.countAll<number | string>().as('n'))
+      .where((eb) =>
+        eb.or([
+          eb('external_id', 'is', null),
+          eb('external_id', 'not like', `${prefix.replace(/[%_\\]/g, '')}%`),
+        ]),
+      )
+      .executeTakeFirst()
+    return Number(row?.n ?? 0)
+  }
+
   titles(ids: string[]): Promise<TitleRow[]> {
     if (ids.length === 0) return Promise.resolve([])
     return this.db.selectFrom('catalog_titles').selectAll().where('id', 'in', ids).execute()

@@ -181,6 +181,22 @@ export class MediaService {
     await this.enqueue(titleId, taskKey.probe)
   }
 
+  /**
+   * A file on this machine through the same pipeline as an upload, as the media of `mediaId`: a
+   * catalog title or episode (the demo seed's), or a new title. The file is copied; the caller keeps it.
+   */
+  async ingestFile(input: { mediaId: string; title: string; year?: number; file: string }): Promise<void> {
+    const job = await this.deps.store.job(input.mediaId)
+    if (!job)
+      await this.beginUpload({
+        titleId: input.mediaId,
+        title: input.title,
+        year: input.year,
+        filename: path.basename(input.file),
+      })
+    await this.finishUpload(input.mediaId, input.file)
+  }
+
   /** Titles whose upload has not been handed to the pipeline yet. */
   async uploadsInProgress(): Promise<{ titleId: string; startedAt: number }[]> {
     return (await this.deps.store.jobsIn(['uploading'])).map((j) => ({

@@ -32,15 +32,27 @@ export class CatalogTitles implements TitleDirectory {
   constructor(private readonly catalog: () => CatalogService) {}
 
   async create(input: { id: string; title: string; year?: number }): Promise<TitleRecord> {
-    await this.catalog().upsertMedia({
-      // The external id makes a retried create find the same title instead of making a second.
-      newTitle: { id: input.id, title: input.title, year: input.year, externalId: `reel-upload:${input.id}` },
-      status: CATALOG_STATUS.uploading,
-    })
+    // Media for a title or episode the catalog has (the demo seed's) attaches to it.
+    const target = await this.catalog().mediaTarget(input.id)
+    await this.catalog().upsertMedia(
+      target
+        ? { ...target, status: CATALOG_STATUS.uploading }
+        : {
+            // The external id makes a retried create find the same title instead of making a second.
+            newTitle: {
+              id: input.id,
+              title: input.title,
+              year: input.year,
+              externalId: `reel-upload:${input.id}`,
+            },
+            status: CATALOG_STATUS.uploading,
+          },
+    )
     return { id: input.id, title: input.title, year: input.year ?? null, durationMs: null }
   }
 
   async setMediaStatus(id: string, status: MediaStatus, durationMs?: number): Promise<void> {
-    await this.catalog().upsertMedia({ titleId: id, status: CATALOG_STATUS[status], durationMs })
+    const target = (await this.catalog().mediaTarget(id)) ?? { titleId: id }
+    await this.catalog().upsertMedia({ ...target, status: CATALOG_STATUS[status], durationMs })
   }
 }
