@@ -1,7 +1,7 @@
 import fs from 'node:fs'
 import type { Command } from 'commander'
 import { loadConfig } from '../platform/config.js'
-import { type FeedItem, type FeedRecord, readFeed } from '../services/catalog/feed.js'
+import { type FeedRecord, type ImportReport, importFeedItems, readFeed } from '../services/catalog/feed.js'
 import type { ImportOutcome } from '../services/catalog/service.js'
 import { CliError, callApi, serverUrl } from './client.js'
 
@@ -9,14 +9,7 @@ import { CliError, callApi, serverUrl } from './client.js'
 const BATCH = 200
 const SHOWN_REJECTIONS = 30
 
-export interface ImportReport {
-  created: number
-  updated: number
-  unchanged: number
-  rejected: { line: number; externalId: string | null; code: string; reason: string }[]
-  /** Rows whose external id an earlier row of the same file had (imported as an update of it). */
-  repeated: { line: number; externalId: string; firstLine: number }[]
-}
+export type { ImportReport }
 
 /** `reel catalog import FILE`: sends a feed to a running reel (REEL_URL) as an administrator. */
 export function registerCatalogCommands(cli: Command): void {
@@ -74,54 +67,17 @@ export async function importFeed(
   progress: { update(read: number, total: number, rows: number): void },
   send: (records: FeedRecord[]) => Promise<{ outcomes: ImportOutcome[] }>,
 ): Promise<ImportReport> {
-  const report: ImportReport = { created: 0, updated: 0, unchanged: 0, rejected: [], repeated: [] }
-  const firstLine = new Map<string, number>()
-  let batch: { line: number; record: FeedRecord }[] = []
-  let rows = 0
   let bytes: [number, number] = [0, 1]
-  const flush = async () => {
-    if (batch.length === 0) return
-    const sent = batch
-    batch = []
-    const { outcomes } = await send(sent.map((b) => b.record))
-    for (const outcome of outcomes) {
-      const line = sent[outcome.index]?.line ?? 0
-      if (outcome.status === 'rejected')
-        report.rejected.push({
-          line,
-          externalId: outcome.externalId,
-          code: outcome.code ?? 'rejected',
-          reason: outcome.reason ?? '',
-        })
-      else report[outcome.status]++
-    }
-    progress.update(bytes[0], bytes[1], rows)
-  }
-  const items: AsyncGenerator<FeedItem> = readFeed(file, {
+  const items = readFeed(file, {
     regions,
     onBytes: (read, total) => {
       bytes = [read, total]
     },
   })
-  for await (const item of items) {
-    rows++
-    if ('rejected' in item) {
-      report.rejected.push({ line: item.line, ...item.rejected })
-      continue
-    }
-    const externalId = typeof item.record.externalId === 'string' ? item.record.externalId : undefined
-    if (externalId !== undefined) {
-      const first = firstLine.get(externalId)
-      if (first === undefined) firstLine.set(externalId, item.line)
-      // The API applies a batch in order: a repeated id arrives as an update of the first.
-      else report.repeated.push({ line: item.line, externalId, firstLine: first })
-    }
-    batch.push(item)
-    if (batch.length >= BATCH) await flush()
-  }
-  await flush()
-  report.rejected.sort((a, b) => a.line - b.line)
-  return report
+  return importFeedItems(items, send, {
+    batch: BATCH,
+    onBatch: (rows) => progress.update(bytes[0], bytes[1], rows),
+  })
 }
 
 function progressBar() {

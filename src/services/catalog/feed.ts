@@ -1,9 +1,11 @@
 import fs from 'node:fs'
 import path from 'node:path'
 import { parse } from 'csv-parse'
+import { parse as parseSync } from 'csv-parse/sync'
 import type { MaturityRating } from '../accounts/rules.js'
 import { genreIdOf } from './genres.js'
 import { cleanLine } from './rules.js'
+import type { ImportOutcome } from './service.js'
 
 /**
  * Reading catalog feeds (CSV or JSON) into import records, the shape POST /api/v1/admin/titles/import
@@ -19,6 +21,14 @@ export type FeedRecord = Record<string, unknown>
 export type FeedItem =
   | { line: number; record: FeedRecord }
   | { line: number; rejected: { externalId: string | null; code: string; reason: string } }
+
+/** How a feed is written: `.csv`, `.json` (an array, or `{ titles: [...] }`), `.ndjson`/`.jsonl`. */
+export type FeedFormat = 'csv' | 'json' | 'ndjson'
+
+export const FEED_FORMATS: readonly FeedFormat[] = ['csv', 'json', 'ndjson']
+
+/** A feed that cannot be read at all (not one bad row: those are rejected one by one). */
+export class UnreadableFeed extends Error {}
 
 export interface FeedOptions {
   /** Regions a record without availability is shown in (`*`: everywhere). */
@@ -190,36 +200,61 @@ export function recordOfRow(row: Record<string, string>, options: Pick<FeedOptio
   return record
 }
 
+/** The format a feed file's name says it has; undefined for another extension. */
+export function feedFormatOf(file: string): FeedFormat | undefined {
+  const extension = path.extname(file).toLowerCase()
+  if (extension === '.csv') return 'csv'
+  if (extension === '.json') return 'json'
+  if (extension === '.ndjson' || extension === '.jsonl') return 'ndjson'
+  return undefined
+}
+
 /** Reads a feed file: `.csv`, `.json` (an array, or `{ titles: [...] }`) or `.ndjson`/`.jsonl`. */
 export async function* readFeed(file: string, options: FeedOptions): AsyncGenerator<FeedItem> {
   const total = fs.statSync(file).size
-  const extension = path.extname(file).toLowerCase()
-  if (extension === '.csv') {
+  const format = feedFormatOf(file)
+  if (format === undefined) throw new Error(`${file}: a feed is a .csv, .json, .ndjson or .jsonl file`)
+  if (format === 'csv') {
     yield* readCsv(file, total, options)
     return
   }
   const text = fs.readFileSync(file, 'utf8')
   options.onBytes?.(total, total)
-  if (extension === '.ndjson' || extension === '.jsonl') {
-    for (const [i, line] of text.split('\n').entries()) {
-      if (line.trim() === '') continue
-      yield jsonItem(i + 1, () => JSON.parse(line), options)
-    }
-    return
-  }
-  if (extension !== '.json') throw new Error(`${file}: a feed is a .csv, .json, .ndjson or .jsonl file`)
-  let parsed: unknown
   try {
-    parsed = JSON.parse(text)
+    yield* parseFeed(text, format, options)
   } catch (e) {
-    throw new Error(`${file} is not valid JSON: ${e instanceof Error ? e.message : String(e)}`)
+    if (e instanceof UnreadableFeed)
+      throw new Error(`${file}${e.message.startsWith('not') ? ' is ' : ': '}${e.message}`)
+    throw e
   }
-  const records = Array.isArray(parsed) ? parsed : (parsed as { titles?: unknown } | null)?.titles
-  if (!Array.isArray(records)) throw new Error(`${file}: expected an array of titles, or { "titles": [...] }`)
-  for (const [i, record] of records.entries()) yield jsonItem(i + 1, () => record, options)
 }
 
-function jsonItem(line: number, read: () => unknown, options: FeedOptions): FeedItem {
+/**
+ * A feed already in memory (an upload through the admin page), read by the same rules as a file.
+ * Throws UnreadableFeed when the whole feed is unusable (a JSON feed that is not JSON).
+ */
+export function parseFeed(
+  text: string,
+  format: FeedFormat,
+  options: Pick<FeedOptions, 'regions'>,
+): FeedItem[] {
+  if (format === 'csv') return parseCsvText(text, options)
+  if (format === 'ndjson')
+    return text
+      .split('\n')
+      .flatMap((line, i) => (line.trim() === '' ? [] : [jsonItem(i + 1, () => JSON.parse(line), options)]))
+  let parsed: unknown
+  try {
+    parsed = JSON.parse(text.replace(/^\uFEFF/, ''))
+  } catch (e) {
+    throw new UnreadableFeed(`not valid JSON: ${e instanceof Error ? e.message : String(e)}`)
+  }
+  const records = Array.isArray(parsed) ? parsed : (parsed as { titles?: unknown } | null)?.titles
+  if (!Array.isArray(records)) throw new UnreadableFeed('expected an array of titles, or { "titles": [...] }')
+  return records.map((record, i) => jsonItem(i + 1, () => record, options))
+}
+
+function jsonItem(line: number, read: () => unknown, options: Pick<FeedOptions, 'regions'>): FeedItem {
   let record: unknown
   try {
     record = read()
@@ -236,6 +271,36 @@ function jsonItem(line: number, read: () => unknown, options: FeedOptions): Feed
   return { line, record: out }
 }
 
+const CSV_OPTIONS = {
+  columns: (header: string[]) => header.map((h) => cleanLine(h)),
+  bom: true,
+  info: true,
+  relax_column_count: true,
+  skip_empty_lines: true,
+  skip_records_with_error: true,
+} as const
+
+type CsvRow = { record: Record<string, string>; info: { lines: number } }
+
+function parseCsvText(text: string, options: Pick<FeedOptions, 'regions'>): FeedItem[] {
+  const skipped: FeedItem[] = []
+  const rows = parseSync(text, {
+    ...CSV_OPTIONS,
+    on_skip: (err) => {
+      skipped.push({
+        line: typeof err?.lines === 'number' ? err.lines : 0,
+        rejected: { externalId: null, code: 'malformed_row', reason: err?.message ?? 'unreadable row' },
+      })
+      return undefined
+    },
+  }) as unknown as CsvRow[]
+  const items: FeedItem[] = rows.map((row) => ({
+    line: row.info.lines,
+    record: recordOfRow(row.record, options),
+  }))
+  return [...items, ...skipped].sort((a, b) => a.line - b.line)
+}
+
 async function* readCsv(file: string, total: number, options: FeedOptions): AsyncGenerator<FeedItem> {
   const input = fs.createReadStream(file)
   let read = 0
@@ -244,26 +309,14 @@ async function* readCsv(file: string, total: number, options: FeedOptions): Asyn
     options.onBytes?.(read, total)
   })
   const skipped: FeedItem[] = []
-  const parser = input.pipe(
-    parse({
-      columns: (header: string[]) => header.map((h) => cleanLine(h)),
-      bom: true,
-      info: true,
-      relax_column_count: true,
-      skip_empty_lines: true,
-      skip_records_with_error: true,
-    }),
-  )
+  const parser = input.pipe(parse(CSV_OPTIONS))
   parser.on('skip', (err: Error & { lines?: number }) => {
     skipped.push({
       line: err.lines ?? 0,
       rejected: { externalId: null, code: 'malformed_row', reason: err.message },
     })
   })
-  for await (const item of parser as AsyncIterable<{
-    record: Record<string, string>
-    info: { lines: number }
-  }>) {
+  for await (const item of parser as AsyncIterable<CsvRow>) {
     while (skipped.length > 0) {
       const next = skipped.shift()
       if (next) yield next
@@ -271,4 +324,66 @@ async function* readCsv(file: string, total: number, options: FeedOptions): Asyn
     yield { line: item.info.lines, record: recordOfRow(item.record, options) }
   }
   yield* skipped
+}
+
+/** What became of a feed's rows, by line (the line a CSV row ends on; the index of a JSON record). */
+export interface ImportReport {
+  created: number
+  updated: number
+  unchanged: number
+  rejected: { line: number; externalId: string | null; code: string; reason: string }[]
+  /** Rows whose external id an earlier row of the same feed had (imported as an update of it). */
+  repeated: { line: number; externalId: string; firstLine: number }[]
+}
+
+/**
+ * Sends a feed's records in batches through `send` (the import API: each record is accepted or
+ * rejected on its own) and reports every row; `onBatch` hears the rows done after each batch.
+ */
+export async function importFeedItems(
+  items: AsyncIterable<FeedItem> | Iterable<FeedItem>,
+  send: (records: FeedRecord[]) => Promise<{ outcomes: ImportOutcome[] }>,
+  options: { batch: number; onBatch?: (rows: number, report: ImportReport) => void | Promise<void> },
+): Promise<ImportReport> {
+  const report: ImportReport = { created: 0, updated: 0, unchanged: 0, rejected: [], repeated: [] }
+  const firstLine = new Map<string, number>()
+  let batch: { line: number; record: FeedRecord }[] = []
+  let rows = 0
+  const flush = async () => {
+    if (batch.length === 0) return
+    const sent = batch
+    batch = []
+    const { outcomes } = await send(sent.map((b) => b.record))
+    for (const outcome of outcomes) {
+      const line = sent[outcome.index]?.line ?? 0
+      if (outcome.status === 'rejected')
+        report.rejected.push({
+          line,
+          externalId: outcome.externalId,
+          code: outcome.code ?? 'rejected',
+          reason: outcome.reason ?? '',
+        })
+      else report[outcome.status]++
+    }
+    await options.onBatch?.(rows, report)
+  }
+  for await (const item of items) {
+    rows++
+    if ('rejected' in item) {
+      report.rejected.push({ line: item.line, ...item.rejected })
+      continue
+    }
+    const externalId = typeof item.record.externalId === 'string' ? item.record.externalId : undefined
+    if (externalId !== undefined) {
+      const first = firstLine.get(externalId)
+      if (first === undefined) firstLine.set(externalId, item.line)
+      // The API applies a batch in order: a repeated id arrives as an update of the first.
+      else report.repeated.push({ line: item.line, externalId, firstLine: first })
+    }
+    batch.push(item)
+    if (batch.length >= options.batch) await flush()
+  }
+  await flush()
+  report.rejected.sort((a, b) => a.line - b.line)
+  return report
 }

@@ -1,6 +1,10 @@
+import { PassThrough } from 'node:stream'
 import { Type } from '@sinclair/typebox'
+import { AppError, errorMessage, unprocessable } from '../../platform/errors.js'
+import { toErrorResponse } from '../../platform/http/errors.js'
 import { errorResponses } from '../../platform/http/server.js'
 import type { ModuleContext } from '../../platform/modules.js'
+import { FEED_FORMATS, type FeedItem, importFeedItems, parseFeed, UnreadableFeed } from './feed.js'
 import {
   EpisodeChangesSchema,
   EpisodeInputSchema,
@@ -33,6 +37,12 @@ const ProfileId = Type.Optional(
 )
 /** Records per import request: the CLI sends a feed in batches of this size. */
 export const IMPORT_BATCH_MAX = 500
+/** Largest feed file the admin page may send (the IMDb-5000 CSV is 1.5 MB). */
+export const IMPORT_FILE_MAX_BYTES = 32 * 1024 * 1024
+/** Rows imported between two progress lines of a file import. */
+const IMPORT_FILE_BATCH = 100
+
+class ImportAbandoned extends Error {}
 
 export function catalogRoutes(ctx: ModuleContext, catalog: CatalogService): void {
   const { http } = ctx
@@ -331,6 +341,125 @@ export function catalogRoutes(ctx: ModuleContext, catalog: CatalogService): void
       await ctx.auth.requireAdmin(req)
       await catalog.removeEpisode(req.params.id, req.params.episodeId)
       return reply.code(204).send(null)
+    },
+  )
+
+  http.post(
+    '/api/v1/admin/catalog/imports',
+    {
+      // Only an administrator's request body is read at all.
+      onRequest: async (req) => {
+        await ctx.auth.requireAdmin(req)
+      },
+      bodyLimit: IMPORT_FILE_MAX_BYTES + 1024 * 1024,
+      schema: {
+        tags: adminTags,
+        security,
+        summary: 'Import a catalog file (CSV or JSON) sent whole; answers with progress as it goes',
+        description:
+          'Reads the file by the rules of `reel catalog import` (IMDb-5000 CSV columns understood), then ' +
+          'creates or updates titles by externalId; each row is accepted or rejected on its own. The answer ' +
+          'is NDJSON: `{"type":"started","rows":N}`, a `{"type":"progress",…}` line per batch of ' +
+          `${IMPORT_FILE_BATCH} rows, and \`{"type":"done","report":{created,updated,unchanged,rejected:[{line,externalId,code,reason}],repeated}}\` ` +
+          '(or `{"type":"error","error":{code,message}}` when the import stops part-way; the rows before stay imported). ' +
+          'A file that cannot be read at all is refused with 422 before anything is imported.',
+        body: Type.Object(
+          {
+            format: Type.Union(
+              FEED_FORMATS.map((f) => Type.Literal(f)),
+              { description: 'csv, json (an array or {"titles":[…]}) or ndjson' },
+            ),
+            content: Type.String({ maxLength: IMPORT_FILE_MAX_BYTES, description: 'The file’s text' }),
+            regions: Type.Optional(
+              Type.Array(Type.String({ pattern: '^(\\*|[A-Za-z]{2})$' }), {
+                minItems: 1,
+                maxItems: 300,
+                description: 'Where rows without availability are shown: country codes or * (the default)',
+              }),
+            ),
+          },
+          { additionalProperties: false },
+        ),
+        response: {
+          200: Type.Unknown({
+            description: 'NDJSON (application/x-ndjson): progress lines, then the report',
+          }),
+          ...errorResponses(401, 403, 413, 422),
+        },
+      },
+    },
+    async (req, reply) => {
+      const { format, content } = req.body
+      if (content.trim() === '') throw unprocessable('empty_feed', 'The file is empty')
+      const regions = (req.body.regions ?? ['*']).map((r) => r.toUpperCase())
+      let items: FeedItem[]
+      try {
+        items = parseFeed(content, format, { regions })
+      } catch (e) {
+        if (e instanceof UnreadableFeed)
+          throw unprocessable(
+            'unreadable_feed',
+            `This ${format.toUpperCase()} file cannot be read: ${e.message}`,
+          )
+        throw e
+      }
+      if (items.length === 0) throw unprocessable('empty_feed', 'The file has no rows to import')
+
+      const out = new PassThrough()
+      const line = (value: unknown) => out.write(`${JSON.stringify(value)}\n`)
+      let gone = false
+      reply.raw.once('close', () => {
+        gone = !reply.raw.writableFinished
+      })
+      line({ type: 'started', rows: items.length })
+      const started = Date.now()
+      importFeedItems(
+        items,
+        async (records) => {
+          // Nobody is reading any more: stop between batches (what is imported stays imported).
+          if (gone) throw new ImportAbandoned()
+          return { outcomes: await catalog.importTitles(records) }
+        },
+        {
+          batch: IMPORT_FILE_BATCH,
+          onBatch: (rows, report) => {
+            line({
+              type: 'progress',
+              rows,
+              of: items.length,
+              created: report.created,
+              updated: report.updated,
+              unchanged: report.unchanged,
+              rejected: report.rejected.length,
+            })
+          },
+        },
+      )
+        .then((report) => {
+          req.log.info(
+            {
+              rows: items.length,
+              created: report.created,
+              updated: report.updated,
+              unchanged: report.unchanged,
+              rejected: report.rejected.length,
+              ms: Date.now() - started,
+            },
+            'catalog file imported',
+          )
+          out.end(`${JSON.stringify({ type: 'done', report })}\n`)
+        })
+        .catch((e: unknown) => {
+          if (e instanceof ImportAbandoned)
+            req.log.warn({ rows: items.length }, 'catalog import abandoned by its client')
+          else if (!(e instanceof AppError)) req.log.error({ err: errorMessage(e) }, 'catalog import failed')
+          out.end(`${JSON.stringify({ type: 'error', error: toErrorResponse(e).body.error })}\n`)
+        })
+      return reply
+        .type('application/x-ndjson; charset=utf-8')
+        .header('cache-control', 'no-store')
+        .header('x-accel-buffering', 'no')
+        .send(out)
     },
   )
 }
