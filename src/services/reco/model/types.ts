@@ -55,3 +55,10 @@ export interface ItemFeatures {
   language?: string
   year?: number
 }
+
+/** Top-k neighbours of every item, row-major like TrainedModel.similar: ids[i * k + r], -1 past the end. */
+export interface ItemNeighbours {
+  k: number
+  ids: Int32Array
+  scores: Float32Array
+}
