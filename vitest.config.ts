@@ -7,5 +7,7 @@ export default defineConfig({
     testTimeout: 30_000,
     hookTimeout: 60_000,
     reporters: ['default'],
+    // Servers the tests spawn with `reel start` do not seed the demo catalog on their first start.
+    env: { REEL_SEED: 'off' },
   },
 })
