@@ -12,6 +12,15 @@ import { SessionProvider, useSession } from './session'
 // The player (hls.js) and the uploader (tus) are large: loaded only when those pages open.
 const WatchPage = lazy(() => import('./pages/Watch').then((m) => ({ default: m.WatchPage })))
 const AdminPage = lazy(() => import('./pages/Admin').then((m) => ({ default: m.AdminPage })))
+const AdminTitlesPage = lazy(() =>
+  import('./pages/admin/TitleEditor').then((m) => ({ default: m.AdminTitlesPage })),
+)
+const AdminTitleEditPage = lazy(() =>
+  import('./pages/admin/TitleEditor').then((m) => ({ default: m.AdminTitleEditPage })),
+)
+const AdminImportPage = lazy(() =>
+  import('./pages/admin/CatalogImport').then((m) => ({ default: m.AdminImportPage })),
+)
 
 function Shell({ children }: { children: ReactNode }) {
   const session = useSession()
@@ -58,6 +67,22 @@ function Member({ children, needsProfile = true }: { children: ReactNode; needsP
   return <>{children}</>
 }
 
+/** Administrator pages: members see why they cannot use them instead of a broken page. */
+function AdminOnly({ children }: { children: ReactNode }) {
+  const session = useSession()
+  return (
+    <Member needsProfile={false}>
+      {session.overview?.account.role === 'admin' ? (
+        children
+      ) : (
+        <p className="center" role="alert">
+          This page is for administrators. <Link href="/">Go home</Link>
+        </p>
+      )}
+    </Member>
+  )
+}
+
 export function App() {
   return (
     <SessionProvider>
@@ -96,9 +121,24 @@ export function App() {
             </Member>
           </Route>
           <Route path="/admin">
-            <Member needsProfile={false}>
+            <AdminOnly>
               <AdminPage />
-            </Member>
+            </AdminOnly>
+          </Route>
+          <Route path="/admin/titles">
+            <AdminOnly>
+              <AdminTitlesPage />
+            </AdminOnly>
+          </Route>
+          <Route path="/admin/titles/:id">
+            <AdminOnly>
+              <AdminTitleEditPage />
+            </AdminOnly>
+          </Route>
+          <Route path="/admin/import">
+            <AdminOnly>
+              <AdminImportPage />
+            </AdminOnly>
           </Route>
           <Route path="/account">
             <Member needsProfile={false}>

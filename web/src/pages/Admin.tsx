@@ -1,6 +1,8 @@
 import { type FormEvent, useEffect, useState } from 'react'
 import { Upload } from 'tus-js-client'
+import { Link } from 'wouter'
 import { ApiError, api, currentAccessToken, refreshSession } from '../api'
+import { AdminNav } from './admin/AdminNav'
 
 interface MediaStatus {
   titleId: string
@@ -77,6 +79,7 @@ function PipelineCard({ titleId }: { titleId: string }) {
           Ready: {media.renditions.map((r) => (r.height ? `${r.height}p` : r.name)).join(', ')}
         </p>
       )}
+      <Link href={`/admin/titles/${media.titleId}`}>Edit details</Link>
     </li>
   )
 }
@@ -160,6 +163,7 @@ export function AdminPage() {
   return (
     <section className="card wide">
       <h1>Admin</h1>
+      <AdminNav />
       <h2>Upload a title</h2>
       <form className="admin-upload" onSubmit={submit}>
         <label>

@@ -103,6 +103,11 @@ export function TitlePage() {
     <article className="title-page">
       <div className="backdrop" style={art ? { backgroundImage: `url(${art})` } : undefined} />
       <h1>{title.title}</h1>
+      {session.overview?.account.role === 'admin' && (
+        <Link href={`/admin/titles/${title.id}`} className="edit-link">
+          Edit details
+        </Link>
+      )}
       <p className="facts">
         {[
           title.year,
