@@ -15,7 +15,9 @@ type Context = { viewer?: { token: string; profileId: string }; sessionId?: stri
 const settle = () => new Promise((r) => setTimeout(r, STREAM_TIMEOUT_MS + 500))
 const SCREENS = 4 // premium
 
-const child = spawn(process.execPath, ['--import', 'tsx', 'bench/playback/server.ts'], {
+// BENCH_PROFILE=<dir>: the server writes a V8 CPU profile there (open it in Chrome DevTools).
+const profile = process.env.BENCH_PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_PROFILE}`] : []
+const child = spawn(process.execPath, [...profile, '--import', 'tsx', 'bench/playback/server.ts'], {
   stdio: ['ignore', 'pipe', 'inherit'],
   env: { ...process.env, REEL_LOG_LEVEL: 'warn', REEL_PLAYBACK_STREAM_TIMEOUT_MS: String(STREAM_TIMEOUT_MS) },
 })
@@ -53,6 +55,8 @@ try {
   }
 
   const connections = ACCOUNTS * SCREENS
+  /** Starts answered otherwise than 201, by status (and the stop that follows each fails too). */
+  const refusals = new Map<number, number>()
   let connection = 0
   // Each connection is one screen of one account: start, then stop, again and again.
   const startStop = (overallRate?: number) =>
@@ -75,7 +79,8 @@ try {
               body: JSON.stringify({ profileId: viewer.profileId, titleId }),
             }
           },
-          onResponse: (_status, body, context) => {
+          onResponse: (status, body, context) => {
+            if (status !== 201) refusals.set(status, (refusals.get(status) ?? 0) + 1)
             ;(context as Context).sessionId = (JSON.parse(body) as { sessionId?: string }).sessionId
           },
         },
@@ -98,7 +103,10 @@ try {
   const healthz = await health()
   await settle()
   const starts = await startStop()
-  if (starts.non2xx > 0) console.log(`  (${starts.non2xx} start/stop requests answered non-2xx)`)
+  if (starts.non2xx > 0)
+    console.log(
+      `  (${starts.non2xx} start/stop requests answered non-2xx; starts by status: ${JSON.stringify(Object.fromEntries(refusals))})`,
+    )
   const startRate = starts.requests.average / 2
   await settle()
   const half = await startStop(Math.max(1, Math.floor(starts.requests.average / 2)))

@@ -8,9 +8,13 @@ import { createReel } from '../../src/platform/app.js'
 import { loadConfig } from '../../src/platform/config.js'
 import { AppError } from '../../src/platform/errors.js'
 import { newId } from '../../src/platform/ids.js'
+import type { ServiceName } from '../../src/platform/modules.js'
 
 const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'reel-bench-playback-'))
+// BENCH_ROLES: only these services in this process (the scaled-out API shape); default all-in-one.
+const roles = process.env.BENCH_ROLES ? (process.env.BENCH_ROLES.split(',') as ServiceName[]) : undefined
 const reel = await createReel({
+  ...(roles ? { roles } : {}),
   config: loadConfig({
     REEL_LOG_LEVEL: 'warn',
     ...process.env,

@@ -1,5 +1,5 @@
 import { Type } from '@sinclair/typebox'
-import { Value } from '@sinclair/typebox/value'
+import { TypeCompiler } from '@sinclair/typebox/compiler'
 import { AppError, errorMessage, unauthorized } from '../../platform/errors.js'
 import { toErrorResponse } from '../../platform/http/errors.js'
 import { errorResponses } from '../../platform/http/server.js'
@@ -47,6 +47,7 @@ const HeartbeatBody = Type.Object(
   },
   { additionalProperties: false },
 )
+const heartbeatFrame = TypeCompiler.Compile(HeartbeatBody)
 const Progress = Type.Object({
   titleId: Type.String(),
   episodeId: Type.Union([Type.String(), Type.Null()]),
@@ -143,8 +144,8 @@ export function playbackRoutes(ctx: ModuleContext, playback: PlaybackService): v
             } catch {
               throw new AppError(400, 'malformed_json', 'Each frame is one JSON heartbeat')
             }
-            if (!Value.Check(HeartbeatBody, body)) {
-              const first = Value.Errors(HeartbeatBody, body).First()
+            if (!heartbeatFrame.Check(body)) {
+              const first = heartbeatFrame.Errors(body).First()
               throw new AppError(
                 400,
                 'invalid_request',

@@ -1,6 +1,6 @@
 import { LRUCache } from 'lru-cache'
 import type { Auth } from '../../platform/auth.js'
-import type { Bus } from '../../platform/bus/bus.js'
+import type { Bus, PublishInput } from '../../platform/bus/bus.js'
 import type { Cache } from '../../platform/cache/cache.js'
 import { conflict, forbidden, notFound } from '../../platform/errors.js'
 import { newId } from '../../platform/ids.js'
@@ -91,6 +91,9 @@ export interface ProgressView {
 export const COMPLETION_RATIO = 0.95
 const SESSION_TTL_MS = 24 * 3600_000
 const POSITION_TTL_MS = 7 * 24 * 3600_000
+/** "Never watched" is remembered too, so a first play does not ask the DB (a report overwrites it). */
+const NO_POSITION_TTL_MS = 3600_000
+const NO_POSITION = '-'
 /** A session's slot in the account's stream set is refreshed at most this often by heartbeats. */
 const SLOT_REFRESH_MS = 5_000
 const MAX_TRACKED_STREAMS = 200
@@ -104,6 +107,8 @@ const keys = {
 
 interface LiveSession {
   row: SessionRow
+  /** For an episode: its season (undefined: not looked up yet). */
+  seasonId?: string | null
   stopped: boolean
   /** Where and when the last report left the client (for watchedMs). */
   lastPositionMs: number
@@ -111,7 +116,10 @@ interface LiveSession {
   slotRaisedAt: number
 }
 
+/** The heartbeats of one session since the last flush, coalesced into one event at its place in the outbox. */
 interface PendingHeartbeat {
+  kind: 'heartbeat'
+  dropped: boolean
   session: LiveSession
   state: PlayerState
   positionMs: number
@@ -122,19 +130,30 @@ interface PendingHeartbeat {
   rebuffers?: number
 }
 
+/** An event waiting in the outbox for the next flush: ready to publish, or a session's coalesced heartbeats. */
+type Outgoing = { kind: 'event'; event: PublishInput } | PendingHeartbeat
+
 export const completed = (positionMs: number, durationMs: number) =>
   durationMs > 0 && positionMs >= durationMs * COMPLETION_RATIO
 
 /**
  * Play sessions: the rules of pressing play (entitlement, profile, availability, maturity, stream
- * slots), where each profile left off, and the events the rest of reel learns from. Heartbeats are
- * answered from memory and the cache; the DB gets them coalesced by `flush` (write-behind).
+ * slots), where each profile left off, and the events the rest of reel learns from.
+ *
+ * Starts and heartbeats are answered from memory and the Cache port (where the stream slots live);
+ * session rows, positions and the playback events reach the DB and the Bus together at `flush`
+ * (write-behind, every REEL_PLAYBACK_FLUSH_MS): one transaction and one batch of publishes for
+ * everything since the last one. A stop flushes before it answers, and so does a graceful shutdown.
  */
 export class PlaybackService {
   private readonly live = new LRUCache<string, LiveSession>({ max: 50_000 })
   private progressPending = new Map<string, ProgressRow>()
+  private sessionsPending = new Map<string, SessionRow>()
   private heartbeatsPending = new Map<string, PendingHeartbeat>()
+  private outbox: Outgoing[] = []
   private flushing: Promise<void> | undefined
+  /** A flush asked for while one runs: every caller until it begins shares it (group commit). */
+  private queuedFlush: Promise<void> | undefined
 
   constructor(private readonly deps: PlaybackDeps) {}
 
@@ -144,11 +163,17 @@ export class PlaybackService {
 
   async start(auth: Auth, input: StartInput, client: ClientInfo): Promise<Started> {
     const { deps } = this
-    const entitlement = await deps.billing().entitlement(auth.accountId)
+    // Asked together (one round trip to the caches); refused in this order: plan, profile, title.
+    const [plan, member, playable] = await Promise.allSettled([
+      deps.billing().entitlement(auth.accountId),
+      deps.accounts().profile(auth.accountId, input.profileId),
+      deps.titles.resolve(input.titleId, input.episodeId),
+    ])
+    const entitlement = settled(plan)
     if (!entitlement.active || entitlement.maxStreams < 1)
       throw forbidden('no_active_subscription', 'Choose a plan to start watching')
-    const profile = await deps.accounts().profile(auth.accountId, input.profileId)
-    let title = await deps.titles.resolve(input.titleId, input.episodeId)
+    const profile = settled(member)
+    let title = settled(playable)
     if (title.type === 'episode' && input.episodeId === undefined) {
       const resume = await this.episodeToResume(profile.id, input.titleId)
       if (resume !== undefined && resume !== title.mediaId)
@@ -185,36 +210,42 @@ export class PlaybackService {
       seen_at: now,
       stopped_at: null,
     }
-    await deps.store.insertSession(row)
     const liveSession: LiveSession = {
       row: { ...row },
+      seasonId: title.seasonId,
       stopped: false,
       lastPositionMs: resumeAtMs,
       lastAt: now,
       slotRaisedAt: now,
     }
     this.live.set(sessionId, liveSession)
-    await deps.cache.set(keys.session(sessionId), JSON.stringify(row), SESSION_TTL_MS)
-
-    const steering = await cdn.steer(title.mediaId, region)
+    this.sessionsPending.set(sessionId, liveSession.row)
     const token = cdn.sign({
       sid: sessionId,
       prefix: `titles/${title.mediaId}/`,
       exp: Math.floor(now / 1000) + deps.settings.tokenTtlS,
       maxHeight: entitlement.maxHeight,
     })
+    // Other processes find the session here for its heartbeats and stop before its row is flushed.
+    const [steering] = await Promise.all([
+      cdn.steer(title.mediaId, region),
+      deps.cache.set(keys.session(sessionId), JSON.stringify(row), SESSION_TTL_MS),
+    ])
     const master = `t/${token}/titles/${title.mediaId}/hls/master.m3u8`
     const urls = [...steering.edges.map((e) => `${e.url}/${master}`), `${steering.originUrl}/${master}`]
     const [manifestUrl = '', ...fallbackUrls] = urls
 
-    await deps.bus.publish<PlaybackStarted>({
-      type: PLAYBACK_STARTED,
-      key: profile.id,
-      data: {
-        ...this.eventBase(row, title.seriesId, title.seasonId, resumeAtMs, now),
-        resumeAtMs,
-        maxHeight: entitlement.maxHeight,
-        device,
+    this.outbox.push({
+      kind: 'event',
+      event: {
+        type: PLAYBACK_STARTED,
+        key: profile.id,
+        data: {
+          ...this.eventBase(row, title.seriesId, title.seasonId, resumeAtMs, now),
+          resumeAtMs,
+          maxHeight: entitlement.maxHeight,
+          device,
+        } satisfies PlaybackStarted,
       },
     })
     return {
@@ -257,17 +288,32 @@ export class PlaybackService {
       session.slotRaisedAt = now
       await this.raiseSlot(row.account_id, `s:${row.id}`, now)
     }
-    const previous = this.heartbeatsPending.get(sessionId)
-    this.heartbeatsPending.set(sessionId, {
-      session,
-      state: input.state,
-      positionMs,
-      at: now,
-      watchedMs: (previous?.watchedMs ?? 0) + watchedMs,
-      bitrate: input.bitrate,
-      bufferMs: input.bufferMs,
-      rebuffers: input.rebuffers,
-    })
+    if (!this.sessionsPending.has(sessionId)) this.sessionsPending.set(sessionId, row)
+    const pending = this.heartbeatsPending.get(sessionId)
+    if (pending) {
+      pending.state = input.state
+      pending.positionMs = positionMs
+      pending.at = now
+      pending.watchedMs += watchedMs
+      pending.bitrate = input.bitrate
+      pending.bufferMs = input.bufferMs
+      pending.rebuffers = input.rebuffers
+    } else {
+      const report: PendingHeartbeat = {
+        kind: 'heartbeat',
+        dropped: false,
+        session,
+        state: input.state,
+        positionMs,
+        at: now,
+        watchedMs,
+        bitrate: input.bitrate,
+        bufferMs: input.bufferMs,
+        rebuffers: input.rebuffers,
+      }
+      this.heartbeatsPending.set(sessionId, report)
+      this.outbox.push(report)
+    }
     return { positionMs }
   }
 
@@ -284,71 +330,103 @@ export class PlaybackService {
       positionMs ?? session.lastPositionMs,
       row.duration_ms > 0 ? row.duration_ms : Number.MAX_SAFE_INTEGER,
     )
+    // The stop event carries what the heartbeats since the last flush watched.
     const pending = this.heartbeatsPending.get(sessionId)
     this.heartbeatsPending.delete(sessionId)
+    if (pending) pending.dropped = true
     session.stopped = true
     row.stopped_at = now
     row.position_ms = final
+    row.seen_at = now
+    this.sessionsPending.set(sessionId, row)
     this.remember(row, final, now)
-    await this.raiseSlot(row.account_id, `x:${row.id}`, now)
-    await this.deps.cache.set(keys.session(sessionId), JSON.stringify(row), SESSION_TTL_MS)
-    await this.deps.store.stopSession(sessionId, final, now)
-    await this.flush()
     const done = completed(final, row.duration_ms)
-    const { seriesId, seasonId } = await this.seriesOf(row)
-    await this.deps.bus.publish<PlaybackStopped>({
-      type: PLAYBACK_STOPPED,
-      key: row.profile_id,
-      data: {
-        ...this.eventBase(row, seriesId, seasonId, final, now),
-        watchedMs: pending?.watchedMs ?? 0,
-        completed: done,
+    const { seriesId, seasonId } = await this.seriesOf(session)
+    this.outbox.push({
+      kind: 'event',
+      event: {
+        type: PLAYBACK_STOPPED,
+        key: row.profile_id,
+        data: {
+          ...this.eventBase(row, seriesId, seasonId, final, now),
+          watchedMs: pending?.watchedMs ?? 0,
+          completed: done,
+        } satisfies PlaybackStopped,
       },
     })
+    await Promise.all([
+      this.raiseSlot(row.account_id, `x:${row.id}`, now),
+      this.deps.cache.set(keys.session(sessionId), JSON.stringify(row), SESSION_TTL_MS),
+    ])
+    await this.flush()
     return { positionMs: final, completed: done }
   }
 
-  /** Writes coalesced positions to the DB and publishes one heartbeat event per session since the last flush. */
+  /**
+   * Writes what changed since the last flush in one transaction (positions, session rows), then
+   * publishes the waiting events in one batch, in the order they happened (one coalesced heartbeat
+   * event per session). What could not be written or published stays for the next flush.
+   */
   flush(): Promise<void> {
+    if (this.queuedFlush) return this.queuedFlush
     const run = async (): Promise<void> => {
-      if (this.progressPending.size === 0 && this.heartbeatsPending.size === 0) return
-      const progress = [...this.progressPending.values()]
-      const heartbeats = [...this.heartbeatsPending.values()]
+      this.queuedFlush = undefined
+      if (this.progressPending.size === 0 && this.sessionsPending.size === 0 && this.outbox.length === 0)
+        return
+      const progress = this.progressPending
+      const sessions = this.sessionsPending
+      const outbox = this.outbox
       this.progressPending = new Map()
+      this.sessionsPending = new Map()
       this.heartbeatsPending = new Map()
+      this.outbox = []
       try {
-        await this.deps.store.writeBehind(
-          progress,
-          heartbeats.map((h) => ({ id: h.session.row.id, position_ms: h.positionMs, seen_at: h.at })),
-        )
+        await this.deps.store.writeBehind([...progress.values()], [...sessions.values()])
       } catch (e) {
-        // Keep what was not written (newer reports win) so the next flush tries again.
-        for (const row of progress) {
-          const key = `${row.profile_id}\n${row.media_id}`
+        // Newer reports that arrived meanwhile win; the rest waits for the next flush.
+        for (const [key, row] of progress)
           if (!this.progressPending.has(key)) this.progressPending.set(key, row)
-        }
+        for (const [id, row] of sessions) if (!this.sessionsPending.has(id)) this.sessionsPending.set(id, row)
+        this.outbox = [...outbox, ...this.outbox]
         throw e
       }
-      for (const h of heartbeats) {
-        const { seriesId, seasonId } = await this.seriesOf(h.session.row)
-        await this.deps.bus.publish<PlaybackHeartbeat>({
-          type: PLAYBACK_HEARTBEAT,
-          key: h.session.row.profile_id,
-          data: {
-            ...this.eventBase(h.session.row, seriesId, seasonId, h.positionMs, h.at),
-            state: h.state,
-            watchedMs: h.watchedMs,
-            ...(h.bitrate === undefined ? {} : { bitrate: h.bitrate }),
-            ...(h.bufferMs === undefined ? {} : { bufferMs: h.bufferMs }),
-            ...(h.rebuffers === undefined ? {} : { rebuffers: h.rebuffers }),
-          },
-        })
+      const events: PublishInput[] = []
+      for (const item of outbox) {
+        if (item.kind === 'event') events.push(item.event)
+        else if (!item.dropped) events.push(await this.heartbeatEvent(item))
+      }
+      // Published in one tick: the embedded bus stores them in one transaction, JetStream in order.
+      const results = await Promise.allSettled(events.map((event) => this.deps.bus.publish(event)))
+      const failed = events.filter((_, i) => results[i]?.status === 'rejected')
+      if (failed.length > 0) {
+        // Republishing the same ids is harmless (the Bus deduplicates by id).
+        this.outbox = [...failed.map((event) => ({ kind: 'event' as const, event })), ...this.outbox]
+        const reason = results.find((r) => r.status === 'rejected') as PromiseRejectedResult
+        throw reason.reason
       }
     }
-    // One flush at a time; a flush asked for during one runs after it.
+    // One flush at a time; the callers that arrive during one share the next.
     const next = (this.flushing ?? Promise.resolve()).catch(() => {}).then(run)
     this.flushing = next
+    this.queuedFlush = next
     return next
+  }
+
+  private async heartbeatEvent(h: PendingHeartbeat): Promise<PublishInput> {
+    const { row } = h.session
+    const { seriesId, seasonId } = await this.seriesOf(h.session)
+    return {
+      type: PLAYBACK_HEARTBEAT,
+      key: row.profile_id,
+      data: {
+        ...this.eventBase(row, seriesId, seasonId, h.positionMs, h.at),
+        state: h.state,
+        watchedMs: h.watchedMs,
+        ...(h.bitrate === undefined ? {} : { bitrate: h.bitrate }),
+        ...(h.bufferMs === undefined ? {} : { bufferMs: h.bufferMs }),
+        ...(h.rebuffers === undefined ? {} : { rebuffers: h.rebuffers }),
+      } satisfies PlaybackHeartbeat,
+    }
   }
 
   async continueWatching(auth: Auth, profileId: string, limit: number): Promise<ProgressView[]> {
@@ -394,6 +472,8 @@ export class PlaybackService {
   async profileDeleted(profileId: string): Promise<void> {
     for (const [key, row] of this.progressPending)
       if (row.profile_id === profileId) this.progressPending.delete(key)
+    for (const [id, row] of this.sessionsPending)
+      if (row.profile_id === profileId) this.sessionsPending.delete(id)
     const mediaIds = await this.deps.store.deleteProfile(profileId)
     if (mediaIds.length > 0) await this.deps.cache.del(...mediaIds.map((m) => keys.position(profileId, m)))
   }
@@ -409,7 +489,9 @@ export class PlaybackService {
   }
 
   private async resumePosition(profileId: string, mediaId: string): Promise<number> {
-    const cached = await this.deps.cache.get(keys.position(profileId, mediaId))
+    const key = keys.position(profileId, mediaId)
+    const cached = await this.deps.cache.get(key)
+    if (cached === NO_POSITION) return 0
     let position: { positionMs: number; completed: boolean } | undefined
     if (cached !== undefined) {
       try {
@@ -423,6 +505,7 @@ export class PlaybackService {
         this.progressPending.get(`${profileId}\n${mediaId}`) ??
         (await this.deps.store.progress(profileId, mediaId))
       position = row ? { positionMs: row.position_ms, completed: row.completed === 1 } : undefined
+      if (!position) await this.deps.cache.set(key, NO_POSITION, NO_POSITION_TTL_MS)
     }
     return position && !position.completed ? position.positionMs : 0
   }
@@ -449,11 +532,17 @@ export class PlaybackService {
         )
         .map(([m]) => m.slice(2))
     } else {
-      // The cache cannot answer: count from the DB (positions there trail by the write-behind interval).
-      active = (await this.deps.store.activeSessions(accountId, at - settings.streamTimeoutMs)).map(
-        (s) => s.id,
-      )
-      active.push(sessionId)
+      // The cache cannot answer: count from the DB (it trails by the write-behind interval) and this
+      // process's sessions not flushed yet.
+      const since = at - settings.streamTimeoutMs
+      const ids = new Set((await this.deps.store.activeSessions(accountId, since)).map((s) => s.id))
+      for (const row of this.sessionsPending.values())
+        if (row.account_id === accountId && row.seen_at >= since) {
+          if (row.stopped_at === null) ids.add(row.id)
+          else ids.delete(row.id)
+        }
+      ids.add(sessionId)
+      active = [...ids]
     }
     // Session ids sort by creation time: of racing starts, the later ones lose on every process alike.
     active.sort()
@@ -548,10 +637,16 @@ export class PlaybackService {
     )
   }
 
-  private async seriesOf(row: SessionRow): Promise<{ seriesId: string | null; seasonId: string | null }> {
+  private async seriesOf(
+    session: LiveSession,
+  ): Promise<{ seriesId: string | null; seasonId: string | null }> {
+    const { row } = session
     if (row.title_id === row.media_id) return { seriesId: null, seasonId: null }
-    const episode = (await this.deps.titles.episodes(row.title_id)).find((e) => e.id === row.media_id)
-    return { seriesId: row.title_id, seasonId: episode?.seasonId ?? null }
+    if (session.seasonId === undefined) {
+      const episode = (await this.deps.titles.episodes(row.title_id)).find((e) => e.id === row.media_id)
+      session.seasonId = episode?.seasonId ?? null
+    }
+    return { seriesId: row.title_id, seasonId: session.seasonId }
   }
 
   private eventBase(
@@ -575,6 +670,11 @@ export class PlaybackService {
       at: new Date(at).toISOString(),
     }
   }
+}
+
+function settled<T>(result: PromiseSettledResult<T>): T {
+  if (result.status === 'rejected') throw result.reason
+  return result.value
 }
 
 function view(row: ProgressRow): ProgressView {

@@ -37,6 +37,13 @@ interface PlaybackTables {
   playback_progress: ProgressRow
 }
 
+/** Rows per INSERT: 13 columns × 500 stays far below SQLite's and PostgreSQL's bound-parameter limits. */
+const ROWS_PER_STATEMENT = 500
+
+function* chunks<T>(rows: T[], size: number): Generator<T[]> {
+  for (let i = 0; i < rows.length; i += size) yield rows.slice(i, i + size)
+}
+
 export class PlaybackStore {
   private readonly db: Kysely<PlaybackTables>
 
@@ -44,20 +51,8 @@ export class PlaybackStore {
     this.db = db.tables<PlaybackTables>()
   }
 
-  async insertSession(row: SessionRow): Promise<void> {
-    await this.db.insertInto('playback_sessions').values(row).execute()
-  }
-
   session(id: string): Promise<SessionRow | undefined> {
     return this.db.selectFrom('playback_sessions').selectAll().where('id', '=', id).executeTakeFirst()
-  }
-
-  async stopSession(id: string, positionMs: number, at: number): Promise<void> {
-    await this.db
-      .updateTable('playback_sessions')
-      .set({ stopped_at: at, position_ms: positionMs, seen_at: at })
-      .where('id', '=', id)
-      .execute()
   }
 
   /** Sessions of an account still counting as streams (used when the cache cannot answer). */
@@ -72,33 +67,49 @@ export class PlaybackStore {
       .execute()
   }
 
-  /** Writes coalesced heartbeats: latest progress per (profile, title) and each session's last sight. */
-  async writeBehind(
-    progress: ProgressRow[],
-    sessions: { id: string; position_ms: number; seen_at: number }[],
-  ): Promise<void> {
+  /**
+   * One write-behind flush in one transaction: the latest progress per (profile, title) (an older
+   * report never overwrites a newer one) and the sessions started, seen or stopped since the last
+   * flush (a stopped session row is final). Rows go in multi-row statements.
+   */
+  async writeBehind(progress: ProgressRow[], sessions: SessionRow[]): Promise<void> {
+    if (progress.length === 0 && sessions.length === 0) return
     await this.db.transaction().execute(async (trx) => {
-      for (const row of progress) {
-        const { profile_id, media_id, ...changes } = row
+      for (const rows of chunks(progress, ROWS_PER_STATEMENT))
         await trx
           .insertInto('playback_progress')
-          .values(row)
+          .values(rows)
           .onConflict((oc) =>
             oc
               .columns(['profile_id', 'media_id'])
-              .doUpdateSet(changes)
-              .where('playback_progress.updated_at', '<=', row.updated_at),
+              .doUpdateSet((eb) => ({
+                title_id: eb.ref('excluded.title_id'),
+                title_type: eb.ref('excluded.title_type'),
+                series_id: eb.ref('excluded.series_id'),
+                season_id: eb.ref('excluded.season_id'),
+                position_ms: eb.ref('excluded.position_ms'),
+                duration_ms: eb.ref('excluded.duration_ms'),
+                completed: eb.ref('excluded.completed'),
+                updated_at: eb.ref('excluded.updated_at'),
+              }))
+              .where('playback_progress.updated_at', '<=', (eb) => eb.ref('excluded.updated_at')),
           )
           .execute()
-      }
-      for (const s of sessions) {
+      for (const rows of chunks(sessions, ROWS_PER_STATEMENT))
         await trx
-          .updateTable('playback_sessions')
-          .set({ position_ms: s.position_ms, seen_at: s.seen_at })
-          .where('id', '=', s.id)
-          .where('stopped_at', 'is', null)
+          .insertInto('playback_sessions')
+          .values(rows)
+          .onConflict((oc) =>
+            oc
+              .column('id')
+              .doUpdateSet((eb) => ({
+                position_ms: eb.ref('excluded.position_ms'),
+                seen_at: eb.ref('excluded.seen_at'),
+                stopped_at: eb.ref('excluded.stopped_at'),
+              }))
+              .where('playback_sessions.stopped_at', 'is', null),
+          )
           .execute()
-      }
     })
   }
 
