@@ -15,9 +15,10 @@
  */
 
 import { LRUCache } from 'lru-cache'
-import MiniSearch, { type Options, type Query, type SearchResult } from 'minisearch'
+import MiniSearch, { type Options } from 'minisearch'
 import type { GenreRef, TitleType } from '../catalog/events.js'
-import { expand, type Slot, type SynonymTable } from './synonyms.js'
+import { NO_YEAR, TitleColumns } from './columns.js'
+import { expand, type SynonymTable } from './synonyms.js'
 import { highlight, matches, STOP_WORDS, snippet, terms } from './text.js'
 
 /** A title as the index keeps it (what search shows, filters and ranks on). */
@@ -96,6 +97,9 @@ export const MAX_QUERY_WORDS = 10
 /** Candidate terms per typed word: prefix completions and typo corrections beyond the exact word. */
 const PREFIX_CANDIDATES = 8
 const TYPO_CANDIDATES = 6
+/** Completion lists are kept for prefixes up to this long, this many terms each (enough after the scope drops some). */
+const COMPLETION_PREFIX = 3
+const COMPLETIONS_KEPT = 48
 const CACHE_ENTRIES = 2000
 /** A word in more titles' short fields than this share (and 500) is common: it only ranks when rarer words are typed too. */
 const COMMON_SHARE = 0.03
@@ -145,25 +149,6 @@ const MINI_OPTIONS: Options<IndexedTitle> = {
   autoVacuum: { minDirtCount: 200, minDirtFactor: 0.05, batchSize: 2000, batchWait: 5 },
 }
 
-/** A title as kept in memory, with its title's words (exact-title check) and the words of its short fields, worked out when first needed. */
-type StoredTitle = IndexedTitle & { key?: string; shortKey?: string }
-
-const stored = (doc: IndexedTitle): StoredTitle => ({ ...doc })
-
-function keyOf(doc: StoredTitle): string {
-  doc.key ??= terms(doc.title).join(' ')
-  return doc.key
-}
-
-function shortKeyOf(doc: StoredTitle): string {
-  if (doc.shortKey === undefined) {
-    const short = new Set<string>()
-    for (const field of SHORT_FIELDS) for (const term of terms(fieldText(doc, field))) short.add(term)
-    doc.shortKey = ` ${[...short].join(' ')} `
-  }
-  return doc.shortKey
-}
-
 /** Field id → title's short id → frequency, for one term. */
 type TermData = Map<number, Map<number, number>>
 
@@ -175,8 +160,8 @@ interface TermTree {
 }
 
 /**
- * Reads MiniSearch's term tree (a protected member, there for subclasses): prefix completions,
- * typo neighbours and per-field title counts come from it, without keeping a second copy.
+ * Reads MiniSearch's index (protected members, there for subclasses): candidate terms, postings
+ * and field lengths come from it, without keeping a second copy.
  */
 class MiniSearchInternals extends MiniSearch<IndexedTitle> {
   static termTree(mini: MiniSearch<IndexedTitle>): TermTree {
@@ -187,8 +172,16 @@ class MiniSearchInternals extends MiniSearch<IndexedTitle> {
     return (mini as MiniSearchInternals)._fieldIds
   }
 
-  static documentIds(mini: MiniSearch<IndexedTitle>): Map<number, string> {
-    return (mini as MiniSearchInternals)._documentIds
+  static shortId(mini: MiniSearch<IndexedTitle>, id: string): number | undefined {
+    return (mini as MiniSearchInternals)._idToShortId.get(id)
+  }
+
+  static fieldLengths(mini: MiniSearch<IndexedTitle>, shortId: number): number[] | undefined {
+    return (mini as MiniSearchInternals)._fieldLength.get(shortId)
+  }
+
+  static averageFieldLengths(mini: MiniSearch<IndexedTitle>): number[] {
+    return (mini as MiniSearchInternals)._avgFieldLength
   }
 }
 
@@ -201,39 +194,117 @@ interface Candidate {
 }
 type Candidates = Map<string, Candidate>
 
+/** One field's postings of a candidate term, with what BM25 needs to score them. */
+interface Part {
+  postings: Map<number, number>
+  lengths: Float32Array
+  average: number
+  idf: number
+  /** Candidate weight × field boost. */
+  weight: number
+}
+
+/** A typed word (or a synonym's word) as the terms it may match. */
+interface WordPlan {
+  terms: { term: string; parts: Part[] }[]
+  /** Postings to read to collect every title it matches. */
+  cost: number
+  /** Postings looked up to score one title. */
+  lookups: number
+}
+
+/** One position of the query: alternatives (the typed words or a synonym), each a list of words that must all match. */
+interface SlotPlan {
+  alternatives: WordPlan[][]
+  cost: number
+  lookups: number
+  /** Very common: it ranks the titles the other words find, and selects only when every word is common. */
+  common: boolean
+}
+
 interface Plan {
-  slots: Slot[]
+  slots: SlotPlan[]
   /** The typed words, in order (exact-title check). */
   typed: string[]
   /** Terms that matched only as completions of the word being typed, with that word. */
   prefixOf: Map<string, string>
-  /** Candidate terms of a query of common words only, whose matches do not list their terms. */
-  candidates: string[]
 }
 
-interface TextMatch {
-  id: string
-  score: number
-  terms: string[]
+/** Titles a text matches: short ids and their relevance, in step. */
+interface Matches {
+  ids: number[]
+  scores: number[]
+}
+
+const NO_MATCHES: Matches = { ids: [], scores: [] }
+
+/** MiniSearch's BM25+ parameters, so scores read as they did when MiniSearch scored. */
+const BM25 = { k: 1.2, b: 0.7, d: 0.5 }
+/** A very common word a title lacks lowers its score by this factor instead of excluding it. */
+const COMMON_MISSING = 0.6
+/** Years counted in a typed array from this one on (others in a Map). */
+const YEAR_BASE = 1700
+const YEAR_SPAN = 512
+
+const idfOf = (total: number, matching: number) => Math.log(1 + (total - matching + 0.5) / (matching + 0.5))
+
+function wordScore(word: WordPlan, shortId: number): number {
+  let score = 0
+  for (const { parts } of word.terms)
+    for (const p of parts) {
+      const tf = p.postings.get(shortId)
+      if (tf === undefined) continue
+      const length = p.lengths[shortId] ?? 0
+      score +=
+        p.weight *
+        p.idf *
+        (BM25.d + (tf * (BM25.k + 1)) / (tf + BM25.k * (1 - BM25.b + (BM25.b * length) / p.average)))
+    }
+  return score
+}
+
+/** The score of a title for one slot, 0 when it does not match it. */
+function slotScore(slot: SlotPlan, shortId: number): number {
+  let total = 0
+  for (const alternative of slot.alternatives) {
+    let sum = 0
+    for (const word of alternative) {
+      const s = wordScore(word, shortId)
+      if (s === 0) {
+        sum = 0
+        break
+      }
+      sum += s
+    }
+    total += sum
+  }
+  return total
 }
 
 /** Search hits of titles for one replica: add, replace, remove, query, snapshot. */
 export class TitleIndex {
   private mini: MiniSearch<IndexedTitle>
-  private readonly docs = new Map<string, StoredTitle>()
+  private readonly docs = new Map<string, IndexedTitle>()
   /** Versions of titles seen, removed ones included: an older event never undoes a newer one. */
   private readonly versions = new Map<string, number>()
-  private readonly textCache: LRUCache<string, { plan: Plan; matches: TextMatch[] }> | undefined
+  private columns = new TitleColumns(FIELDS.length)
+  /** A title's words joined by spaces → its short ids (exact-title check). */
+  private readonly exactTitles = new Map<string, Set<number>>()
+  /** Completions of short prefixes (see completions()). */
+  private readonly completionCache = new Map<string, string[]>()
+  /** Scratch accumulator of one word's matches, by short id; `stamp` says which entries are current. */
+  private accumulator = new Float64Array(0)
+  private stamp = new Uint32Array(0)
+  private epoch = 0
   /** Whole answers (filters, audience and page included), for the same query asked again. */
   private readonly resultCache: LRUCache<string, QueryResult> | undefined
-  /** The synonym table the caches were filled with: another one empties them. */
+  /** The synonym table the cache was filled with: another one empties it. */
   private cachedSynonyms: SynonymTable | undefined
 
-  /** cacheEntries: text matches kept until the index changes (0: none, for measuring). */
+  /** cacheEntries: answers kept until the index changes (0: none, for measuring). */
   constructor(options: { cacheEntries?: number } = {}) {
     this.mini = new MiniSearch(MINI_OPTIONS)
     const max = options.cacheEntries ?? CACHE_ENTRIES
-    this.textCache = max > 0 ? new LRUCache({ max }) : undefined
     this.resultCache = max > 0 ? new LRUCache({ max }) : undefined
   }
 
@@ -255,17 +326,20 @@ export class TitleIndex {
     if (known !== undefined && doc.version <= known) return false
     this.versions.set(doc.id, doc.version)
     const current = this.docs.get(doc.id)
-    const next = stored(doc)
+    const next = { ...doc }
     if (current && sameText(current, doc)) {
       // Popularity, availability or rating changed: nothing to re-index, but answers change.
       this.docs.set(doc.id, next)
+      const shortId = MiniSearchInternals.shortId(this.mini, doc.id)
+      if (shortId !== undefined) this.columns.set(shortId, next, undefined)
       this.resultCache?.clear()
       return true
     }
     if (current) this.unindex(current)
     this.docs.set(doc.id, next)
-    this.mini.add(doc)
-    this.textChanged()
+    this.mini.add(next)
+    this.track(next)
+    this.changed()
     return true
   }
 
@@ -278,23 +352,55 @@ export class TitleIndex {
     if (current) {
       this.unindex(current)
       this.docs.delete(id)
-      this.textChanged()
+      this.changed()
     }
     return true
   }
 
+  /** Columns and exact-title entry of a title MiniSearch has just indexed. */
+  private track(doc: IndexedTitle): void {
+    this.forgetCompletions(doc)
+    const shortId = MiniSearchInternals.shortId(this.mini, doc.id)
+    if (shortId === undefined) return
+    this.columns.set(shortId, doc, MiniSearchInternals.fieldLengths(this.mini, shortId))
+    const key = terms(doc.title).join(' ')
+    let ids = this.exactTitles.get(key)
+    if (!ids) {
+      ids = new Set()
+      this.exactTitles.set(key, ids)
+    }
+    ids.add(shortId)
+  }
+
   private unindex(doc: IndexedTitle): void {
+    this.forgetCompletions(doc)
+    const shortId = MiniSearchInternals.shortId(this.mini, doc.id)
+    if (shortId !== undefined) {
+      this.columns.clear(shortId)
+      const key = terms(doc.title).join(' ')
+      const ids = this.exactTitles.get(key)
+      ids?.delete(shortId)
+      if (ids?.size === 0) this.exactTitles.delete(key)
+    }
     this.mini.discard(doc.id)
   }
 
-  private textChanged(): void {
-    if (this.textCache && this.textCache.size > 0) this.textCache.clear()
+  /** Drops the kept completions of every prefix of the title's words: their counts change. */
+  private forgetCompletions(doc: IndexedTitle): void {
+    if (this.completionCache.size === 0) return
+    for (const field of FIELDS)
+      for (const term of terms(fieldText(doc, field)))
+        for (let n = 1; n <= COMPLETION_PREFIX && n <= term.length; n++)
+          this.completionCache.delete(term.slice(0, n))
+  }
+
+  private changed(): void {
     if (this.resultCache && this.resultCache.size > 0) this.resultCache.clear()
   }
 
   query(input: QueryInput): QueryResult {
     if (input.synonyms !== this.cachedSynonyms) {
-      this.textChanged()
+      this.changed()
       this.cachedSynonyms = input.synonyms
     }
     const a = input.audience
@@ -324,176 +430,318 @@ export class TitleIndex {
       return { hits: [], total: 0, facets: { genre: {}, year: {}, language: {} } }
     // The last word is still being typed unless the query ends with a space or punctuation.
     const open = words.length > 0 && /[\p{L}\p{N}]$/u.test(input.q)
-    const text =
-      words.length === 0 ? undefined : this.textMatches(words, open, input.synonyms, input.scope ?? 'all')
-    const typedKey = words.join(' ')
-    // Counted in Maps (cheaper per hit than object properties), turned into objects at the end.
-    const genreCounts = new Map<string, number>()
-    const yearCounts = new Map<number, number>()
-    const languageCounts = new Map<string, number>()
-    const wantFacets = input.facets !== false
+    const plan = words.length === 0 ? undefined : this.plan(words, open, input.synonyms, input.scope ?? 'all')
+    const found = plan ? this.matches(plan) : undefined
+    const exact = plan ? this.exactTitles.get(words.join(' ')) : undefined
+
+    const c = this.columns
     const f = input.filters
-    const genres = f.genres && f.genres.length > 0 ? new Set(f.genres) : undefined
-    const languages = f.languages && f.languages.length > 0 ? new Set(f.languages) : undefined
-    const types = f.types && f.types.length > 0 ? new Set<string>(f.types) : undefined
-    const ranked: Ranked[] = []
-    const consider = (doc: StoredTitle | undefined, score: number, match?: TextMatch) => {
-      if (!doc || !visible(doc, input.audience)) return
-      if (types && !types.has(doc.type)) return
-      const byGenre = !genres || doc.genres.some((g) => genres.has(g.id))
-      const byYear =
-        (f.yearFrom === undefined || (doc.year !== null && doc.year >= f.yearFrom)) &&
-        (f.yearTo === undefined || (doc.year !== null && doc.year <= f.yearTo))
-      const byLanguage = !languages || (doc.language !== null && languages.has(doc.language))
+    const genres = f.genres && f.genres.length > 0 ? c.genreMask(f.genres) : undefined
+    const languages =
+      f.languages && f.languages.length > 0
+        ? new Set(f.languages.map((l) => c.languageNames.find(l)).filter((n) => n !== undefined))
+        : undefined
+    const types =
+      f.types && f.types.length > 0
+        ? new Set<number>(f.types.map((t) => (t === 'series' ? 1 : 0)))
+        : undefined
+    const yearFrom = f.yearFrom ?? -Infinity
+    const yearTo = f.yearTo ?? Infinity
+    const yearFiltered = f.yearFrom !== undefined || f.yearTo !== undefined
+    const wantFacets = input.facets !== false
+    // Counted in typed arrays by interned number, turned into objects at the end.
+    const genreCounts = new Int32Array(64)
+    const languageCounts = new Int32Array(c.languageNames.names.length)
+    const yearCounts = new Int32Array(YEAR_SPAN)
+    const otherYears = new Map<number, number>()
+    const best = new Best(input.offset + input.limit, c, exact)
+    let total = 0
+    const audience = input.audience
+    const { rating, everywhere, series, year: years, language: languageOf, genreLow, genreHigh, docs } = c
+    const [wantLow, wantHigh] = genres ?? [0, 0]
+    const maxRating = audience.maxRatingRank ?? Number.POSITIVE_INFINITY
+    const count = found ? found.ids.length : c.capacity
+    // One tight pass over the hits (tens of thousands for a common word): typed arrays, no calls per hit.
+    for (let i = 0; i < count; i++) {
+      const id = found ? (found.ids[i] as number) : i
+      if (!found && docs[id] === undefined) continue
+      if ((rating[id] as number) > maxRating) continue
+      if (everywhere[id] !== 1 && !c.visible(id, audience)) continue
+      if (types && !types.has(series[id] as number)) continue
+      const year = years[id] as number
+      const language = languageOf[id] as number
+      const low = genreLow[id] as number
+      const high = genreHigh[id] as number
+      const byGenre = !genres || (low & wantLow) !== 0 || (high & wantHigh) !== 0
+      const byYear = !yearFiltered || (year !== NO_YEAR && year >= yearFrom && year <= yearTo)
+      const byLanguage = !languages || languages.has(language)
       // Disjunctive facets: each facet counts the hits of every other filter, so choosing one genre still shows the others.
       if (wantFacets) {
-        if (byYear && byLanguage)
-          for (const g of doc.genres) genreCounts.set(g.id, (genreCounts.get(g.id) ?? 0) + 1)
-        if (byGenre && byLanguage && doc.year !== null)
-          yearCounts.set(doc.year, (yearCounts.get(doc.year) ?? 0) + 1)
-        if (byGenre && byYear && doc.language !== null)
-          languageCounts.set(doc.language, (languageCounts.get(doc.language) ?? 0) + 1)
+        if (byYear && byLanguage) {
+          for (let bits = low; bits !== 0; bits &= bits - 1) {
+            const g = 31 - Math.clz32(bits & -bits)
+            genreCounts[g] = (genreCounts[g] as number) + 1
+          }
+          for (let bits = high; bits !== 0; bits &= bits - 1) {
+            const g = 63 - Math.clz32(bits & -bits)
+            genreCounts[g] = (genreCounts[g] as number) + 1
+          }
+        }
+        if (byGenre && byLanguage && year !== NO_YEAR) {
+          const slot = year - YEAR_BASE
+          if (slot >= 0 && slot < YEAR_SPAN) yearCounts[slot] = (yearCounts[slot] as number) + 1
+          else otherYears.set(year, (otherYears.get(year) ?? 0) + 1)
+        }
+        if (byGenre && byYear && language >= 0)
+          languageCounts[language] = (languageCounts[language] as number) + 1
       }
-      if (byGenre && byYear && byLanguage)
-        ranked.push({
-          doc,
-          score,
-          bucket: bucketOf(score),
-          exact: text !== undefined && keyOf(doc) === typedKey,
-          match,
-        })
+      if (byGenre && byYear && byLanguage) {
+        total++
+        best.offer(id, found ? (found.scores[i] as number) : 0)
+      }
     }
-    if (text) for (const m of text.matches) consider(this.docs.get(m.id), m.score, m)
-    else for (const doc of this.docs.values()) consider(doc, 0)
 
-    const top = topK(ranked, input.offset + input.limit, better).slice(input.offset)
+    const genre: Record<string, number> = {}
+    genreCounts.forEach((n, g) => {
+      if (n > 0) genre[c.genreNames.names[g] as string] = n
+    })
+    const language: Record<string, number> = {}
+    languageCounts.forEach((n, l) => {
+      if (n > 0) language[c.languageNames.names[l] as string] = n
+    })
+    const year: Record<string, number> = {}
+    yearCounts.forEach((n, y) => {
+      if (n > 0) year[YEAR_BASE + y] = n
+    })
+    for (const [y, n] of otherYears) year[y] = n
     return {
-      total: ranked.length,
-      facets: {
-        genre: Object.fromEntries(genreCounts),
-        year: Object.fromEntries(yearCounts),
-        language: Object.fromEntries(languageCounts),
-      },
-      hits: top.map((r) => ({
-        doc: r.doc,
-        score: Math.round(r.score * 1000) / 1000,
-        highlight: text && r.match ? highlights(r.doc, r.match, text.plan) : { title: r.doc.title },
-      })),
+      total,
+      facets: { genre, year, language },
+      hits: best
+        .ranked()
+        .slice(input.offset)
+        .map(({ id, score }) => {
+          const doc = c.docs[id] as IndexedTitle
+          return {
+            doc,
+            score: Math.round(score * 1000) / 1000,
+            highlight: plan ? highlights(doc, id, plan) : { title: doc.title },
+          }
+        }),
     }
   }
 
-  private textMatches(words: string[], open: boolean, synonyms: SynonymTable, scope: 'all' | 'titles') {
-    const key = `${scope}|${open ? 'open' : 'done'}|${words.join(' ')}`
-    const cached = this.textCache?.get(key)
-    if (cached) return cached
+  /** The query's words as candidate terms and postings to read, rarest first. */
+  private plan(words: string[], open: boolean, synonyms: SynonymTable, scope: 'all' | 'titles'): Plan {
     const slots = expand(words, synonyms)
     const prefixOf = new Map<string, string>()
     const total = Math.max(this.docs.size, 1)
     const tree = MiniSearchInternals.termTree(this.mini)
     const fieldIds = MiniSearchInternals.fieldIds(this.mini)
-    const built = slots.map((slot, s) => {
-      const alternatives = slot.alternatives.map((alternative, a) =>
+    const candidates = slots.map((slot, s) =>
+      slot.alternatives.map((alternative, a) =>
         alternative.map((word, w) => {
           const typing = open && s === slots.length - 1 && a === 0 && w === alternative.length - 1
-          const candidates = this.candidates(tree, fieldIds, word, typing, total, scope)
+          const found = this.candidates(tree, fieldIds, word, typing, total, scope)
           if (typing)
-            for (const [term, c] of candidates)
-              if (c.weight < 1 && term.startsWith(word)) prefixOf.set(term, word)
-          return candidates
+            for (const [term, c] of found) if (c.weight < 1 && term.startsWith(word)) prefixOf.set(term, word)
+          return found
         }),
-      )
+      ),
+    )
+    const common = candidates.map((alternatives) => {
       const only = alternatives.length === 1 && alternatives[0]?.length === 1 ? alternatives[0][0] : undefined
       let frequency = 0
       for (const c of only?.values() ?? []) frequency += c.shortCount
-      return { alternatives, common: frequency > Math.max(COMMON_MIN, total * COMMON_SHARE) }
+      return frequency > Math.max(COMMON_MIN, total * COMMON_SHARE)
     })
-    const plan: Plan = { slots, typed: words, prefixOf, candidates: [] }
-    if (built.some((b) => b.alternatives.every((alt) => alt.some((c) => c.size === 0)))) {
-      const empty = { plan, matches: [] }
-      this.textCache?.set(key, empty)
-      return empty
-    }
-    if (built.every((b) => b.common)) {
-      const entry = {
-        plan,
-        matches: this.commonMatches(
-          built.map((b) => b.alternatives[0]?.[0] ?? new Map()),
-          tree,
-          fieldIds,
-        ),
-      }
-      plan.candidates = built.flatMap((b) => [...(b.alternatives[0]?.[0]?.keys() ?? [])])
-      this.textCache?.set(key, entry)
-      return entry
-    }
-    // Very common words only rank (Lucene's common-terms query) when rarer words are there to find titles.
-    const deferred = built.every((b) => b.common) ? [] : built.filter((b) => b.common)
-    const searched = built.filter((b) => !deferred.includes(b))
-    const query: Query = {
-      combineWith: 'AND',
-      queries: searched.map((b) => ({
-        combineWith: 'OR',
-        queries: b.alternatives.map((alt) => ({ combineWith: 'AND', queries: alt.map(termQuery) })),
-      })),
-    }
-    const results = this.mini.search(query)
-    const deferredTerms = deferred.map((b) => [...(b.alternatives[0]?.[0]?.keys() ?? [])])
-    const matches = results.map((r: SearchResult): TextMatch => {
-      let score = r.score
-      const matched = r.terms
-      if (deferredTerms.length > 0) {
-        const doc = this.docs.get(String(r.id))
-        for (const group of deferredTerms) {
-          const present = doc ? group.filter((t) => shortKeyOf(doc).includes(` ${t} `)) : []
-          if (present.length === 0) score *= 0.6
-          matched.push(...present)
+    // A query of common words only looks in short fields, where they say something.
+    const shortOnly = common.every(Boolean)
+    const averages = MiniSearchInternals.averageFieldLengths(this.mini)
+    const documents = Math.max(this.mini.documentCount, 1)
+    const resolve = (found: Candidates): WordPlan => {
+      const word: WordPlan = { terms: [], cost: 0, lookups: 0 }
+      for (const [term, candidate] of found) {
+        const data = tree.get(term)
+        if (!data) continue
+        const parts: Part[] = []
+        for (const field of candidate.fields) {
+          if (shortOnly && LONG_TEXT.has(field)) continue
+          const fieldId = fieldIds[field] ?? -1
+          const postings = data.get(fieldId)
+          if (!postings || postings.size === 0) continue
+          parts.push({
+            postings,
+            lengths: this.columns.fieldLength[fieldId] as Float32Array,
+            average: averages[fieldId] || 1,
+            idf: idfOf(documents, postings.size),
+            weight: candidate.weight * BOOST[field],
+          })
+          word.cost += postings.size
+          word.lookups++
         }
+        if (parts.length > 0) word.terms.push({ term, parts })
       }
-      return { id: String(r.id), score, terms: matched }
-    })
-    const entry = { plan, matches }
-    this.textCache?.set(key, entry)
-    return entry
+      return word
+    }
+    return {
+      typed: words,
+      prefixOf,
+      slots: candidates.map((alternatives, s) => {
+        const resolved = alternatives.map((alternative) => alternative.map(resolve))
+        let cost = 0
+        let lookups = 0
+        for (const alternative of resolved)
+          for (const word of alternative) {
+            cost += word.cost
+            lookups += word.lookups
+          }
+        return { alternatives: resolved, cost, lookups, common: !shortOnly && common[s] === true }
+      }),
+    }
   }
 
   /**
-   * Titles for a query of very common words only ("the", "love"): each is in thousands of titles,
-   * where BM25 says little (their IDF is near zero) and costs the most. Titles with every word in
-   * a short field, scored by field weight and candidate weight; exact title and popularity then rank.
+   * Titles matching every slot that is not common, scored: the rarest slot's postings are read;
+   * each further slot either checks the titles found so far one by one, or reads its own postings
+   * and intersects, whichever reads less. Common slots only rank the titles found.
    */
-  private commonMatches(slots: Candidates[], tree: TermTree, fieldIds: Record<string, number>): TextMatch[] {
-    let found: Map<number, number> | undefined
-    for (const candidates of slots) {
-      const slot = new Map<number, number>()
-      for (const [term, c] of candidates) {
-        const data = tree.get(term)
-        if (!data) continue
-        for (const field of c.fields) {
-          if (LONG_TEXT.has(field)) continue
-          const postings = data.get(fieldIds[field] ?? -1)
-          if (!postings) continue
-          const weight = c.weight * BOOST[field]
-          for (const shortId of postings.keys())
-            if (weight > (slot.get(shortId) ?? 0)) slot.set(shortId, weight)
+  private matches(plan: Plan): Matches {
+    const required = plan.slots.filter((s) => !s.common).sort((a, b) => a.cost - b.cost)
+    const ranking = plan.slots.filter((s) => s.common)
+    const first = required[0]
+    if (!first) return NO_MATCHES
+    let found = this.collectSlot(first)
+    for (const slot of required.slice(1)) {
+      if (found.ids.length === 0) break
+      const ids: number[] = []
+      const scores: number[] = []
+      if (found.ids.length * slot.lookups <= slot.cost) {
+        for (let i = 0; i < found.ids.length; i++) {
+          const id = found.ids[i] as number
+          const s = slotScore(slot, id)
+          if (s > 0) {
+            ids.push(id)
+            scores.push((found.scores[i] as number) + s)
+          }
+        }
+      } else {
+        const other = this.collectSlot(slot)
+        const epoch = this.nextEpoch()
+        for (let i = 0; i < other.ids.length; i++) {
+          const id = other.ids[i] as number
+          this.stamp[id] = epoch
+          this.accumulator[id] = other.scores[i] as number
+        }
+        for (let i = 0; i < found.ids.length; i++) {
+          const id = found.ids[i] as number
+          if (this.stamp[id] !== epoch) continue
+          ids.push(id)
+          scores.push((found.scores[i] as number) + (this.accumulator[id] as number))
         }
       }
-      if (found === undefined) found = slot
-      else {
-        const both = new Map<number, number>()
-        for (const [shortId, score] of found) {
-          const more = slot.get(shortId)
-          if (more !== undefined) both.set(shortId, score + more)
+      found = { ids, scores }
+    }
+    for (const slot of ranking)
+      for (let i = 0; i < found.ids.length; i++) {
+        const s = slotScore(slot, found.ids[i] as number)
+        found.scores[i] =
+          s > 0 ? (found.scores[i] as number) + s : (found.scores[i] as number) * COMMON_MISSING
+      }
+    return found
+  }
+
+  private collectSlot(slot: SlotPlan): Matches {
+    const only = slot.alternatives.length === 1 ? slot.alternatives[0] : undefined
+    if (only && only.length === 1 && only[0]) return this.collectWord(only[0])
+    const union = new Map<number, number>()
+    for (const alternative of slot.alternatives) {
+      const words = [...alternative].sort((a, b) => a.cost - b.cost)
+      const head = words[0]
+      if (!head) continue
+      const found = this.collectWord(head)
+      for (let i = 0; i < found.ids.length; i++) {
+        const id = found.ids[i] as number
+        let score = found.scores[i] as number
+        for (const word of words.slice(1)) {
+          const s = wordScore(word, id)
+          if (s === 0) {
+            score = 0
+            break
+          }
+          score += s
         }
-        found = both
+        if (score > 0) union.set(id, (union.get(id) ?? 0) + score)
       }
     }
-    const ids = MiniSearchInternals.documentIds(this.mini)
-    const matches: TextMatch[] = []
-    for (const [shortId, score] of found ?? []) {
-      const id = ids.get(shortId)
-      if (id !== undefined) matches.push({ id, score, terms: [] })
+    return { ids: [...union.keys()], scores: [...union.values()] }
+  }
+
+  /** Every live title a word's terms are in, with its score: postings summed in the scratch accumulator. */
+  private collectWord(word: WordPlan): Matches {
+    const epoch = this.nextEpoch()
+    const { stamp, accumulator } = this
+    const live = this.columns.docs
+    const ids: number[] = []
+    for (const { parts } of word.terms)
+      for (const p of parts) {
+        const base = p.weight * p.idf
+        const norm = (BM25.k * BM25.b) / p.average
+        const flat = BM25.k * (1 - BM25.b)
+        const lengths = p.lengths
+        // forEach, not for…of: no entry array per posting.
+        p.postings.forEach((tf, id) => {
+          if (live[id] === undefined) return
+          const s = base * (BM25.d + (tf * (BM25.k + 1)) / (tf + flat + norm * (lengths[id] as number)))
+          if (stamp[id] === epoch) accumulator[id] = (accumulator[id] as number) + s
+          else {
+            stamp[id] = epoch
+            accumulator[id] = s
+            ids.push(id)
+          }
+        })
+      }
+    const scores = new Array<number>(ids.length)
+    for (let i = 0; i < ids.length; i++) scores[i] = accumulator[ids[i] as number] as number
+    return { ids, scores }
+  }
+
+  /** A fresh stamp for the scratch arrays, grown to the columns' capacity. */
+  private nextEpoch(): number {
+    const capacity = this.columns.capacity
+    if (this.stamp.length < capacity) {
+      this.stamp = new Uint32Array(capacity)
+      this.accumulator = new Float64Array(capacity)
+      this.epoch = 0
     }
-    return matches
+    if (this.epoch >= 0xfffffff0) {
+      this.stamp.fill(0)
+      this.epoch = 0
+    }
+    return ++this.epoch
+  }
+
+  /**
+   * Terms starting with a typed word, most likely first: words of titles, then of names and
+   * genres, frequent ones first. A 1–3 letter prefix reads a large part of the term tree, so its
+   * list is kept until a title with a word of that prefix changes.
+   */
+  private completions(tree: TermTree, fieldIds: Record<string, number>, word: string): string[] {
+    const keep = word.length <= COMPLETION_PREFIX
+    const cached = keep ? this.completionCache.get(word) : undefined
+    if (cached) return cached
+    const titleField = fieldIds.title ?? -1
+    const found: [string, number, number][] = []
+    for (const [term, data] of tree.atPrefix(word)) {
+      if (term === word) continue
+      let short = 0
+      for (const f of SHORT_FIELDS) short += data.get(fieldIds[f] ?? -1)?.size ?? 0
+      found.push([term, data.get(titleField)?.size ?? 0, short])
+    }
+    found.sort((a, b) => b[1] - a[1] || b[2] - a[2] || a[0].length - b[0].length)
+    const list = found.slice(0, keep ? COMPLETIONS_KEPT : found.length).map(([term]) => term)
+    if (keep) this.completionCache.set(word, list)
+    return list
   }
 
   private candidates(
@@ -521,22 +769,12 @@ export class TitleIndex {
     const exactCandidate = exact && describe(exact, 1)
     if (exactCandidate) out.set(word, exactCandidate)
     if (typing) {
-      // Rank completions on a cheap count first; only the chosen few are described.
-      const titleField = fieldIds.title ?? -1
-      const completions: [string, TermData, number, number][] = []
-      for (const [term, data] of tree.atPrefix(word)) {
-        if (term === word) continue
-        let short = 0
-        for (const f of SHORT_FIELDS) short += data.get(fieldIds[f] ?? -1)?.size ?? 0
-        completions.push([term, data, data.get(titleField)?.size ?? 0, short])
-      }
-      // Words of titles first, then of names and genres; frequent ones first.
-      completions.sort((a, b) => b[2] - a[2] || b[3] - a[3] || a[0].length - b[0].length)
       // One or two letters complete to many common words: fewer of them, or the query costs too much.
       const limit = word.length === 1 ? 5 : word.length === 2 ? 6 : PREFIX_CANDIDATES
-      for (const [term, data] of completions) {
+      for (const term of this.completions(tree, fieldIds, word)) {
         if (out.size >= limit + (exactCandidate ? 1 : 0)) break
-        const c = describe(data, 0.55 + 0.35 * (word.length / term.length))
+        const data = tree.get(term)
+        const c = data && describe(data, 0.55 + 0.35 * (word.length / term.length))
         if (c) out.set(term, c)
       }
     }
@@ -558,7 +796,7 @@ export class TitleIndex {
   toSnapshot(): string {
     return JSON.stringify({
       format: SNAPSHOT_FORMAT,
-      docs: [...this.docs.values()].map(({ key: _key, shortKey: _short, ...doc }) => doc),
+      docs: [...this.docs.values()],
       versions: [...this.versions],
       mini: this.mini,
     })
@@ -585,57 +823,76 @@ export class TitleIndex {
     } catch {
       return undefined
     }
-    for (const doc of parsed.docs) index.docs.set(doc.id, stored(doc))
+    for (const doc of parsed.docs) {
+      index.docs.set(doc.id, doc)
+      index.track(doc)
+    }
     for (const [id, version] of parsed.versions) index.versions.set(id, version)
     return index
   }
 }
 
-const termQuery = (candidates: Candidates): Query => ({
-  combineWith: 'OR',
-  queries: [...candidates].map(([term, c]) => ({
-    queries: [term],
-    fields: c.fields,
-    boostTerm: () => c.weight,
-  })),
-})
-
 function sameText(a: IndexedTitle, b: IndexedTitle): boolean {
   return FIELDS.every((f) => fieldText(a, f) === fieldText(b, f))
 }
 
-function visible(doc: IndexedTitle, audience: Audience): boolean {
-  if (audience.maxRatingRank !== undefined && doc.ratingRank > audience.maxRatingRank) return false
-  const { country, now } = audience
-  for (const [region, from, until] of doc.windows)
-    if (
-      (region === '*' || region === country) &&
-      (from === null || from <= now) &&
-      (until === null || until > now)
-    )
-      return true
-  return false
-}
-
-interface Ranked {
-  doc: StoredTitle
-  score: number
-  /** Relevance rounded to ~5 %: closer scores are a tie that popularity breaks. */
-  bucket: number
-  exact: boolean
-  match?: TextMatch
-}
-
+/** Relevance rounded to ~5 %: closer scores are a tie that popularity breaks. */
 const bucketOf = (score: number) => (score > 0 ? Math.round(Math.log(score) * 20) : -1e9)
 
-/** Exact title first, then relevance (within ~5 %), then popularity. */
-function better(a: Ranked, b: Ranked): number {
-  if (a.exact !== b.exact) return a.exact ? -1 : 1
-  return (
-    b.bucket - a.bucket ||
-    b.doc.popularity - a.doc.popularity ||
-    (a.doc.id < b.doc.id ? -1 : a.doc.id > b.doc.id ? 1 : 0)
-  )
+/** The k best hits in order, kept as they are offered: exact title first, then relevance (within ~5 %), then popularity. */
+class Best {
+  private readonly ids: number[] = []
+  private readonly scores: number[] = []
+  private readonly buckets: number[] = []
+
+  constructor(
+    private readonly k: number,
+    private readonly columns: TitleColumns,
+    private readonly exact: ReadonlySet<number> | undefined,
+  ) {}
+
+  offer(id: number, score: number): void {
+    if (this.k <= 0) return
+    const bucket = bucketOf(score)
+    const n = this.ids.length
+    if (
+      n === this.k &&
+      this.compare(id, bucket, this.ids[n - 1] as number, this.buckets[n - 1] as number) >= 0
+    )
+      return
+    let lo = 0
+    let hi = n
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1
+      if (this.compare(this.ids[mid] as number, this.buckets[mid] as number, id, bucket) <= 0) lo = mid + 1
+      else hi = mid
+    }
+    this.ids.splice(lo, 0, id)
+    this.scores.splice(lo, 0, score)
+    this.buckets.splice(lo, 0, bucket)
+    if (this.ids.length > this.k) {
+      this.ids.pop()
+      this.scores.pop()
+      this.buckets.pop()
+    }
+  }
+
+  ranked(): { id: number; score: number }[] {
+    return this.ids.map((id, i) => ({ id, score: this.scores[i] as number }))
+  }
+
+  private compare(a: number, bucketA: number, b: number, bucketB: number): number {
+    const exactA = this.exact?.has(a) === true
+    const exactB = this.exact?.has(b) === true
+    if (exactA !== exactB) return exactA ? -1 : 1
+    const { popularity, docs } = this.columns
+    if (bucketA !== bucketB) return bucketB - bucketA
+    const byPopularity = (popularity[b] as number) - (popularity[a] as number)
+    if (byPopularity !== 0) return byPopularity
+    const idA = docs[a]?.id ?? ''
+    const idB = docs[b]?.id ?? ''
+    return idA < idB ? -1 : idA > idB ? 1 : 0
+  }
 }
 
 /** The k best items in order, without sorting them all. */
@@ -661,16 +918,18 @@ export function topK<T>(items: T[], k: number, compare: (a: T, b: T) => number):
   return best
 }
 
-function highlights(doc: StoredTitle, match: TextMatch, plan: Plan): Record<string, string> {
+function highlights(doc: IndexedTitle, shortId: number, plan: Plan): Record<string, string> {
   const whole = new Set<string>()
   const prefixes = new Set<string>()
-  const matched =
-    match.terms.length > 0 ? match.terms : plan.candidates.filter((t) => shortKeyOf(doc).includes(` ${t} `))
-  for (const term of matched) {
-    const typed = plan.prefixOf.get(term)
-    if (typed) prefixes.add(typed)
-    else whole.add(term)
-  }
+  for (const slot of plan.slots)
+    for (const alternative of slot.alternatives)
+      for (const word of alternative)
+        for (const { term, parts } of word.terms) {
+          if (!parts.some((p) => p.postings.has(shortId))) continue
+          const typed = plan.prefixOf.get(term)
+          if (typed) prefixes.add(typed)
+          else whole.add(term)
+        }
   const prefixList = [...prefixes]
   const out: Record<string, string> = { title: highlight(doc.title, whole, prefixList) }
   const people = doc.people.filter((p) => matches(p, whole, prefixList))
