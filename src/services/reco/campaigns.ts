@@ -172,7 +172,11 @@ export class Campaigns {
     const starts = Date.parse(c.startsAt)
     const ends = Date.parse(c.endsAt)
     const elapsed = Math.min(1, Math.max(0, (now - starts) / (ends - starts)))
-    return Math.min(c.budget, Math.ceil(c.budget * (elapsed + PACING_SLACK)))
+    // Rounded to a millionth first: 100 × 0.06 is 6.000000000000001 in floating point.
+    return Math.min(
+      c.budget,
+      Math.max(1, Math.floor(Math.round(c.budget * (elapsed + PACING_SLACK) * 1e6) / 1e6)),
+    )
   }
 
   private async liveCampaigns(now: number): Promise<Campaign[]> {

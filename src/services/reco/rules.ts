@@ -10,8 +10,6 @@ export const SEED_ROWS = 3
 export const DOWN_NEIGHBOURS = 3
 /** Neighbours kept per title (content and collaborative). */
 export const NEIGHBOURS = 30
-/** A play that reached at least this share of a title counts as watching it (a seed for rows). */
-export const SEED_PROGRESS = 0.1
 
 export type Rating = 'up' | 'down'
 
@@ -85,12 +83,10 @@ export function interactionWeight(i: Interaction | undefined, rating: Rating | u
   return w
 }
 
-/** The titles a profile started with some interest, most recent first, thumbs-up titles in front. */
+/** The titles a profile played (most recent first) or thumbed up: the seeds of its "Because you watched" rows. */
 export function seedsOf(facts: ProfileFacts): string[] {
   const ups = [...facts.ratings].filter(([, r]) => r === 'up').map(([id]) => id)
-  const played = facts.history
-    .filter((h) => (h.progress >= SEED_PROGRESS || h.completed) && facts.ratings.get(h.titleId) !== 'down')
-    .map((h) => h.titleId)
+  const played = facts.history.filter((h) => facts.ratings.get(h.titleId) !== 'down').map((h) => h.titleId)
   return [...new Set([...played, ...ups])]
 }
 

@@ -183,26 +183,24 @@ export class RecoService {
     ])
     const mod = module ?? emptyModule(profile.id, this.d.now())
     const personal = titles ? this.personalRows(profile, mod, viewer) : { first: [], later: [] }
+    // The sponsored title is picked first (its impression counts the moment it is picked): it keeps
+    // its place on the page and takes one of the title's two appearances.
+    const sponsored = titles
+      ? await attempt('campaigns', () => this.sponsored(profile.id, viewer, mod))
+      : undefined
+    const reserved = sponsored?.items.map((i) => i.titleId) ?? []
     const first = applyRules(
       [continueWatching, ...personal.first, trending].filter((r): r is HomeRow => r !== undefined),
       mod,
+      reserved,
     )
     const rows = applyRules(
       [...first, ...personal.later, top10, newest, ...(genres ?? [])].filter(
         (r): r is HomeRow => r !== undefined,
       ),
       mod,
+      reserved,
     )
-    // The sponsored row goes after the first rows; its title must still be allowed on the page, since
-    // its impression is counted the moment it is picked.
-    const appearances = new Map<string, number>()
-    for (const r of rows)
-      for (const i of r.items) appearances.set(i.titleId, (appearances.get(i.titleId) ?? 0) + 1)
-    const sponsored = titles
-      ? await attempt('campaigns', () =>
-          this.sponsored(profile.id, viewer, mod, (id) => (appearances.get(id) ?? 0) < MAX_APPEARANCES),
-        )
-      : undefined
     if (sponsored) rows.splice(first.length, 0, sponsored)
     let page: HomePage = { rows }
     if (failed.length > 0) {
@@ -280,11 +278,8 @@ export class RecoService {
     profileId: string,
     viewer: Viewer,
     mod: ProfileModule,
-    allowed: (titleId: string) => boolean,
   ): Promise<HomeRow | undefined> {
-    const picked = await this.d.campaigns.pick(profileId, viewer, mod, (id) =>
-      allowed(id) ? this.d.titles.get(id) : undefined,
-    )
+    const picked = await this.d.campaigns.pick(profileId, viewer, mod, (id) => this.d.titles.get(id))
     if (!picked) return undefined
     return {
       id: `sponsored-${picked.campaign.id}`,
@@ -669,12 +664,16 @@ export class RecoService {
 /**
  * The rules every page keeps: down-rated titles (and their neighbours) leave every row but Continue
  * watching, titles watched to the end leave the personalized rows, a title appears at most twice,
- * rows are at most ROW_LENGTH long and none is empty.
+ * rows are at most ROW_LENGTH long and none is empty. `reserved` titles are already on the page once.
  */
-export function applyRules(rows: readonly HomeRow[], module: ProfileModule | undefined): HomeRow[] {
+export function applyRules(
+  rows: readonly HomeRow[],
+  module: ProfileModule | undefined,
+  reserved: readonly string[] = [],
+): HomeRow[] {
   const excluded = new Set(module?.excluded ?? [])
   const completed = new Set(module?.completed ?? [])
-  const seen = new Map<string, number>()
+  const seen = new Map<string, number>(reserved.map((id) => [id, 1]))
   const out: HomeRow[] = []
   for (const row of rows) {
     const items: HomeItem[] = []

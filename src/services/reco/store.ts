@@ -114,14 +114,16 @@ export class RecoStore {
 
   /** Raises a profile's facts about a title: progress to the maximum seen, completed once set stays set. */
   async recordPlay(row: HistoryRow): Promise<void> {
+    // The larger of two values: SQLite's scalar max(), PostgreSQL's greatest().
+    const larger = this.port.kind === 'postgres' ? 'greatest' : 'max'
     await this.db
       .insertInto('reco_history')
       .values(row)
       .onConflict((oc) =>
         oc.columns(['profile_id', 'title_id']).doUpdateSet((eb) => ({
-          progress: eb.fn('max', [eb.ref('reco_history.progress'), eb.val(row.progress)]),
-          completed: eb.fn('max', [eb.ref('reco_history.completed'), eb.val(row.completed)]),
-          last_at: eb.fn('max', [eb.ref('reco_history.last_at'), eb.val(row.last_at)]),
+          progress: eb.fn(larger, [eb.ref('reco_history.progress'), eb.val(row.progress)]),
+          completed: eb.fn(larger, [eb.ref('reco_history.completed'), eb.val(row.completed)]),
+          last_at: eb.fn(larger, [eb.ref('reco_history.last_at'), eb.val(row.last_at)]),
         })),
       )
       .execute()
