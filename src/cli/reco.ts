@@ -1,6 +1,8 @@
 import { stat } from 'node:fs/promises'
 import path from 'node:path'
 import { type Command, InvalidArgumentError, Option } from 'commander'
+import { createReel } from '../platform/app.js'
+import { loadConfig } from '../platform/config.js'
 import { scoreSplit, stratifiedSplit, trainingPart } from '../services/reco/model/evaluate.js'
 import { readMovieLens } from '../services/reco/model/movielens.js'
 import { ALGORITHMS } from '../services/reco/model/train.js'
@@ -54,6 +56,7 @@ const row = (name: string, cells: Array<string | number>) =>
 /** `reel reco …`: offline jobs of the recommendation models. */
 export function registerRecoCommands(cli: Command): void {
   const reco = cli.command('reco').description('recommendations: offline training and evaluation')
+  registerTrainCommand(reco)
   reco
     .command('eval')
     .description(
@@ -109,4 +112,29 @@ export function registerRecoCommands(cli: Command): void {
         for (const [name, ...metrics] of PUBLISHED) console.log(row(`  ${name}`, metrics))
       },
     )
+}
+
+/** `reel reco train`: one training run on the server machine, against the configured engines. */
+function registerTrainCommand(reco: Command): void {
+  reco
+    .command('train')
+    .description(
+      "train recommendations now: every profile's precomputed rows (top picks, because you watched, others also watched, people) and the titles' neighbours, written to the database; the running servers serve them at once",
+    )
+    .action(async () => {
+      const reel = await createReel({ config: { ...loadConfig(process.env), logLevel: 'warn' }, roles: [] })
+      try {
+        const service = reel.use('reco')
+        const report = await service.trainer.run()
+        if (!report)
+          throw new CliError('a training run is going on already (another process holds the lease)')
+        await service.saveFallback()
+        const mb = (bytes: number) => `${Math.round(bytes / 2 ** 20)} MiB`
+        console.log(
+          `trained ${report.algorithm} on ${report.interactions} interactions of ${report.profiles} profiles over ${report.titles} titles in ${(report.ms / 1000).toFixed(1)} s (model ${(report.modelMs / 1000).toFixed(1)} s, content neighbours ${(report.contentMs / 1000).toFixed(1)} s; ${mb(report.rssBytes)} resident)`,
+        )
+      } finally {
+        await reel.stop()
+      }
+    })
 }
