@@ -14,12 +14,16 @@ export function HomePage() {
   const session = useSession()
   const [rows, setRows] = useState<HomeRow[]>()
   const [error, setError] = useState<string>()
+  const [fallback, setFallback] = useState(false)
   const profileId = session.profile?.id
 
   useEffect(() => {
     if (!profileId) return
-    api<{ rows: HomeRow[] }>('GET', `/api/v1/profiles/${profileId}/home`)
-      .then((r) => setRows(r.rows))
+    api<{ rows: HomeRow[]; fallback?: boolean }>('GET', `/api/v1/profiles/${profileId}/home`)
+      .then((r) => {
+        setRows(r.rows)
+        setFallback(r.fallback === true)
+      })
       .catch((e) => {
         if (e instanceof ApiError && e.status === 404 && e.code === 'route_not_found') setRows([])
         else setError(e instanceof ApiError ? e.message : 'Could not load your home page')
@@ -34,7 +38,14 @@ export function HomePage() {
           Your account has no active plan. <Link href="/account">Choose a plan</Link> to start watching.
         </p>
       )}
-      {error && <p className="error">{error}</p>}
+      {error && (
+        <p className="error" role="alert">
+          {error}
+        </p>
+      )}
+      {fallback && (
+        <p className="notice">Some rows are not personalised right now; they will be again shortly.</p>
+      )}
       {rows?.length === 0 && (
         <div className="hero">
           <h1>Welcome, {session.profile?.name}</h1>

@@ -170,6 +170,15 @@ function fieldOf(e: ApiError): string | undefined {
   return FIELD_OF_CODE[e.code] ?? fromSchema
 }
 
+/** An image URL on another origin (the page's CSP blocks those). */
+const foreign = (url: string) => {
+  try {
+    return url.trim() !== '' && new URL(url, location.href).origin !== location.origin
+  } catch {
+    return false
+  }
+}
+
 const RECENT_KEY = 'reel.admin.edited'
 export function rememberEdited(t: { id: string; title: string }) {
   try {
@@ -385,7 +394,7 @@ export function AdminTitleEditPage() {
     }
   }
 
-  const preview = draft.backdrop || draft.poster
+  const preview = [draft.backdrop, draft.poster].find((url) => url && !foreign(url))
   return (
     <section className="card wide">
       <h1>{isNew ? 'New title' : `Edit “${saved?.title ?? ''}”`}</h1>
@@ -426,8 +435,8 @@ export function AdminTitleEditPage() {
             {...invalid('title')}
             {...describedBy('title')}
           />
-          {fieldError('title')}
         </label>
+        {fieldError('title')}
         <label className="wide-field">
           Synopsis
           <textarea
@@ -437,8 +446,8 @@ export function AdminTitleEditPage() {
             onChange={(e) => set('synopsis', e.target.value)}
             {...invalid('synopsis')}
           />
-          {fieldError('synopsis')}
         </label>
+        {fieldError('synopsis')}
         <div className="fields">
           <label>
             Year
@@ -450,8 +459,8 @@ export function AdminTitleEditPage() {
               {...invalid('year')}
               {...describedBy('year')}
             />
-            {fieldError('year')}
           </label>
+          {fieldError('year')}
           <label>
             Runtime (min)
             <input
@@ -461,8 +470,8 @@ export function AdminTitleEditPage() {
               onChange={(e) => set('runtimeMin', e.target.value)}
               {...invalid('runtimeMin')}
             />
-            {fieldError('runtimeMin')}
           </label>
+          {fieldError('runtimeMin')}
           <label>
             Maturity rating
             <select
@@ -483,8 +492,8 @@ export function AdminTitleEditPage() {
               onChange={(e) => set('originalLanguage', e.target.value)}
               {...invalid('originalLanguage')}
             />
-            {fieldError('originalLanguage')}
           </label>
+          {fieldError('originalLanguage')}
           <label>
             Popularity
             <input
@@ -494,8 +503,8 @@ export function AdminTitleEditPage() {
               onChange={(e) => set('popularity', e.target.value)}
               {...invalid('popularity')}
             />
-            {fieldError('popularity')}
           </label>
+          {fieldError('popularity')}
           <label>
             External id
             <input
@@ -504,8 +513,8 @@ export function AdminTitleEditPage() {
               onChange={(e) => set('externalId', e.target.value)}
               {...invalid('externalId')}
             />
-            {fieldError('externalId')}
           </label>
+          {fieldError('externalId')}
         </div>
         <label>
           Countries of origin
@@ -516,8 +525,8 @@ export function AdminTitleEditPage() {
             onChange={(e) => set('countries', e.target.value)}
             {...invalid('countries')}
           />
-          {fieldError('countries')}
         </label>
+        {fieldError('countries')}
         <label>
           Tags
           <input
@@ -527,8 +536,8 @@ export function AdminTitleEditPage() {
             onChange={(e) => set('tags', e.target.value)}
             {...invalid('tags')}
           />
-          {fieldError('tags')}
         </label>
+        {fieldError('tags')}
         <fieldset className="genres" data-field="genres" tabIndex={-1} {...invalid('genres')}>
           <legend>Genres</legend>
           {genres.map((g) => (
@@ -558,6 +567,12 @@ export function AdminTitleEditPage() {
               </label>
             ))}
           </div>
+          {[draft.poster, draft.backdrop, draft.logo].some(foreign) && (
+            <p className="notice">
+              Browsers will not show images from other sites: reel’s Content Security Policy allows its own
+              address (and its edges) only. Use a URL on this server.
+            </p>
+          )}
           {fieldError('artwork')}
         </fieldset>
         <fieldset data-field="credits" tabIndex={-1} {...invalid('credits')}>
