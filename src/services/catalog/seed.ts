@@ -131,7 +131,12 @@ export class DemoSeeder {
     this.run = run
     run.done = this.seed(run)
       .catch((e: unknown) => {
-        run.error = run.abort.signal.aborted ? 'stopped before it finished' : errorMessage(e)
+        if (run.abort.signal.aborted) {
+          run.error = 'stopped before it finished'
+          this.deps.log.info('demo seed stopped; it resumes on the next start (or reel seed)')
+          return
+        }
+        run.error = errorMessage(e)
         this.deps.log.error({ err: run.error }, 'demo seed failed')
       })
       .finally(() => {
@@ -154,7 +159,7 @@ export class DemoSeeder {
         return
       }
       log.info(
-        'first start on an empty catalog: seeding the demo catalog in the background (REEL_SEED=off turns this off)',
+        'no titles of its own and no finished demo seed: seeding the demo catalog in the background (REEL_SEED=off turns this off)',
       )
       await this.start()
     } catch (e) {
@@ -305,14 +310,16 @@ export class DemoSeeder {
       throw new Error(`demo title ${rejected.externalId} rejected: ${rejected.code}: ${rejected.reason}`)
   }
 
+  /** Every movie and episode, first episodes first: each title becomes playable as early as it can. */
   private async playables(demos: readonly DemoTitle[]): Promise<Playable[]> {
-    const out: Playable[] = []
+    const out: { p: Playable; rank: number }[] = []
     for (const demo of demos) {
       const detail = await this.deps.catalog().titleByExternalId(`${DEMO_EXTERNAL_ID_PREFIX}${demo.slug}`)
       if (!detail) throw new Error(`demo title ${demo.slug} is not in the catalog after its import`)
-      out.push(...playablesOf(demo, detail))
+      out.push(...playablesOf(demo, detail).map((p, rank) => ({ p, rank })))
     }
-    return out
+    // A stable sort keeps the catalog's order within each rank.
+    return out.sort((a, b) => a.rank - b.rank).map((x) => x.p)
   }
 
   /** Failed media cannot be sent again under the same id: the movie or episode is made anew. */
