@@ -249,6 +249,33 @@ describe.skipIf(!hasChromium())('web pages: people, next episode, ratings, admin
     expect(problems).toEqual([])
   })
 
+  it('labels a sponsored row on the home page', async () => {
+    const login = await t.call('POST', '/api/v1/sessions', {
+      body: { email: 'pages-admin@example.com', password: PASSWORD },
+    })
+    const now = Date.now()
+    const campaign = await t.call('POST', '/api/v1/admin/campaigns', {
+      token: login.json().accessToken,
+      body: {
+        name: 'Lantern launch',
+        advertiser: 'Harbour Films',
+        titleId: movie.id,
+        segment: { regions: ['*'] },
+        budget: 1000,
+        startsAt: new Date(now - 3600_000).toISOString(),
+        endsAt: new Date(now + 86_400_000).toISOString(),
+        minAffinity: 0,
+      },
+    })
+    expect(campaign.statusCode, campaign.body).toBe(201)
+    const { page, problems } = await memberPage()
+    const row = page.getByRole('region', { name: 'Sponsored by Harbour Films' })
+    await row.getByText('Sponsored', { exact: true }).waitFor()
+    await row.getByRole('link', { name: /Lantern Bay/ }).waitFor()
+    await page.screenshot({ path: path.join(ARTIFACTS, 'home-sponsored.png') })
+    expect(problems).toEqual([])
+  })
+
   it('lets an administrator edit every field, showing the API’s validation errors on their field', async () => {
     const page = await newPage()
     const problems = watch(page, [

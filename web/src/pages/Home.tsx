@@ -7,6 +7,9 @@ import { useSession } from '../session'
 /** A home row; a sponsored one (paid placement) is labelled as such. */
 type HomeRow = ServerRow & { sponsored?: boolean }
 
+/** A sponsored row leads with its label, then who pays for it ("Sponsored by …") when the row says. */
+const headingOf = (row: HomeRow) => (row.sponsored ? (row.reason ?? row.title) : row.title)
+
 /** Marks row headings for Element Timing (bench/web measures when the first one is painted). */
 const paintMark = { elementtiming: 'home-row' }
 
@@ -53,12 +56,12 @@ export function HomePage() {
         </div>
       )}
       {rows?.map((row) => (
-        <section key={row.id} className="row-section" aria-label={row.title}>
+        <section key={row.id} className="row-section" aria-label={headingOf(row)}>
           <h2 {...paintMark}>
-            {row.title}
             {row.sponsored && <span className="badge sponsored">Sponsored</span>}
+            {row.sponsored && headingOf(row) === 'Sponsored' ? null : headingOf(row)}
           </h2>
-          {row.reason && <p className="muted">{row.reason}</p>}
+          {row.reason && !row.sponsored && <p className="muted">{row.reason}</p>}
           <ul className="carousel">
             {row.items.map((item) => (
               <li key={item.titleId} className="tile">
