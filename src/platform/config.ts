@@ -402,7 +402,7 @@ export const variables = {
     'REEL_CDN_URL_KEY',
     '',
     optionalText,
-    'Secret that signs media URLs and edge reports, shared by every API process and edge. Empty: one generated under REEL_DATA_DIR (all-in-one only).',
+    'Secret that signs media URLs and edge reports, shared by every API process and edge. Empty: API processes sharing a PostgreSQL database share one kept there, else one is generated under REEL_DATA_DIR; a separate `reel edge` needs this (or the same data dir) and refuses to start when the server rejects its key.',
   ),
   cdnRegionHeader: variable(
     'REEL_CDN_REGION_HEADER',
@@ -476,6 +476,12 @@ export const variables = {
     '',
     optionalText,
     'Where an edge keeps its cache. Empty: $REEL_DATA_DIR/edge-cache (the built-in edge) or $REEL_DATA_DIR/edge-<port>.',
+  ),
+  edgePollMs: variable(
+    'REEL_EDGE_POLL_MS',
+    '10000',
+    integer(500, 3_600_000),
+    '`reel edge` without REEL_NATS_URL: how often it asks the reel server for newly published titles to push-fill.',
   ),
   url: variable(
     'REEL_URL',

@@ -1,6 +1,7 @@
 import http from 'node:http'
 import type { AddressInfo } from 'node:net'
 import type { Logger } from '../../platform/log.js'
+import type { TitlePublished } from '../media/events.js'
 import type { Edge } from './edge.js'
 import type { EdgeReport } from './service.js'
 import type { UrlSigner } from './tokens.js'
@@ -44,6 +45,16 @@ export async function startEdgeServer(
   }
 }
 
+/** Steering refused the edge's token: the edge and the reel server sign with different keys. */
+export class KeyMismatchError extends Error {
+  constructor(steeringUrl: string) {
+    super(
+      `the reel server at ${steeringUrl} refuses this edge's token: the edge and the server sign media URLs with different keys, so every segment would be refused (403). Set the same REEL_CDN_URL_KEY on the edge and on every reel server process`,
+    )
+    this.name = 'KeyMismatchError'
+  }
+}
+
 /** Reports an edge to steering every intervalMs (a silent edge drops out), and asks what to push-fill. */
 export class SteeringClient {
   constructor(
@@ -73,7 +84,23 @@ export class SteeringClient {
         signal: AbortSignal.timeout(5000),
       },
     )
-    if (res.status !== 204) throw new Error(`steering answered ${res.status}: ${await res.text()}`)
+    if (res.status === 204) return
+    const body = await res.text()
+    if (res.status === 403 && body.includes('invalid_edge_token'))
+      throw new KeyMismatchError(this.steeringUrl)
+    throw new Error(`steering answered ${res.status}: ${body}`)
+  }
+
+  /** The titles published after `after` that steering places on this edge (for an edge without the bus). */
+  async published(after: number | undefined): Promise<{ titles: TitlePublished[]; cursor: number }> {
+    const query = after === undefined ? '' : `?after=${after}`
+    const res = await fetch(
+      `${this.steeringUrl}/api/v1/cdn/edges/${encodeURIComponent(this.edgeId)}/published${query}`,
+      { headers: { authorization: `Bearer ${this.token()}` }, signal: AbortSignal.timeout(5000) },
+    )
+    if (res.status === 403) throw new KeyMismatchError(this.steeringUrl)
+    if (res.status !== 200) throw new Error(`steering answered ${res.status}`)
+    return (await res.json()) as { titles: TitlePublished[]; cursor: number }
   }
 
   async assigned(titleId: string): Promise<boolean> {
@@ -85,14 +112,52 @@ export class SteeringClient {
     return ((await res.json()) as { assigned: boolean }).assigned
   }
 
-  /** Reports now and then every intervalMs until the returned function is called. */
+  /** Reports every intervalMs until the returned function is called. */
   every(intervalMs: number, report: () => Omit<EdgeReport, 'id'>): () => void {
     const send = () =>
       this.report(report()).catch((e) =>
-        this.log.warn({ err: e instanceof Error ? e.message : String(e) }, 'edge report failed'),
+        e instanceof KeyMismatchError
+          ? this.log.error({ err: e.message }, 'edge report refused')
+          : this.log.warn({ err: e instanceof Error ? e.message : String(e) }, 'edge report failed'),
       )
-    void send()
     const timer = setInterval(send, intervalMs)
+    timer.unref()
+    return () => clearInterval(timer)
+  }
+
+  /**
+   * Push fill for an edge without the event bus: asks every intervalMs for the titles published since
+   * the last answer that steering places here, and pre-fills them (lowest renditions first), one at
+   * a time. Returns the function that stops it.
+   */
+  pollPublished(edge: Edge, intervalMs: number): () => void {
+    let cursor: number | undefined
+    let running = false
+    const poll = async () => {
+      if (running) return
+      running = true
+      try {
+        for (;;) {
+          const page = await this.published(cursor)
+          for (const title of page.titles) {
+            const objects = await edge.prefill(title)
+            this.log.info({ titleId: title.titleId, objects }, 'push-filled a published title')
+          }
+          const more = page.cursor !== cursor
+          cursor = page.cursor
+          if (!more) break
+        }
+      } catch (e) {
+        this.log.warn(
+          { err: e instanceof Error ? e.message : String(e) },
+          'polling for published titles failed',
+        )
+      } finally {
+        running = false
+      }
+    }
+    void poll()
+    const timer = setInterval(() => void poll(), intervalMs)
     timer.unref()
     return () => clearInterval(timer)
   }

@@ -95,6 +95,7 @@ export class Edge {
       return fail(res, 405, 'method_not_allowed', 'An edge serves GET and HEAD only')
     const target = parseTarget(rest)
     if (!target.ok) return fail(res, target.status, target.code, target.message)
+    if (!this.o.signer.loaded) await this.o.signer.ready()
     const checked = this.o.signer.check(target.token, this.now())
     if (!checked.ok)
       return checked.reason === 'expired'

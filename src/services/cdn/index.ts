@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto'
 import path from 'node:path'
 import type { ServiceModule } from '../../platform/modules.js'
 import { TITLE_PUBLISHED, type TitlePublished } from '../media/events.js'
@@ -17,6 +18,7 @@ declare module '../../platform/modules.js' {
 }
 
 export const BUILTIN_EDGE_ID = 'builtin'
+const URL_KEY_SECRET = 'url-key'
 const REPORT_INTERVAL_MS = 5_000
 
 /** The cdn service: the edge registry, steering, the origin and the built-in edge. */
@@ -25,9 +27,21 @@ export const cdnModule: ServiceModule = {
   migrations: cdnMigrations,
   api(ctx) {
     const { config } = ctx
+    const store = new CdnStore(ctx.db)
+    // Processes sharing a database share the key kept there: the first one to start makes it.
+    const sharedKey = async () =>
+      Buffer.from(
+        await store.secret(URL_KEY_SECRET, randomBytes(32).toString('base64url'), ctx.now()),
+        'base64url',
+      )
+    const signer = UrlSigner.fromConfig(config, sharedKey)
+    void signer.ready().then(
+      () => ctx.log.info({ fingerprint: signer.fingerprint }, 'media URL signing key ready'),
+      (e: unknown) => ctx.log.error({ err: e }, 'could not load the media URL signing key'),
+    )
     return new CdnService({
-      store: new CdnStore(ctx.db),
-      signer: UrlSigner.fromConfig(config, ctx.log),
+      store,
+      signer,
       now: ctx.now,
       settings: {
         edgeTimeoutMs: config.cdnEdgeTimeoutMs,
@@ -52,6 +66,15 @@ export const cdnModule: ServiceModule = {
         })
       : undefined
     cdnRoutes(ctx, cdn, edge)
+    ctx.onStart(async () => {
+      // Recorded for the separate edges that poll for new titles (those without the event bus).
+      const record = await ctx.bus.subscribe<TitlePublished>({
+        name: 'cdn-published-log',
+        types: [TITLE_PUBLISHED],
+        handler: async (event) => cdn.recordPublished(event.id, event.data),
+      })
+      ctx.onStop(() => record.stop())
+    })
     if (!edge) return
     const report = () =>
       cdn.report({

@@ -32,7 +32,8 @@ const EdgeId = Type.Object({
   id: Type.String({ minLength: 1, maxLength: 100, pattern: '^[A-Za-z0-9._:-]+$' }),
 })
 
-function edgeCaller(cdn: CdnService, req: FastifyRequest): string {
+async function edgeCaller(cdn: CdnService, req: FastifyRequest): Promise<string> {
+  await cdn.ready()
   const header = req.headers.authorization ?? ''
   const edgeId = header.startsWith('Bearer ') ? cdn.edgeOf(header.slice(7)) : undefined
   if (!edgeId)
@@ -57,7 +58,7 @@ export function cdnRoutes(ctx: ModuleContext, cdn: CdnService, edge: Edge | unde
       },
     },
     async (req, reply) => {
-      if (edgeCaller(cdn, req) !== req.params.id)
+      if ((await edgeCaller(cdn, req)) !== req.params.id)
         throw forbidden('invalid_edge_token', 'The token is for another edge')
       await cdn.report({ id: req.params.id, ...req.body })
       return reply.code(204).send(null)
@@ -75,9 +76,39 @@ export function cdnRoutes(ctx: ModuleContext, cdn: CdnService, edge: Edge | unde
       },
     },
     async (req) => {
-      if (edgeCaller(cdn, req) !== req.params.id)
+      if ((await edgeCaller(cdn, req)) !== req.params.id)
         throw forbidden('invalid_edge_token', 'The token is for another edge')
       return { assigned: await cdn.assigned(req.params.id, req.params.titleId) }
+    },
+  )
+
+  http.get(
+    '/api/v1/cdn/edges/:id/published',
+    {
+      schema: {
+        tags,
+        summary:
+          'For an edge without the event bus: the titles published after a cursor that steering places on it (no cursor: those of the last day), to push-fill, and the next cursor',
+        params: EdgeId,
+        querystring: Type.Object({
+          after: Type.Optional(Type.Integer({ minimum: 0 })),
+          limit: Type.Integer({ minimum: 1, maximum: 100, default: 20 }),
+        }),
+        response: {
+          200: Type.Object({
+            titles: Type.Array(Type.Unknown(), {
+              description: 'media.title.published payloads (titleId, prefix, renditions, playlist keys)',
+            }),
+            cursor: Type.Integer(),
+          }),
+          ...errorResponses(403),
+        },
+      },
+    },
+    async (req) => {
+      if ((await edgeCaller(cdn, req)) !== req.params.id)
+        throw forbidden('invalid_edge_token', 'The token is for another edge')
+      return cdn.publishedFor(req.params.id, req.query.after, req.query.limit)
     },
   )
 
@@ -102,7 +133,10 @@ export function cdnRoutes(ctx: ModuleContext, cdn: CdnService, edge: Edge | unde
     method: ['GET', 'HEAD'],
     url: '/origin/*',
     schema: { hide: true },
-    handler: async (req, reply) => originAnswer(ctx.blobs, cdn, ctx.now(), req, reply),
+    handler: async (req, reply) => {
+      await cdn.ready()
+      return originAnswer(ctx.blobs, cdn, ctx.now(), req, reply)
+    },
   })
 
   if (edge) {

@@ -2,6 +2,7 @@ import { BlockList, isIP } from 'node:net'
 import { ConfigError } from '../../platform/config.js'
 import { badRequest } from '../../platform/errors.js'
 import { HashRing } from '../../platform/hash-ring.js'
+import type { TitlePublished } from '../media/events.js'
 import type { CdnStore, EdgeRow } from './store.js'
 import type { UrlGrant, UrlSigner } from './tokens.js'
 
@@ -47,6 +48,10 @@ export const ANY_REGION = '*'
 const EDGE_PREFIX = 'edges/'
 const LIVE_MEMO_MS = 1000
 const EDGE_TOKEN_TTL_S = 600
+/** An edge that polls without a cursor is told about the titles published this recently. */
+export const RECENT_PUBLISHED_MS = 24 * 3600_000
+/** Published titles are kept this long for polling edges. */
+const PUBLISHED_KEPT_MS = 30 * 24 * 3600_000
 
 /**
  * Steering: the registry of edges (live while they report and say they are healthy), and for a
@@ -61,6 +66,11 @@ export class CdnService {
 
   get signer(): UrlSigner {
     return this.deps.signer
+  }
+
+  /** Resolves once the URL signing key is at hand (it may come from the database). */
+  ready(): Promise<void> {
+    return this.deps.signer.ready()
   }
 
   get originUrl(): string {
@@ -117,6 +127,7 @@ export class CdnService {
   }
 
   async steer(titleId: string, region: string): Promise<Steering> {
+    if (!this.deps.signer.loaded) await this.deps.signer.ready()
     const placed = await this.placement(titleId, region)
     return { edges: placed.map((e) => ({ id: e.id, url: e.url })), originUrl: this.originUrl }
   }
@@ -126,6 +137,35 @@ export class CdnService {
     const edge = (await this.liveEdges()).find((e) => e.id === edgeId)
     if (!edge) return false
     return (await this.placement(titleId, edge.region)).some((e) => e.id === edgeId)
+  }
+
+  /** `media.title.published`: kept for the edges that learn about new titles by polling. */
+  async recordPublished(eventId: string, title: TitlePublished): Promise<void> {
+    const now = this.deps.now()
+    await this.deps.store.recordPublished({
+      event_id: eventId,
+      title_id: title.titleId,
+      data: JSON.stringify(title),
+      published_at: now,
+    })
+    await this.deps.store.prunePublished(now - PUBLISHED_KEPT_MS)
+  }
+
+  /**
+   * For an edge without the event bus: the titles published after `after` (a cursor from an earlier
+   * answer; none: those of the last day) that steering places on it, and the cursor to ask with next.
+   */
+  async publishedFor(
+    edgeId: string,
+    after: number | undefined,
+    limit: number,
+  ): Promise<{ titles: TitlePublished[]; cursor: number }> {
+    const rows = await this.deps.store.published(after, this.deps.now() - RECENT_PUBLISHED_MS, limit)
+    const titles: TitlePublished[] = []
+    for (const row of rows)
+      if (await this.assigned(edgeId, row.title_id)) titles.push(JSON.parse(row.data) as TitlePublished)
+    const cursor = rows.at(-1)?.seq ?? after ?? (await this.deps.store.lastPublishedSeq())
+    return { titles, cursor }
   }
 
   /** The client's region: a trusted header, else the address table, else the account's country. */

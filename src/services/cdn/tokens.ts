@@ -1,8 +1,8 @@
 import { createHmac, timingSafeEqual } from 'node:crypto'
 import path from 'node:path'
+import { LRUCache } from 'lru-cache'
 import type { Config } from '../../platform/config.js'
 import { persistedKey } from '../../platform/keys.js'
-import type { Logger } from '../../platform/log.js'
 
 /** What a media URL token grants: objects under `prefix`, for session `sid`, until `exp` (epoch s). */
 export interface UrlGrant {
@@ -23,18 +23,47 @@ const TOKEN = /^[A-Za-z0-9_-]{10,600}\.[A-Za-z0-9_-]{43}$/
 /**
  * Signs and checks media URL tokens: `base64url(json).base64url(HMAC-SHA256)`. Edges hold the key
  * and check tokens without asking anyone (offline), so a token travels in the URL path and relative
- * playlist URIs keep it.
+ * playlist URIs keep it. A player sends one token with every segment of a session: a checked token
+ * is remembered, so only its first request pays for the HMAC.
  */
 export class UrlSigner {
-  constructor(private readonly key: Buffer) {}
+  private key: Buffer | undefined
+  private loading: Promise<void> | undefined
+  private readonly checked = new LRUCache<string, UrlGrant>({ max: 20_000 })
 
-  static fromConfig(config: Config, log: Logger): UrlSigner {
+  /** The key, or where to load it from once (a key shared through the database). */
+  constructor(key: Buffer | (() => Promise<Buffer>)) {
+    if (Buffer.isBuffer(key)) this.key = key
+    else
+      this.loading = key().then((loaded) => {
+        this.key = loaded
+      })
+  }
+
+  /**
+   * REEL_CDN_URL_KEY; else, for processes sharing a PostgreSQL database, the key kept there
+   * (`shared`, the first process to start makes it); else a key kept under REEL_DATA_DIR (one
+   * machine). A separate edge has no database: it needs REEL_CDN_URL_KEY or the API's data dir.
+   */
+  static fromConfig(config: Config, shared?: () => Promise<Buffer>): UrlSigner {
     if (config.cdnUrlKey) return new UrlSigner(Buffer.from(config.cdnUrlKey, 'utf8'))
-    if (config.databaseUrl)
-      log.warn(
-        'REEL_CDN_URL_KEY is not set: media URLs signed here verify only in this process and its built-in edge',
-      )
+    if (config.databaseUrl && shared) return new UrlSigner(shared)
     return new UrlSigner(persistedKey(path.join(config.dataDir, 'keys', 'cdn-url.key')))
+  }
+
+  /** Whether the key is at hand (sign and check throw until it is). */
+  get loaded(): boolean {
+    return this.key !== undefined
+  }
+
+  /** Resolves once the key is at hand. */
+  async ready(): Promise<void> {
+    if (!this.key) await this.loading
+  }
+
+  /** A short fingerprint of the key, safe to log: processes that must agree show the same one. */
+  get fingerprint(): string {
+    return createHmac('sha256', this.current()).update('reel-url-key-fingerprint').digest('hex').slice(0, 12)
   }
 
   sign(grant: UrlGrant): string {
@@ -45,6 +74,9 @@ export class UrlSigner {
   }
 
   check(token: string, nowMs: number): TokenCheck {
+    const known = this.checked.get(token)
+    if (known)
+      return known.exp * 1000 <= nowMs ? { ok: false, reason: 'expired' } : { ok: true, grant: known }
     if (!TOKEN.test(token)) return { ok: false, reason: 'forged' }
     const dot = token.indexOf('.')
     const payload = token.slice(0, dot)
@@ -66,10 +98,17 @@ export class UrlSigner {
     )
       return { ok: false, reason: 'forged' }
     if (exp * 1000 <= nowMs) return { ok: false, reason: 'expired' }
-    return { ok: true, grant: { sid, prefix, exp, maxHeight } }
+    const grant = { sid, prefix, exp, maxHeight }
+    this.checked.set(token, grant)
+    return { ok: true, grant }
   }
 
   private mac(payload: string): Buffer {
-    return createHmac('sha256', this.key).update(payload).digest()
+    return createHmac('sha256', this.current()).update(payload).digest()
+  }
+
+  private current(): Buffer {
+    if (!this.key) throw new Error('the URL signing key is not loaded yet (await ready())')
+    return this.key
   }
 }

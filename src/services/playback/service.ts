@@ -220,17 +220,17 @@ export class PlaybackService {
     }
     this.live.set(sessionId, liveSession)
     this.sessionsPending.set(sessionId, liveSession.row)
+    // Other processes find the session here for its heartbeats and stop before its row is flushed.
+    const [steering] = await Promise.all([
+      cdn.steer(title.mediaId, region),
+      deps.cache.set(keys.session(sessionId), JSON.stringify(row), SESSION_TTL_MS),
+    ])
     const token = cdn.sign({
       sid: sessionId,
       prefix: `titles/${title.mediaId}/`,
       exp: Math.floor(now / 1000) + deps.settings.tokenTtlS,
       maxHeight: entitlement.maxHeight,
     })
-    // Other processes find the session here for its heartbeats and stop before its row is flushed.
-    const [steering] = await Promise.all([
-      cdn.steer(title.mediaId, region),
-      deps.cache.set(keys.session(sessionId), JSON.stringify(row), SESSION_TTL_MS),
-    ])
     const master = `t/${token}/titles/${title.mediaId}/hls/master.m3u8`
     const urls = [...steering.edges.map((e) => `${e.url}/${master}`), `${steering.originUrl}/${master}`]
     const [manifestUrl = '', ...fallbackUrls] = urls
