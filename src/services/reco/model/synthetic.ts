@@ -73,6 +73,8 @@ export interface TrainingCost {
   trainMs: number
   /** Wall time of the call, worker start and transfers included. */
   wallMs: number
+  /** CPU time of the whole process during the call (user + system): the figure to trust on a busy machine. */
+  cpuMs: number
   /** The process's peak resident set size after the run (a high-water mark since start). */
   maxRssBytes: number
   rssBeforeBytes: number
@@ -88,13 +90,16 @@ export async function measureTraining(
   where: 'worker' | 'thread' = 'worker',
 ): Promise<TrainingCost> {
   const rssBeforeBytes = process.memoryUsage().rss
+  const cpuBefore = process.cpuUsage()
   const started = performance.now()
   const model = where === 'worker' ? await trainInWorker(data, options) : trainModel(data, options)
   const wallMs = performance.now() - started
+  const cpu = process.cpuUsage(cpuBefore)
   return {
     model,
     trainMs: model.trainMs,
     wallMs,
+    cpuMs: (cpu.user + cpu.system) / 1000,
     maxRssBytes: process.resourceUsage().maxRSS * 1024,
     rssBeforeBytes,
   }
