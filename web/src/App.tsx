@@ -26,6 +26,9 @@ function Shell({ children }: { children: ReactNode }) {
   const session = useSession()
   return (
     <>
+      <a href="#main" className="skip-link">
+        Skip to content
+      </a>
       <header className="nav">
         <Link href="/" className="brand">
           reel
@@ -50,7 +53,7 @@ function Shell({ children }: { children: ReactNode }) {
           </nav>
         )}
       </header>
-      <main>
+      <main id="main" tabIndex={-1}>
         <Suspense fallback={<p className="muted center">Loading…</p>}>{children}</Suspense>
       </main>
     </>

@@ -1,6 +1,7 @@
 import { useEffect, useState } from 'react'
 import { Link } from 'wouter'
 import type { HomeRow as ServerRow } from '../../../src/services/reco/service.js'
+import { Artwork } from '../Artwork'
 import { ApiError, api } from '../api'
 import { useSession } from '../session'
 
@@ -66,7 +67,7 @@ export function HomePage() {
             {row.items.map((item) => (
               <li key={item.titleId} className="tile">
                 <Link href={`/title/${item.titleId}`} className="tile-link">
-                  {item.artwork ? <img src={item.artwork} alt="" loading="lazy" /> : <div className="art" />}
+                  <Artwork id={item.titleId} title={item.title} src={item.artwork} />
                   <span>{item.title}</span>
                 </Link>
                 {item.progress !== undefined && (

@@ -1,6 +1,7 @@
 import { useEffect, useState } from 'react'
 import { Link, useParams } from 'wouter'
 import type { PersonView } from '../../../src/services/catalog/service.js'
+import { Artwork } from '../Artwork'
 import { ApiError, api } from '../api'
 import { useSession } from '../session'
 
@@ -59,7 +60,7 @@ export function PersonPage() {
               return (
                 <li key={title.id} className="tile">
                   <Link href={`/title/${title.id}`} className="tile-link">
-                    {art ? <img src={art} alt="" loading="lazy" /> : <div className="art" />}
+                    <Artwork id={title.id} title={title.title} src={art} />
                     <span>{title.title}</span>
                     <span className="muted">
                       {[title.year, character && `as ${character}`, title.maturityRating]

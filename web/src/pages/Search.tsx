@@ -1,5 +1,6 @@
 import { useEffect, useRef, useState } from 'react'
 import { Link, useSearchParams } from 'wouter'
+import { Artwork } from '../Artwork'
 import { ApiError, api } from '../api'
 import { useSession } from '../session'
 
@@ -118,7 +119,7 @@ export function SearchPage() {
               {result.hits.map((hit) => (
                 <li key={hit.id} className="tile">
                   <Link href={`/title/${hit.id}`} className="tile-link">
-                    <div className="art" />
+                    <Artwork id={hit.id} title={hit.title} />
                     <span>
                       <Highlighted text={titleHighlight(hit)} />
                     </span>

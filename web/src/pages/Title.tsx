@@ -2,6 +2,7 @@ import { useEffect, useState } from 'react'
 import { Link, useParams } from 'wouter'
 import type { TitleDetail } from '../../../src/services/catalog/service.js'
 import type { ProgressView } from '../../../src/services/playback/service.js'
+import { artBackground } from '../Artwork'
 import { ApiError, api } from '../api'
 import { useSession } from '../session'
 
@@ -101,7 +102,10 @@ export function TitlePage() {
   const own = progress.get(title.id)
   return (
     <article className="title-page">
-      <div className="backdrop" style={art ? { backgroundImage: `url(${art})` } : undefined} />
+      <div
+        className="backdrop"
+        style={art ? { backgroundImage: `url(${art})` } : { background: artBackground(title.id) }}
+      />
       <h1>{title.title}</h1>
       {session.overview?.account.role === 'admin' && (
         <Link href={`/admin/titles/${title.id}`} className="edit-link">

@@ -82,11 +82,16 @@ function useHeartbeats(video: HTMLVideoElement | null, start: PlaybackStart | un
   }, [video, start])
 }
 
-/** The episode after `episodeId` that can be played now, in viewing order (season, then number). */
-function useNextEpisode(titleId: string, episodeId: string | null | undefined, profileId: string) {
-  const [next, setNext] = useState<{ episode: Episode; season: number }>()
+type Placed = { episode: Episode; season: number }
+
+/**
+ * What is playing, for its heading: the title, and for a series the episode now and the one after
+ * it that can be played (in viewing order: season, then number).
+ */
+function usePlaying(titleId: string, episodeId: string | null | undefined, profileId: string) {
+  const [playing, setPlaying] = useState<{ title: string; episode?: Placed; next?: Placed }>()
   useEffect(() => {
-    if (!episodeId) return
+    if (!profileId) return
     api<TitleDetail>('GET', `/api/v1/titles/${titleId}?profileId=${profileId}`)
       .then((title) => {
         const order = title.seasons
@@ -96,13 +101,19 @@ function useNextEpisode(titleId: string, episodeId: string | null | undefined, p
               .toSorted((a, b) => a.number - b.number)
               .map((episode) => ({ episode, season: s.number })),
           )
-        const at = order.findIndex((e) => e.episode.id === episodeId)
-        setNext(order.slice(at + 1).find((e) => e.episode.mediaStatus === 'available'))
+        const at = episodeId ? order.findIndex((e) => e.episode.id === episodeId) : -1
+        setPlaying({
+          title: title.title,
+          episode: order[at],
+          next: at >= 0 ? order.slice(at + 1).find((e) => e.episode.mediaStatus === 'available') : undefined,
+        })
       })
-      .catch(() => setNext(undefined))
+      .catch(() => setPlaying(undefined))
   }, [titleId, episodeId, profileId])
-  return next
+  return playing
 }
+
+const episodeName = (p: Placed) => `S${p.season}:E${p.episode.number} ${p.episode.name}`.trim()
 
 /**
  * At the end of an episode: the next one starts after a countdown, unless the viewer cancels
@@ -130,7 +141,7 @@ function UpNext({ next, href }: { next: { episode: Episode; season: number }; hr
     window.addEventListener('keydown', onKey)
     return () => window.removeEventListener('keydown', onKey)
   }, [])
-  const name = `S${next.season}:E${next.episode.number} ${next.episode.name}`.trim()
+  const name = episodeName(next)
   return (
     <section className="up-next" aria-label="Up next" aria-live="polite">
       <p className="muted">Up next</p>
@@ -168,7 +179,9 @@ function Player({ id, episodeId }: { id: string; episodeId: string | undefined }
   const [error, setError] = useState<{ message: string; devices?: string[] }>()
   const hlsRef = useRef<Hls>(null)
   const [ended, setEnded] = useState(false)
-  const next = useNextEpisode(id, start?.episodeId, session.profile?.id ?? '')
+  // Asked once playback has started: a title this profile may not play has nothing to show.
+  const playing = usePlaying(id, start?.episodeId, start ? (session.profile?.id ?? '') : '')
+  const next = playing?.next
 
   useEffect(() => {
     if (!session.profile || !id) return
@@ -221,8 +234,10 @@ function Player({ id, episodeId }: { id: string; episodeId: string | undefined }
   useEffect(() => {
     const onKey = (e: KeyboardEvent) => {
       const video = videoRef.current
-      if (!video || (e.target instanceof HTMLElement && ['INPUT', 'SELECT'].includes(e.target.tagName)))
-        return
+      const target = e.target instanceof HTMLElement ? e.target.tagName : ''
+      if (!video || ['INPUT', 'SELECT', 'TEXTAREA'].includes(target)) return
+      // Space on a focused button or link presses it (Resume, Play next episode…), not the video.
+      if (e.key === ' ' && ['BUTTON', 'A'].includes(target)) return
       if (e.key === ' ') video.paused ? video.play() : video.pause()
       else if (e.key === 'ArrowRight') video.currentTime += 10
       else if (e.key === 'ArrowLeft') video.currentTime = Math.max(0, video.currentTime - 10)
@@ -257,6 +272,12 @@ function Player({ id, episodeId }: { id: string; episodeId: string | undefined }
 
   return (
     <section className="player">
+      {playing && (
+        <h1 className="now-playing">
+          {playing.title}
+          {playing.episode && <span className="muted"> · {episodeName(playing.episode)}</span>}
+        </h1>
+      )}
       {/* biome-ignore lint/a11y/useMediaCaption: titles carry no caption tracks yet */}
       <video ref={videoRef} controls playsInline className="video" />
       {start && choice === undefined && (
