@@ -258,6 +258,10 @@ describe('a separate reel edge process', () => {
       expect(after.hits - before.hits).toBeGreaterThanOrEqual(media.length - 1)
       expect(after.originFetches).toBe(before.originFetches)
       expect(problems).toEqual([])
+      // The same counters in Prometheus form, labelled with the edge's id.
+      const metrics = await (await fetch(`${edge.url}/metrics`)).text()
+      expect(metrics).toContain(`reel_edge_hits{edge="edge-a"} ${after.hits}`)
+      expect(metrics).toContain(`reel_edge_origin_fetches{edge="edge-a"} ${after.originFetches}`)
 
       // A URL with a forged token is refused by the edge itself (403), with the error shape.
       const forged = media[0]?.url.replace(

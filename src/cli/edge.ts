@@ -34,6 +34,7 @@ export function registerEdgeCommands(cli: Command): void {
       )
       const id = config.edgeId ?? `${os.hostname()}:${config.edgePort}`
       const edge = new Edge({
+        name: id,
         cacheDir: config.edgeCacheDir ?? path.join(config.dataDir, `edge-${config.edgePort}`),
         budgetBytes: config.edgeCacheBytes,
         origin: new HttpOrigin(originUrl, signer, id),

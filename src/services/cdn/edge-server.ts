@@ -1,6 +1,7 @@
 import http from 'node:http'
 import type { AddressInfo } from 'node:net'
 import type { Logger } from '../../platform/log.js'
+import { registry } from '../../platform/metrics.js'
 import type { TitlePublished } from '../media/events.js'
 import type { Edge } from './edge.js'
 import type { EdgeReport } from './service.js'
@@ -12,7 +13,7 @@ export interface EdgeServer {
   close(): Promise<void>
 }
 
-/** A standalone edge (`reel edge`): `/t/<token>/<key>` from the cache, `/healthz`, `/stats`. */
+/** A standalone edge (`reel edge`): `/t/<token>/<key>` from the cache, `/healthz`, `/stats`, `/metrics` (Prometheus). */
 export async function startEdgeServer(
   edge: Edge,
   options: { port: number; host: string },
@@ -24,6 +25,11 @@ export async function startEdgeServer(
       return void res.writeHead(200, { 'content-type': 'application/json' }).end('{"status":"ok"}')
     if (url === '/stats')
       return void res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(edge.stats))
+    if (url === '/metrics')
+      return void registry.metrics().then(
+        (text) => res.writeHead(200, { 'content-type': registry.contentType }).end(text),
+        () => res.writeHead(500).end(),
+      )
     res.writeHead(404, { 'content-type': 'application/json' })
     res.end(JSON.stringify({ error: { code: 'route_not_found', message: 'Edge URLs are /t/<token>/<key>' } }))
   })

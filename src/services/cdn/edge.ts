@@ -6,6 +6,7 @@ import { Transform } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
 import { contentTypeFor } from '../../platform/blobs/content-type.js'
 import type { Logger } from '../../platform/log.js'
+import { gauge } from '../../platform/metrics.js'
 import type { TitlePublished } from '../media/events.js'
 import { type Origin, OriginMissError } from './origin.js'
 import type { UrlGrant, UrlSigner } from './tokens.js'
@@ -28,6 +29,8 @@ export interface EdgeStats {
 }
 
 export interface EdgeOptions {
+  /** Its name in /metrics (the `edge` label). */
+  name?: string
   cacheDir: string
   budgetBytes: number
   origin: Origin
@@ -41,6 +44,29 @@ const PLAYLIST = 'public, max-age=60'
 const CORS = {
   'access-control-allow-origin': '*',
   'access-control-expose-headers': 'content-length, content-range, etag, accept-ranges',
+}
+
+/** The edges of this process, read by /metrics when it is scraped. */
+const liveEdges = new Map<string, Edge>()
+const EDGE_METRICS: [string, string, (s: EdgeStats) => number][] = [
+  ['reel_edge_hits', 'Requests answered from the edge cache (since start)', (s) => s.hits],
+  ['reel_edge_misses', 'Requests that had to fill from the origin (since start)', (s) => s.misses],
+  [
+    'reel_edge_origin_fetches',
+    'Objects fetched from the origin, push fill included (since start)',
+    (s) => s.originFetches,
+  ],
+  ['reel_edge_origin_bytes', 'Bytes fetched from the origin (since start)', (s) => s.originBytes],
+  ['reel_edge_evictions', 'Objects evicted past the byte budget (since start)', (s) => s.evictions],
+  ['reel_edge_cache_bytes', 'Bytes in the edge cache', (s) => s.usedBytes],
+  ['reel_edge_cache_objects', 'Objects in the edge cache', (s) => s.objects],
+]
+for (const [name, help, pick] of EDGE_METRICS) {
+  const metric = gauge(name, help, ['edge'])
+  ;(metric as unknown as { collect: () => void }).collect = () => {
+    metric.reset()
+    for (const [edge, e] of liveEdges) metric.set({ edge }, pick(e.stats))
+  }
 }
 
 /**
@@ -60,6 +86,7 @@ export class Edge {
     // The index lives in memory: a restarted edge starts cold rather than trusting half-written files.
     fs.rmSync(o.cacheDir, { recursive: true, force: true })
     fs.mkdirSync(o.cacheDir, { recursive: true })
+    liveEdges.set(o.name ?? 'edge', this)
   }
 
   get stats(): EdgeStats {

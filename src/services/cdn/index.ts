@@ -57,6 +57,7 @@ export const cdnModule: ServiceModule = {
     const log = ctx.log.child({ service: 'cdn' })
     const edge = ctx.config.cdnBuiltinEdge
       ? new Edge({
+          name: BUILTIN_EDGE_ID,
           cacheDir: ctx.config.edgeCacheDir ?? path.join(ctx.config.dataDir, 'edge-cache'),
           budgetBytes: ctx.config.edgeCacheBytes,
           origin: new BlobOrigin(ctx.blobs),
