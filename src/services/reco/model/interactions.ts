@@ -86,12 +86,14 @@ export function byUser(data: TrainingData): UserRows {
 }
 
 /**
- * Xᵀ X as a dense row-major nItems × nItems Float64Array (lower triangle only when `lowerOnly`).
- * Costs Σᵤ |items of u|² — fine for watch histories, which are short next to the catalog.
+ * Xᵀ X as a dense row-major nItems × nItems matrix (lower triangle only when `lowerOnly`), written
+ * into `into` (zeroed, n² long). Costs Σᵤ |items of u|², fine for watch histories, which are short
+ * next to the catalog.
  */
-export function gram(rows: UserRows, lowerOnly: boolean): Float64Array {
+export function gram<M extends Float64Array | Float32Array>(rows: UserRows, lowerOnly: boolean, into: M): M {
   const n = rows.nItems
-  const g = new Float64Array(n * n)
+  const g = into
+  if (g.length !== n * n) throw new RangeError(`a Gram matrix of ${n} items needs ${n * n} values`)
   const { start, items, weights } = rows
   for (let u = 0; u < rows.nUsers; u++) {
     const from = start[u] as number

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest'
 import { isAppError } from '../../../platform/errors.js'
 import { plantedHistory } from './synthetic.js'
-import { trainModel } from './train.js'
+import { algorithmFor, EASE_MAX_ITEMS, trainModel } from './train.js'
 import type { Algorithm, TrainedModel, TrainingData } from './types.js'
 
 const planted = plantedHistory({ nUsers: 240, nItems: 120, clusters: 4, perUser: 12, noise: 0.1, seed: 3 })
@@ -172,5 +172,16 @@ describe('trainModel', () => {
     expectCode(train({}, { topSimilar: 2.5 }), 'invalid_train_options', /topSimilar/)
     expectCode(train({}, { lambda: -1 }), 'invalid_train_options', /lambda/)
     expectCode(train({}, { algorithm: 'itemknn', neighbours: 0 }), 'invalid_train_options', /neighbours/)
+    expectCode(
+      train({ nItems: 20_000 }, { algorithm: 'itemknn' }),
+      'catalog_too_large',
+      /20000 items is more than 16384/,
+    )
+  })
+
+  it('picks EASE up to the catalog size where it stays affordable, item-kNN past it', () => {
+    expect(algorithmFor(1682)).toBe('ease')
+    expect(algorithmFor(EASE_MAX_ITEMS)).toBe('ease')
+    expect(algorithmFor(EASE_MAX_ITEMS + 1)).toBe('itemknn')
   })
 })
