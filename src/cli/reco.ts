@@ -85,7 +85,8 @@ export function registerRecoCommands(cli: Command): void {
         console.log(
           `MovieLens-100K: ${ratings.users.length} ratings, ${ratings.nUsers} users, ${ratings.nItems} movies; ` +
             `split 75/25 by movie (seed ${opts.seed}): ${split.train.length} train, ${split.test.length} test; ` +
-            `top ${K}, seen movies removed, every test rating relevant`,
+            `top ${K}, seen movies removed, every test rating relevant ` +
+            "(the split's per-movie sizes are Python's; its shuffle is reel's own seeded one, not numpy's)",
         )
         console.log(row('algorithm', ['MAP', `nDCG@${K}`, `Prec@${K}`, `Recall@${K}`, 'train s']))
         for (const algorithm of opts.algorithm) {

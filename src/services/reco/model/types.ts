@@ -32,7 +32,8 @@ export interface TrainOptions {
 /**
  * What a training run hands back: row-major top lists, -1 where fewer exist.
  * perUser[u * topN + r] is user u's r-th recommendation; similar[i * topSimilar + r] is item i's
- * r-th neighbour. Scores are comparable within a list only.
+ * r-th neighbour. Scores are comparable within a list only. Items without evidence (score exactly
+ * 0) are left out, so a user with no interactions gets an all -1 list.
  */
 export interface TrainedModel {
   algorithm: Algorithm
