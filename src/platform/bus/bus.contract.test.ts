@@ -4,7 +4,7 @@ import { afterAll, afterEach, beforeEach, describe, expect, it, vi } from 'vites
 import { engines, hasNats, hasPostgres, testDb, uniqueName } from '../../../test/engines.js'
 import { createDb, type Db } from '../db/db.js'
 import { createLogger } from '../log.js'
-import type { Bus, DeliveryInfo, EventEnvelope, Subscription } from './bus.js'
+import type { Bus, ConsumerOptions, DeliveryInfo, EventEnvelope, Subscription } from './bus.js'
 import { typeMatches } from './bus.js'
 import { backoffAfter, retryPolicy } from './dispatch.js'
 import { busMigrations, createBus } from './index.js'
@@ -118,7 +118,9 @@ function busContract(name: string, enabled: boolean, createEngine: () => Promise
     /** Subscribes and records every delivery. */
     async function record(
       target: Bus,
-      options: { name: string; types: string[]; startAt?: 'all' | 'new'; fail?: (r: Received) => boolean },
+      options: Pick<ConsumerOptions, 'name' | 'types' | 'startAt' | 'durability'> & {
+        fail?: (r: Received) => boolean
+      },
     ): Promise<{ received: Received[]; subscription: Subscription }> {
       const received: Received[] = []
       const subscription = await target.subscribe({
@@ -157,7 +159,7 @@ function busContract(name: string, enabled: boolean, createEngine: () => Promise
         time: '2024-05-01T10:00:00.000Z',
         data: { title: 'Alien', year: 1979 },
       })
-      expect(first?.info).toEqual({ attempt: 1, consumer: 'indexer' })
+      expect(first?.info).toEqual({ attempt: 1, consumer: 'indexer', position: expect.any(Number) })
       expect(published.id).toMatch(/^[0-9a-f-]{36}$/)
     })
 
@@ -392,6 +394,52 @@ function busContract(name: string, enabled: boolean, createEngine: () => Promise
         expect(ids(fresh.received)).toEqual(['new'])
         expect(ids(everything.received)).toEqual(['old', 'new'])
       })
+    })
+
+    it('gives each ephemeral subscription every event from where it asks, and keeps nothing once it stops', async () => {
+      const before = await bus.consumers()
+      await bus.publish({ type: 'a.b', key: 'k1', data: {}, id: 'e1' })
+      await bus.publish({ type: 'x.y', key: 'k1', data: {}, id: 'other' })
+      await bus.publish({ type: 'a.b', key: 'k2', data: {}, id: 'e2' })
+      // Same name, yet each gets every event: one reader per replica, not a shared queue.
+      const one = await record(bus, { name: 'replica', types: ['a.>'], durability: 'ephemeral' })
+      const two = await record(bus, { name: 'replica', types: ['a.>'], durability: 'ephemeral' })
+      await bus.publish({ type: 'a.b', key: 'k3', data: {}, id: 'e3' })
+      await eventually(() => {
+        expect(ids(one.received)).toEqual(['e1', 'e2', 'e3'])
+        expect(ids(two.received)).toEqual(['e1', 'e2', 'e3'])
+      })
+      const positions = one.received.map((r) => r.info.position)
+      expect(new Set(positions).size).toBe(3)
+      expect(positions).toEqual([...positions].sort((a, b) => a - b))
+      expect(two.received.map((r) => r.info.position)).toEqual(positions)
+      await one.subscription.stop()
+      await two.subscription.stop()
+      expect(await bus.consumers()).toEqual(before)
+
+      // A restarted reader resumes after the position it had got to.
+      const again = await record(bus, {
+        name: 'replica',
+        types: ['a.>'],
+        durability: 'ephemeral',
+        startAt: { after: positions[0] ?? 0 },
+      })
+      await eventually(() => expect(ids(again.received)).toEqual(['e2', 'e3']))
+      await again.subscription.stop()
+      expect(await bus.consumers()).toEqual(before)
+
+      // A durable consumer can start after a position too, and is kept.
+      const durable = await record(bus, {
+        name: 'from-e2',
+        types: ['a.>'],
+        startAt: { after: positions[1] ?? 0 },
+      })
+      await eventually(() => expect(ids(durable.received)).toEqual(['e3']))
+      await durable.subscription.stop()
+      expect(await bus.consumers()).toContain('from-e2')
+      await expect(
+        bus.subscribe({ name: 'bad', types: ['a.>'], startAt: { after: -1 }, handler: async () => {} }),
+      ).rejects.toThrow(/startAt.after/)
     })
 
     it('shares events between bus instances on separate connections', async () => {

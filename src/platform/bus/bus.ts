@@ -37,6 +37,11 @@ export interface DeliveryInfo {
   attempt: number
   /** The consumer or queue name. */
   consumer: string
+  /**
+   * Where the message sits in its log, increasing in publish order (the embedded bus's sequence
+   * number, the JetStream stream sequence); `startAt: { after: position }` resumes after it.
+   */
+  position: number
 }
 
 export type EventHandler<T = unknown> = (event: EventEnvelope<T>, info: DeliveryInfo) => Promise<void>
@@ -59,8 +64,19 @@ export interface ConsumerOptions<T = unknown> extends RetryOptions {
    */
   types: string[]
   handler: EventHandler<T>
-  /** Where a consumer seen for the first time starts: every stored event (default) or only new ones. */
-  startAt?: 'all' | 'new'
+  /**
+   * Where a consumer seen for the first time (an ephemeral one: every subscription) starts: every
+   * stored event (default), only new ones, or the events after a position a handler was given.
+   */
+  startAt?: 'all' | 'new' | { after: number }
+  /**
+   * `durable` (default): the bus keeps the consumer's position under its name; the next
+   * subscription of that name resumes there, and subscriptions of one name share the events.
+   * `ephemeral`: the bus keeps nothing once the subscription stops (or, on NATS, soon after its
+   * process dies); each subscription gets every event from `startAt`, whatever its name. For
+   * readers that keep their own position, such as a replica's in-memory index.
+   */
+  durability?: 'durable' | 'ephemeral'
   /** Handlers running at once, over distinct keys (one key is always serial). Default 1. */
   concurrency?: number
 }
@@ -95,6 +111,8 @@ export interface Bus {
   work<T>(queue: string, options: WorkerOptions<T>): Promise<Subscription>
   /** Dead letters of a consumer or work queue, oldest first. */
   deadLetters(consumer: string, limit?: number): Promise<DeadLetter[]>
+  /** Names of the event consumers the bus keeps state for (an ephemeral one only while it runs, under an engine-chosen name on NATS). */
+  consumers(): Promise<string[]>
   ping(): Promise<void>
   /** Stops every subscription and releases connections. */
   close(): Promise<void>

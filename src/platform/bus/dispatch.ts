@@ -90,6 +90,8 @@ export interface Delivery {
   attempt: number
   /** Deliveries sharing an order key run one at a time, in arrival order. */
   orderKey: string
+  /** Position in the engine's log (DeliveryInfo.position). */
+  position: number
 }
 
 /** What the engine does with each outcome. Hooks may throw; the dispatcher logs and carries on. */
@@ -330,7 +332,7 @@ export class Dispatcher<D extends Delivery> {
     })
     let run: Promise<string | undefined>
     try {
-      run = handler(delivery.event, { attempt, consumer }).then(
+      run = handler(delivery.event, { attempt, consumer, position: delivery.position }).then(
         () => undefined,
         (e: unknown) => errorMessage(e) || 'handler failed',
       )

@@ -69,6 +69,20 @@ const EVENTS_IN_FLIGHT = 512
 const PULL_EXPIRES_MS = 1000
 const PREFIX = /^[A-Za-z0-9_-]{1,64}$/
 const NOT_FOUND_CODES = new Set([10014, 10059, 10037])
+/** The server deletes an ephemeral consumer nobody has pulled from for this long (its process died). */
+const EPHEMERAL_INACTIVE_MS = 30_000
+
+/** Where a new consumer starts, as JetStream says it. */
+function startPolicy(
+  startAt: ConsumerOptions['startAt'],
+): Pick<ConsumerConfig, 'deliver_policy' | 'opt_start_seq'> & { deliver_policy: DeliverPolicy } {
+  if (typeof startAt === 'object') {
+    if (!Number.isSafeInteger(startAt.after) || startAt.after < 0)
+      throw new Error(`startAt.after must be a position a handler was given, got ${startAt.after}`)
+    return { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: startAt.after + 1 }
+  }
+  return { deliver_policy: startAt === 'new' ? DeliverPolicy.New : DeliverPolicy.All }
+}
 
 export async function createJetStreamBus(options: JetStreamBusOptions): Promise<Bus> {
   const prefix = options.prefix ?? 'reel'
@@ -210,14 +224,28 @@ class JetStreamBus implements Bus {
     const policy = retryPolicy(options)
     const concurrency = positiveConcurrency(options.concurrency)
     const stream = this.streams.events
-    await this.ensureConsumer(stream, options.name, {
+    const wanted = {
       filter_subject: `${this.prefix}.ev.${coveringPattern(options.types)}`,
-      deliver_policy: options.startAt === 'new' ? DeliverPolicy.New : DeliverPolicy.All,
+      ...startPolicy(options.startAt),
       max_deliver: policy.maxAttempts + 2,
-    })
+    }
+    const ephemeral = options.durability === 'ephemeral'
+    // An ephemeral consumer has a server-chosen name; the server deletes it once no one pulls from it.
+    const consumerName = ephemeral
+      ? (
+          await this.jsm.consumers.add(stream, {
+            ...wanted,
+            ack_policy: AckPolicy.Explicit,
+            ack_wait: nanos(this.leaseMs),
+            max_ack_pending: 10_000,
+            inactive_threshold: nanos(EPHEMERAL_INACTIVE_MS),
+          })
+        ).name
+      : options.name
+    if (!ephemeral) await this.ensureConsumer(stream, options.name, wanted)
     const types = options.types
     const subscription = new PullSubscription({
-      consumer: await this.js.consumers.get(stream, options.name),
+      consumer: await this.js.consumers.get(stream, consumerName),
       maxInFlight: Math.max(EVENTS_IN_FLIGHT, concurrency * 2),
       leaseMs: this.leaseMs,
       accepts: (event) => matchesAny(types, event.type),
@@ -237,7 +265,7 @@ class JetStreamBus implements Bus {
         },
       },
     })
-    return this.track(subscription)
+    return this.track(subscription, ephemeral ? () => this.deleteConsumer(stream, consumerName) : undefined)
   }
 
   async enqueue<T>(queue: string, task: PublishInput<T>): Promise<EventEnvelope<T>> {
@@ -304,6 +332,12 @@ class JetStreamBus implements Bus {
     return letters
   }
 
+  async consumers(): Promise<string[]> {
+    const names: string[] = []
+    for await (const info of this.jsm.consumers.list(this.streams.events)) names.push(info.name)
+    return names.sort()
+  }
+
   async ping(): Promise<void> {
     await this.jsm.getAccountInfo()
   }
@@ -345,7 +379,8 @@ class JetStreamBus implements Bus {
   private async ensureConsumer(
     stream: string,
     durable: string,
-    wanted: Required<Pick<ConsumerConfig, 'filter_subject' | 'deliver_policy' | 'max_deliver'>>,
+    wanted: Required<Pick<ConsumerConfig, 'filter_subject' | 'deliver_policy' | 'max_deliver'>> &
+      Pick<ConsumerConfig, 'opt_start_seq'>,
   ): Promise<void> {
     const ackWait = nanos(this.leaseMs)
     const config: Partial<ConsumerConfig> = {
@@ -391,14 +426,31 @@ class JetStreamBus implements Bus {
     }
   }
 
-  private track(subscription: PullSubscription): Subscription {
-    this.subscriptions.add(subscription)
-    subscription.start()
-    return {
-      stop: async () => {
-        this.subscriptions.delete(subscription)
-        await subscription.stop()
+  /** Starts a subscription; `cleanup` runs once it has stopped (deleting an ephemeral consumer). */
+  private track(subscription: PullSubscription, cleanup?: () => Promise<void>): Subscription {
+    let stopped: Promise<void> | undefined
+    const handle: Subscription = {
+      stop: () => {
+        stopped ??= (async () => {
+          this.subscriptions.delete(handle)
+          await subscription.stop()
+          await cleanup?.()
+        })()
+        return stopped
       },
+    }
+    this.subscriptions.add(handle)
+    subscription.start()
+    return handle
+  }
+
+  private async deleteConsumer(stream: string, name: string): Promise<void> {
+    try {
+      await this.jsm.consumers.delete(stream, name)
+    } catch (e) {
+      // Gone already, or the connection is closing: the server drops it after its inactive threshold.
+      if (!isNotFound(e))
+        this.log.warn({ consumer: name, err: errorMessage(e) }, 'deleting a bus consumer failed')
     }
   }
 
@@ -530,6 +582,7 @@ class PullSubscription implements Subscription {
       event,
       attempt: msg.info.deliveryCount,
       orderKey: this.options.orderKey(event, seq),
+      position: seq,
     }
     this.inFlight.set(seq, delivery)
     this.dispatcher.push(delivery)

@@ -359,7 +359,10 @@ class MemoryBus implements Bus {
     this.assertOpen()
     assertConsumerName(options.name)
     assertTypePatterns(options.types)
-    const consumer = new EventConsumer(this.ctx, options as ConsumerOptions, retryPolicy(options))
+    const consumer =
+      options.durability === 'ephemeral'
+        ? new EphemeralConsumer(this.ctx, options as ConsumerOptions, retryPolicy(options))
+        : new EventConsumer(this.ctx, options as ConsumerOptions, retryPolicy(options))
     await consumer.start()
     return this.track(consumer)
   }
@@ -408,6 +411,15 @@ class MemoryBus implements Bus {
       attempts: row.attempts,
       time: new Date(row.parked_at).toISOString(),
     }))
+  }
+
+  async consumers(): Promise<string[]> {
+    const rows = await this.ctx.db
+      .selectFrom('platform_bus_consumers')
+      .select('name')
+      .orderBy('name')
+      .execute()
+    return rows.map((r) => r.name)
   }
 
   async ping(): Promise<void> {
@@ -566,14 +578,7 @@ class EventConsumer implements Subscription {
 
   async start(): Promise<void> {
     const { db } = this.ctx
-    let start = 0
-    if (this.options.startAt === 'new') {
-      const last = await db
-        .selectFrom('platform_bus_events')
-        .select((eb) => eb.fn.max('seq').as('seq'))
-        .executeTakeFirst()
-      start = Number(last?.seq ?? 0)
-    }
+    const start = await startPosition(this.ctx, this.options.startAt)
     await db
       .insertInto('platform_bus_consumers')
       .values({
@@ -697,35 +702,8 @@ class EventConsumer implements Subscription {
       .execute()
   }
 
-  /**
-   * The next events for this consumer after `after`, and how far that read has scanned. The newest
-   * seq is read first: every event up to it is committed (publishes commit in seq order), so a read
-   * that finds less than a batch has seen everything up to it. The cursor then moves past events of
-   * other types, rather than a consumer of rare types rescanning the same tail on every poll.
-   */
-  private async fetch(after: number): Promise<{ rows: Selectable<EventsTable>[]; scannedTo: number }> {
-    const newest = await this.ctx.db
-      .selectFrom('platform_bus_events')
-      .select((eb) => eb.fn.max('seq').as('seq'))
-      .executeTakeFirst()
-    const upTo = Number(newest?.seq ?? 0)
-    if (upTo <= after) return { rows: [], scannedTo: after }
-    let query = this.ctx.db
-      .selectFrom('platform_bus_events')
-      .selectAll()
-      .where('seq', '>', after)
-      .where('seq', '<=', upTo)
-      .orderBy('seq')
-      .limit(FETCH_BATCH)
-    const prefixes = typePrefixes(this.options.types)
-    if (prefixes) {
-      query = query.where((eb) =>
-        eb.or(prefixes.map((p) => (p.exact ? eb('type', '=', p.value) : eb('type', 'like', `${p.value}%`)))),
-      )
-    }
-    const rows = await query.execute()
-    const last = rows[rows.length - 1]
-    return { rows, scannedTo: rows.length < FETCH_BATCH || !last ? upTo : Number(last.seq) }
+  private fetch(after: number): Promise<{ rows: Selectable<EventsTable>[]; scannedTo: number }> {
+    return fetchEvents(this.ctx, after, this.options.types)
   }
 
   private async accept(
@@ -753,6 +731,7 @@ class EventConsumer implements Subscription {
         event: envelopeOf(row),
         attempt: (session.priorAttempts.get(seq) ?? 0) + 1,
         orderKey: row.key,
+        position: seq,
       })
     }
     session.watermark.scannedUpTo(scannedTo)
@@ -835,6 +814,132 @@ class EventConsumer implements Subscription {
 
   private logError(e: unknown, message: string): void {
     this.ctx.log.error({ consumer: this.name, err: errorMessage(e) }, message)
+  }
+}
+
+/** The sequence number a new consumer starts after. */
+async function startPosition(ctx: BusContext, startAt: ConsumerOptions['startAt']): Promise<number> {
+  if (typeof startAt === 'object') {
+    if (!Number.isSafeInteger(startAt.after) || startAt.after < 0)
+      throw new Error(`startAt.after must be a position a handler was given, got ${startAt.after}`)
+    return startAt.after
+  }
+  if (startAt !== 'new') return 0
+  const last = await ctx.db
+    .selectFrom('platform_bus_events')
+    .select((eb) => eb.fn.max('seq').as('seq'))
+    .executeTakeFirst()
+  return Number(last?.seq ?? 0)
+}
+
+/**
+ * The next events for a consumer of these types after `after`, and how far that read has scanned. The newest
+ * seq is read first: every event up to it is committed (publishes commit in seq order), so a read
+ * that finds less than a batch has seen everything up to it. A cursor then moves past events of
+ * other types, rather than a consumer of rare types rescanning the same tail on every poll.
+ */
+async function fetchEvents(
+  ctx: BusContext,
+  after: number,
+  types: string[],
+): Promise<{ rows: Selectable<EventsTable>[]; scannedTo: number }> {
+  const newest = await ctx.db
+    .selectFrom('platform_bus_events')
+    .select((eb) => eb.fn.max('seq').as('seq'))
+    .executeTakeFirst()
+  const upTo = Number(newest?.seq ?? 0)
+  if (upTo <= after) return { rows: [], scannedTo: after }
+  let query = ctx.db
+    .selectFrom('platform_bus_events')
+    .selectAll()
+    .where('seq', '>', after)
+    .where('seq', '<=', upTo)
+    .orderBy('seq')
+    .limit(FETCH_BATCH)
+  const prefixes = typePrefixes(types)
+  if (prefixes) {
+    query = query.where((eb) =>
+      eb.or(prefixes.map((p) => (p.exact ? eb('type', '=', p.value) : eb('type', 'like', `${p.value}%`)))),
+    )
+  }
+  const rows = await query.execute()
+  const last = rows[rows.length - 1]
+  return { rows, scannedTo: rows.length < FETCH_BATCH || !last ? upTo : Number(last.seq) }
+}
+
+/**
+ * A consumer whose position lives only in this subscription: no row, no lease, nothing left once
+ * it stops. Every subscription reads every event from its start, whatever its name.
+ */
+class EphemeralConsumer implements Subscription {
+  private readonly signal = new Signal()
+  private readonly dispatcher: Dispatcher<StoredEvent>
+  private fetchedUpTo = 0
+  private stopping = false
+  private loop: Promise<void> | undefined
+  private unlisten: (() => void) | undefined
+  private stopped: Promise<void> | undefined
+
+  constructor(
+    private readonly ctx: BusContext,
+    private readonly options: ConsumerOptions,
+    policy: RetryPolicy,
+  ) {
+    this.dispatcher = new Dispatcher<StoredEvent>({
+      consumer: options.name,
+      handler: options.handler,
+      policy,
+      concurrency: positiveConcurrency(options.concurrency),
+      retry: 'in-place',
+      log: ctx.log,
+      outcomes: {
+        ack: () => {},
+        deadLetter: (d, error, attempts) =>
+          storeDeadLetter(this.ctx, this.options.name, d.event, error, attempts),
+        release: () => {},
+      },
+    })
+  }
+
+  async start(): Promise<void> {
+    this.fetchedUpTo = await startPosition(this.ctx, this.options.startAt)
+    this.unlisten = listen(this.ctx.db, EVENTS_TOPIC, () => this.signal.notify())
+    this.loop = this.run()
+  }
+
+  stop(): Promise<void> {
+    this.stopped ??= (async () => {
+      this.stopping = true
+      this.signal.notify()
+      await this.dispatcher.stop()
+      await this.loop
+      this.unlisten?.()
+    })()
+    return this.stopped
+  }
+
+  private async run(): Promise<void> {
+    const { pollMs } = this.ctx
+    while (!this.stopping) {
+      try {
+        if (this.dispatcher.pending >= HIGH_WATER) {
+          await this.dispatcher.waitForRoom(HIGH_WATER / 2)
+          continue
+        }
+        const { rows, scannedTo } = await fetchEvents(this.ctx, this.fetchedUpTo, this.options.types)
+        if (this.stopping) break
+        for (const row of rows) {
+          if (!matchesAny(this.options.types, row.type)) continue
+          const seq = Number(row.seq)
+          this.dispatcher.push({ seq, event: envelopeOf(row), attempt: 1, orderKey: row.key, position: seq })
+        }
+        this.fetchedUpTo = Math.max(this.fetchedUpTo, scannedTo)
+        if (rows.length < FETCH_BATCH) await this.signal.wait(pollMs)
+      } catch (e) {
+        this.ctx.log.error({ consumer: this.options.name, err: errorMessage(e) }, 'reading events failed')
+        await sleep(pollMs)
+      }
+    }
   }
 }
 
@@ -980,6 +1085,7 @@ class TaskWorker implements Subscription {
         event: envelopeOf(row),
         attempt: row.attempts,
         orderKey: String(row.seq),
+        position: Number(row.seq),
       })),
       contended: claimed.length < candidates.length,
       nextInMs: 0,
