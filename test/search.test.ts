@@ -519,6 +519,60 @@ describe.each(kinds)('search on %s', (kind) => {
       expect((await warm.search(auth, { q: 'stale ' })).total).toBe(0)
     })
 
+    it('leaves no bus consumer behind, and a restarted replica reads only the events after its snapshot', async () => {
+      const bus = t.reel.ports.bus
+      // The running replica reads through an ephemeral consumer: the bus keeps no state for it.
+      expect((await bus.consumers()).filter((n) => n.startsWith('search'))).toEqual([])
+      const live = t.reel.use('search')
+      await create('before-snapshot', { title: 'Harbor Lights' })
+      expect(await live.saveSnapshot()).toBe(true)
+      const warm = new SearchService({
+        store: new SearchStore(t.reel.ports.db),
+        blobs: t.reel.ports.blobs,
+        accounts: () => t.reel.use('accounts'),
+        log: createLogger('silent'),
+        busKind: bus.kind,
+      })
+      expect(await warm.loadSnapshot()).toBe(true)
+      const resume = warm.resumeAt()
+      if (resume === 'all') throw new Error('the snapshot recorded no log position')
+      const positions: number[] = []
+      const reader = await bus.subscribe({
+        name: 'test-warm-replica',
+        durability: 'ephemeral',
+        types: ['catalog.title.upserted', 'catalog.title.removed'],
+        startAt: resume,
+        handler: async (event, info) => {
+          positions.push(info.position)
+          await warm.applyDelivered(event, info.position)
+        },
+      })
+      try {
+        const id = await create('after-snapshot', { title: 'Lighthouse Keeper' })
+        for (let i = 0; i < 300 && warm.indexedVersion(id) === undefined; i++)
+          await new Promise((r) => setTimeout(r, 10))
+        expect(warm.indexedVersion(id)).toBe(1)
+        expect(warm.size).toBe(live.size)
+        // Only what came after the snapshot, not the whole log again.
+        expect(positions.length).toBeGreaterThan(0)
+        expect(positions.every((p) => p > resume.after)).toBe(true)
+        expect(positions.length).toBeLessThan(live.size)
+      } finally {
+        await reader.stop()
+      }
+      expect((await bus.consumers()).filter((n) => n.includes('warm'))).toEqual([])
+      // A snapshot written on another kind of bus gives no position: that replica replays from the start.
+      const other = new SearchService({
+        store: new SearchStore(t.reel.ports.db),
+        blobs: t.reel.ports.blobs,
+        accounts: () => t.reel.use('accounts'),
+        log: createLogger('silent'),
+        busKind: 'some-other-bus',
+      })
+      expect(await other.loadSnapshot()).toBe(true)
+      expect(other.resumeAt()).toBe('all')
+    })
+
     it('ignores a damaged snapshot and starts empty', async () => {
       await t.reel.ports.blobs.put('search/titles-index.json', '{"format":"reel-search-1","docs":[', {})
       const fresh = new SearchService({

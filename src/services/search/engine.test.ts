@@ -1,3 +1,4 @@
+import MiniSearch from 'minisearch'
 import { describe, expect, it } from 'vitest'
 import { type IndexedTitle, TitleIndex, topK, typoBudget } from './engine.js'
 import { compileSynonyms, DEFAULT_SYNONYMS, expand } from './synonyms.js'
@@ -136,6 +137,22 @@ describe('title index', () => {
     ).toBe(1)
   })
 
+  it('writes the same snapshot in slices as at once, and in MiniSearch’s own serialised form', async () => {
+    const index = new TitleIndex()
+    for (let i = 0; i < 300; i++)
+      index.upsert(
+        title(`t${i}`, { title: `Title ${i}`, people: [`Person ${i % 7}`], synopsis: 'a wormhole story' }),
+      )
+    index.remove('t5', 2)
+    const whole = index.toSnapshot({ position: 3 })
+    expect((await index.snapshotChunks({ position: 3 }, 0)).join('')).toBe(whole)
+    const mini = JSON.parse(whole).mini
+    const reference = new MiniSearch<IndexedTitle>({ fields: ['title'] })
+    expect(Object.keys(mini).sort()).toEqual(Object.keys(JSON.parse(JSON.stringify(reference))).sort())
+    expect(mini.serializationVersion).toBe(2)
+    expect(titlesOf(TitleIndex.fromSnapshot(whole) ?? index, 'wormhole ').length).toBe(20)
+  })
+
   it('round-trips through a snapshot, and refuses anything else', () => {
     const index = new TitleIndex()
     index.upsert(title('a', { title: 'Interstellar', people: ['Matthew McConaughey'], version: 3 }))
@@ -146,6 +163,8 @@ describe('title index', () => {
     expect(copy && titlesOf(copy, 'intersteller ')).toEqual(['Interstellar'])
     expect(copy && titlesOf(copy, 'mccon')).toEqual(['Interstellar'])
     expect(TitleIndex.fromSnapshot('not json')).toBeUndefined()
+    expect(copy?.snapshotMeta).toBeNull()
+    expect(TitleIndex.fromSnapshot(index.toSnapshot({ position: 7 }))?.snapshotMeta).toEqual({ position: 7 })
     expect(TitleIndex.fromSnapshot(JSON.stringify({ format: 'other' }))).toBeUndefined()
     expect(
       TitleIndex.fromSnapshot(

@@ -183,6 +183,22 @@ class MiniSearchInternals extends MiniSearch<IndexedTitle> {
   static averageFieldLengths(mini: MiniSearch<IndexedTitle>): number[] {
     return (mini as MiniSearchInternals)._avgFieldLength
   }
+
+  /** Everything MiniSearch's toJSON() writes, read in place (for writing it a piece at a time). */
+  static state(mini: MiniSearch<IndexedTitle>) {
+    const m = mini as MiniSearchInternals
+    return {
+      documentCount: m._documentCount,
+      nextId: m._nextId,
+      documentIds: m._documentIds,
+      fieldIds: m._fieldIds,
+      fieldLength: m._fieldLength,
+      averageFieldLength: m._avgFieldLength,
+      storedFields: m._storedFields,
+      dirtCount: m._dirtCount,
+      index: m._index,
+    }
+  }
 }
 
 /** A candidate index term for a query word: its weight (exact 1, completions and typos less) and the fields to look in. */
@@ -792,20 +808,101 @@ export class TitleIndex {
     return out
   }
 
-  /** The index as a JSON text, for the blob store. */
-  toSnapshot(): string {
-    return JSON.stringify({
-      format: SNAPSHOT_FORMAT,
-      docs: [...this.docs.values()],
-      versions: [...this.versions],
-      mini: this.mini,
-    })
+  /** The index as a JSON text, for the blob store, with `meta` kept alongside (e.g. a log position). */
+  toSnapshot(meta?: unknown): string {
+    return [...this.snapshotPieces(meta)].join('')
   }
+
+  /**
+   * The same text as toSnapshot(), made in slices of about `sliceMs` with the event loop free in
+   * between (JSON.stringify of 100,000 titles held it for seconds). The index must not change until
+   * it resolves: the caller holds its updates back.
+   */
+  async snapshotChunks(meta?: unknown, sliceMs = 8): Promise<string[]> {
+    // A vacuum in progress rewrites the term tree between its batches: let it finish first.
+    while (this.mini.isVacuuming) await new Promise((resolve) => setTimeout(resolve, 5))
+    const chunks: string[] = []
+    let pieces: string[] = []
+    let sliceStarted = performance.now()
+    let n = 0
+    for (const piece of this.snapshotPieces(meta)) {
+      pieces.push(piece)
+      if (pieces.length >= 4096) {
+        chunks.push(pieces.join(''))
+        pieces = []
+      }
+      if (++n % 128 === 0 && performance.now() - sliceStarted > sliceMs) {
+        await new Promise((resolve) => setImmediate(resolve))
+        sliceStarted = performance.now()
+      }
+    }
+    chunks.push(pieces.join(''))
+    return chunks
+  }
+
+  /** The snapshot as small JSON pieces: MiniSearch's own serialised form (its toJSON), written a term at a time. */
+  private *snapshotPieces(meta: unknown): Generator<string> {
+    const m = MiniSearchInternals.state(this.mini)
+    const json = JSON.stringify
+    yield `{"format":${json(SNAPSHOT_FORMAT)},"meta":${json(meta ?? null)},"docs":[`
+    let sep = ''
+    for (const doc of this.docs.values()) {
+      yield sep + json(doc)
+      sep = ','
+    }
+    yield '],"versions":['
+    sep = ''
+    for (const entry of this.versions) {
+      yield sep + json(entry)
+      sep = ','
+    }
+    yield `],"mini":{"documentCount":${m.documentCount},"nextId":${m.nextId},"documentIds":{`
+    sep = ''
+    for (const [shortId, id] of m.documentIds) {
+      yield `${sep}"${shortId}":${json(id)}`
+      sep = ','
+    }
+    yield `},"fieldIds":${json(m.fieldIds)},"fieldLength":{`
+    sep = ''
+    for (const [shortId, lengths] of m.fieldLength) {
+      yield `${sep}"${shortId}":${json(lengths)}`
+      sep = ','
+    }
+    yield `},"averageFieldLength":${json(m.averageFieldLength)},"storedFields":{`
+    sep = ''
+    for (const [shortId, fields] of m.storedFields) {
+      yield `${sep}"${shortId}":${json(fields)}`
+      sep = ','
+    }
+    yield `},"dirtCount":${m.dirtCount},"index":[`
+    sep = ''
+    for (const [term, byField] of m.index as Iterable<[string, TermData]>) {
+      let data = ''
+      let fieldSep = ''
+      for (const [fieldId, postings] of byField) {
+        let freqs = ''
+        let postingSep = ''
+        for (const [shortId, tf] of postings) {
+          freqs += `${postingSep}"${shortId}":${tf}`
+          postingSep = ','
+        }
+        data += `${fieldSep}"${fieldId}":{${freqs}}`
+        fieldSep = ','
+      }
+      yield `${sep}[${json(term)},{${data}}]`
+      sep = ','
+    }
+    yield '],"serializationVersion":2}}'
+  }
+
+  /** What toSnapshot() was given as `meta`, for an index made by fromSnapshot(). */
+  snapshotMeta: unknown
 
   /** An index from toSnapshot() text; undefined when it is not one (another format, damaged). */
   static fromSnapshot(text: string, options: { cacheEntries?: number } = {}): TitleIndex | undefined {
     let parsed: {
       format?: unknown
+      meta?: unknown
       docs?: IndexedTitle[]
       versions?: [string, number][]
       mini?: unknown
@@ -828,6 +925,7 @@ export class TitleIndex {
       index.track(doc)
     }
     for (const [id, version] of parsed.versions) index.versions.set(id, version)
+    index.snapshotMeta = parsed.meta
     return index
   }
 }

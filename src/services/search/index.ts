@@ -1,4 +1,3 @@
-import { newId } from '../../platform/ids.js'
 import type { ServiceModule } from '../../platform/modules.js'
 import { TITLE_REMOVED, TITLE_UPSERTED } from '../catalog/events.js'
 import { searchMigrations } from './migrations.js'
@@ -17,8 +16,9 @@ const SYNONYMS_RELOAD_MS = 30_000
 
 /**
  * The search service. Each replica keeps its own index: at start it loads the blob snapshot (if
- * any), then reads every catalog event from the start of the log under a consumer name of its own
- * (events older than what the snapshot holds are skipped by version), and stays subscribed.
+ * any), then reads the catalog events after the snapshot's log position (from the start of the log
+ * without one) through an ephemeral bus reader of its own, and stays subscribed. Events the index
+ * already holds are skipped by version.
  */
 export const searchModule: ServiceModule = {
   name: 'search',
@@ -30,6 +30,7 @@ export const searchModule: ServiceModule = {
       accounts: () => ctx.use('accounts'),
       log: ctx.log.child({ service: 'search' }),
       now: ctx.now,
+      busKind: ctx.bus.kind,
     })
   },
   register(ctx) {
@@ -43,11 +44,13 @@ export const searchModule: ServiceModule = {
       await search.reloadSynonyms()
       await search.loadSnapshot()
       const subscription = await ctx.bus.subscribe({
-        // One consumer per replica process: every replica must see every event.
-        name: `search-index-${newId()}`,
+        // Ephemeral: every replica reads every event, and a stopped one leaves no consumer behind;
+        // the position it resumes from is the one its snapshot recorded.
+        name: 'search-index',
+        durability: 'ephemeral',
         types: [TITLE_UPSERTED, TITLE_REMOVED],
-        startAt: 'all',
-        handler: async (event) => search.apply(event),
+        startAt: search.resumeAt(),
+        handler: (event, info) => search.applyDelivered(event, info.position),
       })
       ctx.onStop(async () => {
         await subscription.stop()

@@ -1,4 +1,4 @@
-import type { Readable } from 'node:stream'
+import { Readable } from 'node:stream'
 import type { Auth } from '../../platform/auth.js'
 import type { Blobs } from '../../platform/blobs/blobs.js'
 import type { EventEnvelope } from '../../platform/bus/bus.js'
@@ -29,6 +29,14 @@ export const SUGGEST_MAX = 20
 export const MAX_OFFSET = 1000
 export const SNAPSHOT_KEY = 'search/titles-index.json'
 const SYNONYMS_SETTING = 'synonyms'
+/** While replaying the event log, the event loop gets a turn at least this often. */
+const REPLAY_SLICE_MS = 10
+
+/** What a snapshot records besides the index: the last log position it holds, and on which bus. */
+interface SnapshotMeta {
+  bus?: string
+  position?: number
+}
 
 export interface SearchParams {
   q?: string
@@ -74,6 +82,8 @@ export interface SearchServiceOptions {
   accounts: () => AccountsService
   log: Logger
   now?: () => number
+  /** The Bus kind whose log positions this replica records in its snapshot (they mean nothing on another). */
+  busKind?: string
 }
 
 /** A catalog title as the index keeps it. */
@@ -136,6 +146,14 @@ export class SearchService {
   private synonymGroups: string[][] = DEFAULT_SYNONYMS.map((g) => [...g])
   /** Changes since the last snapshot. */
   private changes = 0
+  /** Log position of the last event applied. */
+  private position: number | undefined
+  /** Where the loaded snapshot had got to in the log. */
+  private snapshotPosition: number | undefined
+  /** Set while a snapshot is being written: the index must not change, so events wait. */
+  private snapshotting: Promise<void> | undefined
+  private readonly heldBack: { event: EventEnvelope; position: number | undefined }[] = []
+  private sliceStarted = performance.now()
 
   constructor(options: SearchServiceOptions) {
     this.o = { ...options, now: options.now ?? Date.now }
@@ -151,8 +169,16 @@ export class SearchService {
     return this.index.version(id)
   }
 
-  /** Applies a catalog event; an event older than what the index has is ignored, so replays are harmless. */
-  apply(event: EventEnvelope): void {
+  /**
+   * Applies a catalog event (at `position` in the bus log); an event older than what the index has
+   * is ignored, so replays are harmless. While a snapshot is being written it is held back until then.
+   */
+  apply(event: EventEnvelope, position?: number): void {
+    if (this.snapshotting) {
+      this.heldBack.push({ event, position })
+      return
+    }
+    if (position !== undefined) this.position = Math.max(this.position ?? 0, position)
     let changed = false
     if (event.type === TITLE_UPSERTED)
       changed = this.index.upsert(indexedTitle((event.data as TitleUpserted).title))
@@ -161,6 +187,21 @@ export class SearchService {
       changed = this.index.remove(removed.id, removed.version)
     }
     if (changed) this.changes++
+  }
+
+  /** The bus handler: applies the event, and lets the event loop serve requests every few milliseconds of a replay. */
+  async applyDelivered(event: EventEnvelope, position: number): Promise<void> {
+    if (this.snapshotting) await this.snapshotting
+    this.apply(event, position)
+    if (performance.now() - this.sliceStarted > REPLAY_SLICE_MS) {
+      await new Promise((resolve) => setImmediate(resolve))
+      this.sliceStarted = performance.now()
+    }
+  }
+
+  /** Where this replica's bus reader starts: after the loaded snapshot's position, or the start of the log. */
+  resumeAt(): 'all' | { after: number } {
+    return this.snapshotPosition === undefined ? 'all' : { after: this.snapshotPosition }
   }
 
   async search(auth: Auth, params: SearchParams): Promise<SearchResponse> {
@@ -272,7 +313,15 @@ export class SearchService {
         return false
       }
       this.index = loaded
-      this.o.log.info({ titles: loaded.size, ms: Date.now() - started }, 'search index loaded from snapshot')
+      const meta = (loaded.snapshotMeta ?? {}) as SnapshotMeta
+      if (meta.bus !== undefined && meta.bus === this.o.busKind && Number.isSafeInteger(meta.position)) {
+        this.snapshotPosition = meta.position
+        this.position = meta.position
+      }
+      this.o.log.info(
+        { titles: loaded.size, ms: Date.now() - started, position: this.snapshotPosition },
+        'search index loaded from snapshot',
+      )
       return true
     } catch (e) {
       this.o.log.warn(
@@ -283,11 +332,30 @@ export class SearchService {
     }
   }
 
-  /** Writes the index to the blob store when it changed since the last time; true when it wrote. */
+  /**
+   * Writes the index to the blob store when it changed since the last time; true when it wrote.
+   * The text is made in slices (the event loop keeps serving searches); events wait meanwhile, so
+   * the snapshot is the index at one log position.
+   */
   async saveSnapshot(): Promise<boolean> {
-    if (this.changes === 0) return false
+    if (this.changes === 0 || this.snapshotting) return false
     const changes = this.changes
-    await this.o.blobs.put(SNAPSHOT_KEY, this.index.toSnapshot(), { contentType: 'application/json' })
+    let done = () => {}
+    this.snapshotting = new Promise<void>((resolve) => {
+      done = resolve
+    })
+    let chunks: string[]
+    try {
+      const meta: SnapshotMeta = { bus: this.o.busKind, position: this.position }
+      chunks = await this.index.snapshotChunks(meta)
+    } finally {
+      this.snapshotting = undefined
+      done()
+      for (const { event, position } of this.heldBack.splice(0)) this.apply(event, position)
+    }
+    await this.o.blobs.put(SNAPSHOT_KEY, Readable.from(chunks.map((c) => Buffer.from(c))), {
+      contentType: 'application/json',
+    })
     this.changes -= changes
     return true
   }
