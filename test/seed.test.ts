@@ -4,6 +4,7 @@ import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest'
 import { registerSeedCommands } from '../src/cli/seed.js'
 import { DEMO_TITLES } from '../src/services/catalog/demo.js'
 import { SEED_MARKER_KEY, type SeedStatus } from '../src/services/catalog/seed.js'
+import { hasPostgres } from './engines.js'
 import { startReel, type TestReel } from './harness.js'
 
 const PASSWORD = 'correct horse battery'
@@ -12,13 +13,15 @@ const SMALL = { titles: 2, clipSeconds: 2, clipHeight: 240 }
 const MOVIE = DEMO_TITLES[0]
 const SERIES = DEMO_TITLES[1]
 
-describe('the demo seed', () => {
+const kinds: ('sqlite' | 'postgres')[] = hasPostgres() ? ['sqlite', 'postgres'] : ['sqlite']
+
+describe.each(kinds)('the demo seed on %s', (kind) => {
   let t: TestReel
   let admin: string
   let member: { token: string; profileId: string }
 
   beforeAll(async () => {
-    t = await startReel('sqlite', { REEL_MEDIA_WORKERS: '2' })
+    t = await startReel(kind, { REEL_MEDIA_WORKERS: '2' })
     await t.reel.use('accounts').createAdmin('seed-admin@example.com', PASSWORD)
     admin = (
       await t.call('POST', '/api/v1/sessions', {
@@ -26,7 +29,7 @@ describe('the demo seed', () => {
       })
     ).json().accessToken
     const signUp = await t.call('POST', '/api/v1/accounts', {
-      body: { email: 'seed-viewer@example.com', password: PASSWORD, plan: 'standard', country: 'US' },
+      body: { email: `seed-viewer-${kind}@example.com`, password: PASSWORD, plan: 'standard', country: 'US' },
     })
     expect(signUp.statusCode, signUp.body).toBe(201)
     const token: string = signUp.json().tokens.accessToken
