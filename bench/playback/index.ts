@@ -1,10 +1,12 @@
 // Playback under load, against GET /healthz of the same server in the same run:
 //  - play start: POST /api/v1/playback (each connection stops its session before starting the next,
 //    so the plan's 4 screens are never exceeded): throughput, then p99 at half that rate;
-//  - heartbeats: POST /api/v1/playback/:id/heartbeat over live sessions (target ≥ 10,000/s).
+//  - heartbeats: POST /api/v1/playback/:id/heartbeat over live sessions, and the same heartbeats as
+//    frames on one WebSocket per session (…/ws, the cheap path players keep open) (target ≥ 10,000/s).
 import { spawn } from 'node:child_process'
 import { once } from 'node:events'
 import autocannon from 'autocannon'
+import { WebSocket } from 'ws'
 import { ratio, verdict } from '../lib.js'
 
 const DURATION_S = Number(process.env.BENCH_DURATION_S ?? 8)
@@ -14,6 +16,8 @@ const STREAM_TIMEOUT_MS = 1000
 type Context = { viewer?: { token: string; profileId: string }; sessionId?: string }
 const settle = () => new Promise((r) => setTimeout(r, STREAM_TIMEOUT_MS + 500))
 const SCREENS = 4 // premium
+/** Heartbeat frames outstanding on each WebSocket. */
+const WS_IN_FLIGHT = 4
 
 // BENCH_PROFILE=<dir>: the server writes a V8 CPU profile there (open it in Chrome DevTools).
 const profile = process.env.BENCH_PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_PROFILE}`] : []
@@ -153,6 +157,7 @@ try {
     ],
   })
   if (heartbeats.non2xx > 0) throw new Error(`${heartbeats.non2xx} heartbeats failed`)
+  const overWs = await websocketHeartbeats(url, sessions)
 
   const startRatio = ratio(startRate, healthz.requests.average)
   console.log(
@@ -171,7 +176,63 @@ try {
   console.log(
     `  POST …/heartbeat                     ${heartbeats.requests.average.toFixed(0).padStart(7)} /s  p99 ${heartbeats.latency.p99} ms  (target ≥ 10,000/s: ${verdict(heartbeats.requests.average, 10_000)})`,
   )
+  console.log(
+    `  heartbeats over WebSocket (…/ws)     ${overWs.rate.toFixed(0).padStart(7)} /s  p99 ${overWs.p99.toFixed(1)} ms  (${overWs.sockets} sockets, ${WS_IN_FLIGHT} in flight each; target ≥ 10,000/s: ${verdict(overWs.rate, 10_000)})`,
+  )
 } finally {
   child.kill('SIGTERM')
   await once(child, 'exit')
+}
+
+/**
+ * Heartbeats over one WebSocket per live session, WS_IN_FLIGHT frames outstanding on each (a frame
+ * is answered in order), for DURATION_S: answers per second and the p99 from send to answer.
+ */
+async function websocketHeartbeats(
+  base: string,
+  live: { token: string; sessionId: string }[],
+): Promise<{ rate: number; p99: number; sockets: number }> {
+  const latencies: number[] = []
+  let answered = 0
+  let failed = 0
+  let running = true
+  const sockets = await Promise.all(
+    live.map(async (s) => {
+      const socket = new WebSocket(
+        `${base.replace(/^http/, 'ws')}/api/v1/playback/${s.sessionId}/ws?access_token=${s.token}`,
+      )
+      await once(socket, 'open')
+      const sentAt: number[] = []
+      let position = 0
+      const send = () => {
+        position = (position + 37) % 3000
+        sentAt.push(performance.now())
+        socket.send(
+          JSON.stringify({ positionMs: position, state: 'playing', bitrate: 365000, bufferMs: 12000 }),
+        )
+      }
+      socket.on('message', (data: Buffer) => {
+        const started = sentAt.shift() ?? performance.now()
+        if (!running) return
+        latencies.push(performance.now() - started)
+        if (String(data).includes('"error"')) failed++
+        else answered++
+        send()
+      })
+      return { socket, send }
+    }),
+  )
+  const began = performance.now()
+  for (const s of sockets) for (let i = 0; i < WS_IN_FLIGHT; i++) s.send()
+  await new Promise((r) => setTimeout(r, DURATION_S * 1000))
+  running = false
+  const elapsed = (performance.now() - began) / 1000
+  for (const s of sockets) s.socket.close()
+  if (failed > 0) throw new Error(`${failed} WebSocket heartbeats failed`)
+  latencies.sort((a, b) => a - b)
+  return {
+    rate: answered / elapsed,
+    p99: latencies[Math.floor(latencies.length * 0.99)] ?? 0,
+    sockets: sockets.length,
+  }
 }
