@@ -3,14 +3,14 @@ import { PROFILE_DELETED, type ProfileDeleted } from '../accounts/events.js'
 import { TITLE_REMOVED, TITLE_UPSERTED } from '../catalog/events.js'
 import { PLAYBACK_STARTED, PLAYBACK_STOPPED } from '../playback/events.js'
 import { Campaigns } from './campaigns.js'
+import { contentInWorker } from './content.js'
 import { recoMigrations } from './migrations.js'
-import { contentNeighbours } from './model/content.js'
 import { trainInWorker } from './model/worker.js'
 import { recoRoutes } from './routes.js'
 import { RecoService } from './service.js'
 import { RecoStore } from './store.js'
 import { TitleIndex } from './titles.js'
-import { type ContentFn, Trainer } from './training.js'
+import { Trainer } from './training.js'
 
 declare module '../../platform/modules.js' {
   interface ServiceApis {
@@ -23,12 +23,6 @@ const FALLBACK_INTERVAL_MS = 10 * 60_000
 const EVENT_CHECK_MS = 30_000
 /** Plays of different profiles handled at once. */
 const CONSUMER_CONCURRENCY = 16
-
-/**
- * Content neighbours of the whole catalog (TF-IDF cosine through an inverted index). It runs on the
- * event loop: its cost is Σ df² over feature tokens, measured by bench/reco against the CF model.
- */
-const contentOf: ContentFn = async (features, k) => contentNeighbours(features, k).ids
 
 /**
  * The reco service: each profile's home page from a precomputed module (trained on a schedule, after
@@ -65,7 +59,7 @@ export const recoModule: ServiceModule = {
       titles,
       cache: ctx.cache,
       train: trainInWorker,
-      content: contentOf,
+      content: contentInWorker,
       log,
       now: ctx.now,
       algorithm: ctx.config.recoAlgorithm,

@@ -286,7 +286,11 @@ export function recoRoutes(ctx: ModuleContext, reco: RecoService, trainer: Train
     },
     async (req) => {
       await ctx.auth.requireAdmin(req)
-      return trainer.runOrConflict()
+      const report = await trainer.runOrConflict()
+      await reco
+        .saveFallback()
+        .catch((e) => ctx.log.warn({ err: e }, 'saving the reco fallback page after training failed'))
+      return report
     },
   )
 

@@ -55,8 +55,10 @@ export interface TrainReport {
 
 /** Top picks kept per profile: enough for the row after the page rules drop some. */
 const TOP_N = ROW_LENGTH * 3
-const PAGE = 10_000
-const WRITE_BATCH = 500
+const PAGE = 2_000
+const WRITE_BATCH = 50
+/** Profiles whose modules are built between two turns of the event loop (the API keeps answering). */
+const YIELD_EVERY = 20
 /** A run holds the lease this long; a crashed run's lease lapses. */
 const LEASE_MS = 30 * 60_000
 
@@ -141,6 +143,7 @@ export class Trainer {
     const items: number[] = []
     const weights: number[] = []
     for (const [u, id] of profileIds.entries()) {
+      if (u % (YIELD_EVERY * 10) === 0) await yieldToEvents()
       const facts = profiles.get(id)
       if (!facts) continue
       const byTitle = new Map<string, Interaction>(facts.history.map((h) => [h.titleId, h]))
@@ -158,7 +161,7 @@ export class Trainer {
     const contentRows =
       titles.length > 1 ? await this.d.content(titles.map(featuresOf), NEIGHBOURS) : new Int32Array()
     const contentMs = performance.now() - contentStarted
-    const content = neighbourLists(titles, contentRows, NEIGHBOURS)
+    const content = await neighbourLists(titles, contentRows, NEIGHBOURS)
 
     let model: TrainedModel | undefined
     if (users.length > 0 && titles.length > 0)
@@ -172,7 +175,9 @@ export class Trainer {
         },
         { algorithm: this.d.algorithm, topN: TOP_N, topSimilar: NEIGHBOURS },
       )
-    const cf = model ? neighbourLists(titles, model.similar, model.topSimilar) : new Map<string, string[]>()
+    const cf = model
+      ? await neighbourLists(titles, model.similar, model.topSimilar)
+      : new Map<string, string[]>()
 
     await this.d.store.putSimilar(
       'content',
@@ -219,6 +224,7 @@ export class Trainer {
       }
       batch.push({ profileId, module: JSON.stringify(module) })
       if (batch.length === WRITE_BATCH) await flush()
+      else if (u % YIELD_EVERY === 0) await yieldToEvents()
     }
     if (batch.length > 0) await flush()
     return {
@@ -262,7 +268,11 @@ export class Trainer {
     }
     for (const r of await this.d.store.allRatings())
       (factsOf(r.profile_id).ratings as Map<string, Rating>).set(r.title_id, r.rating as Rating)
-    for (const f of out.values()) f.history.sort((a, b) => b.lastAt - a.lastAt)
+    let n = 0
+    for (const f of out.values()) {
+      f.history.sort((a, b) => b.lastAt - a.lastAt)
+      if (++n % 1000 === 0) await yieldToEvents()
+    }
     return out
   }
 }
@@ -277,10 +287,15 @@ export function featuresOf(t: RecoTitle): ItemFeatures {
   }
 }
 
-function neighbourLists(titles: readonly RecoTitle[], rows: Int32Array, k: number): Map<string, string[]> {
+async function neighbourLists(
+  titles: readonly RecoTitle[],
+  rows: Int32Array,
+  k: number,
+): Promise<Map<string, string[]>> {
   const out = new Map<string, string[]>()
   if (rows.length === 0) return out
   for (const [i, t] of titles.entries()) {
+    if (i % 500 === 499) await yieldToEvents()
     const list: string[] = []
     for (let r = 0; r < k; r++) {
       const j = rows[i * k + r] ?? -1

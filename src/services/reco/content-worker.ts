@@ -1,0 +1,12 @@
+/** Entry of the content-neighbours worker thread: computes on workerData and posts the ids back, transferred. */
+import { parentPort, workerData } from 'node:worker_threads'
+import { contentNeighbours } from './model/content.js'
+import type { ItemFeatures } from './model/types.js'
+
+const { features, k } = workerData as { features: ItemFeatures[]; k: number }
+try {
+  const { ids } = contentNeighbours(features, k)
+  parentPort?.postMessage({ ids }, [ids.buffer as ArrayBuffer])
+} catch (e) {
+  parentPort?.postMessage({ error: e instanceof Error ? e.message : String(e) })
+}
