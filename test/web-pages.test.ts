@@ -193,7 +193,9 @@ describe.skipIf(!hasChromium())('web pages: people, next episode, ratings, admin
     const [first, second] = series.seasons[0]?.episodes ?? []
     if (!first || !second) throw new Error('the series has two episodes')
     await page.goto(`${base}/title/${series.id}`)
-    await page.getByRole('link', { name: /1\. Admission/ }).click()
+    // Nothing watched yet: the series' play button starts the first episode.
+    await page.getByRole('link', { name: '▶ Play S1:E1' }).click()
+    await page.getByRole('heading', { name: 'Night Shift · S1:E1 Admission' }).waitFor()
     await page.waitForFunction(videoPast, 0.5)
     const upNext = page.getByRole('region', { name: 'Up next' })
     await upNext.getByText('S1:E2 Discharge').waitFor()

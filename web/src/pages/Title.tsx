@@ -70,11 +70,32 @@ function Rating({ profileId, titleId }: { profileId: string; titleId: string }) 
   )
 }
 
+/**
+ * The episode a series' play button starts: the one in progress, else the one after the last
+ * finished, else the first (only episodes that can be played now).
+ */
+function seriesPlay(title: TitleDetail, history: ProgressView[]) {
+  const order = title.seasons
+    .toSorted((a, b) => a.number - b.number)
+    .flatMap((s) => s.episodes.toSorted((a, b) => a.number - b.number).map((e) => ({ e, season: s.number })))
+  const name = (p: { e: { number: number }; season: number }) => `S${p.season}:E${p.e.number}`
+  const playable = (p: (typeof order)[number]) => p.e.mediaStatus === 'available'
+  const last = history.find((h) => h.seriesId === title.id && h.episodeId)
+  const at = last ? order.findIndex((p) => p.e.id === last.episodeId) : -1
+  const current = order[at]
+  if (last && current && !last.completed && playable(current))
+    return { episodeId: current.e.id, label: `Resume ${name(current)}` }
+  const next = at >= 0 ? order.slice(at + 1).find(playable) : undefined
+  if (next) return { episodeId: next.e.id, label: `Play next: ${name(next)}` }
+  const first = order.find(playable)
+  return first ? { episodeId: first.e.id, label: `Play ${name(first)}` } : undefined
+}
+
 export function TitlePage() {
   const { id } = useParams<{ id: string }>()
   const session = useSession()
   const [title, setTitle] = useState<TitleDetail>()
-  const [progress, setProgress] = useState<Map<string, ProgressView>>(new Map())
+  const [history, setHistory] = useState<ProgressView[]>([])
   const [error, setError] = useState<string>()
   const profileId = session.profile?.id
 
@@ -84,8 +105,8 @@ export function TitlePage() {
       .then(setTitle)
       .catch((e) => setError(e instanceof ApiError ? e.message : 'Could not load this title'))
     api<{ items: ProgressView[] }>('GET', `/api/v1/profiles/${profileId}/history?limit=100`)
-      .then((r) => setProgress(new Map(r.items.map((p) => [p.episodeId ?? p.titleId, p]))))
-      .catch(() => setProgress(new Map()))
+      .then((r) => setHistory(r.items))
+      .catch(() => setHistory([]))
   }, [id, profileId])
 
   if (error)
@@ -99,7 +120,9 @@ export function TitlePage() {
   const cast = title.credits.filter((c) => c.role === 'cast').sort((a, b) => a.order - b.order)
   const art = title.artwork.backdrop ?? title.artwork.poster
   const playable = title.mediaStatus === 'available'
+  const progress = new Map(history.map((p) => [p.episodeId ?? p.titleId, p]))
   const own = progress.get(title.id)
+  const episodePlay = title.type === 'series' ? seriesPlay(title, history) : undefined
   return (
     <article className="title-page">
       <div
@@ -130,6 +153,11 @@ export function TitlePage() {
         ) : (
           <p className="muted">Coming soon: this title is not playable yet.</p>
         ))}
+      {episodePlay && (
+        <Link href={`/watch/${title.id}?episode=${episodePlay.episodeId}`} className="button primary play">
+          ▶ {episodePlay.label}
+        </Link>
+      )}
       {own && title.type === 'movie' && own.durationMs > 0 && (
         <progress max={1} value={own.positionMs / own.durationMs} aria-label="Watched" />
       )}
