@@ -387,7 +387,7 @@ export function demoArtwork(title: DemoTitle, shape: 'poster' | 'backdrop'): str
     `<defs><linearGradient id="g" x1="0" y1="0" x2="1" y2="1"><stop offset="0" stop-color="${c0}"/><stop offset="1" stop-color="${c1}"/></linearGradient></defs>` +
     `<rect width="${w}" height="${h}" fill="url(#g)"/>` +
     `<text font-family="sans-serif" font-weight="bold" font-size="${size}" fill="#fff" stroke="#000" stroke-opacity=".35" text-anchor="middle">${text}</text>` +
-    `<text x="${w / 2}" y="${h - 24}" font-family="sans-serif" font-size="16" fill="#fff" text-anchor="middle">${title.year} · ${title.maturityRating}</text>` +
+    `<text x="${w / 2}" y="${h - 24}" font-family="sans-serif" font-size="${shape === 'poster' ? 16 : 24}" fill="#fff" text-anchor="middle">${title.year} · ${title.maturityRating}</text>` +
     '</svg>'
   return `data:image/svg+xml;base64,${Buffer.from(svg).toString('base64')}`
 }

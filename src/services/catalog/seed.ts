@@ -5,6 +5,7 @@ import type { Blobs } from '../../platform/blobs/blobs.js'
 import { conflict, errorMessage, isAppError } from '../../platform/errors.js'
 import { errorResponses } from '../../platform/http/server.js'
 import type { Logger } from '../../platform/log.js'
+import { counter, gauge } from '../../platform/metrics.js'
 import type { ModuleContext } from '../../platform/modules.js'
 import { makeDemoClip } from '../media/democlip.js'
 import type { MediaService } from '../media/service.js'
@@ -26,6 +27,13 @@ const DEFAULT_CLIP_HEIGHT = 720
 /** Written once a seed has finished: `reel start` seeds a first start only, not an install emptied later. */
 export const SEED_MARKER_KEY = 'system/demo-seed.json'
 const POLL_MS = 1000
+
+const seedRunning = gauge('reel_seed_running', '1 while this process seeds the demo catalog')
+const seedClips = counter(
+  'reel_seed_clips_total',
+  'Demo clips: made (generated and handed to the media pipeline) or kept (their media was there or on its way)',
+  ['outcome'],
+)
 
 export interface SeedOptions {
   /** Seed even though the catalog has titles of its own (the demo titles are added beside them). */
@@ -129,6 +137,7 @@ export class DemoSeeder {
       done: Promise.resolve(),
     }
     this.run = run
+    seedRunning.set(1)
     run.done = this.seed(run)
       .catch((e: unknown) => {
         if (run.abort.signal.aborted) {
@@ -141,6 +150,7 @@ export class DemoSeeder {
       })
       .finally(() => {
         run.finishedAt = Date.now()
+        seedRunning.set(0)
       })
     return this.status()
   }
@@ -259,7 +269,10 @@ export class DemoSeeder {
     for (const [i, p] of playables.entries()) {
       signal.throwIfAborted()
       const current = await this.mediaState(p.mediaId)
-      if (current.state === 'available' || current.state === 'processing') continue
+      if (current.state === 'available' || current.state === 'processing') {
+        seedClips.inc({ outcome: 'kept' })
+        continue
+      }
       if (current.state === 'failed') {
         log.warn({ item: p.label, error: current.error }, 'demo media failed before: making it again')
         await this.replace(p)
@@ -270,6 +283,7 @@ export class DemoSeeder {
       try {
         log.info({ item: target.label, n: i + 1, of: playables.length }, 'demo seed: making a clip')
         await this.ingestClip(target, run, signal)
+        seedClips.inc({ outcome: 'made' })
       } finally {
         run.generating.delete(target.mediaId)
       }

@@ -61,8 +61,12 @@ function findFont(): Promise<string | undefined> {
   return fontFile
 }
 
-/** A value inside a filtergraph option: backslash, colon, quote and comma escaped. */
-const filterValue = (s: string) => s.replace(/[\\':,;[\]=]/g, (c) => `\\${c}`)
+/**
+ * A value inside a filter option of a filtergraph: escaped for the option (backslash, quote, colon),
+ * then again for the graph (backslash, quote, brackets, comma, semicolon), as ffmpeg reads it.
+ */
+const filterValue = (s: string) =>
+  s.replace(/[\\':]/g, (c) => `\\${c}`).replace(/[\\'[\],;]/g, (c) => `\\${c}`)
 
 const hex = (color: string) => `0x${color.replace(/^#/, '')}`
 
@@ -79,12 +83,12 @@ function textFilters(titleFile: string, subtitleFile: string | undefined, font?:
   const face = font ? `fontfile=${filterValue(font)}:` : ''
   const outline = 'fontcolor=white:borderw=3:bordercolor=black@0.6'
   const filters = [
-    `drawtext=${face}textfile=${filterValue(titleFile)}:fontsize=h/11:${outline}:x=(w-tw)/2:y=(h-th)/2-h/20`,
+    `drawtext=${face}textfile=${filterValue(titleFile)}:expansion=none:fontsize=h/11:${outline}:x=(w-tw)/2:y=(h-th)/2-h/20`,
     `drawtext=${face}text='%{pts\\:hms}':fontsize=h/22:fontcolor=white:box=1:boxcolor=black@0.5:boxborderw=6:x=w-tw-h/30:y=h-th-h/30`,
   ]
   if (subtitleFile)
     filters.push(
-      `drawtext=${face}textfile=${filterValue(subtitleFile)}:fontsize=h/22:${outline}:x=(w-tw)/2:y=(h)/2+h/12`,
+      `drawtext=${face}textfile=${filterValue(subtitleFile)}:expansion=none:fontsize=h/22:${outline}:x=(w-tw)/2:y=(h)/2+h/12`,
     )
   return filters
 }
@@ -101,7 +105,7 @@ export async function makeDemoClip(
   const width = Math.round((clip.height * 16) / 9 / 2) * 2
   const dir = path.dirname(clip.file)
   await fs.mkdir(dir, { recursive: true })
-  // Text goes through files: a title needs no escaping there.
+  // Text goes through files, taken as it is (no %{} expansion): a title needs no escaping there.
   const titleFile = `${clip.file}.title.txt`
   const subtitleFile = clip.subtitle ? `${clip.file}.subtitle.txt` : undefined
   await fs.writeFile(titleFile, clip.text)
