@@ -1,24 +1,12 @@
 import { useEffect, useRef, useState } from 'react'
 import { Link, useSearchParams } from 'wouter'
+import type { SearchHit, SearchResponse } from '../../../src/services/search/service.js'
 import { Artwork } from '../Artwork'
 import { ApiError, api } from '../api'
 import { useSession } from '../session'
 
-interface Hit {
-  id: string
-  type: string
-  title: string
-  year: number | null
-  genres: string[]
-  highlight?: Record<string, string> | string
-  score: number
-}
-interface SearchResult {
-  hits: Hit[]
-  facets: Record<string, Record<string, number>>
-  total: number
-  tookMs: number
-}
+type Hit = SearchHit
+type SearchResult = SearchResponse
 
 /** Renders the server's highlight (matched words wrapped in <mark>) without trusting it as HTML. */
 function Highlighted({ text }: { text: string }) {
