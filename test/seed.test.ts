@@ -1,10 +1,12 @@
+import fs from 'node:fs'
 import type { AddressInfo } from 'node:net'
+import path from 'node:path'
 import { Command } from 'commander'
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest'
 import { registerSeedCommands } from '../src/cli/seed.js'
-import { DEMO_TITLES } from '../src/services/catalog/demo.js'
+import { DEMO_TITLES, demoRecord } from '../src/services/catalog/demo.js'
 import { SEED_MARKER_KEY, type SeedStatus } from '../src/services/catalog/seed.js'
-import { hasPostgres } from './engines.js'
+import { hasPostgres, tempDir } from './engines.js'
 import { startReel, type TestReel } from './harness.js'
 
 const PASSWORD = 'correct horse battery'
@@ -240,5 +242,78 @@ describe.each(kinds)('the demo seed on %s', (kind) => {
       expect(res.statusCode, poster.slice(0, 30)).toBe(400)
       expect(res.json().error.code).toBe('invalid_artwork')
     }
+  })
+})
+
+describe('the demo seed after failed media', () => {
+  let t: TestReel
+  let admin: string
+  const tmp = tempDir()
+
+  beforeAll(async () => {
+    t = await startReel('sqlite', { REEL_MEDIA_WORKERS: '2' })
+    await t.reel.use('accounts').createAdmin('seed-admin@example.com', PASSWORD)
+    admin = (
+      await t.call('POST', '/api/v1/sessions', {
+        body: { email: 'seed-admin@example.com', password: PASSWORD },
+      })
+    ).json().accessToken
+  })
+  afterAll(async () => {
+    await t?.stop()
+    tmp.cleanup()
+  })
+
+  it('makes a failed movie and a failed episode anew (their failed ids cannot be sent again)', async () => {
+    // The demo titles exist already, and an upload of something that is not a video failed for
+    // the movie and for one episode.
+    const imported = await t.call('POST', '/api/v1/admin/titles/import', {
+      token: admin,
+      body: { records: DEMO_TITLES.slice(0, 2).map(demoRecord) },
+    })
+    expect(imported.json().outcomes.map((o: { status: string }) => o.status)).toEqual(['created', 'created'])
+    const [movieId, seriesId] = imported.json().outcomes.map((o: { id: string }) => o.id)
+    const series = (await t.call('GET', `/api/v1/admin/titles/${seriesId}`, { token: admin })).json()
+    const episodeId: string = series.seasons[0].episodes[1].id
+    const notVideo = path.join(tmp.dir, 'notes.txt')
+    fs.writeFileSync(notVideo, 'not a video')
+    const media = t.reel.use('media')
+    for (const mediaId of [movieId, episodeId])
+      await media.ingestFile({ mediaId, title: 'broken', file: notVideo })
+    await vi.waitFor(
+      async () => {
+        for (const mediaId of [movieId, episodeId])
+          expect((await media.titleMedia(mediaId)).error?.code).toBe('not_media')
+      },
+      { timeout: 30_000, interval: 200 },
+    )
+    const before = (await t.call('GET', '/api/v1/admin/seed', { token: admin })).json() as SeedStatus
+    expect(before.failed).toBe(2)
+
+    const res = await t.call('POST', '/api/v1/admin/seed', { token: admin, body: SMALL })
+    expect(res.statusCode, res.body).toBe(202)
+    await vi.waitFor(
+      async () =>
+        expect(
+          ((await t.call('GET', '/api/v1/admin/seed', { token: admin })).json() as SeedStatus).running,
+        ).toBe(false),
+      { timeout: 240_000, interval: 500 },
+    )
+    const after = (await t.call('GET', '/api/v1/admin/seed', { token: admin })).json() as SeedStatus
+    expect(after).toMatchObject({ available: 5, failed: 0, error: null, otherTitles: 0 })
+    // The movie is a new title (its failed media id cannot be sent again); the series is the same
+    // title with a new second episode, in its place.
+    const movie = after.items.find((i) => i.episodeId === null)
+    expect(movie?.titleId).not.toBe(movieId)
+    expect((await t.call('GET', `/api/v1/admin/titles/${movieId}`, { token: admin })).statusCode).toBe(404)
+    const episodes = after.items.filter((i) => i.episodeId !== null)
+    expect(new Set(episodes.map((i) => i.titleId))).toEqual(new Set([seriesId]))
+    expect(episodes.map((i) => i.episodeId)).not.toContain(episodeId)
+    const again = (await t.call('GET', `/api/v1/admin/titles/${seriesId}`, { token: admin })).json()
+    expect(again.seasons[0].episodes.map((e: { name: string }) => e.name)).toEqual([
+      'Low Tide',
+      'The Auction',
+    ])
+    expect(again.mediaStatus).toBe('available')
   })
 })
