@@ -2,7 +2,15 @@ import fs from 'node:fs'
 import path from 'node:path'
 import { describe, expect, it } from 'vitest'
 import { tempDir } from '../../../test/engines.js'
-import { countryCodeOf, type FeedItem, languageTagOf, readFeed, recordOfRow } from './feed.js'
+import {
+  countryCodeOf,
+  type FeedItem,
+  languageTagOf,
+  parseFeed,
+  readFeed,
+  recordOfRow,
+  UnreadableFeed,
+} from './feed.js'
 import { genreIdOf } from './genres.js'
 
 const IMDB_HEADER =
@@ -138,6 +146,34 @@ describe('catalog feeds', () => {
       await expect(collect(text)).rejects.toThrow(/\.csv, \.json/)
       fs.writeFileSync(json, '{oops')
       await expect(collect(json)).rejects.toThrow(/not valid JSON/)
+    } finally {
+      tmp.cleanup()
+    }
+  })
+
+  it('reads a feed sent whole (the admin page) by the same rules as a file, bad rows by line', async () => {
+    const tmp = tempDir()
+    try {
+      const rows = [
+        `\ufeff${IMDB_HEADER}`,
+        'Color,A Director,100,,Drama,An Actor,First ,10,,,http://www.imdb.com/title/tt0000001/,English,USA,R,2001',
+        '',
+        'Color,B Director,90,,Comedy,"Unclosed quote,Second,5,,,http://www.imdb.com/title/tt0000002/,English,USA,PG,2002',
+        'Color,C Director,95,,Comedy,Third Actor,Third,7,,,http://www.imdb.com/title/tt0000003/,French,France,PG-13,2003',
+      ].join('\n')
+      const file = path.join(tmp.dir, 'feed.csv')
+      fs.writeFileSync(file, rows)
+      const fromText = parseFeed(rows, 'csv', { regions: ['*'] })
+      expect(fromText).toEqual(await collect(file))
+      expect(fromText[0]).toMatchObject({ line: 2, record: { title: 'First', maturityRating: 'R' } })
+
+      const json = JSON.stringify([{ externalId: 'a', title: 'A' }, 'nope'])
+      fs.writeFileSync(path.join(tmp.dir, 'feed.json'), json)
+      expect(parseFeed(json, 'json', { regions: ['GB'] })).toEqual(
+        await collect(path.join(tmp.dir, 'feed.json'), ['GB']),
+      )
+      expect(() => parseFeed('{oops', 'json', { regions: ['*'] })).toThrow(UnreadableFeed)
+      expect(() => parseFeed('{"movies": []}', 'json', { regions: ['*'] })).toThrow(/array of titles/)
     } finally {
       tmp.cleanup()
     }
