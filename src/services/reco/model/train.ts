@@ -13,11 +13,12 @@ export const DEFAULT_NEIGHBOURS = 200
 /**
  * EASE inverts a dense n × n matrix: n³/2 multiply-adds and 8n² bytes. Measured CPU time of a
  * whole training (10,000 synthetic profiles, 50 titles each) on this 2-core machine: 3,000 titles
- * 11.4 s (peak RSS 179 MB), 5,000 titles 49.6 s (peak RSS 294 MB); MovieLens-100K's 1,682 titles
- * 1.6 s. Past about 2,500 titles a run passes 10 s of CPU time and grows as n³, while item-kNN
- * takes 3.1 s at 5,000 titles and trails EASE by 4 points of nDCG@10 on MovieLens-100K.
+ * 8.8 s (peak RSS 193 MB), 5,000 titles 39.5 s (peak RSS 305 MB); MovieLens-100K's 1,682 titles
+ * 1.3 s. Past about 3,000 titles a run passes 10 s of CPU time and grows as n³, while item-kNN
+ * takes 2.7 s at 5,000 titles (peak RSS 283 MB) and trails EASE by 4 points of nDCG@10 on
+ * MovieLens-100K.
  */
-export const EASE_MAX_ITEMS = 2500
+export const EASE_MAX_ITEMS = 3000
 
 /** The collaborative model to train for a catalog of `nItems`: EASE while it is affordable, else item-kNN. */
 export function algorithmFor(nItems: number): Algorithm {
