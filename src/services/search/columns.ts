@@ -31,6 +31,8 @@ const NO_YEAR = -32768
 export class TitleColumns {
   /** The title under each short id; undefined once removed. */
   docs: (IndexedTitle | undefined)[] = []
+  /** Title ids, for the last tie-break of the ranking without a hop through the title. */
+  ids: string[] = []
   popularity = new Float64Array(0)
   year = new Int16Array(0)
   language = new Int32Array(0)
@@ -61,6 +63,7 @@ export class TitleColumns {
   set(shortId: number, doc: IndexedTitle, fieldLengths: readonly number[] | undefined): void {
     if (shortId >= this.capacity) this.grow(Math.max(1024, shortId + 1, this.capacity * 2))
     this.docs[shortId] = doc
+    this.ids[shortId] = doc.id
     this.popularity[shortId] = doc.popularity
     this.year[shortId] = doc.year ?? NO_YEAR
     this.language[shortId] = doc.language === null ? -1 : this.languageNames.of(doc.language)

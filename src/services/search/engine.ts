@@ -942,6 +942,8 @@ class Best {
   private readonly ids: number[] = []
   private readonly scores: number[] = []
   private readonly buckets: number[] = []
+  /** A hit scoring under this cannot enter once the list is full (0 until it is). */
+  private below = 0
 
   constructor(
     private readonly k: number,
@@ -951,8 +953,10 @@ class Best {
 
   offer(id: number, score: number): void {
     if (this.k <= 0) return
-    const bucket = bucketOf(score)
     const n = this.ids.length
+    // Once full, most hits are in a lower relevance bucket than the worst kept: rejected on the raw score, no log.
+    if (n === this.k && score < this.below && !this.exact?.has(id)) return
+    const bucket = bucketOf(score)
     if (
       n === this.k &&
       this.compare(id, bucket, this.ids[n - 1] as number, this.buckets[n - 1] as number) >= 0
@@ -973,6 +977,14 @@ class Best {
       this.scores.pop()
       this.buckets.pop()
     }
+    if (this.ids.length === this.k) {
+      const worst = this.buckets[this.k - 1] as number
+      // Scores under this round to a lower bucket than the worst kept (bucketOf inverted).
+      // (A kept exact title beats every other: only exact ones may enter then.)
+      this.below = this.exact?.has(this.ids[this.k - 1] as number)
+        ? Number.POSITIVE_INFINITY
+        : Math.exp((worst - 0.5) / 20) * (1 - 1e-9)
+    }
   }
 
   ranked(): { id: number; score: number }[] {
@@ -983,12 +995,12 @@ class Best {
     const exactA = this.exact?.has(a) === true
     const exactB = this.exact?.has(b) === true
     if (exactA !== exactB) return exactA ? -1 : 1
-    const { popularity, docs } = this.columns
+    const { popularity, ids } = this.columns
     if (bucketA !== bucketB) return bucketB - bucketA
     const byPopularity = (popularity[b] as number) - (popularity[a] as number)
     if (byPopularity !== 0) return byPopularity
-    const idA = docs[a]?.id ?? ''
-    const idB = docs[b]?.id ?? ''
+    const idA = ids[a] ?? ''
+    const idB = ids[b] ?? ''
     return idA < idB ? -1 : idA > idB ? 1 : 0
   }
 }

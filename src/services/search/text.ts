@@ -5,6 +5,7 @@
 
 const WORD = /[\p{L}\p{N}]+/gu
 const ASCII_WORD = /[a-z0-9]+/g
+const ASCII_WORD_ANY_CASE = /[A-Za-z0-9]+/g
 // biome-ignore lint/suspicious/noControlCharactersInRegex: the whole ASCII range is meant
 const ASCII = /^[\u0000-\u007f]*$/
 
@@ -41,8 +42,10 @@ interface Word {
 
 function words(text: string): Word[] {
   const out: Word[] = []
-  for (const m of text.matchAll(WORD)) {
-    out.push({ start: m.index, end: m.index + m[0].length, folded: fold(m[0]) })
+  // ASCII text (most of a catalog) splits and folds without Unicode property classes.
+  const ascii = ASCII.test(text)
+  for (const m of text.matchAll(ascii ? ASCII_WORD_ANY_CASE : WORD)) {
+    out.push({ start: m.index, end: m.index + m[0].length, folded: ascii ? m[0].toLowerCase() : fold(m[0]) })
   }
   return out
 }
@@ -83,8 +86,18 @@ export function highlight(text: string, whole: ReadonlySet<string>, prefixes: re
   return out + text.slice(at)
 }
 
+/** False when no matched term or prefix even occurs in an ASCII text: most fields of a hit, skipped without splitting them. */
+function mayMatch(text: string, whole: ReadonlySet<string>, prefixes: readonly string[]): boolean {
+  if (!ASCII.test(text)) return true
+  const lower = text.toLowerCase()
+  for (const term of whole) if (lower.includes(term)) return true
+  for (const prefix of prefixes) if (lower.includes(prefix)) return true
+  return false
+}
+
 /** True when the text has a word highlight() would mark. */
 export function matches(text: string, whole: ReadonlySet<string>, prefixes: readonly string[]): boolean {
+  if (!mayMatch(text, whole, prefixes)) return false
   return words(text).some((w) => whole.has(w.folded) || prefixes.some((p) => w.folded.startsWith(p)))
 }
 
@@ -95,6 +108,7 @@ export function snippet(
   prefixes: readonly string[],
   width = 160,
 ): string | undefined {
+  if (!mayMatch(text, whole, prefixes)) return undefined
   const first = words(text).find((w) => whole.has(w.folded) || prefixes.some((p) => w.folded.startsWith(p)))
   if (!first) return undefined
   const from = Math.max(0, text.lastIndexOf(' ', Math.max(0, first.start - width / 3)) + 1)
