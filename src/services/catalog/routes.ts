@@ -184,6 +184,42 @@ export function catalogRoutes(ctx: ModuleContext, catalog: CatalogService): void
   )
 
   http.get(
+    '/api/v1/admin/titles',
+    {
+      schema: {
+        tags: adminTags,
+        security,
+        summary: 'Every title, shown anywhere or not, newest first; q keeps those whose title contains it',
+        querystring: Type.Object(
+          {
+            q: Type.Optional(
+              Type.String({ maxLength: 200, description: 'Part of the title (case and accents aside)' }),
+            ),
+            limit: Type.Optional(
+              Type.Integer({ minimum: 0, maximum: 1_000_000, description: 'At most 100' }),
+            ),
+            cursor: Type.Optional(
+              Type.String({ minLength: 1, maxLength: 64, description: 'nextCursor of the previous page' }),
+            ),
+          },
+          { additionalProperties: false },
+        ),
+        response: {
+          200: Type.Object({
+            items: Type.Array(TitleSummarySchema),
+            nextCursor: Type.Union([Type.String(), Type.Null()]),
+          }),
+          ...errorResponses(401, 403),
+        },
+      },
+    },
+    async (req) => {
+      await ctx.auth.requireAdmin(req)
+      return catalog.adminList(req.query)
+    },
+  )
+
+  http.get(
     '/api/v1/admin/titles/:id',
     {
       schema: {

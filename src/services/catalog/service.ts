@@ -42,6 +42,7 @@ import {
   normalizeTitle,
   type SeasonInput,
   seriesMediaStatus,
+  sortKey,
   type TitleChanges,
   type TitleInput,
   windowsOf,
@@ -296,6 +297,23 @@ export class CatalogService {
     const title = await this.detail(id)
     if (!title || !this.visibleTo(title, viewer)) throw titleNotFound(id)
     return title
+  }
+
+  /**
+   * Titles whatever their availability and rating (for administrators), newest first, those whose
+   * title contains `q` (case, accents and punctuation aside); the cursor is the last id of a page.
+   */
+  async adminList(input: { q?: string; limit?: number; cursor?: string }): Promise<Page<TitleSummary>> {
+    if (input.limit !== undefined && input.limit < 1)
+      throw badRequest(
+        'invalid_limit',
+        `limit is a whole number from 1 (more than ${LIST_LIMIT_MAX} gives ${LIST_LIMIT_MAX})`,
+      )
+    const limit = Math.min(input.limit ?? LIST_LIMIT_DEFAULT, LIST_LIMIT_MAX)
+    const text = input.q === undefined ? undefined : sortKey(input.q)
+    const rows = await this.store.adminTitles({ text: text || undefined, beforeId: input.cursor, limit })
+    const items = await this.summaries(rows.slice(0, limit))
+    return { items, nextCursor: rows.length > limit ? (rows[limit - 1]?.id ?? null) : null }
   }
 
   /** A title whatever its availability (for administrators). */

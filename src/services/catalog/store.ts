@@ -391,6 +391,21 @@ export class CatalogStore {
     await this.db.deleteFrom('catalog_episodes').where('id', '=', id).execute()
   }
 
+  /**
+   * Every title whatever its availability, newest first, whose folded title (sort_title) contains
+   * `text`; one extra row tells a next page exists.
+   */
+  adminTitles(q: { text?: string; beforeId?: string; limit: number }): Promise<TitleRow[]> {
+    let query = this.db.selectFrom('catalog_titles').selectAll()
+    // sort_title holds letters, digits and spaces only: a folded query has no LIKE wildcards.
+    if (q.text) query = query.where('sort_title', 'like', `%${q.text}%`)
+    if (q.beforeId) query = query.where('id', '<', q.beforeId)
+    return query
+      .orderBy('id', 'desc')
+      .limit(q.limit + 1)
+      .execute()
+  }
+
   /** One page of titles visible under the query, in its sort order (one extra row tells a next page exists). */
   listTitles(q: ListQuery): Promise<TitleRow[]> {
     let query = this.db
