@@ -1,6 +1,9 @@
 // Playback under load, against GET /healthz of the same server in the same run:
 //  - play start: POST /api/v1/playback (each connection stops its session before starting the next,
-//    so the plan's 4 screens are never exceeded): throughput, then p99 at half that rate;
+//    so the plan's 4 screens are never exceeded): throughput, then p99 at half that rate. The load
+//    comes from BENCH_ACCOUNTS accounts (default 10), two screens each: an audience, not a handful of
+//    accounts restarting hundreds of times a second (whose stream sets would grow with every start);
+
 //  - heartbeats: POST /api/v1/playback/:id/heartbeat over live sessions, and the same heartbeats as
 //    frames on one WebSocket per session (…/ws, the cheap path players keep open) (target ≥ 10,000/s).
 import { spawn } from 'node:child_process'
@@ -10,7 +13,9 @@ import { WebSocket } from 'ws'
 import { ratio, verdict } from '../lib.js'
 
 const DURATION_S = Number(process.env.BENCH_DURATION_S ?? 8)
-const ACCOUNTS = 5
+const ACCOUNTS = Number(process.env.BENCH_ACCOUNTS ?? 10)
+/** Connections per account in the start/stop runs (each one a screen). */
+const SCREENS_USED = 2
 /** A session cut off by the end of a run (started, never stopped) stops counting after this. */
 const STREAM_TIMEOUT_MS = 1000
 type Context = { viewer?: { token: string; profileId: string }; sessionId?: string }
@@ -58,7 +63,7 @@ try {
     viewers.push({ token, profileId: profiles.profiles[0]?.id ?? '' })
   }
 
-  const connections = ACCOUNTS * SCREENS
+  const connections = ACCOUNTS * SCREENS_USED
   /** Starts answered otherwise than 201, by status (and the stop that follows each fails too). */
   const refusals = new Map<number, number>()
   let connection = 0
@@ -161,7 +166,7 @@ try {
 
   const startRatio = ratio(startRate, healthz.requests.average)
   console.log(
-    `playback: ${DURATION_S} s per measurement, ${connections} connections (${ACCOUNTS} accounts × ${SCREENS} screens)`,
+    `playback: ${DURATION_S} s per measurement, ${connections} connections (${ACCOUNTS} accounts × ${SCREENS_USED} screens; heartbeats: ${sessions.length} sessions)`,
   )
   console.log(
     `  GET /healthz                         ${healthz.requests.average.toFixed(0).padStart(7)} /s  p99 ${healthz.latency.p99} ms`,

@@ -42,8 +42,9 @@ export const playbackModule: ServiceModule = {
     const playback = ctx.use('playback')
     playbackRoutes(ctx, playback)
     ctx.every('playback-write-behind', ctx.config.playbackFlushMs, () => playback.flush())
-    // Registered before the consumer's stop hook, so it runs after it: the last positions reach the DB.
-    ctx.onStop(() => playback.flush())
+    // Registered before the consumer's stop hook, so it runs after it: the last positions reach the
+    // DB and the last events the Bus.
+    ctx.onStop(() => playback.drain())
     ctx.onStart(async () => {
       const subscription = await ctx.bus.subscribe<ProfileDeleted>({
         name: 'playback-profile-deleted',

@@ -152,6 +152,9 @@ export class PlaybackService {
   private heartbeatsPending = new Map<string, PendingHeartbeat>()
   private outbox: Outgoing[] = []
   private flushing: Promise<void> | undefined
+  /** Flushed events waiting for the Bus, and the batch being published (one at a time: order per profile kept). */
+  private unpublished: PublishInput[] = []
+  private publishing: Promise<void> | undefined
   /** A flush asked for while one runs: every caller until it begins shares it (group commit). */
   private queuedFlush: Promise<void> | undefined
 
@@ -238,6 +241,7 @@ export class PlaybackService {
     this.outbox.push({
       kind: 'event',
       event: {
+        id: newId(),
         type: PLAYBACK_STARTED,
         key: profile.id,
         data: {
@@ -345,6 +349,7 @@ export class PlaybackService {
     this.outbox.push({
       kind: 'event',
       event: {
+        id: newId(),
         type: PLAYBACK_STOPPED,
         key: row.profile_id,
         data: {
@@ -395,27 +400,62 @@ export class PlaybackService {
         if (item.kind === 'event') events.push(item.event)
         else if (!item.dropped) events.push(await this.heartbeatEvent(item))
       }
-      // Published in one tick: the embedded bus stores them in one transaction, JetStream in order.
-      const results = await Promise.allSettled(events.map((event) => this.deps.bus.publish(event)))
-      const failed = events.filter((_, i) => results[i]?.status === 'rejected')
-      if (failed.length > 0) {
-        // Republishing the same ids is harmless (the Bus deduplicates by id).
-        this.outbox = [...failed.map((event) => ({ kind: 'event' as const, event })), ...this.outbox]
-        const reason = results.find((r) => r.status === 'rejected') as PromiseRejectedResult
-        throw reason.reason
-      }
+      // The positions are safe; the events follow on their own, so a stop does not wait for the Bus.
+      this.unpublished.push(...events)
+      this.pump()
     }
-    // One flush at a time; the callers that arrive during one share the next.
-    const next = (this.flushing ?? Promise.resolve()).catch(() => {}).then(run)
+    // One flush at a time; the callers that arrive during one (or in the same turn of the event
+    // loop) share the next: one transaction for all of them.
+    const next = (this.flushing ?? Promise.resolve())
+      .catch(() => {})
+      .then(() => new Promise<void>((resolve) => setImmediate(resolve)))
+      .then(run)
     this.flushing = next
     this.queuedFlush = next
     return next
+  }
+
+  /** Resolves once everything flushed so far is also published (graceful shutdown waits for it). */
+  async drain(): Promise<void> {
+    await this.flush()
+    while (this.publishing) await this.publishing
+  }
+
+  /**
+   * Publishes the flushed events: one batch at a time, everything waiting in each (it grows while
+   * the previous one is stored), in one tick (the embedded bus stores a batch in one transaction,
+   * JetStream receives it in order). Failed ones go back to the front of the outbox for the next
+   * flush; the Bus deduplicates by id, so one that was stored after all is delivered once.
+   */
+  private pump(): void {
+    if (this.publishing || this.unpublished.length === 0) return
+    const events = this.unpublished
+    this.unpublished = []
+    this.publishing = (async () => {
+      const results = await Promise.allSettled(events.map((event) => this.deps.bus.publish(event)))
+      const failed = events.filter((_, i) => results[i]?.status === 'rejected')
+      if (failed.length > 0) {
+        this.outbox = [...failed.map((event) => ({ kind: 'event' as const, event })), ...this.outbox]
+        const reason = results.find((r) => r.status === 'rejected') as PromiseRejectedResult
+        this.deps.log.warn(
+          {
+            events: failed.length,
+            err: reason.reason instanceof Error ? reason.reason.message : String(reason.reason),
+          },
+          'playback events not published; retrying at the next flush',
+        )
+      }
+    })().finally(() => {
+      this.publishing = undefined
+      this.pump()
+    })
   }
 
   private async heartbeatEvent(h: PendingHeartbeat): Promise<PublishInput> {
     const { row } = h.session
     const { seriesId, seasonId } = await this.seriesOf(h.session)
     return {
+      id: newId(),
       type: PLAYBACK_HEARTBEAT,
       key: row.profile_id,
       data: {
