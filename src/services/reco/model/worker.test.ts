@@ -73,4 +73,23 @@ describe('trainInWorker', () => {
       trainModel(copy(data), { algorithm: 'popularity', topN: 5, topSimilar: 0 }).perUser,
     )
   })
+
+  it('stops the worker when the signal aborts, and does not start one for an aborted signal', async () => {
+    const big = plantedHistory({ nUsers: 400, nItems: 1500, clusters: 5, perUser: 30, noise: 0.1, seed: 1 })
+    const controller = new AbortController()
+    const training = trainInWorker(
+      big.data,
+      { algorithm: 'ease', topN: 10, topSimilar: 0 },
+      { signal: controller.signal },
+    )
+    setTimeout(() => controller.abort(new Error('reel is stopping')), 50)
+    await expect(training).rejects.toThrow('reel is stopping')
+    const aborted = AbortSignal.abort(new Error('too late'))
+    const input = copy(data)
+    await expect(
+      trainInWorker(input, { algorithm: 'popularity', topN: 5, topSimilar: 0 }, { signal: aborted }),
+    ).rejects.toThrow('too late')
+    // Nothing was transferred: no worker was started.
+    expect(input.users.length).toBe(data.users.length)
+  })
 })

@@ -42,38 +42,51 @@ type Reply = { model: TrainedModel } | { error: { status?: number; code?: string
  * trainModel in a worker thread, so the caller's event loop stays free while the model trains.
  * The input arrays' buffers are transferred, not copied: after the call they are detached (empty)
  * in the caller; pass copies to keep them. The model's arrays come back transferred as well.
+ * Aborting `signal` (a shutdown, a newer run) terminates the worker and rejects with its reason.
  */
-export function trainInWorker(data: TrainingData, options: TrainOptions): Promise<TrainedModel> {
+export function trainInWorker(
+  data: TrainingData,
+  options: TrainOptions,
+  { signal }: { signal?: AbortSignal } = {},
+): Promise<TrainedModel> {
+  if (signal?.aborted) return Promise.reject(abortReason(signal))
   const buffers = transferable([data.users, data.items, data.weights])
   return new Promise<TrainedModel>((resolve, reject) => {
-    let settled = false
     const { script, eval: isCode } = workerScript()
-    const worker = new Worker(script, {
-      eval: isCode,
-      workerData: { data, options },
-      transferList: [...buffers],
-    })
-    worker.once('message', (reply: Reply) => {
-      settled = true
-      if ('model' in reply) resolve(reply.model)
-      else {
-        const { status, code, message } = reply.error
-        reject(
-          status !== undefined && code !== undefined
-            ? new AppError(status, code, message)
-            : new Error(message),
-        )
-      }
-    })
-    worker.once('error', (e) => {
+    const worker = new Worker(script, { eval: isCode, workerData: { data, options }, transferList: buffers })
+    let settled = false
+    const settle = (finish: () => void) => {
       if (settled) return
       settled = true
-      reject(e)
-    })
-    worker.once('exit', (code) => {
-      if (settled) return
-      settled = true
-      reject(new Error(`the training worker exited (code ${code}) without a model`))
-    })
+      signal?.removeEventListener('abort', onAbort)
+      finish()
+    }
+    const onAbort = () =>
+      settle(() => {
+        void worker.terminate()
+        reject(abortReason(signal))
+      })
+    signal?.addEventListener('abort', onAbort, { once: true })
+    worker.once('message', (reply: Reply) =>
+      settle(() => {
+        if ('model' in reply) resolve(reply.model)
+        else {
+          const { status, code, message } = reply.error
+          reject(
+            status !== undefined && code !== undefined
+              ? new AppError(status, code, message)
+              : new Error(message),
+          )
+        }
+      }),
+    )
+    worker.once('error', (e) => settle(() => reject(e)))
+    worker.once('exit', (code) =>
+      settle(() => reject(new Error(`the training worker exited (code ${code}) without a model`))),
+    )
   })
+}
+
+function abortReason(signal: AbortSignal | undefined): unknown {
+  return signal?.reason ?? new Error('training aborted')
 }
