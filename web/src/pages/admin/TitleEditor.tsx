@@ -1,6 +1,6 @@
-import { type FormEvent, useEffect, useRef, useState } from 'react'
+import { type FormEvent, useCallback, useEffect, useRef, useState } from 'react'
 import { Link, useLocation, useParams } from 'wouter'
-import type { TitleDetail } from '../../../../src/services/catalog/service.js'
+import type { TitleDetail, TitleSummary } from '../../../../src/services/catalog/service.js'
 import { ApiError, api } from '../../api'
 import { AdminNav } from './AdminNav'
 
@@ -179,46 +179,36 @@ const foreign = (url: string) => {
   }
 }
 
-const RECENT_KEY = 'reel.admin.edited'
-export function rememberEdited(t: { id: string; title: string }) {
-  try {
-    const recent = JSON.parse(localStorage.getItem(RECENT_KEY) ?? '[]') as { id: string; title: string }[]
-    const next = [t, ...recent.filter((r) => r.id !== t.id)].slice(0, 12)
-    localStorage.setItem(RECENT_KEY, JSON.stringify(next))
-  } catch {}
-}
-function recentlyEdited(): { id: string; title: string }[] {
-  try {
-    const recent: unknown = JSON.parse(localStorage.getItem(RECENT_KEY) ?? '[]')
-    return Array.isArray(recent) ? (recent as { id: string; title: string }[]) : []
-  } catch {
-    return []
-  }
-}
+type Summary = TitleSummary
 
-/** Find a title to edit (search, an id, or one edited lately), or start a new one. */
+/** Every title, newest first, filtered as you type (shown anywhere or not); open one, or start a new one. */
 export function AdminTitlesPage() {
   const [q, setQ] = useState('')
-  const [hits, setHits] = useState<{ id: string; title: string; year: number | null; type: string }[]>()
+  const [page, setPage] = useState<{ items: Summary[]; nextCursor: string | null }>()
   const [error, setError] = useState<string>()
-  const [, navigate] = useLocation()
   const latest = useRef(0)
-  useEffect(() => {
-    if (!q.trim()) {
-      setHits(undefined)
-      return
-    }
+  const load = useCallback(async (query: string, cursor?: string) => {
     const ticket = ++latest.current
-    api<{ hits: { id: string; title: string; year: number | null; type: string }[] }>(
-      'GET',
-      `/api/v1/search?${new URLSearchParams({ q, limit: '20' })}`,
-    )
-      .then((r) => ticket === latest.current && setHits(r.hits))
-      .catch(
-        (e) => ticket === latest.current && setError(e instanceof ApiError ? e.message : 'Search failed'),
+    const params = new URLSearchParams({ limit: '50' })
+    if (query.trim()) params.set('q', query)
+    if (cursor) params.set('cursor', cursor)
+    try {
+      const next = await api<{ items: Summary[]; nextCursor: string | null }>(
+        'GET',
+        `/api/v1/admin/titles?${params}`,
       )
-  }, [q])
-  const recent = recentlyEdited()
+      if (ticket !== latest.current) return
+      setError(undefined)
+      setPage((prev) =>
+        cursor && prev ? { items: [...prev.items, ...next.items], nextCursor: next.nextCursor } : next,
+      )
+    } catch (e) {
+      if (ticket === latest.current) setError(e instanceof ApiError ? e.message : 'Could not list the titles')
+    }
+  }, [])
+  useEffect(() => {
+    load(q)
+  }, [q, load])
   return (
     <section className="card wide">
       <h1>Admin</h1>
@@ -227,52 +217,57 @@ export function AdminTitlesPage() {
         <Link href="/admin/titles/new" className="button primary">
           New title
         </Link>
-        <form
-          className="inline-form"
-          onSubmit={(e) => {
-            e.preventDefault()
-            const id = String(new FormData(e.currentTarget).get('id') ?? '').trim()
-            if (id) navigate(`/admin/titles/${encodeURIComponent(id)}`)
-          }}
-        >
-          <label className="inline">
-            Title id <input name="id" placeholder="01J…" />
-          </label>
-          <button type="submit">Open</button>
-        </form>
+        <label className="grow">
+          Find a title
+          <input
+            type="search"
+            value={q}
+            onChange={(e) => setQ(e.target.value)}
+            placeholder="Part of a title"
+          />
+        </label>
       </div>
-      <label>
-        Find a title
-        <input type="search" value={q} onChange={(e) => setQ(e.target.value)} placeholder="Title or person" />
-      </label>
-      <p className="muted">Search finds titles shown in your country; open others by id or from Upload.</p>
       {error && (
         <p className="error" role="alert">
           {error}
         </p>
       )}
-      {hits && hits.length === 0 && <p className="muted">Nothing found for “{q}”.</p>}
-      {hits && hits.length > 0 && (
-        <ul className="list" aria-label="Search results">
-          {hits.map((h) => (
-            <li key={h.id}>
-              <Link href={`/admin/titles/${h.id}`}>{h.title}</Link>{' '}
-              <span className="muted">{[h.year, h.type].filter(Boolean).join(' · ')}</span>
-            </li>
-          ))}
-        </ul>
+      {page && page.items.length === 0 && (
+        <p className="muted">
+          {q.trim() ? `No title contains “${q}”.` : 'No titles yet: upload or import some.'}
+        </p>
       )}
-      {!hits && recent.length > 0 && (
-        <>
-          <h2>Edited lately</h2>
-          <ul className="list">
-            {recent.map((r) => (
-              <li key={r.id}>
-                <Link href={`/admin/titles/${r.id}`}>{r.title}</Link>
-              </li>
+      {page && page.items.length > 0 && (
+        <table className="titles">
+          <caption className="visually-hidden">Titles, newest first</caption>
+          <thead>
+            <tr>
+              <th scope="col">Title</th>
+              <th scope="col">Type</th>
+              <th scope="col">Year</th>
+              <th scope="col">Rating</th>
+              <th scope="col">Media</th>
+            </tr>
+          </thead>
+          <tbody>
+            {page.items.map((t) => (
+              <tr key={t.id}>
+                <td>
+                  <Link href={`/admin/titles/${t.id}`}>{t.title}</Link>
+                </td>
+                <td>{t.type}</td>
+                <td>{t.year ?? ''}</td>
+                <td>{t.maturityRating}</td>
+                <td className={`status ${t.mediaStatus}`}>{t.mediaStatus}</td>
+              </tr>
             ))}
-          </ul>
-        </>
+          </tbody>
+        </table>
+      )}
+      {page?.nextCursor && (
+        <button type="button" onClick={() => load(q, page.nextCursor ?? undefined)}>
+          More titles
+        </button>
       )}
     </section>
   )
@@ -371,7 +366,6 @@ export function AdminTitleEditPage() {
       const result = isNew
         ? await api<TitleDetail>('POST', '/api/v1/admin/titles', { type: draft.type, ...body })
         : await api<TitleDetail>('PATCH', `/api/v1/admin/titles/${encodeURIComponent(id)}`, body)
-      rememberEdited(result)
       setSaved(result)
       setDraft(draftOf(result))
       setStatus(`Saved “${result.title}”.`)
