@@ -389,6 +389,46 @@ describe.each(kinds)('playback on %s', (kind) => {
     expect(await rows()).toBe(0)
   })
 
+  it("writes session rows behind; a stop is in the DB when it answers; a session's events leave in order", async () => {
+    const u = await signUp(t)
+    const s = (await start(u.token, { profileId: u.profileId, titleId, device: 'hall TV' })).json()
+    const db = t.reel.ports.db.kysely
+    const session = async () =>
+      (
+        await sql<{
+          position_ms: number
+          stopped_at: number | null
+          device: string
+        }>`select position_ms, stopped_at, device from playback_sessions where id = ${s.sessionId}`.execute(
+          db,
+        )
+      ).rows[0]
+    // Within the write-behind interval (200 ms here), without any heartbeat.
+    await expect.poll(async () => (await session())?.device, { timeout: 2000, interval: 50 }).toBe('hall TV')
+    expect((await beat(u.token, s.sessionId, { positionMs: 1000, state: 'playing' })).statusCode).toBe(200)
+    // Heartbeats since the last flush leave as one event at the next flush (a stop before it folds them in).
+    await expect
+      .poll(() =>
+        events.some((e) => e.type === 'playback.session.heartbeat' && e.data.sessionId === s.sessionId),
+      )
+      .toBe(true)
+    const stop = await t.call('DELETE', `/api/v1/playback/${s.sessionId}?positionMs=1500`, { token: u.token })
+    expect(stop.statusCode).toBe(200)
+    // No waiting: the stop answered after its transaction.
+    expect(await session()).toMatchObject({ position_ms: 1500, stopped_at: expect.any(Number) })
+    const progress = await sql<{
+      position_ms: number
+    }>`select position_ms from playback_progress where profile_id = ${u.profileId}`.execute(db)
+    expect(progress.rows[0]?.position_ms).toBe(1500)
+    await expect
+      .poll(() => events.filter((e) => e.data.sessionId === s.sessionId).map((e) => e.type))
+      .toEqual(['playback.session.started', 'playback.session.heartbeat', 'playback.session.stopped'])
+    const stopped = events.find(
+      (e) => e.type === 'playback.session.stopped' && e.data.sessionId === s.sessionId,
+    )
+    expect(stopped?.data).toMatchObject({ positionMs: 1500, profileId: u.profileId })
+  })
+
   it('a graceful stop flushes the last positions to the DB', async () => {
     const u = await signUp(t)
     const s = (await start(u.token, { profileId: u.profileId, titleId })).json()
