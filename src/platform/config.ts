@@ -390,7 +390,7 @@ export const variables = {
     'REEL_PLAYBACK_FLUSH_MS',
     '2000',
     integer(50, 60_000),
-    'Resume positions reach the database coalesced at most this long after a heartbeat (write-behind); stops and shutdown flush at once.',
+    'Resume positions, play-session rows and playback events reach the database and the Bus coalesced, at most this long after they happen (write-behind); stops and shutdown flush at once.',
   ),
   playbackTokenTtlS: variable(
     'REEL_PLAYBACK_TOKEN_TTL_S',
