@@ -176,6 +176,22 @@ export interface CatalogOptions {
 type TitleInputRecord = Static<typeof TitleInputSchema>
 const titleInputCheck = TypeCompiler.Compile(TitleInputSchema)
 
+/**
+ * Why a record is not a title, for the person reading the import report: the field, what it should
+ * be (each alternative of a union, not "Expected union value") and what it was.
+ */
+function recordProblem(record: unknown): string {
+  const first = titleInputCheck.Errors(record).First()
+  if (!first) return 'The record is not a title'
+  const alternatives = first.errors.flatMap((e) => e.First()?.message ?? [])
+  const expected =
+    alternatives.length > 0
+      ? [...new Set(alternatives)].join(' or ').replace(/ or Expected /g, ' or ')
+      : first.message
+  const given = first.value === undefined ? '' : `, got ${JSON.stringify(first.value)?.slice(0, 60)}`
+  return `${first.path || 'record'}: ${expected}${given}`
+}
+
 const parseJson = <T>(text: string, fallback: T): T => {
   try {
     return JSON.parse(text) as T
@@ -595,11 +611,7 @@ export class CatalogService {
 
   private async importOne(record: unknown): Promise<{ status: ImportStatus; id: string }> {
     if (!titleInputCheck.Check(record)) {
-      const first = titleInputCheck.Errors(record).First()
-      throw badRequest(
-        'invalid_record',
-        first ? `${first.path || 'record'}: ${first.message}` : 'The record is not a title',
-      )
+      throw badRequest('invalid_record', recordProblem(record))
     }
     const input: TitleInputRecord = record
     const title = normalizeTitle(input, this.o.now())
