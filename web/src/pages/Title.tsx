@@ -91,6 +91,25 @@ function seriesPlay(title: TitleDetail, history: ProgressView[]) {
   return first ? { episodeId: first.e.id, label: `Play ${name(first)}` } : undefined
 }
 
+type Credit = TitleDetail['credits'][number]
+
+/** One line of people with a role, each linking to their page (with their character, for the cast). */
+function People({ label, credits }: { label: string; credits: Credit[] }) {
+  if (credits.length === 0) return null
+  return (
+    <p>
+      <span className="muted">{label}: </span>
+      {credits.map((c, i) => (
+        <span key={`${c.personId}-${c.role}`}>
+          {i > 0 && ', '}
+          <Link href={`/people/${c.personId}`}>{c.name}</Link>
+          {c.character && <span className="muted"> ({c.character})</span>}
+        </span>
+      ))}
+    </p>
+  )
+}
+
 export function TitlePage() {
   const { id } = useParams<{ id: string }>()
   const session = useSession()
@@ -163,28 +182,10 @@ export function TitlePage() {
       )}
       {profileId && <Rating profileId={profileId} titleId={title.id} />}
       {title.synopsis && <p className="synopsis">{title.synopsis}</p>}
-      {directors.length > 0 && (
-        <p>
-          <span className="muted">Director: </span>
-          {directors.map((d, i) => (
-            <span key={d.personId}>
-              {i > 0 && ', '}
-              <Link href={`/people/${d.personId}`}>{d.name}</Link>
-            </span>
-          ))}
-        </p>
-      )}
-      {cast.length > 0 && (
-        <p>
-          <span className="muted">Cast: </span>
-          {cast.slice(0, 8).map((c, i) => (
-            <span key={c.personId}>
-              {i > 0 && ', '}
-              <Link href={`/people/${c.personId}`}>{c.name}</Link>
-            </span>
-          ))}
-        </p>
-      )}
+      <People label="Director" credits={directors} />
+      <People label="Created by" credits={title.credits.filter((c) => c.role === 'creator')} />
+      <People label="Cast" credits={cast.slice(0, 12)} />
+      <People label="Writers" credits={title.credits.filter((c) => c.role === 'writer')} />
       {title.seasons.map((season) => (
         <section key={season.id}>
           <h2>Season {season.number}</h2>
