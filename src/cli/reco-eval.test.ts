@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process'
-import { mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises'
 import os from 'node:os'
 import path from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
@@ -61,6 +61,12 @@ describe('reel reco eval', { timeout: 120_000 }, () => {
     const unknown = await reel(['--movielens', dir, '--algorithm', 'svd'])
     expect(unknown.code).not.toBe(0)
     expect(unknown.err).toMatch(/choose one of ease, itemknn, popularity or all/)
+    const broken = path.join(dir, 'broken')
+    await mkdir(broken)
+    await writeFile(path.join(broken, 'u.data'), 'user\titem\trating\n')
+    const unreadable = await reel(['--movielens', broken])
+    expect(unreadable.code).toBe(1)
+    expect(unreadable.err).toMatch(/^reel: cannot read MovieLens-100K at .*broken: u\.data line 1 is not/)
     const missing = await reel(['--movielens', path.join(dir, 'nope')])
     expect(missing.code).toBe(1)
     expect(missing.err).toMatch(/no MovieLens-100K at .*nope: .*u\.data is missing/)

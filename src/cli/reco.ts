@@ -3,6 +3,7 @@ import path from 'node:path'
 import { type Command, InvalidArgumentError, Option } from 'commander'
 import { createReel } from '../platform/app.js'
 import { loadConfig } from '../platform/config.js'
+import { errorMessage } from '../platform/errors.js'
 import { scoreSplit, stratifiedSplit, trainingPart } from '../services/reco/model/evaluate.js'
 import { readMovieLens } from '../services/reco/model/movielens.js'
 import { ALGORITHMS } from '../services/reco/model/train.js'
@@ -80,7 +81,11 @@ export function registerRecoCommands(cli: Command): void {
         neighbours?: number
       }) => {
         await requireMovieLens(opts.movielens)
-        const { ratings } = await readMovieLens(opts.movielens)
+        const { ratings } = await readMovieLens(opts.movielens).catch((e: unknown) => {
+          throw new CliError(
+            `cannot read MovieLens-100K at ${path.resolve(opts.movielens)}: ${errorMessage(e)}`,
+          )
+        })
         const split = stratifiedSplit(ratings, 0.75, opts.seed)
         console.log(
           `MovieLens-100K: ${ratings.users.length} ratings, ${ratings.nUsers} users, ${ratings.nItems} movies; ` +
