@@ -21,6 +21,28 @@ type PageGlobals = {
 const videoPast = (seconds: number) =>
   ((globalThis as unknown as PageGlobals).document.querySelector('video')?.currentTime ?? 0) > seconds
 
+type ProgressPage = {
+  document: { querySelector(s: string): { value: number; max: number } | null; body: object }
+  MutationObserver: new (
+    callback: () => void,
+  ) => {
+    observe(target: object, options: { subtree: boolean; childList: boolean; attributes: boolean }): void
+  }
+  importProgress?: string[]
+}
+/** Records each `value/max` the import's progress bar shows, in the page. */
+const watchImportProgress = () => {
+  const page = globalThis as unknown as ProgressPage
+  const seen: string[] = []
+  page.importProgress = seen
+  new page.MutationObserver(() => {
+    const bar = page.document.querySelector('progress[aria-label="Import progress"]')
+    const state = bar ? `${bar.value}/${bar.max}` : undefined
+    if (state && seen.at(-1) !== state) seen.push(state)
+  }).observe(page.document.body, { subtree: true, childList: true, attributes: true })
+}
+const importProgressSeen = () => (globalThis as unknown as ProgressPage).importProgress ?? []
+
 /** Console errors and failed requests a person would notice; `expected` lists the ones a step provokes. */
 function watch(page: Page, expected: RegExp[]) {
   const problems: string[] = []
@@ -386,10 +408,15 @@ describe.skipIf(!hasChromium())('web pages: people, next episode, ratings, admin
     const csv = path.join(tmp.dir, 'feed.csv')
     fs.writeFileSync(csv, ['externalId,title,year,rating,genres,directors', ...rows, ''].join('\n'))
     await page.getByLabel('Catalog file').setInputFiles(csv)
+    // Every state the progress bar shows on the way, recorded in the page (it may pass quickly).
+    await page.evaluate(watchImportProgress)
     await page.getByRole('button', { name: 'Import' }).click()
     const report = page.getByRole('region', { name: 'Import report' })
     await report.waitFor({ timeout: 60_000 })
     await report.getByText(/238\s*created/).waitFor()
+    const seen = await page.evaluate(importProgressSeen)
+    expect(seen.at(-1)).toBe('240/240')
+    expect(seen.some((s) => s.startsWith('100/'))).toBe(true)
     const lines = await report.locator('table tbody tr td:first-child').allTextContents()
     expect(lines).toEqual(['11', '21'])
     await report.getByRole('cell', { name: 'invalid_title' }).waitFor()
