@@ -291,6 +291,12 @@ function Player({ id, episodeId }: { id: string; episodeId: string | undefined }
         </div>
       )}
       {ended && next && <UpNext next={next} href={`/watch/${id}?episode=${next.episode.id}`} />}
+      {ended && !next && playing && (
+        <p className="up-next">
+          That was {playing.episode ? 'the last episode for now' : 'the end'}.{' '}
+          <Link href={`/title/${id}`}>Back to {playing.title}</Link>
+        </p>
+      )}
       {levels.length > 0 && (
         <label className="inline quality">
           Quality
