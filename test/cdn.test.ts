@@ -340,6 +340,21 @@ describe('CDN edges and steering', () => {
       headers: { authorization: `Bearer ${edgeToken}` },
     })
     expect(bad.statusCode).toBe(400)
+    // What a polling edge asks for new titles: its own token only, a whole cursor.
+    const published = (token: string, id = 'x', query = '') =>
+      t.call('GET', `/api/v1/cdn/edges/${id}/published${query}`, {
+        headers: { authorization: `Bearer ${token}` },
+      })
+    expect((await published(tokenFor('titles/x/'))).statusCode).toBe(403)
+    expect((await published(edgeToken, 'y')).statusCode).toBe(403)
+    expect((await published(edgeToken, 'x', '?after=-1')).statusCode).toBe(400)
+    expect((await published(edgeToken, 'x', '?after=abc')).statusCode).toBe(400)
+    expect((await published(edgeToken, 'x', "?after=1'%20or%201=1")).statusCode).toBe(400)
+    const page = await published(edgeToken)
+    expect(page.statusCode).toBe(200)
+    // Edge x never reported, so steering places nothing on it; the cursor still moves past what exists.
+    expect(page.json().titles).toEqual([])
+    expect(page.json().cursor).toBeGreaterThan(0)
   })
 
   it("the web app's Content-Security-Policy lets media and connections reach the configured edges' origins", () => {

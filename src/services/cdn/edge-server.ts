@@ -55,7 +55,7 @@ export async function startEdgeServer(
 export class KeyMismatchError extends Error {
   constructor(steeringUrl: string) {
     super(
-      `the reel server at ${steeringUrl} refuses this edge's token: the edge and the server sign media URLs with different keys, so every segment would be refused (403). Set the same REEL_CDN_URL_KEY on the edge and on every reel server process`,
+      `the reel server at ${steeringUrl} refuses this edge's token: the edge and the server sign media URLs with different keys (or their clocks differ by more than 10 minutes), so every segment would be refused (403). Set the same REEL_CDN_URL_KEY on the edge and on every reel server process`,
     )
     this.name = 'KeyMismatchError'
   }
@@ -146,8 +146,16 @@ export class SteeringClient {
         for (;;) {
           const page = await this.published(cursor)
           for (const title of page.titles) {
-            const objects = await edge.prefill(title)
-            this.log.info({ titleId: title.titleId, objects }, 'push-filled a published title')
+            try {
+              const objects = await edge.prefill(title)
+              this.log.info({ titleId: title.titleId, objects }, 'push-filled a published title')
+            } catch (e) {
+              // A title that cannot be filled now is pulled on its first request instead.
+              this.log.warn(
+                { titleId: title.titleId, err: e instanceof Error ? e.message : String(e) },
+                'push fill failed',
+              )
+            }
           }
           const more = page.cursor !== cursor
           cursor = page.cursor

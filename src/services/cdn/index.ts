@@ -72,7 +72,10 @@ export const cdnModule: ServiceModule = {
       const record = await ctx.bus.subscribe<TitlePublished>({
         name: 'cdn-published-log',
         types: [TITLE_PUBLISHED],
-        handler: async (event) => cdn.recordPublished(event.id, event.data),
+        handler: async (event) => {
+          const at = Date.parse(event.time)
+          await cdn.recordPublished(event.id, Number.isFinite(at) ? at : ctx.now(), event.data)
+        },
       })
       ctx.onStop(() => record.stop())
     })

@@ -140,15 +140,14 @@ export class CdnService {
   }
 
   /** `media.title.published`: kept for the edges that learn about new titles by polling. */
-  async recordPublished(eventId: string, title: TitlePublished): Promise<void> {
-    const now = this.deps.now()
+  async recordPublished(eventId: string, publishedAt: number, title: TitlePublished): Promise<void> {
     await this.deps.store.recordPublished({
       event_id: eventId,
       title_id: title.titleId,
       data: JSON.stringify(title),
-      published_at: now,
+      published_at: publishedAt,
     })
-    await this.deps.store.prunePublished(now - PUBLISHED_KEPT_MS)
+    await this.deps.store.prunePublished(this.deps.now() - PUBLISHED_KEPT_MS)
   }
 
   /**
