@@ -23,7 +23,14 @@ describe('the home page', () => {
       },
     })
     expect(res.statusCode, res.body).toBe(201)
-    return res.json() as { id: string; title: string }
+    const created = res.json() as { id: string; title: string }
+    // The home page's rows come from reco's copy of the catalog, fed by catalog events: wait for it.
+    const deadline = Date.now() + 10_000
+    while (!(await t.reel.use('reco').titles.fresh(true)).get(created.id)) {
+      if (Date.now() > deadline) throw new Error('reco did not see the new title')
+      await new Promise((r) => setTimeout(r, 20))
+    }
+    return created
   }
 
   beforeAll(async () => {

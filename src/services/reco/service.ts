@@ -1,4 +1,5 @@
 import { text } from 'node:stream/consumers'
+import { LRUCache } from 'lru-cache'
 import type { Auth } from '../../platform/auth.js'
 import type { Blobs } from '../../platform/blobs/blobs.js'
 import type { EventEnvelope } from '../../platform/bus/bus.js'
@@ -70,6 +71,17 @@ export interface RecoDeps {
 }
 
 const GENRE_ROWS = 4
+/** Candidates a personalized row takes beyond its length, for the titles the page rules drop as repeats. */
+const CANDIDATE_SLACK = 10
+/**
+ * How long this process reuses what it computed (bounded staleness, far inside the minute a play has
+ * to show): a profile's Continue watching row and module, the trending rows of a country, and the
+ * catalog rows. A play or a rating handled here forgets the profile's at once.
+ */
+const CONTINUE_MEMO_MS = 1_000
+const MODULE_MEMO_MS = 1_000
+const LIVE_MEMO_MS = 3_000
+const CATALOG_MEMO_MS = 10_000
 const HISTORY_ROWS = 200
 const FALLBACK_KEY = 'reco/fallback.json'
 /** A fallback page this young is not rebuilt. */
@@ -112,11 +124,16 @@ const itemOf = (t: Pick<TitleSummary, 'id' | 'title' | 'artwork'>): HomeItem => 
   ...(t.artwork.backdrop || t.artwork.poster ? { artwork: t.artwork.backdrop ?? t.artwork.poster } : {}),
 })
 
-const recoItem = (t: RecoTitle): HomeItem => ({
-  titleId: t.id,
-  title: t.title,
-  ...(t.artwork ? { artwork: t.artwork } : {}),
-})
+/** One tile per title object, shared by every page (pages never change their items). */
+const tiles = new WeakMap<RecoTitle, HomeItem>()
+const recoItem = (t: RecoTitle): HomeItem => {
+  let tile = tiles.get(t)
+  if (!tile) {
+    tile = { titleId: t.id, title: t.title, ...(t.artwork ? { artwork: t.artwork } : {}) }
+    tiles.set(t, tile)
+  }
+  return tile
+}
 
 const regionName = (country: string) =>
   new Intl.DisplayNames(['en'], { type: 'region' }).of(country) ?? country
@@ -129,6 +146,19 @@ const regionName = (country: string) =>
  */
 export class RecoService {
   private fallbackPage: FallbackPage | undefined
+  private readonly rowMemo = new LRUCache<string, Promise<HomeRow>>({ max: 20_000 })
+  private readonly moduleMemo = new LRUCache<string, ProfileModule | false>({
+    max: 20_000,
+    ttl: MODULE_MEMO_MS,
+  })
+  private readonly catalogMemo = new Map<
+    string,
+    {
+      version: number
+      at: number
+      rows: { newest: HomeRow; genres: { id: string; name: string; row: HomeRow }[] }
+    }
+  >()
   /** Plays and ratings seen by this process since the scheduler last read it (REEL_RECO_TRAIN_AFTER_EVENTS). */
   newEvents = 0
 
@@ -217,11 +247,19 @@ export class RecoService {
     viewer: Viewer,
   ): { first: HomeRow[]; later: HomeRow[] } {
     const now = this.d.now()
-    const items = (ids: readonly string[]) =>
-      ids.flatMap((id) => {
+    const completed = new Set(mod.completed)
+    const excluded = new Set(mod.excluded)
+    // Enough candidates for a full row after the page rules drop repeats; the rest is never shown.
+    const items = (ids: readonly string[]) => {
+      const out: HomeItem[] = []
+      for (const id of ids) {
+        if (out.length === ROW_LENGTH + CANDIDATE_SLACK) break
+        if (completed.has(id) || excluded.has(id)) continue
         const t = this.d.titles.get(id)
-        return t && visible(t, viewer, now) ? [recoItem(t)] : []
-      })
+        if (t && visible(t, viewer, now)) out.push(recoItem(t))
+      }
+      return out
+    }
     const seedName = (id: string) => this.d.titles.get(id)?.title
     const because = mod.because.flatMap((r) => {
       const name = seedName(r.seedId)
@@ -293,98 +331,163 @@ export class RecoService {
   }
 
   private async continueWatching(auth: Auth, profile: Profile): Promise<HomeRow> {
-    const progress = await this.d.playback().continueWatching(auth, profile.id, ROW_LENGTH)
-    const ids = progress.map((p) => p.seriesId ?? p.titleId)
-    const titles = await this.d.catalog().titlesById(ids)
-    const items = progress.flatMap((p) => {
-      const title = titles.get(p.seriesId ?? p.titleId)
-      const progressOf = p.durationMs > 0 ? Math.min(1, p.positionMs / p.durationMs) : 0
-      return title ? [{ ...itemOf(title), progress: progressOf }] : []
+    return this.memo(`cw:${profile.id}`, CONTINUE_MEMO_MS, async () => {
+      const progress = await this.d.playback().continueWatching(auth, profile.id, ROW_LENGTH)
+      const titles = await this.tiles(progress.map((p) => p.seriesId ?? p.titleId))
+      const items = progress.flatMap((p) => {
+        const title = titles.get(p.seriesId ?? p.titleId)
+        const progressOf = p.durationMs > 0 ? Math.min(1, p.positionMs / p.durationMs) : 0
+        return title ? [{ ...title, progress: progressOf }] : []
+      })
+      return {
+        id: 'continue-watching',
+        kind: 'continue_watching',
+        title: `Continue watching for ${profile.name}`,
+        reason: 'Pick up where you left off',
+        items,
+      }
     })
-    return {
-      id: 'continue-watching',
-      kind: 'continue_watching',
-      title: `Continue watching for ${profile.name}`,
-      reason: 'Pick up where you left off',
-      items,
-    }
   }
 
   private async trending(viewer: Viewer): Promise<HomeRow> {
-    const answer = await this.d.trends().trending(viewer, { window: 'day', limit: ROW_LENGTH })
-    const titles = await this.d.catalog().titlesById(answer.items.map((i) => i.titleId))
-    const items = answer.items.flatMap((i) => {
-      const title = titles.get(i.titleId)
-      return title ? [itemOf(title)] : []
+    return this.memo(`trending:${viewer.country}:${viewer.maturityLimit}`, LIVE_MEMO_MS, async () => {
+      const answer = await this.d.trends().trending(viewer, { window: 'day', limit: ROW_LENGTH })
+      const titles = await this.tiles(answer.items.map((i) => i.titleId))
+      const region = regionName(viewer.country)
+      return {
+        id: 'trending',
+        kind: 'trending',
+        title: `Trending now in ${region}`,
+        reason: `Played most in ${region} today`,
+        items: answer.items.flatMap((i) => titles.get(i.titleId) ?? []),
+      }
     })
-    const region = regionName(viewer.country)
-    return {
-      id: 'trending',
-      kind: 'trending',
-      title: `Trending now in ${region}`,
-      reason: `Played most in ${region} today`,
-      items,
-    }
   }
 
   private async top10(viewer: Viewer): Promise<HomeRow> {
-    const answer = await this.d.trends().top10(viewer, {})
-    const titles = await this.d.catalog().titlesById(answer.items.map((i) => i.titleId))
-    const items = answer.items.flatMap((i) => {
-      const title = titles.get(i.titleId)
-      return title ? [itemOf(title)] : []
+    return this.memo(`top10:${viewer.country}:${viewer.maturityLimit}`, LIVE_MEMO_MS, async () => {
+      const answer = await this.d.trends().top10(viewer, {})
+      const titles = await this.tiles(answer.items.map((i) => i.titleId))
+      const region = regionName(viewer.country)
+      return {
+        id: 'top10',
+        kind: 'top10',
+        title: `Top 10 in ${region} this week`,
+        reason: `Watched most in ${region} this week`,
+        items: answer.items.flatMap((i) => titles.get(i.titleId) ?? []),
+      }
     })
-    const region = regionName(viewer.country)
-    return {
-      id: 'top10',
-      kind: 'top10',
-      title: `Top 10 in ${region} this week`,
-      reason: `Watched most in ${region} this week`,
-      items,
+  }
+
+  /** Tiles of titles by id: from reco's copy of the catalog, else (a title it has not seen yet) from the catalog. */
+  private async tiles(ids: readonly string[]): Promise<Map<string, HomeItem>> {
+    const out = new Map<string, HomeItem>()
+    const missing: string[] = []
+    for (const id of ids) {
+      const t = this.d.titles.get(id)
+      if (t) out.set(id, recoItem(t))
+      else missing.push(id)
     }
+    if (missing.length > 0)
+      for (const [id, t] of await this.d.catalog().titlesById(missing)) out.set(id, itemOf(t))
+    return out
+  }
+
+  /**
+   * New on reel and the genre rows of a viewer's country and maturity limit, from reco's copy of the
+   * catalog (newest by id, genres by popularity), recomputed when the copy changes.
+   */
+  private catalogRows(viewer: Viewer): {
+    newest: HomeRow
+    genres: { id: string; name: string; row: HomeRow }[]
+  } {
+    const key = `${viewer.country}:${viewer.maturityLimit}`
+    const version = this.d.titles.version
+    const hit = this.catalogMemo.get(key)
+    if (hit && hit.version === version && Date.now() - hit.at < CATALOG_MEMO_MS) return hit.rows
+    const now = this.d.now()
+    const shown = [...this.d.titles.all()].filter((t) => visible(t, viewer, now))
+    const newest = [...shown].sort((a, b) => (a.id < b.id ? 1 : a.id > b.id ? -1 : 0)).slice(0, ROW_LENGTH)
+    const byPopularity = shown.sort((a, b) => b.popularity - a.popularity || (a.id < b.id ? -1 : 1))
+    const genres = new Map<string, { name: string; titles: RecoTitle[] }>()
+    for (const t of byPopularity)
+      for (const g of t.genres) {
+        const entry = genres.get(g.id) ?? { name: g.name, titles: [] }
+        entry.titles.push(t)
+        genres.set(g.id, entry)
+      }
+    const rows = {
+      newest: {
+        id: 'new',
+        kind: 'new',
+        title: 'New on reel',
+        reason: 'Just added to reel',
+        items: newest.map(recoItem),
+      },
+      genres: [...genres]
+        .sort((a, b) => b[1].titles.length - a[1].titles.length || (a[0] < b[0] ? -1 : 1))
+        .map(([id, g]) => ({
+          id,
+          name: g.name,
+          row: {
+            id: `genre-${id}`,
+            kind: 'genre',
+            title: g.name,
+            reason: `Popular in ${g.name}`,
+            items: g.titles.slice(0, ROW_LENGTH).map(recoItem),
+          },
+        })),
+    }
+    this.catalogMemo.set(key, { version, at: Date.now(), rows })
+    return rows
   }
 
   private async newest(viewer: Viewer): Promise<HomeRow> {
-    const page = await this.d.catalog().list(viewer, { sort: 'newest', limit: ROW_LENGTH })
-    return {
-      id: 'new',
-      kind: 'new',
-      title: 'New on reel',
-      reason: 'Just added to reel',
-      items: page.items.map(itemOf),
-    }
+    await this.d.titles.fresh()
+    return this.catalogRows(viewer).newest
   }
 
-  /** The genres this viewer may see titles in, the profile's favourites first, then the most popular. */
+  /** The genres this viewer may see titles in: the profile's favourites first, then those with most titles. */
   private async genreRows(viewer: Viewer, mod: ProfileModule | undefined): Promise<HomeRow[]> {
+    await this.d.titles.fresh()
     const affinity = mod?.genreAffinity ?? {}
-    const genres = (await this.d.catalog().genres())
-      .map((g, i) => ({ g, i }))
+    return this.catalogRows(viewer)
+      .genres.map((g, i) => ({ g, i }))
       .sort((a, b) => (affinity[b.g.id] ?? 0) - (affinity[a.g.id] ?? 0) || a.i - b.i)
-      .map(({ g }) => g)
-    const rows: HomeRow[] = []
-    for (const genre of genres) {
-      if (rows.length === GENRE_ROWS) break
-      const page = await this.d
-        .catalog()
-        .list(viewer, { genre: [genre.id], sort: 'popularity', limit: ROW_LENGTH })
-      if (page.items.length === 0) continue
-      const liked = (affinity[genre.id] ?? 0) > 0
-      rows.push({
-        id: `genre-${genre.id}`,
-        kind: 'genre',
-        title: genre.name,
-        reason: liked ? `Because you watch ${genre.name}` : `Popular in ${genre.name}`,
-        items: page.items.map(itemOf),
-      })
-    }
-    return rows
+      .slice(0, GENRE_ROWS)
+      .map(({ g }) =>
+        (affinity[g.id] ?? 0) > 0 ? { ...g.row, reason: `Because you watch ${g.name}` } : g.row,
+      )
+  }
+
+  /** A row computed at most once per ttlMs in this process (concurrent callers share the computation). */
+  private memo(key: string, ttlMs: number, build: () => Promise<HomeRow>): Promise<HomeRow> {
+    const hit = this.rowMemo.get(key)
+    if (hit) return hit
+    const work = build()
+    this.rowMemo.set(key, work, { ttl: ttlMs })
+    work.catch(() => this.rowMemo.delete(key))
+    return work
+  }
+
+  /** Forgets the rows this process keeps of a profile (after its play or rating). */
+  forget(profileId: string): void {
+    this.rowMemo.delete(`cw:${profileId}`)
+    this.moduleMemo.delete(profileId)
   }
 
   // The precomputed module
 
   /** The profile's module: the cache, else the DB (then cached); undefined before anything was computed. */
   async module(profileId: string): Promise<ProfileModule | undefined> {
+    const memo = this.moduleMemo.get(profileId)
+    if (memo !== undefined) return memo === false ? undefined : memo
+    const module = await this.readModule(profileId)
+    this.moduleMemo.set(profileId, module ?? false)
+    return module
+  }
+
+  private async readModule(profileId: string): Promise<ProfileModule | undefined> {
     const key = moduleKey(profileId)
     const hit = await this.d.cache.get(key)
     if (hit !== undefined) {
@@ -405,6 +508,7 @@ export class RecoService {
     const json = JSON.stringify(module)
     await this.d.store.putModules([{ profileId: module.profileId, module: json }], this.d.now())
     await this.d.cache.set(moduleKey(module.profileId), json, this.d.moduleTtlMs)
+    this.forget(module.profileId)
   }
 
   /** What reco knows of a profile: history (most recent first) and ratings. */
@@ -451,7 +555,7 @@ export class RecoService {
       cf: (id) => cf.get(id) ?? [],
       withPerson: (id) => this.d.titles.withPerson(id),
     }
-    const previous = (await this.module(profileId)) ?? emptyModule(profileId, this.d.now())
+    const previous = (await this.readModule(profileId)) ?? emptyModule(profileId, this.d.now())
     const module: ProfileModule = {
       ...previous,
       ...historyRows(facts, (id) => this.d.titles.get(id), neighbours),
@@ -503,12 +607,14 @@ export class RecoService {
       last_at: Number.isNaN(at) ? this.d.now() : at,
     })
     this.newEvents++
+    this.forget(e.profileId)
     const changed = !before || (done && before.completed === 0)
     if (changed) await this.refreshProfile(e.profileId)
     return changed
   }
 
   async profileDeleted(profileId: string): Promise<void> {
+    this.forget(profileId)
     await this.d.store.deleteProfile(profileId)
     await this.d.cache.del(moduleKey(profileId))
   }

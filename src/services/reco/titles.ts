@@ -1,6 +1,6 @@
 import type { MaturityRating } from '../accounts/rules.js'
 import { ratingRank } from '../accounts/rules.js'
-import { type AvailabilityWindow, isAvailable, type TitleDocument } from '../catalog/events.js'
+import { type AvailabilityWindow, EVERY_REGION, isAvailable, type TitleDocument } from '../catalog/events.js'
 import type { RecoStore } from './store.js'
 
 /** What reco keeps of a catalog title: enough to recommend it, filter it and draw its tile. */
@@ -48,10 +48,12 @@ export interface Viewer {
 }
 
 export function visible(title: RecoTitle, viewer: Viewer, now: number): boolean {
-  return (
-    ratingRank(title.maturityRating) <= ratingRank(viewer.maturityLimit) &&
-    isAvailable(title.availability, viewer.country, now)
-  )
+  if (ratingRank(title.maturityRating) > ratingRank(viewer.maturityLimit)) return false
+  const windows = title.availability
+  // The common case, shown everywhere for ever, without parsing dates.
+  const only = windows.length === 1 ? windows[0] : undefined
+  if (only && only.region === EVERY_REGION && only.startsAt === null && only.endsAt === null) return true
+  return isAvailable(windows, viewer.country, now)
 }
 
 /** How often a process looks for titles changed since it last looked. */
@@ -64,6 +66,8 @@ const REFRESH_MS = 2_000
 export class TitleIndex {
   private readonly byId = new Map<string, RecoTitle>()
   private byPerson: Map<string, string[]> | undefined
+  /** Grows with every change this process applies or reads (for what is computed from the titles). */
+  version = 0
   private seq = 0
   private checkedAt = Number.NEGATIVE_INFINITY
   private loading: Promise<void> | undefined
@@ -115,6 +119,7 @@ export class TitleIndex {
     if (title) this.byId.set(id, title)
     else this.byId.delete(id)
     this.byPerson = undefined
+    this.version++
   }
 
   private async load(now: number): Promise<void> {
@@ -123,6 +128,7 @@ export class TitleIndex {
       if (row.removed) this.byId.delete(row.id)
       else this.byId.set(row.id, JSON.parse(row.doc) as RecoTitle)
       this.byPerson = undefined
+      this.version++
       // Rows written in the same millisecond as the last one read are read again next time (>=).
       if (row.seq > this.seq) this.seq = row.seq
     }

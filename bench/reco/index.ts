@@ -1,0 +1,142 @@
+// Recommendations, measured in one run:
+//  - serving: GET /api/v1/profiles/:id/home (precomputed module from the cache + live rows + a
+//    sponsored row whose impression is a DB write) against GET /healthz of the same server
+//    (targets: ≥ 0.5 of /healthz's throughput, p99 ≤ 10 ms);
+//  - training: BENCH_PROFILES × BENCH_TITLES (10,000 × 5,000) of synthetic history, each algorithm
+//    in a fresh process (peak RSS is a process's high-water mark), popularity as the baseline.
+import { spawn } from 'node:child_process'
+import { once } from 'node:events'
+import os from 'node:os'
+import autocannon from 'autocannon'
+import { ratio, verdict } from '../lib.js'
+
+const DURATION_S = Number(process.env.BENCH_DURATION_S ?? 8)
+const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 20)
+const ALGORITHMS = (process.env.BENCH_ALGORITHMS ?? 'popularity,itemknn').split(',')
+const mb = (bytes: number) => `${Math.round(bytes / 2 ** 20)} MiB`
+
+interface TrainLine {
+  algorithm: string
+  profiles: number
+  titles: number
+  interactions: number
+  ms: number
+  modelMs: number
+  contentMs: number
+  maxRssBytes: number
+  rssBeforeBytes: number
+  loopMaxMs: number
+  loopP99Ms: number
+  stallsMs: Record<string, number>
+}
+
+async function train(algorithm: string): Promise<TrainLine> {
+  const child = spawn(process.execPath, ['--import', 'tsx', 'bench/reco/train.ts', algorithm], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+    env: { ...process.env, REEL_LOG_LEVEL: 'warn' },
+  })
+  let out = ''
+  child.stdout?.on('data', (chunk: Buffer) => {
+    out += String(chunk)
+  })
+  const [code] = await once(child, 'exit')
+  const line = out.split('\n').find((l) => l.startsWith('{'))
+  if (code !== 0 || !line) throw new Error(`training bench (${algorithm}) exited ${code}`)
+  return JSON.parse(line) as TrainLine
+}
+
+// Serving.
+interface Ready {
+  url: string
+  viewers: { token: string; profileId: string }[]
+  report: { interactions: number; profiles: number; titles: number }
+}
+// BENCH_PROFILE=<dir>: the server writes a V8 CPU profile there (open it in Chrome DevTools).
+const profile = process.env.BENCH_PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_PROFILE}`] : []
+const child = spawn(process.execPath, [...profile, '--import', 'tsx', 'bench/reco/server.ts'], {
+  stdio: ['ignore', 'pipe', 'inherit'],
+  env: { ...process.env, REEL_LOG_LEVEL: 'warn' },
+})
+const { url, viewers, report } = await new Promise<Ready>((resolve, reject) => {
+  let out = ''
+  child.stdout?.on('data', (chunk: Buffer) => {
+    out += String(chunk)
+    // Only whole lines: the ready line is long and may come in several chunks.
+    const line = out
+      .split('\n')
+      .slice(0, -1)
+      .find((l) => l.startsWith('{"url"'))
+    if (line) resolve(JSON.parse(line) as Ready)
+  })
+  child.once('exit', (code) => reject(new Error(`bench server exited (${code})`)))
+})
+try {
+  let next = 0
+  const home = () =>
+    autocannon({
+      url,
+      connections: CONNECTIONS,
+      duration: DURATION_S,
+      requests: [
+        {
+          method: 'GET',
+          setupRequest: (req) => {
+            const v = viewers[next++ % viewers.length] as { token: string; profileId: string }
+            return {
+              ...req,
+              path: `/api/v1/profiles/${v.profileId}/home`,
+              headers: { authorization: `Bearer ${v.token}` },
+            }
+          },
+        },
+      ],
+    })
+  const health = () => autocannon({ url: `${url}/healthz`, connections: CONNECTIONS, duration: DURATION_S })
+  await home() // warm caches and JIT
+  const healthz = await health()
+  const pages = await home()
+  if (pages.non2xx > 0) throw new Error(`${pages.non2xx} home pages answered non-2xx`)
+  const sample = (await (
+    await fetch(`${url}/api/v1/profiles/${viewers[0]?.profileId}/home`, {
+      headers: { authorization: `Bearer ${viewers[0]?.token}` },
+    })
+  ).json()) as { rows: { kind: string; items: unknown[] }[]; fallback?: boolean }
+  const share = ratio(pages.requests.average, healthz.requests.average)
+  console.log(
+    `reco serving: ${DURATION_S} s per measurement, ${CONNECTIONS} connections, ${viewers.length} profiles; trained on ${report.interactions} interactions of ${report.profiles} profiles × ${report.titles} titles`,
+  )
+  console.log(
+    `  a page: ${JSON.stringify(sample).length} bytes, ${sample.rows.length} rows (${sample.rows.map((r) => `${r.kind}:${r.items.length}`).join(' ')})${sample.fallback ? ' FALLBACK' : ''}`,
+  )
+  console.log(
+    `  GET /healthz                   ${healthz.requests.average.toFixed(0).padStart(7)} /s  p99 ${healthz.latency.p99} ms`,
+  )
+  console.log(
+    `  GET /api/v1/profiles/:id/home  ${pages.requests.average.toFixed(0).padStart(7)} /s  p99 ${pages.latency.p99} ms`,
+  )
+  console.log(`  home = ${share.toFixed(2)} of /healthz (target ≥ 0.50: ${verdict(share, 0.5)})`)
+  console.log(
+    `  home p99 ${pages.latency.p99} ms (target ≤ 10 ms: ${verdict(pages.latency.p99, 10, 'lower')})`,
+  )
+} finally {
+  child.kill('SIGTERM')
+  await once(child, 'exit')
+}
+
+// Training.
+const runs: TrainLine[] = []
+for (const algorithm of ALGORITHMS) runs.push(await train(algorithm))
+const base = runs[0] as TrainLine
+console.log(
+  `reco training: ${base.profiles} profiles × ${base.titles} titles, ${base.interactions} interactions (each run a fresh process; the first is the baseline)`,
+)
+for (const r of runs)
+  console.log(
+    `  ${r.algorithm.padEnd(10)} ${(r.ms / 1000).toFixed(1).padStart(6)} s (model ${(r.modelMs / 1000).toFixed(1)} s in its worker, content neighbours ${(r.contentMs / 1000).toFixed(1)} s in theirs)  ${ratio(r.ms, base.ms).toFixed(2)}× ${base.algorithm}  peak RSS ${mb(r.maxRssBytes)} (${mb(r.rssBeforeBytes)} before)  event loop: worst stall ${r.loopMaxMs.toFixed(0)} ms, p99 ${r.loopP99Ms.toFixed(0)} ms`,
+  )
+console.log(
+  `  load average while measured: ${os
+    .loadavg()
+    .map((l) => l.toFixed(1))
+    .join(' ')}`,
+)
