@@ -1049,3 +1049,64 @@ describe.each(kinds)('pending counts on %s', (kind) => {
     }
   })
 })
+
+describe.each(kinds)('the event ids kept for deduplication on %s', (kind) => {
+  it('are forgotten once no event of their hour can count again, in chunks; later ids still dedupe', async () => {
+    const t = await startReel(kind, {
+      REEL_TRENDS_GRACE_S: String(GRACE_MS / 1000),
+      REEL_TRENDS_ANSWER_TTL_MS: '0',
+    })
+    const db = openDb(t)
+    try {
+      const trends = trendsOf(t.reel)
+      const title = movie(`${kind}-prune`)
+      const at10 = MONDAY + 40 * DAY + 10 * HOUR
+      const envelope = (id: string, at: number): EventEnvelope => ({
+        id: `prune-${kind}-${id}`,
+        type: PLAYBACK_STARTED,
+        key: id,
+        time: new Date(at).toISOString(),
+        data: play('started', title, at, 'NO').data,
+      })
+      // 30 events of the 09:00 hour and one of 10:00, all within the grace when they arrive.
+      t.clock.now = at10
+      const nine = Array.from({ length: 30 }, (_, i) => envelope(`nine-${i}`, at10 - HOUR + i * MINUTE))
+      expect(await trends.ingest([...nine, envelope('ten', at10)])).toMatchObject({ counted: 31 })
+      const idsByHour = async () => {
+        const rows = await db
+          .tables<{ trends_seen: { hour: number; event_id: string } }>()
+          .selectFrom('trends_seen')
+          .select(['hour', 'event_id'])
+          .where('event_id', 'like', `prune-${kind}-%`)
+          .execute()
+        const out: Record<string, number> = {}
+        for (const r of rows) {
+          const hour = new Date(Number(r.hour)).toISOString().slice(11, 16)
+          out[hour] = (out[hour] ?? 0) + 1
+        }
+        return out
+      }
+      expect(await idsByHour()).toEqual({ '09:00': 30, '10:00': 1 })
+
+      // At 11:59 an event of 09:xx may still count (grace one hour, plus an hour for slow clocks): nothing goes.
+      t.clock.now = at10 + 2 * HOUR - 1
+      expect((await trends.prune(7)).seen).toBe(0)
+      // At 12:30 no event of 09:xx counts any more (older than 11:30): their ids go, seven at a time.
+      t.clock.now = at10 + 2 * HOUR + 30 * MINUTE
+      const late = envelope('late', t.clock.now - 50 * MINUTE)
+      expect(await trends.ingest([late])).toMatchObject({ counted: 1 })
+      expect((await trends.prune(7)).seen).toBe(30)
+      expect(await idsByHour()).toEqual({ '10:00': 1, '11:00': 1 })
+      // A forgotten id redelivered is too late to count; a kept one is still a repeat.
+      expect(await trends.ingest([nine[0] as EventEnvelope, late])).toEqual({
+        counted: 0,
+        duplicates: 1,
+        outOfGrace: 1,
+        rejected: 0,
+      })
+    } finally {
+      await db.close()
+      await t.stop()
+    }
+  })
+})

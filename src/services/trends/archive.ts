@@ -28,15 +28,15 @@ export interface ArchivedEvent {
 
 /** Groups events into NDJSON text per hour partition of their times. */
 export function archiveLines(events: readonly ArchivedEvent[]): Map<string, string> {
-  const parts = new Map<string, string[]>()
+  const byHour = new Map<number, string[]>()
   for (const { envelope, at } of events) {
-    const partition = partitionOf(at)
-    const lines = parts.get(partition)
+    const hour = Math.floor(at / HOUR) * HOUR
     const line = JSON.stringify(envelope)
+    const lines = byHour.get(hour)
     if (lines) lines.push(line)
-    else parts.set(partition, [line])
+    else byHour.set(hour, [line])
   }
-  return new Map([...parts].map(([partition, lines]) => [partition, `${lines.join('\n')}\n`]))
+  return new Map([...byHour].map(([hour, lines]) => [partitionOf(hour), `${lines.join('\n')}\n`]))
 }
 
 export class PlaybackArchive {

@@ -15,7 +15,8 @@ declare module '../../platform/modules.js' {
 
 /** Handlers in flight at once (over distinct profiles): they are grouped into one flush, so this is the batch size. */
 const CONSUMER_CONCURRENCY = 4000
-const PRUNE_INTERVAL_MS = 5 * 60_000
+/** Every minute: each run forgets a minute's worth of event ids, not an hour's at once. */
+const PRUNE_INTERVAL_MS = 60_000
 const SEAL_INTERVAL_MS = 60_000
 const POPULARITY_INTERVAL_MS = 10 * 60_000
 const RECOVER_INTERVAL_MS = 60_000
@@ -44,7 +45,9 @@ export const trendsModule: ServiceModule = {
     ctx.every('trends-seal', SEAL_INTERVAL_MS, async () => {
       await trends.seal()
     })
-    ctx.every('trends-prune', PRUNE_INTERVAL_MS, () => trends.prune())
+    ctx.every('trends-prune', PRUNE_INTERVAL_MS, async () => {
+      await trends.prune()
+    })
     ctx.every('trends-popularity', POPULARITY_INTERVAL_MS, async () => {
       await trends.publishPopularity()
     })

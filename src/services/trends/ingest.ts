@@ -5,18 +5,23 @@ import type { Logger } from '../../platform/log.js'
 import { counter } from '../../platform/metrics.js'
 import { type ArchivedEvent, archiveLines, type PlaybackArchive } from './archive.js'
 import { bucketStart, type CountRow, MINUTE, type PlaySignal, playSignal, Tally } from './rules.js'
-import type { TrendsStore } from './store.js'
+import type { ArchivePart, TrendsStore } from './store.js'
 import type { WindowCounters } from './windows.js'
 
 /** Events a flush takes at most; more wait for the next one. */
 const MAX_BATCH = 4000
 /** Flushes at once: the DB serialises their transactions, while the next batch forms and waits its turn. */
 const MAX_FLUSHES = 3
+/** A flush of this many events writes its archive parts straight to the blob store (fewer: staged in the DB). */
+export const DIRECT_ARCHIVE_EVENTS = 1000
 /** An event time this far ahead of the clock is not believed by the streaming path (the batch rollup still counts it). */
 const FUTURE_SKEW_MS = 5 * MINUTE
-/** Pending counts are added to the counters this often, or sooner once this many events wait. */
-const APPLY_EVERY_MS = 250
-const APPLY_EVENTS = 40_000
+/**
+ * Pending counts are added to the counters this often, or sooner once this many events wait: the
+ * longer the wait, the more flushes share each counter's one write.
+ */
+const APPLY_EVERY_MS = 1000
+const APPLY_EVENTS = 100_000
 /** Pending counts this old were left by a process that stopped before adding them: any process adds them. */
 export const STALE_PENDING_MS = MINUTE
 
@@ -36,28 +41,40 @@ export interface IngestReport {
   rejected: number
 }
 
-interface Waiting {
-  event: EventEnvelope
+/** Handler calls waiting for one flush: they share its outcome (one promise, not one per event). */
+interface Forming {
+  events: EventEnvelope[]
+  done: Promise<void>
   resolve: () => void
   reject: (e: unknown) => void
 }
 
+function forming(): Forming {
+  let resolve = () => {}
+  let reject: (e: unknown) => void = () => {}
+  const done = new Promise<void>((res, rej) => {
+    resolve = res
+    reject = rej
+  })
+  return { events: [], done, resolve, reject }
+}
+
 /**
  * The streaming path. Handler calls arriving together are grouped into one flush, and each call
- * resolves once its flush is durable, so the bus acks only what is stored. A flush is one DB
- * transaction that records the ids of the events within the grace, keeps the 5-minute counts of
- * those not recorded before as pending (exactly-once effect on at-least-once delivery), and stages
- * the raw events (all but those repeats) for the archive.
+ * resolves once its flush is durable, so the bus acks only what is stored. A flush archives its raw
+ * events (one NDJSON part per hour partition) and runs one DB transaction that records the ids of
+ * the events within the grace and keeps the 5-minute counts of those not recorded before as pending
+ * (exactly-once effect on at-least-once delivery).
  *
- * Off the ack path: staged events go to the blob archive (NDJSON part per flush and hour partition,
- * named by the staged row, so a retry replaces rather than repeats); pending counts are added to the
- * counters every quarter second, many flushes at once (a counter touched by several flushes is
- * written once), in a transaction that deletes the pending rows it adds, so two processes never add
- * the same ones; then the cache's window sets are raised to the new totals. What a stopped process
- * left staged or pending is finished by whichever process finds it.
+ * Off the ack path: pending counts are added to the counters every second, many flushes at once (a
+ * counter touched by several flushes is written once), in a transaction that deletes the pending
+ * rows it adds, so two processes never add the same ones; then the cache's window sets are raised
+ * to the new totals. What a stopped process left pending or staged for the archive is finished by
+ * whichever process finds it.
  */
 export class StreamingAggregator {
-  private waiting: Waiting[] = []
+  /** Flushes formed and not started yet, oldest first; the last one still takes events. */
+  private waiting: Forming[] = []
   private flushing = 0
   private scheduled = false
   /** Counts this process stored as pending and has not added yet, by pending id. */
@@ -88,35 +105,38 @@ export class StreamingAggregator {
 
   /** The bus handler: resolves once the event's effect is durable. */
   handle(event: EventEnvelope): Promise<void> {
-    return new Promise((resolve, reject) => {
-      this.waiting.push({ event, resolve, reject })
-      // setImmediate: let the deliveries of this turn of the event loop join the flush.
-      if (!this.scheduled && this.flushing < MAX_FLUSHES) {
-        this.scheduled = true
-        setImmediate(() => {
-          this.scheduled = false
-          this.startFlushes()
-        })
-      }
-    })
+    let flush = this.waiting[this.waiting.length - 1]
+    if (!flush || flush.events.length >= MAX_BATCH) {
+      flush = forming()
+      this.waiting.push(flush)
+    }
+    flush.events.push(event)
+    // setImmediate: let the deliveries of this turn of the event loop join the flush.
+    if (!this.scheduled && this.flushing < MAX_FLUSHES) {
+      this.scheduled = true
+      setImmediate(() => {
+        this.scheduled = false
+        this.startFlushes()
+      })
+    }
+    return flush.done
   }
 
   /** Starts flushes while handler calls wait and fewer than MAX_FLUSHES run. */
   private startFlushes(): void {
-    while (this.waiting.length > 0 && this.flushing < MAX_FLUSHES) {
-      const batch = this.waiting.splice(0, MAX_BATCH)
+    while (this.flushing < MAX_FLUSHES) {
+      const flush = this.waiting.shift()
+      if (!flush) return
       this.flushing++
-      void this.ingest(batch.map((w) => w.event))
+      void this.ingest(flush.events)
         .then(
-          () => {
-            for (const w of batch) w.resolve()
-          },
+          () => flush.resolve(),
           (e: unknown) => {
             this.o.log.warn(
-              { err: errorMessage(e), events: batch.length },
+              { err: errorMessage(e), events: flush.events.length },
               'trends flush failed; the bus redelivers',
             )
-            for (const w of batch) w.reject(e)
+            flush.reject(e)
           },
         )
         .finally(() => {
@@ -127,8 +147,13 @@ export class StreamingAggregator {
   }
 
   /**
-   * One transaction: records the ids of the in-grace events, keeps the counts of those not recorded
-   * before as pending, and stages for the archive every event but those repeats.
+   * Archives the flush's events and, in one transaction, records the ids of the in-grace ones and
+   * keeps the counts of those not recorded before as pending: whatever is counted is archived. A
+   * large flush (a backlog, a burst) writes the blob first, cheaper than staging megabytes in the
+   * DB; a flush that fails after it leaves lines that its retry writes again under another name,
+   * which readers dedupe by id (as they do a redelivered event's second line). A small flush (live
+   * traffic) stages its lines in the transaction, so its acks do not wait for the blob store's
+   * fsync, and they are moved right after; so are the parts of a large flush the blob store refused.
    */
   private async commit(
     archived: readonly ArchivedEvent[],
@@ -137,6 +162,12 @@ export class StreamingAggregator {
   ): Promise<void> {
     const id = newId()
     const now = this.o.now()
+    const parts = [...archiveLines(archived)].map(([partition, lines], i) => ({
+      id: `${id}-${i}`,
+      partition,
+      lines,
+    }))
+    const staged = archived.length >= DIRECT_ARCHIVE_EVENTS ? await this.archiveNow(parts) : parts
     const rows = await this.o.store.transaction(async (store) => {
       const signals = [...inGrace.values()]
       const fresh =
@@ -150,16 +181,10 @@ export class StreamingAggregator {
       for (const signal of signals) if (fresh.has(signal.id)) tally.add(signal, ['5m'])
       const rows = tally.rows()
       await store.addPending(id, rows, now)
-      const lines = archiveLines(
-        archived.filter((a) => !inGrace.has(a.envelope.id) || fresh.has(a.envelope.id)),
-      )
-      await store.addArchiveParts(
-        [...lines].map(([partition, text], i) => ({ id: `${id}-${i}`, partition, lines: text })),
-        now,
-      )
+      if (staged.length > 0) await store.addArchiveParts(staged, now)
       return rows
     })
-    if (archived.length > 0) void this.moveArchive()
+    if (staged.length > 0) void this.moveArchive()
     if (rows.length === 0) return
     this.pending.set(id, rows)
     this.pendingEvents += report.counted
@@ -169,6 +194,20 @@ export class StreamingAggregator {
         this.applyTimer = undefined
         void this.apply()
       }, APPLY_EVERY_MS)
+  }
+
+  /** Stores archive parts in the blob store; returns those it could not store (all of them on any failure). */
+  private async archiveNow(parts: readonly ArchivePart[]): Promise<readonly ArchivePart[]> {
+    try {
+      await Promise.all(parts.map((part) => this.o.archive.put(part.partition, part.id, part.lines)))
+      return []
+    } catch (e) {
+      this.o.log.warn(
+        { err: errorMessage(e), parts: parts.length },
+        'archiving playback events failed; staged in the DB to move later',
+      )
+      return parts
+    }
   }
 
   /**

@@ -57,8 +57,8 @@ export const trendsMigrations: Record<string, ReelMigration> = {
   },
   trends_0003_archive_outbox: {
     async up(db) {
-      // Raw events stored with the flush that took them, moved to the blob archive right after
-      // (its writes fsync, too slow to wait for before the bus may ack).
+      // Raw events of a flush whose blob archive write failed, staged with its counts and moved to
+      // the archive later.
       await db.schema
         .createTable('trends_archive_outbox')
         .ifNotExists()

@@ -111,6 +111,8 @@ export const MAX_LIMIT = 50
 /** Titles ranked before filtering for a viewer: enough that a viewer's filter rarely leaves fewer than MAX_LIMIT. */
 const CANDIDATES = 4 * MAX_LIMIT
 const TOP10 = 10
+/** Event ids forgotten per statement when pruning. */
+const PRUNE_CHUNK = 10_000
 /** Titles whose popularity is handed to the catalog. */
 const POPULARITY_TOP = 1000
 
@@ -440,13 +442,31 @@ export class TrendsService {
     return { hours, days }
   }
 
-  /** Forgets event ids too old to be counted again and counters past their retention. */
-  async prune(): Promise<void> {
+  /**
+   * Forgets event ids too old to be counted again, and counters past their retention. An id is kept
+   * while an event of its hour can still count (its hour ends after now − grace), and an hour more
+   * for processes whose clocks run behind; without this the ids would grow by the event rate forever.
+   * Ids go in chunks of `chunk`, yielding between them, so requests keep being answered meanwhile.
+   */
+  async prune(chunk = PRUNE_CHUNK): Promise<{ seen: number; counts: number }> {
     const now = this.o.now()
-    await this.o.store.pruneSeen(bucketStart(now - this.o.graceMs, '1h') - HOUR)
+    const before = bucketStart(now - this.o.graceMs, '1h') - HOUR
+    let seen = 0
+    for (let n = chunk; n === chunk; seen += n) {
+      n = await this.o.store.pruneSeen(before, chunk)
+      await new Promise((resolve) => setImmediate(resolve))
+    }
     // 5-minute counters of unsealed hours are all those hours have.
-    await this.o.store.pruneCounts('5m', Math.min(await this.sealedHours(), bucketStart(now - 2 * DAY, '1h')))
-    await this.o.store.pruneCounts('1h', Math.min(await this.sealedDays(), bucketStart(now - 60 * DAY, '1d')))
+    const counts =
+      (await this.o.store.pruneCounts(
+        '5m',
+        Math.min(await this.sealedHours(), bucketStart(now - 2 * DAY, '1h')),
+      )) +
+      (await this.o.store.pruneCounts(
+        '1h',
+        Math.min(await this.sealedDays(), bucketStart(now - 60 * DAY, '1d')),
+      ))
+    return { seen, counts }
   }
 
   private async sealedHours(): Promise<number> {

@@ -391,9 +391,29 @@ export class TrendsStore {
       .execute()
   }
 
-  /** Forgets the ids of events whose hour started before `hour`. */
-  async pruneSeen(hour: number): Promise<number> {
-    const result = await this.db.deleteFrom('trends_seen').where('hour', '<', hour).executeTakeFirst()
+  /**
+   * Forgets the ids of at most `limit` events whose hour started before `hour`, oldest first;
+   * returns how many. In chunks: a busy hour holds millions of ids, and one statement deleting them
+   * all would hold the DB (and, on SQLite, the process) for seconds.
+   */
+  async pruneSeen(hour: number, limit: number): Promise<number> {
+    const result = await this.db
+      .deleteFrom('trends_seen')
+      .where((eb) =>
+        eb(
+          eb.refTuple('hour', 'event_id'),
+          'in',
+          eb
+            .selectFrom('trends_seen')
+            .select(['hour', 'event_id'])
+            .where('hour', '<', hour)
+            .orderBy('hour')
+            .orderBy('event_id')
+            .limit(limit)
+            .$asTuple('hour', 'event_id'),
+        ),
+      )
+      .executeTakeFirst()
     return Number(result.numDeletedRows)
   }
 
