@@ -107,6 +107,11 @@ describe.each(kinds)('importing a catalog file over HTTP on %s', (kind) => {
     expect(await titlesNamed(`Zoë's 🎬 '); DROP TABLE catalog_titles;--`)).toHaveLength(1)
     expect(await titlesNamed(`Film ${tag} 229`)).toHaveLength(1)
 
+    // Operators see the outcomes in /metrics.
+    const metrics = (await t.call('GET', '/metrics')).body
+    const created = Number(/reel_catalog_import_records_total\{outcome="created"\} (\d+)/.exec(metrics)?.[1])
+    expect(created).toBeGreaterThanOrEqual(227)
+
     // The same file again changes nothing.
     const again = reportOf(
       linesOf((await t.call('POST', URL, { token: admin, body: { format: 'csv', content: csv } })).body),

@@ -7,6 +7,7 @@ import { type Cache, readThrough } from '../../platform/cache/cache.js'
 import { AppError, badRequest, conflict, errorMessage, notFound } from '../../platform/errors.js'
 import { newId } from '../../platform/ids.js'
 import type { Logger } from '../../platform/log.js'
+import { counter } from '../../platform/metrics.js'
 import { MATURITY_RATINGS, type MaturityRating, normalizeLanguage, ratingRank } from '../accounts/rules.js'
 import type { AccountsService } from '../accounts/service.js'
 import {
@@ -175,6 +176,11 @@ export interface CatalogOptions {
 
 type TitleInputRecord = Static<typeof TitleInputSchema>
 const titleInputCheck = TypeCompiler.Compile(TitleInputSchema)
+const importedRecords = counter(
+  'reel_catalog_import_records_total',
+  'Catalog records imported (reel catalog import, the admin page), by outcome: created, updated, unchanged, rejected',
+  ['outcome'],
+)
 
 /**
  * Why a record is not a title, for the person reading the import report: the field, what it should
@@ -598,6 +604,7 @@ export class CatalogService {
         } else outcomes.push({ index, externalId, status: 'rejected', code: e.code, reason: e.message })
       }
     }
+    for (const outcome of outcomes) importedRecords.inc({ outcome: outcome.status })
     return outcomes
   }
 
