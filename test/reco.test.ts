@@ -254,6 +254,12 @@ describe('recommendations (SQLite)', () => {
     const report = await w.train()
     expect(report.profiles).toBeGreaterThanOrEqual(26)
     expect(report.titles).toBe(w.titles.size)
+    const status = (await w.t.call('GET', '/api/v1/reco/status')).json()
+    expect(status.lastRun.report).toMatchObject({ runId: report.runId, profiles: report.profiles })
+    expect(status.training).toBe(false)
+    expect((await w.t.call('POST', '/api/v1/admin/reco/train', { token: w.member.token })).statusCode).toBe(
+      403,
+    )
     const page = await w.home(w.member.token, comic)
     expectRules(page)
     const top = page.rows.find((r) => r.kind === 'top_picks')
@@ -278,6 +284,10 @@ describe('recommendations (SQLite)', () => {
     ))
       expect(idsOf(row)).not.toContain(w.id('Comedy 1'))
     expect(allIds(page)).not.toContain(w.id('Comedy US'))
+    const metrics = (await w.t.call('GET', '/metrics')).body
+    expect(metrics).toMatch(/reco_training_runs_total\{status="succeeded"\} [1-9]/)
+    expect(metrics).toMatch(/reco_home_pages_total\{source="module"\} [1-9]/)
+    expect(metrics).toContain('reco_training_duration_seconds_count')
 
     const horror = await w.home(w.member.token, scary)
     const scaryTop = idsOf(horror.rows.find((r) => r.kind === 'top_picks')).slice(0, 3)
@@ -565,6 +575,7 @@ describe('the fallback page', () => {
       const page = await w.home(w.member.token, w.member.profileId)
       expect(page.fallback).toBe(true)
       expect(page.rows.length).toBeGreaterThan(2)
+      expect((await w.t.call('GET', '/metrics')).body).toMatch(/reco_fallbacks_total\{cause="trends"\} [1-9]/)
       expectRules(page)
       expect(allIds(page)).not.toContain(w.id('Comedy US'))
     } finally {

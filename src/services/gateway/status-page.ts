@@ -20,6 +20,7 @@ td,th{text-align:left;padding:8px 12px;border-bottom:1px solid #333}
 <p><a href="/">Web app</a> · <a href="/api/docs">API documentation</a> · <a href="/metrics">metrics</a> · <a href="/readyz">readiness</a></p>
 <table id="status"><tr><th>part</th><th>engine</th><th>state</th></tr></table>
 <p id="roles"></p>
+<p id="reco"></p>
 <script>
 Promise.all([fetch('/api/v1/system').then(r=>r.json()),fetch('/readyz').then(r=>r.json())]).then(([sys,ready])=>{
   const t=document.getElementById('status')
@@ -30,6 +31,11 @@ Promise.all([fetch('/api/v1/system').then(r=>r.json()),fetch('/readyz').then(r=>
   }
   document.getElementById('roles').textContent='Services in this process: '+sys.roles.join(', ')+' · version '+sys.version
 })
+fetch('/api/v1/reco/status').then(r=>r.ok?r.json():null).then((reco)=>{
+  if(!reco) return
+  const run=reco.lastRun, el=document.getElementById('reco')
+  el.textContent='Recommendations: '+(run?'trained '+run.finishedAt+' on '+run.report.profiles+' profiles × '+run.report.titles+' titles ('+run.report.algorithm+')':'not trained yet (home pages use live rows)')+(reco.training?' · training now':'')+' · '+reco.titles+' titles known'
+}).catch(()=>{})
 </script>
 </main></body></html>`
 }
