@@ -254,11 +254,15 @@ interface Plan {
 
 /** Titles a text matches: short ids and their relevance, in step. */
 interface Matches {
-  ids: number[]
-  scores: number[]
+  ids: Int32Array
+  scores: Float64Array
+  /** Entries in use; the arrays are buffers reused from query to query (no garbage per hit). */
+  length: number
 }
 
-const NO_MATCHES: Matches = { ids: [], scores: [] }
+const NO_MATCHES: Matches = { ids: new Int32Array(0), scores: new Float64Array(0), length: 0 }
+/** Which reusable buffer: the matches so far, a further slot's, an alternative's while a slot unites them. */
+type Buffer = 0 | 1 | 2
 
 /** MiniSearch's BM25+ parameters, so scores read as they did when MiniSearch scored. */
 const BM25 = { k: 1.2, b: 0.7, d: 0.5 }
@@ -318,6 +322,7 @@ export class TitleIndex {
   private accumulator = new Float64Array(0)
   private stamp = new Uint32Array(0)
   private epoch = 0
+  private readonly buffers: Matches[] = []
   /** Whole answers (filters, audience and page included), for the same query asked again. */
   private readonly resultCache: LRUCache<string, QueryResult> | undefined
   /** The synonym table the cache was filled with: another one empties it. */
@@ -482,7 +487,7 @@ export class TitleIndex {
     const { rating, everywhere, series, year: years, language: languageOf, genreLow, genreHigh, docs } = c
     const [wantLow, wantHigh] = genres ?? [0, 0]
     const maxRating = audience.maxRatingRank ?? Number.POSITIVE_INFINITY
-    const count = found ? found.ids.length : c.capacity
+    const count = found ? found.length : c.capacity
     // One tight pass over the hits (tens of thousands for a common word): typed arrays, no calls per hit.
     for (let i = 0; i < count; i++) {
       const id = found ? (found.ids[i] as number) : i
@@ -633,39 +638,41 @@ export class TitleIndex {
     const ranking = plan.slots.filter((s) => s.common)
     const first = required[0]
     if (!first) return NO_MATCHES
-    let found = this.collectSlot(first)
+    const found = this.collectSlot(first, 0)
+    // Each further slot keeps the titles it also matches, compacting the buffer in place.
     for (const slot of required.slice(1)) {
-      if (found.ids.length === 0) break
-      const ids: number[] = []
-      const scores: number[] = []
-      if (found.ids.length * slot.lookups <= slot.cost) {
-        for (let i = 0; i < found.ids.length; i++) {
+      if (found.length === 0) break
+      let kept = 0
+      if (found.length * slot.lookups <= slot.cost) {
+        for (let i = 0; i < found.length; i++) {
           const id = found.ids[i] as number
           const s = slotScore(slot, id)
           if (s > 0) {
-            ids.push(id)
-            scores.push((found.scores[i] as number) + s)
+            found.ids[kept] = id
+            found.scores[kept] = (found.scores[i] as number) + s
+            kept++
           }
         }
       } else {
-        const other = this.collectSlot(slot)
+        const other = this.collectSlot(slot, 1)
         const epoch = this.nextEpoch()
-        for (let i = 0; i < other.ids.length; i++) {
+        for (let i = 0; i < other.length; i++) {
           const id = other.ids[i] as number
           this.stamp[id] = epoch
           this.accumulator[id] = other.scores[i] as number
         }
-        for (let i = 0; i < found.ids.length; i++) {
+        for (let i = 0; i < found.length; i++) {
           const id = found.ids[i] as number
           if (this.stamp[id] !== epoch) continue
-          ids.push(id)
-          scores.push((found.scores[i] as number) + (this.accumulator[id] as number))
+          found.ids[kept] = id
+          found.scores[kept] = (found.scores[i] as number) + (this.accumulator[id] as number)
+          kept++
         }
       }
-      found = { ids, scores }
+      found.length = kept
     }
     for (const slot of ranking)
-      for (let i = 0; i < found.ids.length; i++) {
+      for (let i = 0; i < found.length; i++) {
         const s = slotScore(slot, found.ids[i] as number)
         found.scores[i] =
           s > 0 ? (found.scores[i] as number) + s : (found.scores[i] as number) * COMMON_MISSING
@@ -673,16 +680,16 @@ export class TitleIndex {
     return found
   }
 
-  private collectSlot(slot: SlotPlan): Matches {
+  private collectSlot(slot: SlotPlan, into: 0 | 1): Matches {
     const only = slot.alternatives.length === 1 ? slot.alternatives[0] : undefined
-    if (only && only.length === 1 && only[0]) return this.collectWord(only[0])
+    if (only && only.length === 1 && only[0]) return this.collectWord(only[0], into)
     const union = new Map<number, number>()
     for (const alternative of slot.alternatives) {
       const words = [...alternative].sort((a, b) => a.cost - b.cost)
       const head = words[0]
       if (!head) continue
-      const found = this.collectWord(head)
-      for (let i = 0; i < found.ids.length; i++) {
+      const found = this.collectWord(head, 2)
+      for (let i = 0; i < found.length; i++) {
         const id = found.ids[i] as number
         let score = found.scores[i] as number
         for (const word of words.slice(1)) {
@@ -696,15 +703,23 @@ export class TitleIndex {
         if (score > 0) union.set(id, (union.get(id) ?? 0) + score)
       }
     }
-    return { ids: [...union.keys()], scores: [...union.values()] }
+    const out = this.buffer(into)
+    for (const [id, score] of union) {
+      out.ids[out.length] = id
+      out.scores[out.length] = score
+      out.length++
+    }
+    return out
   }
 
   /** Every live title a word's terms are in, with its score: postings summed in the scratch accumulator. */
-  private collectWord(word: WordPlan): Matches {
+  private collectWord(word: WordPlan, into: Buffer): Matches {
     const epoch = this.nextEpoch()
     const { stamp, accumulator } = this
     const live = this.columns.docs
-    const ids: number[] = []
+    const out = this.buffer(into)
+    const ids = out.ids
+    let n = 0
     for (const { parts } of word.terms)
       for (const p of parts) {
         const base = p.weight * p.idf
@@ -719,13 +734,25 @@ export class TitleIndex {
           else {
             stamp[id] = epoch
             accumulator[id] = s
-            ids.push(id)
+            ids[n++] = id
           }
         })
       }
-    const scores = new Array<number>(ids.length)
-    for (let i = 0; i < ids.length; i++) scores[i] = accumulator[ids[i] as number] as number
-    return { ids, scores }
+    out.length = n
+    for (let i = 0; i < n; i++) out.scores[i] = accumulator[ids[i] as number] as number
+    return out
+  }
+
+  /** A reusable buffer of matches, emptied, as large as there are short ids. */
+  private buffer(which: Buffer): Matches {
+    const capacity = this.columns.capacity
+    let buffer = this.buffers[which]
+    if (!buffer || buffer.ids.length < capacity) {
+      buffer = { ids: new Int32Array(capacity), scores: new Float64Array(capacity), length: 0 }
+      this.buffers[which] = buffer
+    }
+    buffer.length = 0
+    return buffer
   }
 
   /** A fresh stamp for the scratch arrays, grown to the columns' capacity. */
