@@ -4,9 +4,12 @@ import { promisify } from 'node:util'
 import { sql } from 'kysely'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { WebSocket } from 'ws'
+import { createReel, type Reel } from '../src/platform/app.js'
 import type { EventEnvelope } from '../src/platform/bus/bus.js'
+import { loadConfig } from '../src/platform/config.js'
 import { AppError } from '../src/platform/errors.js'
 import { newId } from '../src/platform/ids.js'
+import { createLogger } from '../src/platform/log.js'
 import type { PlaybackEventBase } from '../src/services/playback/events.js'
 import { engines, hasPostgres, hasRedis, tempDir } from './engines.js'
 import { startReel, type TestReel } from './harness.js'
@@ -443,3 +446,111 @@ describe.each(kinds)('playback on %s', (kind) => {
     expect(row?.position_ms).toBe(2222)
   })
 })
+
+describe.skipIf(!(hasPostgres() && hasRedis()))(
+  'playback across two API processes (PostgreSQL + Redis)',
+  () => {
+    let a: TestReel
+    let b: Reel
+    let titleId: string
+
+    beforeAll(async () => {
+      a = await startReel('postgres', {
+        ...PLAYBACK_MEDIA_ENV,
+        // Rows would reach the DB only a minute later: what the second process knows comes from Redis.
+        REEL_PLAYBACK_FLUSH_MS: '60000',
+        REEL_REDIS_URLS: engines.redisUrls.join(','),
+      })
+      titleId = await makeTitle(a, 'shared')
+      b = await createReel({
+        config: loadConfig({
+          REEL_DATA_DIR: a.reel.config.dataDir,
+          REEL_PORT: '0',
+          REEL_HOST: '127.0.0.1',
+          REEL_JWT_SECRET: 'test-secret-test-secret-test-secret-0123456789',
+          REEL_DATABASE_URL: engines.databaseUrl ?? '',
+          REEL_DATABASE_SCHEMA: a.reel.config.databaseSchema,
+          REEL_REDIS_URLS: engines.redisUrls.join(','),
+          REEL_MEDIA_WORKERS: '0',
+          REEL_CDN_BUILTIN_EDGE: 'false',
+          REEL_PLAYBACK_FLUSH_MS: '60000',
+        }),
+        log: createLogger('silent'),
+      })
+      await b.start()
+    }, 240_000)
+    afterAll(async () => {
+      await b?.stop()
+      await a?.stop()
+    })
+
+    it('a session started on one process beats and stops on the other before its row is flushed; slots count across both', async () => {
+      // Both processes on the real clock (B has no other): the stream sets are windows of time.
+      a.clock.now = Date.now()
+      const u = await signUp(a, 'standard')
+      const onA = (method: string, url: string, body?: unknown) =>
+        a.call(method, url, { token: u.token, body })
+      const onB = (method: string, url: string, body?: unknown) =>
+        b.http.inject({
+          method: method as 'GET',
+          url,
+          headers: { authorization: `Bearer ${u.token}` },
+          ...(body === undefined ? {} : { payload: body as object }),
+        })
+      const first = await onA('POST', '/api/v1/playback', { profileId: u.profileId, titleId, device: 'tv' })
+      expect(first.statusCode, first.body).toBe(201)
+      const sessionId = first.json().sessionId as string
+      const db = a.reel.ports.db.kysely
+      const rows = async () =>
+        Number(
+          (
+            await sql<{
+              n: number
+            }>`select count(*) as n from playback_sessions where id = ${sessionId}`.execute(db)
+          ).rows[0]?.n,
+        )
+      expect(await rows()).toBe(0)
+      const beat = await onB('POST', `/api/v1/playback/${sessionId}/heartbeat`, {
+        positionMs: 1200,
+        state: 'playing',
+      })
+      expect(beat.statusCode, beat.body).toBe(200)
+      // The plan's second screen on B, a third anywhere is refused: the slots are in Redis.
+      expect((await onB('POST', '/api/v1/playback', { profileId: u.profileId, titleId })).statusCode).toBe(
+        201,
+      )
+      const third = await onA('POST', '/api/v1/playback', {
+        profileId: u.profileId,
+        titleId,
+        device: 'phone',
+      })
+      expect(third.statusCode).toBe(409)
+      expect(third.json().error.details.activeDevices.map((d: { device: string }) => d.device)).toContain(
+        'tv',
+      )
+      // Stopped on B: B's flush writes the whole row, though A never flushed it.
+      const stop = await onB('DELETE', `/api/v1/playback/${sessionId}?positionMs=1800`)
+      expect(stop.statusCode, stop.body).toBe(200)
+      const row = (
+        await sql<{
+          position_ms: number
+          stopped_at: number | null
+          device: string
+        }>`select position_ms, stopped_at, device from playback_sessions where id = ${sessionId}`.execute(db)
+      ).rows[0]
+      expect(row).toMatchObject({ position_ms: 1800, device: 'tv', stopped_at: expect.any(Number) })
+      // The freed screen is free on A too.
+      expect((await onA('POST', '/api/v1/playback', { profileId: u.profileId, titleId })).statusCode).toBe(
+        201,
+      )
+      // A learns of the stop at its next slot refresh (every few seconds): later heartbeats there are refused.
+      a.clock.now = Date.now() + 6_000
+      const late = await onA('POST', `/api/v1/playback/${sessionId}/heartbeat`, {
+        positionMs: 1900,
+        state: 'playing',
+      })
+      expect(late.statusCode).toBe(404)
+      expect(late.json().error.code).toBe('session_stopped')
+    })
+  },
+)

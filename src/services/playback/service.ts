@@ -274,6 +274,14 @@ export class PlaybackService {
     const session = await this.liveSession(auth, sessionId)
     const now = this.deps.now()
     const { row } = session
+    const refreshSlot =
+      now - session.slotRaisedAt >= Math.min(SLOT_REFRESH_MS, this.deps.settings.streamTimeoutMs / 4) ||
+      now < session.slotRaisedAt
+    // Every few seconds: has another process stopped this session (its stop mark is in the stream set)?
+    if (refreshSlot && (await this.stoppedElsewhere(row, now))) {
+      session.stopped = true
+      throw notFound('session_stopped', 'This play session has stopped; start playback again')
+    }
     const positionMs = row.duration_ms > 0 ? Math.min(input.positionMs, row.duration_ms) : input.positionMs
     const elapsed = Math.max(0, now - session.lastAt)
     const watchedMs =
@@ -285,10 +293,7 @@ export class PlaybackService {
     row.position_ms = positionMs
     row.seen_at = now
     this.remember(row, positionMs, now)
-    if (
-      now - session.slotRaisedAt >= Math.min(SLOT_REFRESH_MS, this.deps.settings.streamTimeoutMs / 4) ||
-      now < session.slotRaisedAt
-    ) {
+    if (refreshSlot) {
       session.slotRaisedAt = now
       await this.raiseSlot(row.account_id, `s:${row.id}`, now)
     }
@@ -598,6 +603,15 @@ export class PlaybackService {
         activeDevices: devices,
       },
     )
+  }
+
+  private async stoppedElsewhere(row: SessionRow, at: number): Promise<boolean> {
+    const window = Math.floor(at / this.deps.settings.streamTimeoutMs)
+    const scores = await this.deps.cache.zmscore(
+      [keys.streams(row.account_id, window), keys.streams(row.account_id, window - 1)],
+      [`x:${row.id}`],
+    )
+    return scores?.some((perKey) => perKey[0] !== undefined) ?? false
   }
 
   private raiseSlot(accountId: string, member: string, at: number): Promise<void> {
