@@ -595,9 +595,7 @@ export class RecoService {
     // A series counts as completed only through its own rows later; an episode finished is progress.
     const progress = e.durationMs > 0 ? Math.min(1, Math.max(0, e.positionMs / e.durationMs)) : 0
     const at = Date.parse(e.at)
-    const before = (await this.d.store.historyOf(e.profileId, HISTORY_ROWS)).find(
-      (h) => h.title_id === titleId,
-    )
+    const before = await this.d.store.historyRow(e.profileId, titleId)
     const done = completed && e.seriesId === null
     await this.d.store.recordPlay({
       profile_id: e.profileId,

@@ -129,6 +129,15 @@ export class RecoStore {
       .execute()
   }
 
+  historyRow(profileId: string, titleId: string): Promise<HistoryRow | undefined> {
+    return this.db
+      .selectFrom('reco_history')
+      .selectAll()
+      .where('profile_id', '=', profileId)
+      .where('title_id', '=', titleId)
+      .executeTakeFirst()
+  }
+
   historyOf(profileId: string, limit: number): Promise<HistoryRow[]> {
     return this.db
       .selectFrom('reco_history')
@@ -298,6 +307,25 @@ export class RecoStore {
       .values({ name, value })
       .onConflict((oc) => oc.column('name').doUpdateSet({ value }))
       .execute()
+  }
+
+  /**
+   * Takes a lease (its value is the time it was taken) when it is free or older than leaseMs; true
+   * when this caller got it. One conditional update: two processes cannot both take it.
+   */
+  async claimLease(name: string, now: number, leaseMs: number): Promise<boolean> {
+    await this.db
+      .insertInto('reco_state')
+      .values({ name, value: 0 })
+      .onConflict((oc) => oc.column('name').doNothing())
+      .execute()
+    const r = await this.db
+      .updateTable('reco_state')
+      .set({ value: now })
+      .where('name', '=', name)
+      .where('value', '<=', now - leaseMs)
+      .executeTakeFirst()
+    return Number(r.numUpdatedRows) === 1
   }
 
   /** Adds to a counter atomically; returns the new value. */

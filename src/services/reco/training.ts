@@ -104,12 +104,10 @@ export class Trainer {
 
   private async leased(): Promise<TrainReport | undefined> {
     const now = this.d.now()
-    const holder = await this.d.store.state('training_lease')
-    if (holder > now - LEASE_MS) {
+    if (!(await this.d.store.claimLease('training_lease', now, LEASE_MS))) {
       this.d.log.info('a training run is going on elsewhere; not starting another')
       return undefined
     }
-    await this.d.store.setState('training_lease', now)
     const runId = newId()
     await this.d.store.startRun(runId, now)
     const timer = duration.startTimer()
