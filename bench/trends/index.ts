@@ -11,6 +11,7 @@
 // (30 000), BENCH_DURATION_S (8).
 import type { ChildProcess } from 'node:child_process'
 import { once } from 'node:events'
+import { availableParallelism, loadavg } from 'node:os'
 import autocannon from 'autocannon'
 import { connect } from 'nats'
 import { createReel, type Reel } from '../../src/platform/app.js'
@@ -108,14 +109,15 @@ async function publishAll(reel: Reel, events: readonly PublishInput[]): Promise<
   return events.length / ((performance.now() - started) / 1000)
 }
 
-/** Events/s of a consumer that does nothing, draining the backlog of `count` events. */
-async function rawDrain(reel: Reel, count: number): Promise<number> {
+/** Events/s (and CPU µs an event) of a consumer that does nothing, draining the backlog of `count` events. */
+async function rawDrain(reel: Reel, count: number): Promise<{ rate: number; cpu: number }> {
   let handled = 0
   let done = () => {}
   const all = new Promise<void>((resolve) => {
     done = resolve
   })
   const started = performance.now()
+  const cpu = process.cpuUsage()
   const subscription = await reel.ports.bus.subscribe({
     name: 'bench-raw',
     types: ['playback.session.*'],
@@ -126,14 +128,22 @@ async function rawDrain(reel: Reel, count: number): Promise<number> {
   })
   await all
   const rate = count / ((performance.now() - started) / 1000)
+  const used = cpuPerEvent(cpu, count)
   await subscription.stop()
-  return rate
+  return { rate, cpu: used }
+}
+
+/** CPU time of this process per event since `since`, in µs: what a drain cost, whatever else the machine runs. */
+function cpuPerEvent(since: NodeJS.CpuUsage, count: number): number {
+  const used = process.cpuUsage(since)
+  return (used.user + used.system) / count
 }
 
 /** Events/s of the real trends module (its own consumer, started with the process) draining the backlog. */
-async function trendsDrain(reel: Reel, count: number): Promise<number> {
+async function trendsDrain(reel: Reel, count: number): Promise<{ rate: number; cpu: number }> {
   const trends = reel.use('trends')
   const started = performance.now()
+  const cpu = process.cpuUsage()
   await reel.start()
   for (;;) {
     const r = trends.aggregator.report
@@ -142,13 +152,16 @@ async function trendsDrain(reel: Reel, count: number): Promise<number> {
   }
   // Stored and acked is not yet visible: the clock stops once the last pending counts are added.
   await trends.aggregator.apply()
-  return count / ((performance.now() - started) / 1000)
+  return { rate: count / ((performance.now() - started) / 1000), cpu: cpuPerEvent(cpu, count) }
 }
 
 interface Rates {
   publish: number
   raw: number
   trends: number
+  /** CPU µs an event, of the bench process (publishing aside). */
+  rawCpu: number
+  trendsCpu: number
 }
 
 /** Publishes, drains with a do-nothing consumer, then with the trends module, over one data dir. */
@@ -163,7 +176,7 @@ async function measure(env: Record<string, string>, events: readonly PublishInpu
   const log = createLogger('warn')
   const producer = await createReel({ config: loadConfig(base), roles: [], log })
   let publish: number
-  let raw: number
+  let raw: { rate: number; cpu: number }
   try {
     publish = await publishAll(producer, events)
     raw = await rawDrain(producer, events.length)
@@ -172,7 +185,8 @@ async function measure(env: Record<string, string>, events: readonly PublishInpu
   }
   const consumer = await createReel({ config: loadConfig(base), roles: ['trends'], log })
   try {
-    return { publish, raw, trends: await trendsDrain(consumer, events.length) }
+    const trends = await trendsDrain(consumer, events.length)
+    return { publish, raw: raw.rate, trends: trends.rate, rawCpu: raw.cpu, trendsCpu: trends.cpu }
   } finally {
     await consumer.stop()
   }
@@ -244,11 +258,11 @@ try {
   const health = await autocannon({ url: `${server.url}/healthz`, connections: 10, duration: DURATION_S })
 
   const row = (cells: string[]) =>
-    console.log(cells.map((c, i) => (i === 0 ? c.padEnd(40) : c.padStart(12))).join(' '))
+    console.log(cells.map((c, i) => (i === 0 ? c.padEnd(34) : c.padStart(11))).join(' '))
   console.log(
     `Trends: events aggregated end to end (backlog drains; ${CONCURRENCY} handlers in flight, one flush per batch)`,
   )
-  row(['bus', 'events', 'publish/s', 'raw bus/s', 'trends/s', 'trends/raw', 'target'])
+  row(['bus', 'events', 'publish/s', 'raw bus/s', 'trends/s', 'trends/raw', 'CPU µs/ev', 'target'])
   row([
     'in process (SQLite)',
     fmt(EVENTS),
@@ -256,6 +270,7 @@ try {
     fmt(inProcess.raw),
     fmt(inProcess.trends),
     ratio(inProcess.trends, inProcess.raw).toFixed(2),
+    `${inProcess.rawCpu.toFixed(1)}/${inProcess.trendsCpu.toFixed(1)}`,
     `≥ ${fmt(IN_PROCESS_TARGET)}/s ${verdict(inProcess.trends, IN_PROCESS_TARGET)}`,
   ])
   if (typeof jetstream === 'string') console.log(`JetStream not measured: ${jetstream}`)
@@ -268,6 +283,7 @@ try {
       fmt(jetstream.raw),
       fmt(jetstream.trends),
       r.toFixed(2),
+      `${jetstream.rawCpu.toFixed(1)}/${jetstream.trendsCpu.toFixed(1)}`,
       `≥ ${JETSTREAM_RATIO_TARGET} of raw ${verdict(r, JETSTREAM_RATIO_TARGET)}`,
     ])
     if (r > 1)
@@ -282,6 +298,11 @@ try {
   )
   console.log(
     `GET /healthz on the same server, same load: ${fmt(health.requests.average)} req/s, p50 ${health.latency.p50} ms, p99 ${health.latency.p99} ms`,
+  )
+  console.log(
+    `CPU µs/ev: this process's CPU time per event, raw drain/trends drain. Load average while measuring: ${loadavg()
+      .map((l) => l.toFixed(2))
+      .join(' ')} on ${availableParallelism()} cores`,
   )
 } finally {
   for (const child of children) {

@@ -32,7 +32,7 @@ import {
   windowSlices,
 } from './rules.js'
 import type { TrendsStore } from './store.js'
-import { type Ranked, WindowCounters } from './windows.js'
+import { type Ranked, WindowCounters, yieldToRequests } from './windows.js'
 
 export type TitleType = SubjectKind | 'all'
 
@@ -210,10 +210,20 @@ export class TrendsService {
       const ranking = await this.shared<CachedTrending>(key, async () => {
         const kinds = KINDS_OF[type]
         const sealed = await this.sealedHours()
-        const [current, previous] = await Promise.all([
-          this.windows.top(region, kinds, windowSlices(query.window, now, sealed), CANDIDATES),
-          this.windows.top(region, kinds, windowSlices(query.window, now - length, sealed), CANDIDATES),
-        ])
+        const current = await this.windows.top(
+          region,
+          kinds,
+          windowSlices(query.window, now, sealed),
+          CANDIDATES,
+        )
+        // One window at a time, letting requests in between: a week is a union of 168 sets or more.
+        await yieldToRequests()
+        const previous = await this.windows.top(
+          region,
+          kinds,
+          windowSlices(query.window, now - length, sealed),
+          CANDIDATES,
+        )
         return { current, previous: previous.map((r) => r.id) }
       })
       const facts = await this.o.facts.lookup([...ranking.current.map((r) => r.id), ...ranking.previous])

@@ -197,7 +197,8 @@ export class WindowCounters {
   ): Promise<Ranked[] | undefined> {
     const ranked: Ranked[] = []
     const weights = slices.map((s) => s.weight)
-    for (const kind of kinds) {
+    for (const [i, kind] of kinds.entries()) {
+      if (i > 0) await yieldToRequests()
       const plays = slices.map((s) => counterKey(region, s.grain, s.bucket, kind, 'p'))
       const watched = slices.map((s) => counterKey(region, s.grain, s.bucket, kind, 'w'))
       const top = await this.cache.zunionTop(plays, weights, limit + 1)
@@ -258,6 +259,11 @@ export class WindowCounters {
       }
     return [...bySubject.values()]
   }
+}
+
+/** Lets the event loop take other work (requests) between steps of a long in-process computation. */
+export function yieldToRequests(): Promise<void> {
+  return new Promise((resolve) => setImmediate(resolve))
 }
 
 function sumColumn(matrix: readonly (number | undefined)[][], column: number): number {
