@@ -865,11 +865,15 @@ export class TitleIndex {
     let pieces: string[] = []
     let sliceStarted = performance.now()
     let n = 0
+    let size = 0
     for (const piece of this.snapshotPieces(meta)) {
       pieces.push(piece)
-      if (pieces.length >= 4096) {
+      size += piece.length
+      // About a megabyte a chunk: joining more at once is itself a stall.
+      if (size >= 2 ** 20) {
         chunks.push(pieces.join(''))
         pieces = []
+        size = 0
       }
       if (++n % 128 === 0 && performance.now() - sliceStarted > sliceMs) {
         stats.longestSliceMs = Math.max(stats.longestSliceMs, performance.now() - sliceStarted)
@@ -919,19 +923,23 @@ export class TitleIndex {
     yield `},"dirtCount":${m.dirtCount},"index":[`
     sep = ''
     for (const [term, byField] of m.index as Iterable<[string, TermData]>) {
-      let data = ''
+      yield `${sep}[${json(term)},{`
       let fieldSep = ''
       for (const [fieldId, postings] of byField) {
-        let freqs = ''
-        let postingSep = ''
+        // A common word has postings in most titles: written a thousand at a time, each a piece.
+        let freqs = `${fieldSep}"${fieldId}":{`
+        let count = 0
         for (const [shortId, tf] of postings) {
-          freqs += `${postingSep}"${shortId}":${tf}`
-          postingSep = ','
+          freqs += `${count === 0 ? '' : ','}"${shortId}":${tf}`
+          if (++count % 1024 === 0) {
+            yield freqs
+            freqs = ''
+          }
         }
-        data += `${fieldSep}"${fieldId}":{${freqs}}`
+        yield `${freqs}}`
         fieldSep = ','
       }
-      yield `${sep}[${json(term)},{${data}}]`
+      yield '}]'
       sep = ','
     }
     yield '],"serializationVersion":2}}'

@@ -353,9 +353,11 @@ export class SearchService {
       done()
       for (const { event, position } of this.heldBack.splice(0)) this.apply(event, position)
     }
-    await this.o.blobs.put(SNAPSHOT_KEY, Readable.from(chunks.map((c) => Buffer.from(c))), {
-      contentType: 'application/json',
-    })
+    // Encoded a chunk at a time as the blob store reads them, not all at once.
+    const encoded = function* () {
+      for (const chunk of chunks) yield Buffer.from(chunk)
+    }
+    await this.o.blobs.put(SNAPSHOT_KEY, Readable.from(encoded()), { contentType: 'application/json' })
     this.changes -= changes
     return true
   }
