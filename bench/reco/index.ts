@@ -12,7 +12,8 @@ import { ratio, verdict } from '../lib.js'
 
 const DURATION_S = Number(process.env.BENCH_DURATION_S ?? 8)
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 20)
-const ALGORITHMS = (process.env.BENCH_ALGORITHMS ?? 'popularity,itemknn').split(',')
+// BENCH_ALGORITHMS= (empty) skips training; the first one listed is the baseline.
+const ALGORITHMS = (process.env.BENCH_ALGORITHMS ?? 'popularity,itemknn').split(',').filter(Boolean)
 const mb = (bytes: number) => `${Math.round(bytes / 2 ** 20)} MiB`
 
 interface TrainLine {
@@ -126,7 +127,8 @@ try {
 // Training.
 const runs: TrainLine[] = []
 for (const algorithm of ALGORITHMS) runs.push(await train(algorithm))
-const base = runs[0] as TrainLine
+const base = runs[0]
+if (!base) process.exit(0)
 console.log(
   `reco training: ${base.profiles} profiles × ${base.titles} titles, ${base.interactions} interactions (each run a fresh process; the first is the baseline)`,
 )

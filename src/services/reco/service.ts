@@ -219,11 +219,7 @@ export class RecoService {
       ? await attempt('campaigns', () => this.sponsored(profile.id, viewer, mod))
       : undefined
     const reserved = sponsored?.items.map((i) => i.titleId) ?? []
-    const first = applyRules(
-      [continueWatching, ...personal.first, trending].filter((r): r is HomeRow => r !== undefined),
-      mod,
-      reserved,
-    )
+    const first = [continueWatching, ...personal.first, trending].filter((r): r is HomeRow => r !== undefined)
     const rows = applyRules(
       [...first, ...personal.later, top10, newest, ...(genres ?? [])].filter(
         (r): r is HomeRow => r !== undefined,
@@ -231,7 +227,11 @@ export class RecoService {
       mod,
       reserved,
     )
-    if (sponsored) rows.splice(first.length, 0, sponsored)
+    // The sponsored row goes after the first rows that kept any titles.
+    const firstIds = new Set(first.map((r) => r.id))
+    let at = 0
+    while (at < rows.length && firstIds.has(rows[at]?.id ?? '')) at++
+    if (sponsored) rows.splice(at, 0, sponsored)
     let page: HomePage = { rows }
     if (failed.length > 0) {
       page = await this.withFallback(page, viewer, mod, failed)
