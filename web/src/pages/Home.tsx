@@ -68,7 +68,8 @@ export function HomePage() {
               <li key={item.titleId} className="tile">
                 <Link href={`/title/${item.titleId}`} className="tile-link">
                   <Artwork id={item.titleId} title={item.title} src={item.artwork} />
-                  <span>{item.title}</span>
+                  {/* A generated card already shows the name; the link keeps it for screen readers. */}
+                  <span className={item.artwork ? undefined : 'visually-hidden'}>{item.title}</span>
                 </Link>
                 {item.progress !== undefined && (
                   <progress max={1} value={item.progress} aria-label="Watched" />

@@ -61,7 +61,7 @@ export function PersonPage() {
                 <li key={title.id} className="tile">
                   <Link href={`/title/${title.id}`} className="tile-link">
                     <Artwork id={title.id} title={title.title} src={art} />
-                    <span>{title.title}</span>
+                    <span className={art ? undefined : 'visually-hidden'}>{title.title}</span>
                     <span className="muted">
                       {[title.year, character && `as ${character}`, title.maturityRating]
                         .filter(Boolean)
