@@ -875,7 +875,7 @@ export class TitleIndex {
         pieces = []
         size = 0
       }
-      if (++n % 128 === 0 && performance.now() - sliceStarted > sliceMs) {
+      if (++n % 16 === 0 && performance.now() - sliceStarted > sliceMs) {
         stats.longestSliceMs = Math.max(stats.longestSliceMs, performance.now() - sliceStarted)
         await new Promise((resolve) => setImmediate(resolve))
         sliceStarted = performance.now()
@@ -926,12 +926,12 @@ export class TitleIndex {
       yield `${sep}[${json(term)},{`
       let fieldSep = ''
       for (const [fieldId, postings] of byField) {
-        // A common word has postings in most titles: written a thousand at a time, each a piece.
+        // A common word has postings in most titles: written 256 at a time, each a piece.
         let freqs = `${fieldSep}"${fieldId}":{`
         let count = 0
         for (const [shortId, tf] of postings) {
           freqs += `${count === 0 ? '' : ','}"${shortId}":${tf}`
-          if (++count % 1024 === 0) {
+          if (++count % 256 === 0) {
             yield freqs
             freqs = ''
           }
