@@ -4,6 +4,7 @@ import { execFileSync } from 'node:child_process'
 import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
+import { monitorEventLoopDelay } from 'node:perf_hooks'
 import { createReel } from '../../src/platform/app.js'
 import { loadConfig } from '../../src/platform/config.js'
 import { AppError } from '../../src/platform/errors.js'
@@ -43,8 +44,15 @@ try {
 } catch (e) {
   if (!(e instanceof AppError && e.status === 404)) throw e
 }
+// Event-loop stalls while the bench runs (a stall delays every request in flight).
+const stalls = monitorEventLoopDelay({ resolution: 10 })
+stalls.enable()
 console.log(JSON.stringify({ url, titleId }))
 process.once('SIGTERM', () => {
+  stalls.disable()
+  console.error(
+    `  server event loop: delay p99 ${(stalls.percentile(99) / 1e6).toFixed(1)} ms, max ${(stalls.max / 1e6).toFixed(1)} ms over the whole run`,
+  )
   reel.stop().finally(() => {
     fs.rmSync(dataDir, { recursive: true, force: true })
     process.exit(0)
