@@ -1,7 +1,9 @@
 import { setTimeout as sleep } from 'node:timers/promises'
 import { sql } from 'kysely'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { createReel } from '../src/platform/app.js'
 import type { PublishInput } from '../src/platform/bus/bus.js'
+import { createLogger } from '../src/platform/log.js'
 import {
   PLAYBACK_STARTED,
   PLAYBACK_STOPPED,
@@ -652,5 +654,53 @@ describe.runIf(hasPostgres())('recommendations (PostgreSQL)', () => {
     })
     expect(rate.statusCode).toBe(200)
     expect(allIds(await w.home(w.member.token, w.member.profileId))).not.toContain(w.id('Comedy 2'))
+  })
+  it('never overspends a budget served by two processes at once, and counts each impression once', async () => {
+    // A second reel process on the same database (its own in-process cache and bus).
+    const other = await createReel({
+      config: { ...w.t.reel.config, port: 0 },
+      log: createLogger('silent'),
+      clock: () => w.t.clock.now,
+      roles: ['accounts', 'catalog', 'playback', 'trends', 'reco'],
+    })
+    await other.start()
+    let campaignId = ''
+    try {
+      await other.use('reco').titles.fresh(true)
+      const res = await w.t.call('POST', '/api/v1/admin/campaigns', {
+        token: w.admin,
+        body: {
+          name: 'Two processes',
+          advertiser: 'Laugh Studios',
+          // Not a neighbour of the title the first test thumbed down.
+          titleId: w.id('Drama 2'),
+          segment: { regions: ['DE'] },
+          budget: 7,
+          startsAt: new Date(w.t.clock.now - DAY).toISOString(),
+          endsAt: new Date(w.t.clock.now + DAY).toISOString(),
+          pacing: 'asap',
+          frequencyCap: 1000,
+          minAffinity: 0,
+        },
+      })
+      expect(res.statusCode, res.body).toBe(201)
+      campaignId = res.json().id
+      const url = `/api/v1/profiles/${w.member.profileId}/home`
+      const headers = { authorization: `Bearer ${w.member.token}` }
+      const pages = await Promise.all([
+        ...Array.from({ length: 10 }, () => w.home(w.member.token, w.member.profileId)),
+        ...Array.from(
+          { length: 10 },
+          async () => (await other.http.inject({ method: 'GET', url, headers })).json() as Page,
+        ),
+      ])
+      const shown = pages.filter((p) => p.rows.some((r) => r.campaignId === campaignId)).length
+      expect(shown).toBe(7)
+    } finally {
+      await other.stop()
+    }
+    // The other process gave back what it reserved and did not serve: the count is what was shown.
+    const campaign = await w.t.call('GET', `/api/v1/admin/campaigns/${campaignId}`, { token: w.admin })
+    expect(campaign.json().impressions).toBe(7)
   })
 })

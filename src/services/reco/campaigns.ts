@@ -1,3 +1,4 @@
+import type { Cache } from '../../platform/cache/cache.js'
 import { badRequest, notFound } from '../../platform/errors.js'
 import { newId } from '../../platform/ids.js'
 import type { MaturityRating } from '../accounts/rules.js'
@@ -44,6 +45,8 @@ export const DEFAULT_FREQUENCY_CAP = 3
 export const DEFAULT_MIN_AFFINITY = 0.3
 /** Even pacing lets a campaign run this share of its budget ahead of a straight line (a slow start is not punished twice). */
 const PACING_SLACK = 0.05
+/** Impressions a process reserves at a time (it holds at most this many unserved per campaign). */
+const LEASE_SIZE = 10
 /** How long a process serves its list of live campaigns before reading it again. */
 const LIVE_TTL_MS = 2_000
 
@@ -82,13 +85,22 @@ export function checkCampaign(input: CampaignInput): void {
 /**
  * Sponsored rows: campaigns an advertiser paid for, shown to the profiles of their segment whose
  * predicted affinity for the title passes the campaign's threshold, within budget, pacing and the
- * per-profile frequency cap. Each impression is claimed in the DB atomically when the page is served.
+ * per-profile frequency cap.
+ *
+ * Counting, exactly once per page view across processes: a process reserves a few impressions at a
+ * time in the DB (one compare-and-set, never past the budget or the pacing allowance) and serves them
+ * one per page from memory; what it has not served goes back at shutdown or when the campaign
+ * changes. The frequency cap is an atomic counter in the Cache per campaign, profile and day (a
+ * cache outage shows no campaign rather than risk going over).
  */
 export class Campaigns {
   private live: { at: number; campaigns: Campaign[] } | undefined
+  /** Impressions this process reserved in the DB and has not served yet, by campaign. */
+  private readonly leases = new Map<string, { left: number; reserving?: Promise<void> }>()
 
   constructor(
     private readonly store: RecoStore,
+    private readonly cache: Cache,
     private readonly now: () => number,
     private readonly titleExists: (id: string) => Promise<boolean>,
   ) {}
@@ -105,6 +117,7 @@ export class Campaigns {
   }
 
   async update(id: string, input: CampaignInput): Promise<Campaign> {
+    await this.release(id)
     const existing = await this.get(id)
     checkCampaign(input)
     if (input.titleId !== existing.titleId) await this.checkTitle(input.titleId)
@@ -115,20 +128,64 @@ export class Campaigns {
     return campaign
   }
 
+  /** A campaign; its impressions are those served (what this process reserved and holds is not counted). */
   async get(id: string): Promise<Campaign> {
     const row = await this.store.campaign(id)
     if (!row) throw notFound('campaign_not_found', 'No campaign with this id')
-    return toCampaign(row)
+    return this.served(toCampaign(row))
   }
 
   async list(): Promise<Campaign[]> {
-    return (await this.store.campaigns()).map(toCampaign)
+    return (await this.store.campaigns()).map((row) => this.served(toCampaign(row)))
   }
 
   async remove(id: string): Promise<void> {
+    this.leases.delete(id)
     if (!(await this.store.deleteCampaign(id)))
       throw notFound('campaign_not_found', 'No campaign with this id')
     this.live = undefined
+  }
+
+  /** Gives back the impressions this process reserved and did not serve (at shutdown, or before a change). */
+  async release(id?: string): Promise<void> {
+    for (const [campaignId, lease] of this.leases) {
+      if (id !== undefined && campaignId !== id) continue
+      await lease.reserving
+      this.leases.delete(campaignId)
+      if (lease.left > 0) await this.store.returnImpressions(campaignId, lease.left)
+    }
+  }
+
+  private served(c: Campaign): Campaign {
+    return { ...c, impressions: c.impressions - (this.leases.get(c.id)?.left ?? 0) }
+  }
+
+  /** One impression of the campaign for this page: from this process's reservation, topped up from the DB. */
+  private async take(c: Campaign, cap: number): Promise<boolean> {
+    let lease = this.leases.get(c.id)
+    if (!lease) {
+      lease = { left: 0 }
+      this.leases.set(c.id, lease)
+    }
+    for (;;) {
+      if (lease.left > 0) {
+        lease.left--
+        return true
+      }
+      if (lease.reserving) {
+        await lease.reserving
+        continue
+      }
+      let granted = 0
+      const current = lease
+      current.reserving = this.store.reserveImpressions(c.id, cap, LEASE_SIZE).then((n) => {
+        granted = n
+        current.left += n
+        current.reserving = undefined
+      })
+      await current.reserving
+      if (granted === 0 && current.left === 0) return false
+    }
   }
 
   /**
@@ -156,12 +213,17 @@ export class Campaigns {
     }
     candidates.sort((a, b) => b.score - a.score || a.campaign.id.localeCompare(b.campaign.id))
     for (const c of candidates) {
-      const cap = this.allowance(c.campaign, now)
-      if (c.campaign.impressions >= cap) continue
-      if (
-        await this.store.claimImpression(c.campaign.id, profileId, dayOf(now), cap, c.campaign.frequencyCap)
-      )
+      const key = `reco:views:{${c.campaign.id}}:${profileId}:${dayOf(now)}`
+      let views: number
+      try {
+        views = await this.cache.incr(key, DAY_MS * 2)
+      } catch {
+        return undefined
+      }
+      if (views > c.campaign.frequencyCap) continue
+      if (await this.take(c.campaign, this.allowance(c.campaign, now)))
         return { campaign: c.campaign, title: c.title }
+      await this.cache.incr(key, DAY_MS * 2, -1).catch(() => undefined)
     }
     return undefined
   }

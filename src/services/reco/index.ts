@@ -37,7 +37,7 @@ export const recoModule: ServiceModule = {
     const titles = new TitleIndex(store)
     const log = ctx.log.child({ service: 'reco' })
     const moduleTtlMs = ctx.config.recoModuleTtlS * 1000
-    const campaigns = new Campaigns(store, ctx.now, async (id) =>
+    const campaigns = new Campaigns(store, ctx.cache, ctx.now, async (id) =>
       (await ctx.use('catalog').titlesById([id])).has(id),
     )
     const reco = new RecoService({
@@ -113,6 +113,10 @@ export const recoModule: ServiceModule = {
       ])
       ctx.onStop(async () => {
         for (const s of subscriptions) await s.stop()
+        // Impressions this process reserved and did not serve go back to their campaigns.
+        await reco.campaigns
+          .release()
+          .catch((e) => log.warn({ err: e }, 'returning reserved impressions failed'))
       })
       // A first fallback page as soon as the catalog copy has titles (errors only log: the next run retries).
       reco.saveFallback().catch((e) => log.warn({ err: e }, 'saving the reco fallback page failed'))

@@ -385,54 +385,36 @@ export class RecoStore {
   }
 
   /**
-   * Counts one impression of a campaign for a profile: only while the campaign is under `cap` (its
-   * budget, or its pacing allowance) and the profile under `frequencyCap` views on `day`. Each
-   * counter moves by one conditional statement, atomic in both engines, so concurrent processes can
-   * never overspend either; a claim refused by the second gives the first back. Two statements and
-   * no transaction: this runs on every page view that shows a campaign.
+   * Reserves up to `want` impressions of a campaign, never past `cap` (its pacing allowance) nor its
+   * budget: a compare-and-set on the count, retried when another process moved it meanwhile.
+   * Returns how many were reserved (0 when none are left).
    */
-  async claimImpression(
-    campaignId: string,
-    profileId: string,
-    day: number,
-    cap: number,
-    frequencyCap: number,
-  ): Promise<boolean> {
-    const spent = await this.db
-      .updateTable('reco_campaigns')
-      .set((eb) => ({ impressions: eb('impressions', '+', 1) }))
-      .where('id', '=', campaignId)
-      .where('impressions', '<', cap)
-      .whereRef('impressions', '<', 'budget')
-      .executeTakeFirst()
-    if (Number(spent.numUpdatedRows) === 0) return false
-    const seen = await this.db
-      .insertInto('reco_campaign_views')
-      .values({ campaign_id: campaignId, profile_id: profileId, day, views: 1 })
-      .onConflict((oc) =>
-        oc
-          .columns(['campaign_id', 'profile_id', 'day'])
-          .doUpdateSet((eb) => ({ views: eb('reco_campaign_views.views', '+', 1) }))
-          .where('reco_campaign_views.views', '<', frequencyCap),
-      )
-      .executeTakeFirst()
-    if (Number(seen.numInsertedOrUpdatedRows ?? 0) > 0) return true
-    await this.db
-      .updateTable('reco_campaigns')
-      .set((eb) => ({ impressions: eb('impressions', '-', 1) }))
-      .where('id', '=', campaignId)
-      .execute()
-    return false
+  async reserveImpressions(campaignId: string, cap: number, want: number): Promise<number> {
+    for (let attempt = 0; attempt < 20; attempt++) {
+      const row = await this.db
+        .selectFrom('reco_campaigns')
+        .select(['impressions', 'budget'])
+        .where('id', '=', campaignId)
+        .executeTakeFirst()
+      if (!row) return 0
+      const grant = Math.min(want, cap - row.impressions, row.budget - row.impressions)
+      if (grant <= 0) return 0
+      const r = await this.db
+        .updateTable('reco_campaigns')
+        .set({ impressions: row.impressions + grant })
+        .where('id', '=', campaignId)
+        .where('impressions', '=', row.impressions)
+        .executeTakeFirst()
+      if (Number(r.numUpdatedRows) === 1) return grant
+    }
+    return 0
   }
 
-  async viewsOf(campaignId: string, profileId: string, day: number): Promise<number> {
-    const row = await this.db
-      .selectFrom('reco_campaign_views')
-      .select('views')
-      .where('campaign_id', '=', campaignId)
-      .where('profile_id', '=', profileId)
-      .where('day', '=', day)
-      .executeTakeFirst()
-    return row?.views ?? 0
+  async returnImpressions(campaignId: string, n: number): Promise<void> {
+    await this.db
+      .updateTable('reco_campaigns')
+      .set((eb) => ({ impressions: eb('impressions', '-', n) }))
+      .where('id', '=', campaignId)
+      .execute()
   }
 }
