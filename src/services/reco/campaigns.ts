@@ -1,6 +1,7 @@
 import type { Cache } from '../../platform/cache/cache.js'
 import { badRequest, notFound } from '../../platform/errors.js'
 import { newId } from '../../platform/ids.js'
+import { counter } from '../../platform/metrics.js'
 import type { MaturityRating } from '../accounts/rules.js'
 import { affinity, type ProfileModule } from './rules.js'
 import type { CampaignRow, RecoStore } from './store.js'
@@ -51,6 +52,8 @@ const LEASE_SIZE = 10
 const LIVE_TTL_MS = 2_000
 
 export const dayOf = (ms: number) => Math.floor(ms / DAY_MS)
+
+const impressions = counter('reco_sponsored_impressions_total', 'Sponsored rows served (each one impression)')
 
 function toCampaign(row: CampaignRow): Campaign {
   const doc = JSON.parse(row.doc) as Omit<Campaign, 'impressions' | 'budget'>
@@ -221,8 +224,10 @@ export class Campaigns {
         return undefined
       }
       if (views > c.campaign.frequencyCap) continue
-      if (await this.take(c.campaign, this.allowance(c.campaign, now)))
+      if (await this.take(c.campaign, this.allowance(c.campaign, now))) {
+        impressions.inc()
         return { campaign: c.campaign, title: c.title }
+      }
       await this.cache.incr(key, DAY_MS * 2, -1).catch(() => undefined)
     }
     return undefined

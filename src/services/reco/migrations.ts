@@ -72,16 +72,6 @@ export const recoMigrations: Record<string, ReelMigration> = {
         .addColumn('ends_at', 'bigint', (c) => c.notNull())
         .addColumn('updated_at', 'bigint', (c) => c.notNull())
         .execute()
-      // Impressions of a campaign per profile and UTC day, for the frequency cap.
-      await db.schema
-        .createTable('reco_campaign_views')
-        .ifNotExists()
-        .addColumn('campaign_id', 'text', (c) => c.notNull())
-        .addColumn('profile_id', 'text', (c) => c.notNull())
-        .addColumn('day', 'bigint', (c) => c.notNull())
-        .addColumn('views', 'bigint', (c) => c.notNull())
-        .addPrimaryKeyConstraint('reco_campaign_views_pk', ['campaign_id', 'profile_id', 'day'])
-        .execute()
       await db.schema
         .createTable('reco_state')
         .ifNotExists()

@@ -54,13 +54,6 @@ interface CampaignsTable {
   updated_at: number
 }
 
-interface CampaignViewsTable {
-  campaign_id: string
-  profile_id: string
-  day: number
-  views: number
-}
-
 interface StateTable {
   name: string
   value: number
@@ -74,7 +67,6 @@ interface RecoTables {
   reco_similar: SimilarTable
   reco_runs: RunsTable
   reco_campaigns: CampaignsTable
-  reco_campaign_views: CampaignViewsTable
   reco_state: StateTable
 }
 
@@ -263,7 +255,6 @@ export class RecoStore {
       await trx.deleteFrom('reco_history').where('profile_id', '=', profileId).execute()
       await trx.deleteFrom('reco_ratings').where('profile_id', '=', profileId).execute()
       await trx.deleteFrom('reco_modules').where('profile_id', '=', profileId).execute()
-      await trx.deleteFrom('reco_campaign_views').where('profile_id', '=', profileId).execute()
     })
   }
 
@@ -377,11 +368,8 @@ export class RecoStore {
   }
 
   async deleteCampaign(id: string): Promise<boolean> {
-    return this.db.transaction().execute(async (trx) => {
-      await trx.deleteFrom('reco_campaign_views').where('campaign_id', '=', id).execute()
-      const r = await trx.deleteFrom('reco_campaigns').where('id', '=', id).executeTakeFirst()
-      return Number(r.numDeletedRows) > 0
-    })
+    const r = await this.db.deleteFrom('reco_campaigns').where('id', '=', id).executeTakeFirst()
+    return Number(r.numDeletedRows) > 0
   }
 
   /**
