@@ -247,8 +247,7 @@ export class RecoService {
     viewer: Viewer,
   ): { first: HomeRow[]; later: HomeRow[] } {
     const now = this.d.now()
-    const completed = new Set(mod.completed)
-    const excluded = new Set(mod.excluded)
+    const { completed, excluded } = setsOf(mod)
     // Enough candidates for a full row after the page rules drop repeats; the rest is never shown.
     const items = (ids: readonly string[]) => {
       const out: HomeItem[] = []
@@ -775,25 +774,46 @@ export function applyRules(
   module: ProfileModule | undefined,
   reserved: readonly string[] = [],
 ): HomeRow[] {
-  const excluded = new Set(module?.excluded ?? [])
-  const completed = new Set(module?.completed ?? [])
+  const { excluded, completed } = setsOf(module)
   const seen = new Map<string, number>(reserved.map((id) => [id, 1]))
   const out: HomeRow[] = []
   for (const row of rows) {
     const items: HomeItem[] = []
-    const inRow = new Set<string>()
+    const all = row.kind === 'continue_watching'
+    const personal = PERSONAL_KINDS.has(row.kind)
     for (const item of row.items) {
       if (items.length === ROW_LENGTH) break
-      if (inRow.has(item.titleId)) continue
-      if (row.kind !== 'continue_watching' && excluded.has(item.titleId)) continue
-      if (PERSONAL_KINDS.has(row.kind) && completed.has(item.titleId)) continue
-      const n = seen.get(item.titleId) ?? 0
+      const id = item.titleId
+      if (!all && excluded.has(id)) continue
+      if (personal && completed.has(id)) continue
+      const n = seen.get(id) ?? 0
       if (n >= MAX_APPEARANCES) continue
-      seen.set(item.titleId, n + 1)
-      inRow.add(item.titleId)
+      // A row is short: a scan beats a set per row.
+      if (n > 0 && items.some((i) => i.titleId === id)) continue
+      seen.set(id, n + 1)
       items.push(item)
     }
-    if (items.length > 0) out.push({ ...row, items })
+    if (items.length > 0) out.push(items.length === row.items.length ? row : { ...row, items })
   }
   return out
+}
+
+const NO_TITLES: ReadonlySet<string> = new Set()
+const moduleSets = new WeakMap<
+  ProfileModule,
+  { excluded: ReadonlySet<string>; completed: ReadonlySet<string> }
+>()
+
+/** A module's excluded and completed titles as sets, built once per module object. */
+function setsOf(module: ProfileModule | undefined): {
+  excluded: ReadonlySet<string>
+  completed: ReadonlySet<string>
+} {
+  if (!module) return { excluded: NO_TITLES, completed: NO_TITLES }
+  let sets = moduleSets.get(module)
+  if (!sets) {
+    sets = { excluded: new Set(module.excluded), completed: new Set(module.completed) }
+    moduleSets.set(module, sets)
+  }
+  return sets
 }
