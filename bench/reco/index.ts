@@ -12,6 +12,8 @@ import { ratio, verdict } from '../lib.js'
 
 const DURATION_S = Number(process.env.BENCH_DURATION_S ?? 8)
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 20)
+/** Titles of the cached catalog page measured beside the home page (about its size in bytes). */
+const LIST_LIMIT = 60
 // BENCH_ALGORITHMS= (empty) skips training; the first one listed is the baseline.
 const ALGORITHMS = (process.env.BENCH_ALGORITHMS ?? 'popularity,itemknn').split(',').filter(Boolean)
 const mb = (bytes: number) => `${Math.round(bytes / 2 ** 20)} MiB`
@@ -97,6 +99,19 @@ try {
   const healthz = await health()
   const pages = await home()
   if (pages.non2xx > 0) throw new Error(`${pages.non2xx} home pages answered non-2xx`)
+  // A second baseline: a cached catalog page of about the same size (what ~18 KB of JSON costs here).
+  const listPath = `/api/v1/titles?limit=${LIST_LIMIT}`
+  const auth = { authorization: `Bearer ${viewers[0]?.token ?? ''}` }
+  const listAnswer = await fetch(`${url}${listPath}`, { headers: auth })
+  if (listAnswer.status !== 200) throw new Error(`${listPath} answered ${listAnswer.status}`)
+  const listBytes = (await listAnswer.text()).length
+  const list = await autocannon({
+    url: `${url}${listPath}`,
+    headers: auth,
+    connections: CONNECTIONS,
+    duration: DURATION_S,
+  })
+  if (list.non2xx > 0) throw new Error(`${list.non2xx} catalog pages answered non-2xx`)
   const sample = (await (
     await fetch(`${url}/api/v1/profiles/${viewers[0]?.profileId}/home`, {
       headers: { authorization: `Bearer ${viewers[0]?.token}` },
@@ -115,7 +130,13 @@ try {
   console.log(
     `  GET /api/v1/profiles/:id/home  ${pages.requests.average.toFixed(0).padStart(7)} /s  p99 ${pages.latency.p99} ms`,
   )
+  console.log(
+    `  GET ${listPath.padEnd(27)}${list.requests.average.toFixed(0).padStart(7)} /s  p99 ${list.latency.p99} ms  (a cached catalog page, ${listBytes} bytes)`,
+  )
   console.log(`  home = ${share.toFixed(2)} of /healthz (target ≥ 0.50: ${verdict(share, 0.5)})`)
+  console.log(
+    `  home = ${ratio(pages.requests.average, list.requests.average).toFixed(2)} of the cached catalog page`,
+  )
   console.log(
     `  home p99 ${pages.latency.p99} ms (target ≤ 10 ms: ${verdict(pages.latency.p99, 10, 'lower')})`,
   )
