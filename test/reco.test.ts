@@ -186,6 +186,8 @@ class World {
       await this.t.reel.ports.bus.publish(this.play(profileId, title, 'stopped', completed))
     }
     await until(() => this.reco.newEvents >= before + titles.length * 2, 'reco to take in the plays')
+    // Its rows are recomputed a moment after a burst of plays: now, for the test.
+    await this.reco.flushRefreshes()
   }
 
   async train() {

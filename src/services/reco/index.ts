@@ -113,6 +113,7 @@ export const recoModule: ServiceModule = {
       ])
       ctx.onStop(async () => {
         for (const s of subscriptions) await s.stop()
+        await reco.flushRefreshes()
         // Impressions this process reserved and did not serve go back to their campaigns.
         await reco.campaigns
           .release()

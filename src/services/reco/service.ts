@@ -82,6 +82,8 @@ const CONTINUE_MEMO_MS = 1_000
 const MODULE_MEMO_MS = 1_000
 const LIVE_MEMO_MS = 3_000
 const CATALOG_MEMO_MS = 10_000
+/** A profile's rows are recomputed this long after the first play of a burst (see refreshSoon). */
+const REFRESH_DELAY_MS = 500
 const HISTORY_ROWS = 200
 const FALLBACK_KEY = 'reco/fallback.json'
 /** A fallback page this young is not rebuilt. */
@@ -159,6 +161,8 @@ export class RecoService {
       rows: { newest: HomeRow; genres: { id: string; name: string; row: HomeRow }[] }
     }
   >()
+  private readonly refreshing = new Map<string, NodeJS.Timeout>()
+  private readonly inflight = new Set<Promise<void>>()
   /** Plays and ratings seen by this process since the scheduler last read it (REEL_RECO_TRAIN_AFTER_EVENTS). */
   newEvents = 0
 
@@ -606,8 +610,43 @@ export class RecoService {
     this.newEvents++
     this.forget(e.profileId)
     const changed = !before || (done && before.completed === 0)
-    if (changed) await this.refreshProfile(e.profileId)
+    if (changed) this.refreshSoon(e.profileId)
     return changed
+  }
+
+  /**
+   * Recomputes a profile's rows REFRESH_DELAY_MS after its first play in a burst: a binge or a
+   * replayed backlog costs one recomputation per profile, not one per event. (The plays are stored
+   * already: a refresh lost to a crash is made by the next play or training run.)
+   */
+  private refreshSoon(profileId: string): void {
+    if (this.refreshing.has(profileId)) return
+    const timer = setTimeout(() => {
+      this.refreshing.delete(profileId)
+      const run = this.refreshProfile(profileId)
+        .then(() => undefined)
+        .catch((e: unknown) =>
+          this.d.log.warn(
+            { profileId, err: errorMessage(e) },
+            'recomputing a profile after its plays failed',
+          ),
+        )
+        .finally(() => this.inflight.delete(run))
+      this.inflight.add(run)
+    }, REFRESH_DELAY_MS)
+    timer.unref()
+    this.refreshing.set(profileId, timer)
+  }
+
+  /** Runs the refreshes still waiting and waits for those running (at shutdown; tests). */
+  async flushRefreshes(): Promise<void> {
+    const waiting = [...this.refreshing]
+    this.refreshing.clear()
+    for (const [profileId, timer] of waiting) {
+      clearTimeout(timer)
+      await this.refreshProfile(profileId).catch(() => undefined)
+    }
+    await Promise.all([...this.inflight])
   }
 
   async profileDeleted(profileId: string): Promise<void> {
