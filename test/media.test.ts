@@ -194,6 +194,27 @@ async function waitFor(
   }
 }
 
+/** Opens a tus upload of `length` bytes by hand (no bytes sent): its location and the new title's id. */
+async function createUpload(
+  base: string,
+  token: string,
+  length: number,
+  title: string,
+): Promise<{ location: string; titleId: string }> {
+  const created = await fetch(`${base}/api/v1/uploads`, {
+    method: 'POST',
+    headers: {
+      authorization: `Bearer ${token}`,
+      'tus-resumable': '1.0.0',
+      'upload-length': String(length),
+      'upload-metadata': `title ${Buffer.from(title).toString('base64')}`,
+    },
+  })
+  expect(created.status).toBe(201)
+  const location = created.headers.get('location') ?? ''
+  return { location, titleId: location.split('/').pop() ?? '' }
+}
+
 const finished = (m: Media) => m.status === 'available' || m.status === 'failed'
 
 /** Serves the blob store over HTTP (with ranges), plus a player page and hls.js: what a CDN edge would do. */
@@ -1187,18 +1208,7 @@ exec ffmpeg "$@"
       const base = baseUrl(t.reel.http.server)
       await t.reel.use('accounts').createAdmin('abandon-admin@example.com', PASSWORD)
       const token = await adminToken(base, 'abandon-admin@example.com')
-      const created = await fetch(`${base}/api/v1/uploads`, {
-        method: 'POST',
-        headers: {
-          authorization: `Bearer ${token}`,
-          'tus-resumable': '1.0.0',
-          'upload-length': String(bytes.length),
-          'upload-metadata': `title ${Buffer.from('Never finished').toString('base64')}`,
-        },
-      })
-      expect(created.status).toBe(201)
-      const location = created.headers.get('location') ?? ''
-      const titleId = location.split('/').pop() ?? ''
+      const { location, titleId } = await createUpload(base, token, bytes.length, 'Never finished')
       const half = bytes.subarray(0, Math.floor(bytes.length / 2))
       const patched = await fetch(new URL(location, base), {
         method: 'PATCH',
@@ -1251,16 +1261,12 @@ exec ffmpeg "$@"
     try {
       await t.reel.use('accounts').createAdmin('handover-admin@example.com', PASSWORD)
       const token = await adminToken(baseUrl(t.reel.http.server), 'handover-admin@example.com')
-      const created = await fetch(`${baseUrl(t.reel.http.server)}/api/v1/uploads`, {
-        method: 'POST',
-        headers: {
-          authorization: `Bearer ${token}`,
-          'tus-resumable': '1.0.0',
-          'upload-length': String(bytes.length),
-          'upload-metadata': `title ${Buffer.from('Handed over late').toString('base64')}`,
-        },
-      })
-      const titleId = (created.headers.get('location') ?? '').split('/').pop() ?? ''
+      const { titleId } = await createUpload(
+        baseUrl(t.reel.http.server),
+        token,
+        bytes.length,
+        'Handed over late',
+      )
       await t.stop()
       // The bytes all arrived, then the process stopped before the hand-over: as a crash leaves it.
       const stored = path.join(data.dir, 'uploads', titleId)
