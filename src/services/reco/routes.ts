@@ -121,7 +121,12 @@ export function recoRoutes(ctx: ModuleContext, reco: RecoService, trainer: Train
         response: { 200: HomePageSchema, ...errorResponses(401, 404) },
       },
     },
-    async (req) => reco.home(await ctx.auth.authenticate(req), req.params.id),
+    // Bytes assembled by reco (a memoized page with the sponsored row spliced in): no serializer pass.
+    // The schema above still documents them (the type provider only knows objects, hence the cast).
+    async (req, reply) => {
+      const bytes = await reco.homeJson(await ctx.auth.authenticate(req), req.params.id)
+      return reply.type('application/json').send(bytes as unknown as Static<typeof HomePageSchema>)
+    },
   )
 
   http.get(

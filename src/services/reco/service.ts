@@ -81,6 +81,8 @@ const CANDIDATE_SLACK = 10
 const CONTINUE_MEMO_MS = 1_000
 const MODULE_MEMO_MS = 1_000
 const LIVE_MEMO_MS = 3_000
+/** A profile's assembled page (see pageMemo); the rows in it are at most this much older than their memos. */
+const PAGE_MEMO_MS = 1_000
 const CATALOG_MEMO_MS = 10_000
 /** A profile's rows are recomputed this long after the first play of a burst (see refreshSoon). */
 const REFRESH_DELAY_MS = 500
@@ -105,6 +107,35 @@ interface FallbackItem extends HomeItem {
 interface FallbackPage {
   builtAt: number
   rows: (Omit<HomeRow, 'items'> & { items: FallbackItem[] })[]
+}
+
+interface PageVariant {
+  /** The page's JSON with the sponsored row (if any) between the first rows and the rest. */
+  bytes(sponsored: HomeRow | undefined): Buffer
+}
+interface PageMemo {
+  module: ProfileModule | undefined
+  /** The module the rules applied (an empty one when the profile has none yet). */
+  mod: ProfileModule
+  version: number
+  viewerKey: string
+  now: number
+  variants: Map<string, PageVariant>
+}
+
+const jsonOf = (page: HomePage): Buffer => Buffer.from(JSON.stringify(page))
+
+/** A page split where the per-view sponsored row goes, serialized once. */
+function pageBytes(head: readonly HomeRow[], tail: readonly HomeRow[]): PageVariant {
+  const h = head.map((r) => JSON.stringify(r)).join(',')
+  const t = tail.map((r) => JSON.stringify(r)).join(',')
+  const alone = Buffer.from(`{"rows":[${h}${h && t ? ',' : ''}${t}]}`)
+  const before = Buffer.from(`{"rows":[${h}${h ? ',' : ''}`)
+  const after = Buffer.from(`${t ? ',' : ''}${t}]}`)
+  return {
+    bytes: (sponsored) =>
+      sponsored ? Buffer.concat([before, Buffer.from(JSON.stringify(sponsored)), after]) : alone,
+  }
 }
 
 const pagesServed = counter('reco_home_pages_total', 'Home pages served, by where their rows came from', [
@@ -161,6 +192,14 @@ export class RecoService {
       rows: { newest: HomeRow; genres: { id: string; name: string; row: HomeRow }[] }
     }
   >()
+  /**
+   * Each profile's assembled page but its sponsored row, as JSON bytes, by the sponsored title it
+   * was assembled around (that title takes one of its two appearances); valid for the module object,
+   * catalog copy version and viewer it was built from.
+   */
+  private readonly pageMemo = new LRUCache<string, PageMemo>({ max: 20_000, ttl: PAGE_MEMO_MS })
+  /** Counts forget(): a page assembled while a play or rating was handled is not kept. */
+  private generation = 0
   private readonly refreshing = new Map<string, NodeJS.Timeout>()
   private readonly inflight = new Set<Promise<void>>()
   /** Plays and ratings seen by this process since the scheduler last read it (REEL_RECO_TRAIN_AFTER_EVENTS). */
@@ -177,23 +216,30 @@ export class RecoService {
   }
 
   async home(auth: Auth, profileId: string): Promise<HomePage> {
+    return JSON.parse((await this.homeJson(auth, profileId)).toString('utf8')) as HomePage
+  }
+
+  /** The home page as JSON bytes (what the route sends; the sponsored row is spliced into a memoized page). */
+  async homeJson(auth: Auth, profileId: string): Promise<Buffer> {
     let profile: Profile
     try {
       profile = await this.d.accounts().profile(auth.accountId, profileId)
     } catch (e) {
       if (isAppError(e)) throw e
       // Who the profile is cannot be read: the fallback page within a kids profile's limit.
-      return this.fallback({ country: auth.country, maturityLimit: KIDS_MAX_RATING }, 'profile', e)
+      return jsonOf(
+        await this.fallback({ country: auth.country, maturityLimit: KIDS_MAX_RATING }, 'profile', e),
+      )
     }
     const viewer: Viewer = { country: auth.country, maturityLimit: profile.maturityLimit }
     try {
       return await this.page(auth, profile, viewer)
     } catch (e) {
-      return this.fallback(viewer, 'page', e)
+      return jsonOf(await this.fallback(viewer, 'page', e))
     }
   }
 
-  private async page(auth: Auth, profile: Profile, viewer: Viewer): Promise<HomePage> {
+  private async page(auth: Auth, profile: Profile, viewer: Viewer): Promise<Buffer> {
     const failed: string[] = []
     const attempt = async <T>(source: string, build: () => Promise<T>): Promise<T | undefined> => {
       try {
@@ -204,10 +250,36 @@ export class RecoService {
         return undefined
       }
     }
+    const generation = this.generation
     const [module, titles] = await Promise.all([
       attempt('module', () => this.module(profile.id)),
       attempt('titles', () => this.d.titles.fresh()),
     ])
+    const now = this.d.now()
+    const viewerKey = `${viewer.country}:${viewer.maturityLimit}:${profile.name}`
+    const version = this.d.titles.version
+    let memo = this.pageMemo.get(profile.id)
+    if (
+      memo &&
+      (memo.module !== module ||
+        memo.version !== version ||
+        memo.viewerKey !== viewerKey ||
+        Math.abs(now - memo.now) >= PAGE_MEMO_MS)
+    )
+      memo = undefined
+    const mod = memo?.mod ?? module ?? emptyModule(profile.id, now)
+    // The sponsored title is picked first (its impression counts the moment it is picked): it keeps
+    // its place on the page and takes one of the title's two appearances.
+    const sponsored = titles
+      ? await attempt('campaigns', () => this.sponsored(profile.id, viewer, mod))
+      : undefined
+    const source = module && module.trainedAt !== null ? 'module' : 'live'
+    const reservedId = sponsored?.items[0]?.titleId ?? ''
+    const hit = failed.length === 0 ? memo?.variants.get(reservedId) : undefined
+    if (hit) {
+      pagesServed.inc({ source })
+      return hit.bytes(sponsored)
+    }
     const [continueWatching, trending, top10, newest, genres] = await Promise.all([
       attempt('playback', () => this.continueWatching(auth, profile)),
       attempt('trends', () => this.trending(viewer)),
@@ -215,13 +287,7 @@ export class RecoService {
       attempt('catalog', () => this.newest(viewer)),
       attempt('catalog', () => this.genreRows(viewer, module)),
     ])
-    const mod = module ?? emptyModule(profile.id, this.d.now())
     const personal = titles ? this.personalRows(profile, mod, viewer) : { first: [], later: [] }
-    // The sponsored title is picked first (its impression counts the moment it is picked): it keeps
-    // its place on the page and takes one of the title's two appearances.
-    const sponsored = titles
-      ? await attempt('campaigns', () => this.sponsored(profile.id, viewer, mod))
-      : undefined
     const reserved = sponsored?.items.map((i) => i.titleId) ?? []
     const first = [continueWatching, ...personal.first, trending].filter((r): r is HomeRow => r !== undefined)
     const rows = applyRules(
@@ -235,13 +301,22 @@ export class RecoService {
     const firstIds = new Set(first.map((r) => r.id))
     let at = 0
     while (at < rows.length && firstIds.has(rows[at]?.id ?? '')) at++
-    if (sponsored) rows.splice(at, 0, sponsored)
-    let page: HomePage = { rows }
     if (failed.length > 0) {
-      page = await this.withFallback(page, viewer, mod, failed)
+      if (sponsored) rows.splice(at, 0, sponsored)
       pagesServed.inc({ source: 'partial' })
-    } else pagesServed.inc({ source: module && module.trainedAt !== null ? 'module' : 'live' })
-    return page
+      return jsonOf(await this.withFallback({ rows }, viewer, mod, failed))
+    }
+    pagesServed.inc({ source })
+    const variant = pageBytes(rows.slice(0, at), rows.slice(at))
+    // Kept only when no play or rating was handled meanwhile (the page might predate it).
+    if (generation === this.generation) {
+      if (!memo) {
+        memo = { module, mod, version, viewerKey, now, variants: new Map() }
+        this.pageMemo.set(profile.id, memo)
+      }
+      memo.variants.set(reservedId, variant)
+    }
+    return variant.bytes(sponsored)
   }
 
   /** The rows the module gives: top picks, because you watched, others also watched, people. */
@@ -475,8 +550,10 @@ export class RecoService {
 
   /** Forgets the rows this process keeps of a profile (after its play or rating). */
   forget(profileId: string): void {
+    this.generation++
     this.rowMemo.delete(`cw:${profileId}`)
     this.moduleMemo.delete(profileId)
+    this.pageMemo.delete(profileId)
   }
 
   // The precomputed module
