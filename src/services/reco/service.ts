@@ -82,7 +82,9 @@ const CONTINUE_MEMO_MS = 1_000
 const MODULE_MEMO_MS = 1_000
 const LIVE_MEMO_MS = 3_000
 /** A profile's assembled page (see pageMemo); the rows in it are at most this much older than their memos. */
-const PAGE_MEMO_MS = 1_000
+const PAGE_MEMO_MS = LIVE_MEMO_MS
+/** Bytes of pages kept (each counted as two variants of the page it was first built as). */
+const PAGE_MEMO_BYTES = 64 * 2 ** 20
 const CATALOG_MEMO_MS = 10_000
 /** A profile's rows are recomputed this long after the first play of a burst (see refreshSoon). */
 const REFRESH_DELAY_MS = 500
@@ -112,6 +114,7 @@ interface FallbackPage {
 interface PageVariant {
   /** The page's JSON with the sponsored row (if any) between the first rows and the rest. */
   bytes(sponsored: HomeRow | undefined): Buffer
+  size: number
 }
 interface PageMemo {
   module: ProfileModule | undefined
@@ -120,8 +123,12 @@ interface PageMemo {
   version: number
   viewerKey: string
   now: number
+  size: number
   variants: Map<string, PageVariant>
 }
+
+/** The cached JSON a module was parsed from. */
+const moduleJson = new WeakMap<ProfileModule, string>()
 
 const jsonOf = (page: HomePage): Buffer => Buffer.from(JSON.stringify(page))
 
@@ -133,6 +140,7 @@ function pageBytes(head: readonly HomeRow[], tail: readonly HomeRow[]): PageVari
   const before = Buffer.from(`{"rows":[${h}${h ? ',' : ''}`)
   const after = Buffer.from(`${t ? ',' : ''}${t}]}`)
   return {
+    size: alone.length,
     bytes: (sponsored) =>
       sponsored ? Buffer.concat([before, Buffer.from(JSON.stringify(sponsored)), after]) : alone,
   }
@@ -197,7 +205,12 @@ export class RecoService {
    * was assembled around (that title takes one of its two appearances); valid for the module object,
    * catalog copy version and viewer it was built from.
    */
-  private readonly pageMemo = new LRUCache<string, PageMemo>({ max: 20_000, ttl: PAGE_MEMO_MS })
+  private readonly pageMemo = new LRUCache<string, PageMemo>({
+    max: 20_000,
+    ttl: PAGE_MEMO_MS,
+    maxSize: PAGE_MEMO_BYTES,
+    sizeCalculation: (m) => m.size,
+  })
   /** Counts forget(): a page assembled while a play or rating was handled is not kept. */
   private generation = 0
   private readonly refreshing = new Map<string, NodeJS.Timeout>()
@@ -311,7 +324,7 @@ export class RecoService {
     // Kept only when no play or rating was handled meanwhile (the page might predate it).
     if (generation === this.generation) {
       if (!memo) {
-        memo = { module, mod, version, viewerKey, now, variants: new Map() }
+        memo = { module, mod, version, viewerKey, now, size: 2 * variant.size, variants: new Map() }
         this.pageMemo.set(profile.id, memo)
       }
       memo.variants.set(reservedId, variant)
@@ -562,17 +575,22 @@ export class RecoService {
   async module(profileId: string): Promise<ProfileModule | undefined> {
     const memo = this.moduleMemo.get(profileId)
     if (memo !== undefined) return memo === false ? undefined : memo
-    const module = await this.readModule(profileId)
+    // The module its memoized page was built from, kept when the cache still holds the same JSON
+    // (the page stays valid; the JSON is not parsed again).
+    const module = await this.readModule(profileId, this.pageMemo.get(profileId)?.module)
     this.moduleMemo.set(profileId, module ?? false)
     return module
   }
 
-  private async readModule(profileId: string): Promise<ProfileModule | undefined> {
+  private async readModule(profileId: string, known?: ProfileModule): Promise<ProfileModule | undefined> {
     const key = moduleKey(profileId)
     const hit = await this.d.cache.get(key)
     if (hit !== undefined) {
+      if (known && moduleJson.get(known) === hit) return known
       try {
-        return JSON.parse(hit) as ProfileModule
+        const module = JSON.parse(hit) as ProfileModule
+        moduleJson.set(module, hit)
+        return module
       } catch {
         await this.d.cache.del(key)
       }
