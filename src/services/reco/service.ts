@@ -15,7 +15,7 @@ import type { PlaybackEventBase, PlaybackStopped } from '../playback/events.js'
 import { PLAYBACK_STOPPED } from '../playback/events.js'
 import type { PlaybackService } from '../playback/service.js'
 import type { TrendsService } from '../trends/service.js'
-import type { Campaigns } from './campaigns.js'
+import type { Campaign, Campaigns } from './campaigns.js'
 import {
   emptyModule,
   historyRows,
@@ -111,11 +111,12 @@ interface FallbackPage {
   rows: (Omit<HomeRow, 'items'> & { items: FallbackItem[] })[]
 }
 
-interface PageVariant {
-  /** The page's JSON with the sponsored row (if any) between the first rows and the rest. */
-  bytes(sponsored: HomeRow | undefined): Buffer
-  size: number
+interface SponsoredRow {
+  row: HomeRow
+  json: string
 }
+/** A campaign's sponsored row, made once per campaign object (the live list is re-read every few seconds). */
+const sponsoredRows = new WeakMap<Campaign, { title: RecoTitle; row: SponsoredRow }>()
 interface PageMemo {
   module: ProfileModule | undefined
   /** The module the rules applied (an empty one when the profile has none yet). */
@@ -124,7 +125,8 @@ interface PageMemo {
   viewerKey: string
   now: number
   size: number
-  variants: Map<string, PageVariant>
+  /** The page's JSON by the JSON of the sponsored row it carries ('' for none). */
+  variants: Map<string, Buffer>
 }
 
 /** The cached JSON a module was parsed from. */
@@ -132,18 +134,16 @@ const moduleJson = new WeakMap<ProfileModule, string>()
 
 const jsonOf = (page: HomePage): Buffer => Buffer.from(JSON.stringify(page))
 
-/** A page split where the per-view sponsored row goes, serialized once. */
-function pageBytes(head: readonly HomeRow[], tail: readonly HomeRow[]): PageVariant {
-  const h = head.map((r) => JSON.stringify(r)).join(',')
-  const t = tail.map((r) => JSON.stringify(r)).join(',')
-  const alone = Buffer.from(`{"rows":[${h}${h && t ? ',' : ''}${t}]}`)
-  const before = Buffer.from(`{"rows":[${h}${h ? ',' : ''}`)
-  const after = Buffer.from(`${t ? ',' : ''}${t}]}`)
-  return {
-    size: alone.length,
-    bytes: (sponsored) =>
-      sponsored ? Buffer.concat([before, Buffer.from(JSON.stringify(sponsored)), after]) : alone,
-  }
+/** A page's JSON with the sponsored row (if any) between the first rows and the rest. */
+function pageBytes(
+  head: readonly HomeRow[],
+  tail: readonly HomeRow[],
+  sponsored: string | undefined,
+): Buffer {
+  const parts = [...head.map((r) => JSON.stringify(r))]
+  if (sponsored !== undefined) parts.push(sponsored)
+  for (const r of tail) parts.push(JSON.stringify(r))
+  return Buffer.from(`{"rows":[${parts.join(',')}]}`)
 }
 
 const pagesServed = counter('reco_home_pages_total', 'Home pages served, by where their rows came from', [
@@ -287,11 +287,11 @@ export class RecoService {
       ? await attempt('campaigns', () => this.sponsored(profile.id, viewer, mod))
       : undefined
     const source = module && module.trainedAt !== null ? 'module' : 'live'
-    const reservedId = sponsored?.items[0]?.titleId ?? ''
-    const hit = failed.length === 0 ? memo?.variants.get(reservedId) : undefined
+    const variantKey = sponsored?.json ?? ''
+    const hit = failed.length === 0 ? memo?.variants.get(variantKey) : undefined
     if (hit) {
       pagesServed.inc({ source })
-      return hit.bytes(sponsored)
+      return hit
     }
     const [continueWatching, trending, top10, newest, genres] = await Promise.all([
       attempt('playback', () => this.continueWatching(auth, profile)),
@@ -301,7 +301,7 @@ export class RecoService {
       attempt('catalog', () => this.genreRows(viewer, module)),
     ])
     const personal = titles ? this.personalRows(profile, mod, viewer) : { first: [], later: [] }
-    const reserved = sponsored?.items.map((i) => i.titleId) ?? []
+    const reserved = sponsored?.row.items.map((i) => i.titleId) ?? []
     const first = [continueWatching, ...personal.first, trending].filter((r): r is HomeRow => r !== undefined)
     const rows = applyRules(
       [...first, ...personal.later, top10, newest, ...(genres ?? [])].filter(
@@ -315,21 +315,22 @@ export class RecoService {
     let at = 0
     while (at < rows.length && firstIds.has(rows[at]?.id ?? '')) at++
     if (failed.length > 0) {
-      if (sponsored) rows.splice(at, 0, sponsored)
+      if (sponsored) rows.splice(at, 0, sponsored.row)
       pagesServed.inc({ source: 'partial' })
       return jsonOf(await this.withFallback({ rows }, viewer, mod, failed))
     }
     pagesServed.inc({ source })
-    const variant = pageBytes(rows.slice(0, at), rows.slice(at))
+    const bytes = pageBytes(rows.slice(0, at), rows.slice(at), sponsored?.json)
     // Kept only when no play or rating was handled meanwhile (the page might predate it).
     if (generation === this.generation) {
       if (!memo) {
-        memo = { module, mod, version, viewerKey, now, size: 2 * variant.size, variants: new Map() }
-        this.pageMemo.set(profile.id, memo)
+        memo = { module, mod, version, viewerKey, now, size: 2 * bytes.length, variants: new Map() }
+        // Lifetimes spread over the last third of PAGE_MEMO_MS: pages built together are not all rebuilt together.
+        this.pageMemo.set(profile.id, memo, { ttl: Math.round((PAGE_MEMO_MS * (2 + Math.random())) / 3) })
       }
-      memo.variants.set(reservedId, variant)
+      memo.variants.set(variantKey, bytes)
     }
-    return variant.bytes(sponsored)
+    return bytes
   }
 
   /** The rows the module gives: top picks, because you watched, others also watched, people. */
@@ -403,14 +404,17 @@ export class RecoService {
     }
   }
 
+  /** The sponsored row of this page view (its impression counted) and its JSON. */
   private async sponsored(
     profileId: string,
     viewer: Viewer,
     mod: ProfileModule,
-  ): Promise<HomeRow | undefined> {
+  ): Promise<SponsoredRow | undefined> {
     const picked = await this.d.campaigns.pick(profileId, viewer, mod, (id) => this.d.titles.get(id))
     if (!picked) return undefined
-    return {
+    const known = sponsoredRows.get(picked.campaign)
+    if (known?.title === picked.title) return known.row
+    const row: HomeRow = {
       id: `sponsored-${picked.campaign.id}`,
       kind: 'sponsored',
       title: 'Sponsored',
@@ -419,6 +423,9 @@ export class RecoService {
       campaignId: picked.campaign.id,
       items: [recoItem(picked.title)],
     }
+    const made = { row, json: JSON.stringify(row) }
+    sponsoredRows.set(picked.campaign, { title: picked.title, row: made })
+    return made
   }
 
   private async continueWatching(auth: Auth, profile: Profile): Promise<HomeRow> {
