@@ -4,6 +4,9 @@ import type { EventEnvelope } from '../src/platform/bus/bus.js'
 import { engines, hasPostgres, hasRedis, uniqueName } from './engines.js'
 import { startReel, type TestReel } from './harness.js'
 
+/** Effects that travel through the bus arrive soon, not at once, on a loaded machine. */
+const soon = { timeout: 15_000, interval: 50 }
+
 const DAY = 24 * 3600_000
 const PASSWORD = 'correct horse battery'
 let seq = 0
@@ -456,8 +459,9 @@ describe.each(kinds)('accounts, profiles and billing on %s', (kind) => {
       const { accessToken: token } = await signUp()
       const extra = (await t.call('POST', '/api/v1/profiles', { token, body: { name: 'Temp' } })).json()
       expect((await t.call('DELETE', `/api/v1/profiles/${extra.id}`, { token })).statusCode).toBe(204)
-      await vi.waitFor(() =>
-        expect(deleted.map((e) => (e.data as { profileId: string }).profileId)).toContain(extra.id),
+      await vi.waitFor(
+        () => expect(deleted.map((e) => (e.data as { profileId: string }).profileId)).toContain(extra.id),
+        soon,
       )
       const [last] = (await t.call('GET', '/api/v1/profiles', { token })).json().profiles
       const res = await t.call('DELETE', `/api/v1/profiles/${last.id}`, { token })
@@ -486,12 +490,14 @@ describe.each(kinds)('accounts, profiles and billing on %s', (kind) => {
       expect(account.entitlements.maxHeight).toBe(720)
       // Every change is announced, keyed by the account, with the entitlement it leaves.
       const accountId = account.account.id
-      await vi.waitFor(() =>
-        expect(
-          subscriptionChanges
-            .filter((e) => e.key === accountId)
-            .map((e) => (e.data as { change: string; entitlement: { maxHeight: number } }).change),
-        ).toEqual(['started', 'plan_changed', 'plan_changed']),
+      await vi.waitFor(
+        () =>
+          expect(
+            subscriptionChanges
+              .filter((e) => e.key === accountId)
+              .map((e) => (e.data as { change: string; entitlement: { maxHeight: number } }).change),
+          ).toEqual(['started', 'plan_changed', 'plan_changed']),
+        soon,
       )
       const last = subscriptionChanges.filter((e) => e.key === accountId).at(-1)
       expect(last?.data).toMatchObject({ entitlement: { maxHeight: 720 } })
@@ -618,12 +624,14 @@ describe.each(kinds)('accounts, profiles and billing on %s', (kind) => {
         body: { email: user.email, password: PASSWORD },
       })
       expect(login.statusCode).toBe(401)
-      await vi.waitFor(() =>
-        expect(deleted.map((e) => (e.data as { profileId: string }).profileId)).toContain(profile.id),
+      await vi.waitFor(
+        () => expect(deleted.map((e) => (e.data as { profileId: string }).profileId)).toContain(profile.id),
+        soon,
       )
       const billing = t.reel.use('billing')
-      await vi.waitFor(async () =>
-        expect((await billing.subscription(user.accountId))?.status).toBe('canceled'),
+      await vi.waitFor(
+        async () => expect((await billing.subscription(user.accountId))?.status).toBe('canceled'),
+        soon,
       )
       expect(await billing.invoices(user.accountId, 10)).toHaveLength(1)
       const again = await t.call('POST', '/api/v1/accounts', {
