@@ -435,6 +435,27 @@ describe('recommendations (SQLite)', () => {
     expect((await w.t.call('GET', `/api/v1/profiles/${comic}/home`)).statusCode).toBe(401)
   })
 
+  it('serves a page again from memory, and follows a change in the catalog at once', async () => {
+    const first = await w.home(w.member.token, comic)
+    expect(await w.home(w.member.token, comic)).toEqual(first)
+    const id = w.id('Comedy 3')
+    const rename = async (title: string) => {
+      const res = await w.t.call('PATCH', `/api/v1/admin/titles/${id}`, { token: w.admin, body: { title } })
+      expect(res.statusCode, res.body).toBe(200)
+      await until(() => w.reco.titles.get(id)?.title === title, 'reco to see the new name')
+    }
+    await rename('Comedy 3 (remastered)')
+    try {
+      const page = await w.home(w.member.token, comic)
+      const names = page.rows.flatMap((r) => r.items.filter((i) => i.titleId === id).map((i) => i.title))
+      expect(names.length).toBeGreaterThan(0)
+      expect(new Set(names)).toEqual(new Set(['Comedy 3 (remastered)']))
+      expectRules(page)
+    } finally {
+      await rename('Comedy 3')
+    }
+  })
+
   describe('sponsored campaigns', () => {
     const campaign = (over: Record<string, unknown>) => ({
       name: 'Spring comedy push',

@@ -559,7 +559,9 @@ export class RecoService {
   }
 
   /** A row computed at most once per ttlMs in this process (concurrent callers share the computation). */
-  private memo(key: string, ttlMs: number, build: () => Promise<HomeRow>): Promise<HomeRow> {
+  private memo(name: string, ttlMs: number, build: () => Promise<HomeRow>): Promise<HomeRow> {
+    // Rows of titles follow a change in reco's copy of the catalog at once (a new key).
+    const key = `${name}@${this.d.titles.version}`
     const hit = this.rowMemo.get(key)
     if (hit) return hit
     const work = build()
@@ -571,7 +573,7 @@ export class RecoService {
   /** Forgets the rows this process keeps of a profile (after its play or rating). */
   forget(profileId: string): void {
     this.generation++
-    this.rowMemo.delete(`cw:${profileId}`)
+    this.rowMemo.delete(`cw:${profileId}@${this.d.titles.version}`)
     this.moduleMemo.delete(profileId)
     this.pageMemo.delete(profileId)
   }

@@ -101,7 +101,7 @@ export class RecoStore {
   }
 
   titlesSince(seq: number): Promise<TitleRow[]> {
-    return this.db.selectFrom('reco_titles').selectAll().where('seq', '>=', seq).execute()
+    return this.db.selectFrom('reco_titles').selectAll().where('seq', '>=', seq).orderBy('seq').execute()
   }
 
   /** Raises a profile's facts about a title: progress to the maximum seen, completed once set stays set. */

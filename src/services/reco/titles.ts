@@ -69,6 +69,8 @@ export class TitleIndex {
   /** Grows with every change this process applies or reads (for what is computed from the titles). */
   version = 0
   private seq = 0
+  /** The rows read at `seq` (the last millisecond read), id → doc ('' when removed). */
+  private readonly lastRead = new Map<string, string>()
   private checkedAt = Number.NEGATIVE_INFINITY
   private loading: Promise<void> | undefined
 
@@ -125,6 +127,11 @@ export class TitleIndex {
   private async load(now: number): Promise<void> {
     const rows = await this.store.titlesSince(this.seq)
     for (const row of rows) {
+      // The rows of the last millisecond come again each time: one already applied is no change.
+      const doc = row.removed ? '' : row.doc
+      if (row.seq === this.seq && this.lastRead.get(row.id) === doc) continue
+      if (row.seq > this.seq) this.lastRead.clear()
+      this.lastRead.set(row.id, doc)
       if (row.removed) this.byId.delete(row.id)
       else this.byId.set(row.id, JSON.parse(row.doc) as RecoTitle)
       this.byPerson = undefined
