@@ -651,3 +651,56 @@ describe.each(hasPostgres() ? (['sqlite', 'postgres'] as const) : (['sqlite'] as
     })
   },
 )
+
+describe.skipIf(!hasNats())('the JetStream bus, when its process stalls', () => {
+  it('still gets, long before the ack wait, what the server sent it while the event loop was blocked', async () => {
+    // An ack wait far beyond the test's timeout: a message sent to a pull the client has dropped
+    // would come back only after it, so the test would time out instead of passing.
+    const natsUrl = engines.natsUrl ?? 'nats://127.0.0.1:4222'
+    const prefix = uniqueName('stall')
+    const consumerBus = await createJetStreamBus({ natsUrl, prefix, log, leaseMs: 600_000 })
+    const publisherBus = await createJetStreamBus({ natsUrl, prefix, log, leaseMs: 600_000 })
+    try {
+      const received = new Set<string>()
+      let stalls = 0
+      await consumerBus.subscribe({
+        name: 'stalled',
+        types: ['stall.>'],
+        concurrency: 4,
+        handler: async (event) => {
+          received.add(event.id)
+          if (event.type !== 'stall.block') return
+          // Events published now reach this process while its event loop is blocked for longer than a pull lasts.
+          await Promise.all(
+            Array.from({ length: 40 }, (_, i) =>
+              publisherBus.publish({ type: 'stall.item', key: `k${i}`, data: i, id: `${event.id}-${i}` }),
+            ),
+          )
+          stalls++
+          const until = Date.now() + 1300
+          while (Date.now() < until) {
+            // Blocks the event loop, as a long synchronous step under CPU load does.
+          }
+        },
+      })
+      for (let round = 0; round < 3; round++) {
+        await publisherBus.publish({ type: 'stall.block', key: 'b', data: round, id: `block-${round}` })
+        await eventually(() => expect(stalls).toBe(round + 1), 20_000)
+      }
+      const expected = [0, 1, 2].flatMap((round) => [
+        `block-${round}`,
+        ...Array.from({ length: 40 }, (_, i) => `block-${round}-${i}`),
+      ])
+      await eventually(() => expect([...received].sort()).toEqual(expected.sort()), 20_000)
+    } finally {
+      await consumerBus.close()
+      await publisherBus.close()
+      const nc = await connect({ servers: natsUrl })
+      const jsm = await nc.jetstreamManager()
+      for (const stream of ['EVENTS', 'WORK', 'DLQ']) {
+        await jsm.streams.delete(`${prefix.toUpperCase()}_${stream}`).catch(() => {})
+      }
+      await nc.close()
+    }
+  }, 60_000)
+})

@@ -1,15 +1,17 @@
 import {
   AckPolicy,
   type ConsumerConfig,
-  type ConsumerMessages,
   connect,
+  consumerOpts,
   DeliverPolicy,
   DiscardPolicy,
+  ErrorCode,
   type JetStreamClient,
   type JetStreamManager,
-  type Consumer as JsConsumer,
+  type JetStreamPullSubscription,
   type JsMsg,
   type NatsConnection,
+  type NatsError,
   nanos,
   RetentionPolicy,
   StorageType,
@@ -245,7 +247,11 @@ class JetStreamBus implements Bus {
     if (!ephemeral) await this.ensureConsumer(stream, options.name, wanted)
     const types = options.types
     const subscription = new PullSubscription({
-      consumer: await this.js.consumers.get(stream, consumerName),
+      nc: this.nc,
+      js: this.js,
+      stream,
+      consumer: consumerName,
+      subject: wanted.filter_subject,
       maxInFlight: Math.max(EVENTS_IN_FLIGHT, concurrency * 2),
       leaseMs: this.leaseMs,
       accepts: (event) => matchesAny(types, event.type),
@@ -290,7 +296,11 @@ class JetStreamBus implements Bus {
       max_deliver: policy.maxAttempts + 2,
     })
     const subscription = new PullSubscription({
-      consumer: await this.js.consumers.get(stream, queue),
+      nc: this.nc,
+      js: this.js,
+      stream,
+      consumer: queue,
+      subject: `${this.prefix}.work.${queue}`,
       maxInFlight: concurrency,
       leaseMs: this.leaseMs,
       accepts: () => true,
@@ -460,7 +470,12 @@ class JetStreamBus implements Bus {
 }
 
 interface PullSubscriptionOptions {
-  consumer: JsConsumer
+  nc: NatsConnection
+  js: JetStreamClient
+  stream: string
+  consumer: string
+  /** The consumer's filter subject. */
+  subject: string
   maxInFlight: number
   leaseMs: number
   /** Events the wider server-side filter let through that this subscription does not want. */
@@ -470,16 +485,35 @@ interface PullSubscriptionOptions {
   log: Logger
 }
 
-/** Pulls in batches while the dispatcher has room, and keeps every unsettled message's ack timer fresh. */
+/** The pull request the server is filling: how many messages it may still send, and how to say it is over. */
+interface OpenPull {
+  remaining: number
+  end: () => void
+  ended: Promise<void>
+}
+
+/**
+ * Pulls in batches while the dispatcher has room, and keeps every unsettled message's ack timer fresh.
+ *
+ * All pulls reply to one inbox that stays subscribed until the last pull has ended. A `fetch()` per
+ * batch would not do: its inbox is dropped on a client-side timer, and a message the server sent in
+ * the meantime (always so after an event-loop stall longer than the pull, as timers run before the
+ * socket is read) reached no one and waited out the whole ack_wait.
+ */
 class PullSubscription implements Subscription {
   private readonly dispatcher: Dispatcher<StreamDelivery>
   private readonly inFlight = new Map<number, StreamDelivery>()
   private readonly consumerName: string
   private stopping = false
   private loop: Promise<void> | undefined
-  private batch: ConsumerMessages | undefined
+  private sub: JetStreamPullSubscription | undefined
+  private pull: OpenPull | undefined
   private heartbeat: NodeJS.Timeout | undefined
   private stopped: Promise<void> | undefined
+  /** What `waitFor` calls wait on; stop wakes them all. */
+  private readonly waiting = new Set<() => void>()
+  /** Messages that came while stopping: nak'ed once the last pull has ended. */
+  private readonly turnedAway: JsMsg[] = []
 
   constructor(private readonly options: PullSubscriptionOptions) {
     const { outcomes } = options.dispatcher
@@ -521,39 +555,101 @@ class PullSubscription implements Subscription {
   stop(): Promise<void> {
     this.stopped ??= (async () => {
       this.stopping = true
-      await this.batch?.close().catch(() => {})
-      await this.dispatcher.stop()
+      for (const wake of [...this.waiting]) wake()
       await this.loop
+      // The inbox stays until the server has ended the open pull, so nothing it sends is lost. What comes
+      // now, and what the dispatcher held, is nak'ed only then: a nak while the pull is open would bring
+      // it straight back here, as one more delivery.
+      const pull = this.pull
+      if (pull && !this.options.nc.isClosed()) await this.waitFor(pull.ended, PULL_EXPIRES_MS * 2)
+      this.sub?.unsubscribe()
+      for (const msg of this.turnedAway.splice(0)) msg.nak()
+      await this.dispatcher.stop()
       clearInterval(this.heartbeat)
     })()
     return this.stopped
   }
 
   private async run(): Promise<void> {
-    const { maxInFlight, consumer, log } = this.options
+    const { maxInFlight, js, stream, consumer, subject, log } = this.options
     const minPull = Math.max(1, Math.floor(maxInFlight / 2))
-    while (!this.stopping) {
-      const room = maxInFlight - this.dispatcher.pending
-      if (room < minPull) {
-        await this.dispatcher.waitForRoom(maxInFlight - minPull + 1)
-        continue
-      }
+    while (!this.stopping && !this.sub) {
       try {
-        const batch = await consumer.fetch({ max_messages: room, expires: PULL_EXPIRES_MS })
-        this.batch = batch
-        if (this.stopping) await batch.close()
-        for await (const msg of batch) this.accept(msg)
+        const opts = consumerOpts()
+          .bind(stream, consumer)
+          .manualAck()
+          .callback((err, msg) => this.received(err, msg))
+        this.sub = await js.pullSubscribe(subject, opts)
+        if (this.stopping) this.sub.unsubscribe()
       } catch (e) {
-        if (this.stopping) break
+        if (this.stopping) return
         log.warn({ consumer: this.consumerName, err: errorMessage(e) }, 'pulling from JetStream failed')
-        await new Promise((resolve) => setTimeout(resolve, PULL_EXPIRES_MS))
+        await this.waitFor(undefined, PULL_EXPIRES_MS)
       }
     }
+    const sub = this.sub
+    while (!this.stopping && sub && !sub.isClosed()) {
+      const room = maxInFlight - this.dispatcher.pending
+      if (room < minPull) {
+        await this.waitFor(this.dispatcher.waitForRoom(maxInFlight - minPull + 1))
+        continue
+      }
+      let end = () => {}
+      const ended = new Promise<void>((resolve) => {
+        end = resolve
+      })
+      this.pull = { remaining: room, end, ended }
+      try {
+        sub.pull({ batch: room, expires: PULL_EXPIRES_MS })
+      } catch (e) {
+        log.warn({ consumer: this.consumerName, err: errorMessage(e) }, 'pulling from JetStream failed')
+      }
+      // The server ends a pull with its last message or a status; a status lost to a reconnect must not stall us.
+      await this.waitFor(ended, PULL_EXPIRES_MS * 3)
+      if (!this.stopping) this.pull = undefined
+    }
+  }
+
+  /** Waits for `until`, at most `ms` when given; stop ends the wait. */
+  private waitFor(until: Promise<unknown> | undefined, ms?: number): Promise<void> {
+    return new Promise((resolve) => {
+      const done = () => {
+        clearTimeout(timer)
+        this.waiting.delete(done)
+        resolve()
+      }
+      const timer = ms === undefined ? undefined : setTimeout(done, ms)
+      this.waiting.add(done)
+      until?.then(done, done)
+    })
+  }
+
+  private received(err: NatsError | null, msg: JsMsg | null): void {
+    const pull = this.pull
+    if (err) {
+      // 408: the pull expired; 409: the server refused or cut it short (too many waiting, consumer deleted).
+      if (
+        err.code !== ErrorCode.JetStream408RequestTimeout &&
+        err.code !== ErrorCode.JetStream404NoMessages
+      ) {
+        this.options.log.warn(
+          { consumer: this.consumerName, err: err.message },
+          'a JetStream pull ended early',
+        )
+        if (pull) setTimeout(pull.end, PULL_EXPIRES_MS)
+        return
+      }
+      pull?.end()
+      return
+    }
+    if (!msg) return
+    this.accept(msg)
+    if (pull && --pull.remaining <= 0) pull.end()
   }
 
   private accept(msg: JsMsg): void {
     if (this.stopping) {
-      msg.nak()
+      this.turnedAway.push(msg)
       return
     }
     const seq = msg.seq
