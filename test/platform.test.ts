@@ -3,15 +3,17 @@ import { once } from 'node:events'
 import fs from 'node:fs'
 import path from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
+import { sql } from 'kysely'
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest'
 import { createReel, type Reel } from '../src/platform/app.js'
 import { loadConfig } from '../src/platform/config.js'
+import { createDb } from '../src/platform/db/db.js'
 import { createLogger } from '../src/platform/log.js'
 import type { ServiceModule } from '../src/platform/modules.js'
 import { accountsModule } from '../src/services/accounts/index.js'
 import { billingModule } from '../src/services/billing/index.js'
 import { gatewayModule } from '../src/services/gateway/index.js'
-import { tempDir } from './engines.js'
+import { engines, hasPostgres, tempDir, uniqueName } from './engines.js'
 
 const silent = createLogger('silent')
 
@@ -84,6 +86,25 @@ describe('the all-in-one server', () => {
   it('migrates safely twice', async () => {
     const { allMigrations } = await import('../src/platform/app.js')
     expect(await reel.ports.db.migrate(allMigrations())).toEqual([])
+  })
+})
+
+describe.skipIf(!hasPostgres())('processes starting together on one PostgreSQL', () => {
+  it('create the schema and migrate it once between them, none failing', async () => {
+    const { allMigrations } = await import('../src/platform/app.js')
+    const schema = uniqueName('reel_race')
+    const dbs = Array.from({ length: 4 }, () => createDb({ databaseUrl: engines.databaseUrl, schema }))
+    try {
+      const ran = await Promise.all(dbs.map((db) => db.migrate(allMigrations())))
+      const names = ran.flat()
+      expect(names.length).toBe(Object.keys(allMigrations()).length)
+      expect(new Set(names).size).toBe(names.length)
+      for (const db of dbs) expect(await db.migrate(allMigrations())).toEqual([])
+    } finally {
+      const [first] = dbs
+      if (first) await sql`drop schema if exists ${sql.id(schema)} cascade`.execute(first.kysely)
+      for (const db of dbs) await db.close()
+    }
   })
 })
 

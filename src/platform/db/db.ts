@@ -83,7 +83,16 @@ function postgresDb(url: string, schema: string): Db {
     kysely,
     async () => {
       if (ensured) return
-      await sql`create schema if not exists ${sql.id(schema)}`.execute(kysely)
+      try {
+        await sql`create schema if not exists ${sql.id(schema)}`.execute(kysely)
+      } catch (e) {
+        // Two processes starting at once both pass PostgreSQL's "if not exists" check; the slower one
+        // fails on the catalog's unique index although the schema is there, which is all it wanted.
+        const exists = await sql<{ n: number }>`select 1 as n from pg_namespace where nspname = ${schema}`
+          .execute(kysely)
+          .then((r) => r.rows.length > 0)
+        if (!exists) throw e
+      }
       ensured = true
     },
     schema,
