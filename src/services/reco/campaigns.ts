@@ -153,7 +153,7 @@ export class Campaigns {
   async release(id?: string): Promise<void> {
     for (const [campaignId, lease] of this.leases) {
       if (id !== undefined && campaignId !== id) continue
-      await lease.reserving
+      await lease.reserving?.catch(() => undefined)
       this.leases.delete(campaignId)
       if (lease.left > 0) await this.store.returnImpressions(campaignId, lease.left)
     }
@@ -181,11 +181,16 @@ export class Campaigns {
       }
       let granted = 0
       const current = lease
-      current.reserving = this.store.reserveImpressions(c.id, cap, LEASE_SIZE).then((n) => {
-        granted = n
-        current.left += n
-        current.reserving = undefined
-      })
+      // Cleared on failure too: a rejected promise left here would fail every later take().
+      current.reserving = this.store
+        .reserveImpressions(c.id, cap, LEASE_SIZE)
+        .then((n) => {
+          granted = n
+          current.left += n
+        })
+        .finally(() => {
+          current.reserving = undefined
+        })
       await current.reserving
       if (granted === 0 && current.left === 0) return false
     }
@@ -224,7 +229,14 @@ export class Campaigns {
         return undefined
       }
       if (views > c.campaign.frequencyCap) continue
-      if (await this.take(c.campaign, this.allowance(c.campaign, now))) {
+      let taken: boolean
+      try {
+        taken = await this.take(c.campaign, this.allowance(c.campaign, now))
+      } catch (err) {
+        await this.cache.incr(key, DAY_MS * 2, -1).catch(() => undefined)
+        throw err
+      }
+      if (taken) {
         impressions.inc()
         return { campaign: c.campaign, title: c.title }
       }
