@@ -681,11 +681,11 @@ export class RecoService {
       const doc = (event.data as TitleUpserted).title
       const title = recoTitleOf(doc)
       await this.d.store.putTitle(doc.id, doc.version, false, JSON.stringify(title), Date.now())
-      this.d.titles.apply(doc.id, title)
+      this.d.titles.apply(doc.id, doc.version, title)
     } else if (event.type === TITLE_REMOVED) {
       const { id, version } = event.data as TitleRemoved
       await this.d.store.putTitle(id, version, true, '{}', Date.now())
-      this.d.titles.apply(id, undefined)
+      this.d.titles.apply(id, version, undefined)
     }
   }
 

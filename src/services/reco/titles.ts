@@ -65,6 +65,8 @@ const REFRESH_MS = 2_000
  */
 export class TitleIndex {
   private readonly byId = new Map<string, RecoTitle>()
+  /** The version applied per id (removed ones too): an older or equal one is skipped. */
+  private readonly versions = new Map<string, number>()
   private byPerson: Map<string, string[]> | undefined
   /** Grows with every change this process applies or reads (for what is computed from the titles). */
   version = 0
@@ -116,12 +118,19 @@ export class TitleIndex {
     return this
   }
 
-  /** Applies a title in this process at once (the consumer that stored it calls this). */
-  apply(id: string, title: RecoTitle | undefined): void {
+  /**
+   * Applies a title in this process at once (the consumer that stored it calls this), unless this
+   * process already has this version or a newer one (a redelivered or late event): false then.
+   */
+  apply(id: string, version: number, title: RecoTitle | undefined): boolean {
+    const known = this.versions.get(id)
+    if (known !== undefined && known >= version) return false
+    this.versions.set(id, version)
     if (title) this.byId.set(id, title)
     else this.byId.delete(id)
     this.byPerson = undefined
     this.version++
+    return true
   }
 
   private async load(now: number): Promise<void> {
@@ -132,12 +141,9 @@ export class TitleIndex {
       if (row.seq === this.seq && this.lastRead.get(row.id) === doc) continue
       if (row.seq > this.seq) this.lastRead.clear()
       this.lastRead.set(row.id, doc)
-      if (row.removed) this.byId.delete(row.id)
-      else this.byId.set(row.id, JSON.parse(row.doc) as RecoTitle)
-      this.byPerson = undefined
-      this.version++
       // Rows written in the same millisecond as the last one read are read again next time (>=).
       if (row.seq > this.seq) this.seq = row.seq
+      this.apply(row.id, row.version, row.removed ? undefined : (JSON.parse(row.doc) as RecoTitle))
     }
     this.checkedAt = now
   }
