@@ -350,6 +350,7 @@ describe('CDN edges and steering', () => {
     expect((await published(edgeToken, 'x', '?after=-1')).statusCode).toBe(400)
     expect((await published(edgeToken, 'x', '?after=abc')).statusCode).toBe(400)
     expect((await published(edgeToken, 'x', "?after=1'%20or%201=1")).statusCode).toBe(400)
+    expect((await published(edgeToken, 'x', '?after=99999999999999999999999')).statusCode).toBe(400)
     const page = await published(edgeToken)
     expect(page.statusCode).toBe(200)
     // Edge x never reported, so steering places nothing on it; the cursor still moves past what exists.

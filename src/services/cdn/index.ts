@@ -1,5 +1,5 @@
-import { randomBytes } from 'node:crypto'
 import path from 'node:path'
+import { persistedKey } from '../../platform/keys.js'
 import type { ServiceModule } from '../../platform/modules.js'
 import { TITLE_PUBLISHED, type TitlePublished } from '../media/events.js'
 import { Edge } from './edge.js'
@@ -8,7 +8,7 @@ import { BlobOrigin } from './origin.js'
 import { cdnRoutes } from './routes.js'
 import { ANY_REGION, CdnService, RegionTable } from './service.js'
 import { CdnStore } from './store.js'
-import { UrlSigner } from './tokens.js'
+import { localUrlKeyPath, UrlSigner } from './tokens.js'
 
 declare module '../../platform/modules.js' {
   interface ServiceApis {
@@ -28,10 +28,15 @@ export const cdnModule: ServiceModule = {
   api(ctx) {
     const { config } = ctx
     const store = new CdnStore(ctx.db)
-    // Processes sharing a database share the key kept there: the first one to start makes it.
+    // Processes sharing a database share the key kept there: the first one to start offers the key
+    // it already had in its data dir (so URLs signed before an upgrade stay valid), the rest take it.
     const sharedKey = async () =>
       Buffer.from(
-        await store.secret(URL_KEY_SECRET, randomBytes(32).toString('base64url'), ctx.now()),
+        await store.secret(
+          URL_KEY_SECRET,
+          persistedKey(localUrlKeyPath(config)).toString('base64url'),
+          ctx.now(),
+        ),
         'base64url',
       )
     const signer = UrlSigner.fromConfig(config, sharedKey)

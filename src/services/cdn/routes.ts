@@ -91,7 +91,7 @@ export function cdnRoutes(ctx: ModuleContext, cdn: CdnService, edge: Edge | unde
           'For an edge without the event bus: the titles published after a cursor that steering places on it (no cursor: those of the last day), to push-fill, and the next cursor',
         params: EdgeId,
         querystring: Type.Object({
-          after: Type.Optional(Type.Integer({ minimum: 0 })),
+          after: Type.Optional(Type.Integer({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER })),
           limit: Type.Integer({ minimum: 1, maximum: 100, default: 20 }),
         }),
         response: {

@@ -20,6 +20,9 @@ export type TokenCheck = { ok: true; grant: UrlGrant } | { ok: false; reason: 'f
 
 const TOKEN = /^[A-Za-z0-9_-]{10,600}\.[A-Za-z0-9_-]{43}$/
 
+/** Where one machine keeps its URL key (REEL_DATA_DIR/keys). */
+export const localUrlKeyPath = (config: Config): string => path.join(config.dataDir, 'keys', 'cdn-url.key')
+
 /**
  * Signs and checks media URL tokens: `base64url(json).base64url(HMAC-SHA256)`. Edges hold the key
  * and check tokens without asking anyone (offline), so a token travels in the URL path and relative
@@ -29,15 +32,33 @@ const TOKEN = /^[A-Za-z0-9_-]{10,600}\.[A-Za-z0-9_-]{43}$/
 export class UrlSigner {
   private key: Buffer | undefined
   private loading: Promise<void> | undefined
+  private readonly load: (() => Promise<Buffer>) | undefined
   private readonly checked = new LRUCache<string, UrlGrant>({ max: 20_000 })
 
-  /** The key, or where to load it from once (a key shared through the database). */
+  /** The key, or where to load it from (a key shared through the database; a failed load is tried again). */
   constructor(key: Buffer | (() => Promise<Buffer>)) {
     if (Buffer.isBuffer(key)) this.key = key
-    else
-      this.loading = key().then((loaded) => {
+    else {
+      this.load = key
+      this.startLoading()
+    }
+  }
+
+  private startLoading(): Promise<void> {
+    const load = this.load
+    if (!load) return Promise.resolve()
+    const loading = load().then(
+      (loaded) => {
         this.key = loaded
-      })
+      },
+      (e: unknown) => {
+        // A database that failed once (start-up, a pool timeout) is asked again by the next caller.
+        if (this.loading === loading) this.loading = undefined
+        throw e
+      },
+    )
+    this.loading = loading
+    return loading
   }
 
   /**
@@ -48,7 +69,7 @@ export class UrlSigner {
   static fromConfig(config: Config, shared?: () => Promise<Buffer>): UrlSigner {
     if (config.cdnUrlKey) return new UrlSigner(Buffer.from(config.cdnUrlKey, 'utf8'))
     if (config.databaseUrl && shared) return new UrlSigner(shared)
-    return new UrlSigner(persistedKey(path.join(config.dataDir, 'keys', 'cdn-url.key')))
+    return new UrlSigner(persistedKey(localUrlKeyPath(config)))
   }
 
   /** Whether the key is at hand (sign and check throw until it is). */
@@ -58,7 +79,7 @@ export class UrlSigner {
 
   /** Resolves once the key is at hand. */
   async ready(): Promise<void> {
-    if (!this.key) await this.loading
+    if (!this.key) await (this.loading ?? this.startLoading())
   }
 
   /** A short fingerprint of the key, safe to log: processes that must agree show the same one. */
