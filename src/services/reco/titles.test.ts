@@ -49,4 +49,18 @@ describe("reco's copy of the catalog (TitleIndex)", () => {
     expect(index.get('t2')?.title).toBe('New')
     expect(index.version).toBe(version)
   })
+  it('reads a row stamped earlier but committed after the last look, and counts rows read again as no change', async () => {
+    const index = new TitleIndex(store)
+    await store.putTitle('a', 1, false, JSON.stringify(title('a', 'A')), 100_000)
+    await index.fresh(true)
+    expect(index.get('a')?.title).toBe('A')
+    const version = index.version
+    // Another process stamped this row 5 s before 'a' but committed it after this process looked.
+    await store.putTitle('b', 1, false, JSON.stringify(title('b', 'B')), 95_000)
+    await index.fresh(true)
+    expect(index.get('b')?.title).toBe('B')
+    expect(index.version).toBe(version + 1)
+    await index.fresh(true)
+    expect(index.version).toBe(version + 1)
+  })
 })

@@ -58,6 +58,8 @@ export function visible(title: RecoTitle, viewer: Viewer, now: number): boolean 
 
 /** How often a process looks for titles changed since it last looked. */
 const REFRESH_MS = 2_000
+/** How far before the last change seen each look reads again (rows committed late, clock skew). */
+const LOOKBACK_MS = 60_000
 
 /**
  * Every title reco knows, in memory: read from reco_titles and topped up with the rows changed since
@@ -70,9 +72,8 @@ export class TitleIndex {
   private byPerson: Map<string, string[]> | undefined
   /** Grows with every change this process applies or reads (for what is computed from the titles). */
   version = 0
+  /** The largest `seq` read (another process's Date.now() when it wrote the row). */
   private seq = 0
-  /** The rows read at `seq` (the last millisecond read), id → doc ('' when removed). */
-  private readonly lastRead = new Map<string, string>()
   private checkedAt = Number.NEGATIVE_INFINITY
   private loading: Promise<void> | undefined
 
@@ -123,8 +124,7 @@ export class TitleIndex {
    * process already has this version or a newer one (a redelivered or late event): false then.
    */
   apply(id: string, version: number, title: RecoTitle | undefined): boolean {
-    const known = this.versions.get(id)
-    if (known !== undefined && known >= version) return false
+    if (this.has(id, version)) return false
     this.versions.set(id, version)
     if (title) this.byId.set(id, title)
     else this.byId.delete(id)
@@ -133,16 +133,20 @@ export class TitleIndex {
     return true
   }
 
+  /** Whether this process has applied this version of the title, or a newer one. */
+  private has(id: string, version: number): boolean {
+    const known = this.versions.get(id)
+    return known !== undefined && known >= version
+  }
+
   private async load(now: number): Promise<void> {
-    const rows = await this.store.titlesSince(this.seq)
+    // Read again from LOOKBACK_MS before the last row seen: a row stamped earlier by another
+    // process (its clock, its slower commit) may be committed after that. Rows already applied
+    // are skipped by their version, so reading them again is no change.
+    const rows = await this.store.titlesSince(this.seq - LOOKBACK_MS)
     for (const row of rows) {
-      // The rows of the last millisecond come again each time: one already applied is no change.
-      const doc = row.removed ? '' : row.doc
-      if (row.seq === this.seq && this.lastRead.get(row.id) === doc) continue
-      if (row.seq > this.seq) this.lastRead.clear()
-      this.lastRead.set(row.id, doc)
-      // Rows written in the same millisecond as the last one read are read again next time (>=).
       if (row.seq > this.seq) this.seq = row.seq
+      if (this.has(row.id, row.version)) continue
       this.apply(row.id, row.version, row.removed ? undefined : (JSON.parse(row.doc) as RecoTitle))
     }
     this.checkedAt = now
