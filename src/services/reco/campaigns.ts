@@ -99,7 +99,7 @@ export function checkCampaign(input: CampaignInput): void {
 export class Campaigns {
   private live: { at: number; campaigns: Campaign[] } | undefined
   /** Impressions this process reserved in the DB and has not served yet, by campaign. */
-  private readonly leases = new Map<string, { left: number; reserving?: Promise<void> }>()
+  private readonly leases = new Map<string, { left: number; updatedAt: string; reserving?: Promise<void> }>()
 
   constructor(
     private readonly store: RecoStore,
@@ -155,7 +155,10 @@ export class Campaigns {
       if (id !== undefined && campaignId !== id) continue
       await lease.reserving?.catch(() => undefined)
       this.leases.delete(campaignId)
-      if (lease.left > 0) await this.store.returnImpressions(campaignId, lease.left)
+      // Taken out of the lease first: a page being served holds it and must not serve them too.
+      const left = lease.left
+      lease.left = 0
+      if (left > 0) await this.store.returnImpressions(campaignId, left)
     }
   }
 
@@ -167,7 +170,7 @@ export class Campaigns {
   private async take(c: Campaign, cap: number): Promise<boolean> {
     let lease = this.leases.get(c.id)
     if (!lease) {
-      lease = { left: 0 }
+      lease = { left: 0, updatedAt: c.updatedAt }
       this.leases.set(c.id, lease)
     }
     for (;;) {
@@ -260,7 +263,12 @@ export class Campaigns {
 
   private async liveCampaigns(now: number): Promise<Campaign[]> {
     if (!this.live || now - this.live.at > LIVE_TTL_MS || Date.now() - this.live.at > LIVE_TTL_MS) {
-      this.live = { at: now, campaigns: (await this.store.liveCampaigns(now)).map(toCampaign) }
+      const campaigns = (await this.store.liveCampaigns(now)).map(toCampaign)
+      this.live = { at: now, campaigns }
+      // Leases of campaigns no longer live (ended, removed, changed in another process) go back.
+      const live = new Map(campaigns.map((c) => [c.id, c.updatedAt]))
+      const stale = [...this.leases].filter(([id, lease]) => live.get(id) !== lease.updatedAt)
+      for (const [id] of stale) await this.release(id)
     }
     return this.live.campaigns
   }
