@@ -7,16 +7,23 @@ import path from 'node:path'
  * to create it, all end up with the one that was written first.
  */
 export function persistedKey(file: string): Buffer {
+  const existing = existingKey(file)
+  if (existing) return existing
+  fs.mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 })
+  const key = randomBytes(32)
+  try {
+    fs.writeFileSync(file, key.toString('base64url'), { mode: 0o600, flag: 'wx' })
+    return key
+  } catch {
+    return Buffer.from(fs.readFileSync(file, 'utf8').trim(), 'base64url')
+  }
+}
+
+/** The secret kept in `file` if there is one (nothing is created). */
+export function existingKey(file: string): Buffer | undefined {
   try {
     return Buffer.from(fs.readFileSync(file, 'utf8').trim(), 'base64url')
   } catch {
-    fs.mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 })
-    const key = randomBytes(32)
-    try {
-      fs.writeFileSync(file, key.toString('base64url'), { mode: 0o600, flag: 'wx' })
-      return key
-    } catch {
-      return Buffer.from(fs.readFileSync(file, 'utf8').trim(), 'base64url')
-    }
+    return undefined
   }
 }

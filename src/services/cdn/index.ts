@@ -1,5 +1,6 @@
+import { randomBytes } from 'node:crypto'
 import path from 'node:path'
-import { persistedKey } from '../../platform/keys.js'
+import { existingKey } from '../../platform/keys.js'
 import type { ServiceModule } from '../../platform/modules.js'
 import { TITLE_PUBLISHED, type TitlePublished } from '../media/events.js'
 import { Edge } from './edge.js'
@@ -29,12 +30,12 @@ export const cdnModule: ServiceModule = {
     const { config } = ctx
     const store = new CdnStore(ctx.db)
     // Processes sharing a database share the key kept there: the first one to start offers the key
-    // it already had in its data dir (so URLs signed before an upgrade stay valid), the rest take it.
+    // its data dir already had, if any (URLs signed before an upgrade stay valid), the rest take it.
     const sharedKey = async () =>
       Buffer.from(
         await store.secret(
           URL_KEY_SECRET,
-          persistedKey(localUrlKeyPath(config)).toString('base64url'),
+          (existingKey(localUrlKeyPath(config)) ?? randomBytes(32)).toString('base64url'),
           ctx.now(),
         ),
         'base64url',
