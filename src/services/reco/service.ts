@@ -211,8 +211,16 @@ export class RecoService {
     maxSize: PAGE_MEMO_BYTES,
     sizeCalculation: (m) => m.size,
   })
-  /** Counts forget(): a page assembled while a play or rating was handled is not kept. */
+  /** Counts forget() calls: a page assembled while a play or rating of its profile was handled is not kept. */
   private generation = 0
+  /** Per profile, the count at its last forget() (recent ones; an evicted one raises the floor). */
+  private readonly forgotten = new LRUCache<string, number>({
+    max: 100_000,
+    dispose: (g, _id, reason) => {
+      if (reason === 'evict') this.forgottenFloor = Math.max(this.forgottenFloor, g)
+    },
+  })
+  private forgottenFloor = 0
   private readonly refreshing = new Map<string, NodeJS.Timeout>()
   private readonly inflight = new Set<Promise<void>>()
   /** Plays and ratings seen by this process since the scheduler last read it (REEL_RECO_TRAIN_AFTER_EVENTS). */
@@ -263,7 +271,7 @@ export class RecoService {
         return undefined
       }
     }
-    const generation = this.generation
+    const generation = this.generationOf(profile.id)
     const [module, titles] = await Promise.all([
       attempt('module', () => this.module(profile.id)),
       attempt('titles', () => this.d.titles.fresh()),
@@ -322,7 +330,7 @@ export class RecoService {
     pagesServed.inc({ source })
     const bytes = pageBytes(rows.slice(0, at), rows.slice(at), sponsored?.json)
     // Kept only when no play or rating was handled meanwhile (the page might predate it).
-    if (generation === this.generation) {
+    if (generation === this.generationOf(profile.id)) {
       if (!memo) {
         memo = { module, mod, version, viewerKey, now, size: 2 * bytes.length, variants: new Map() }
         // Lifetimes spread over the last third of PAGE_MEMO_MS: pages built together are not all rebuilt together.
@@ -572,10 +580,14 @@ export class RecoService {
 
   /** Forgets the rows this process keeps of a profile (after its play or rating). */
   forget(profileId: string): void {
-    this.generation++
+    this.forgotten.set(profileId, ++this.generation)
     this.rowMemo.delete(`cw:${profileId}@${this.d.titles.version}`)
     this.moduleMemo.delete(profileId)
     this.pageMemo.delete(profileId)
+  }
+
+  private generationOf(profileId: string): number {
+    return this.forgotten.get(profileId) ?? this.forgottenFloor
   }
 
   // The precomputed module
