@@ -71,8 +71,11 @@ const EVENTS_IN_FLIGHT = 512
 const PULL_EXPIRES_MS = 1000
 const PREFIX = /^[A-Za-z0-9_-]{1,64}$/
 const NOT_FOUND_CODES = new Set([10014, 10059, 10037])
-/** The server deletes an ephemeral consumer nobody has pulled from for this long (its process died). */
-const EPHEMERAL_INACTIVE_MS = 30_000
+/**
+ * The server deletes an ephemeral consumer nobody has pulled from for this long (its process died).
+ * Long enough that a live process stalled for a while keeps its consumer: nothing recreates one.
+ */
+const EPHEMERAL_INACTIVE_MS = 10 * 60_000
 
 /** Where a new consumer starts, as JetStream says it. */
 function startPolicy(
@@ -563,7 +566,13 @@ class PullSubscription implements Subscription {
       const pull = this.pull
       if (pull && !this.options.nc.isClosed()) await this.waitFor(pull.ended, PULL_EXPIRES_MS * 2)
       this.sub?.unsubscribe()
-      for (const msg of this.turnedAway.splice(0)) msg.nak()
+      for (const msg of this.turnedAway.splice(0)) {
+        try {
+          msg.nak()
+        } catch {
+          // The connection is closing: the server redelivers after the ack wait anyway.
+        }
+      }
       await this.dispatcher.stop()
       clearInterval(this.heartbeat)
     })()
@@ -636,7 +645,7 @@ class PullSubscription implements Subscription {
           { consumer: this.consumerName, err: err.message },
           'a JetStream pull ended early',
         )
-        if (pull) setTimeout(pull.end, PULL_EXPIRES_MS)
+        if (pull) setTimeout(pull.end, PULL_EXPIRES_MS).unref()
         return
       }
       pull?.end()
