@@ -435,6 +435,18 @@ describe('recommendations (SQLite)', () => {
     expect((await w.t.call('GET', `/api/v1/profiles/${comic}/home`)).statusCode).toBe(401)
   })
 
+  it('writes no module again for a profile deleted while the recomputation after its plays waits', async () => {
+    const gone = 'profile-deleted-while-its-refresh-waits'
+    const before = w.reco.newEvents
+    await w.t.reel.ports.bus.publish(w.play(gone, 'Drama 1', 'started'))
+    await w.t.reel.ports.bus.publish(w.play(gone, 'Drama 1', 'stopped', true))
+    await until(() => w.reco.newEvents >= before + 2, 'reco to take in the plays')
+    await w.reco.profileDeleted(gone)
+    // Runs what still waits now (as the timer would a moment later).
+    await w.reco.flushRefreshes()
+    expect(await w.reco.module(gone)).toBeUndefined()
+  })
+
   it('serves a page again from memory, and follows a change in the catalog at once', async () => {
     const first = await w.home(w.member.token, comic)
     expect(await w.home(w.member.token, comic)).toEqual(first)

@@ -766,6 +766,9 @@ export class RecoService {
   }
 
   async profileDeleted(profileId: string): Promise<void> {
+    // A refresh still waiting would write the deleted profile's module again.
+    clearTimeout(this.refreshing.get(profileId))
+    this.refreshing.delete(profileId)
     this.forget(profileId)
     await this.d.store.deleteProfile(profileId)
     await this.d.cache.del(moduleKey(profileId))
