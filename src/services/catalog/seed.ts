@@ -1,5 +1,6 @@
 import fs from 'node:fs/promises'
 import path from 'node:path'
+import { setTimeout as sleep } from 'node:timers/promises'
 import { Type } from '@sinclair/typebox'
 import type { Blobs } from '../../platform/blobs/blobs.js'
 import { conflict, errorMessage, isAppError } from '../../platform/errors.js'
@@ -313,7 +314,7 @@ export class DemoSeeder {
         )
         return
       }
-      await sleep(POLL_MS, signal)
+      await sleep(POLL_MS, undefined, { signal })
     }
   }
 
@@ -409,20 +410,6 @@ function playablesOf(demo: DemoTitle, detail: TitleDetail): Playable[] {
           episode: { number: e.number, name: e.name, synopsis: e.synopsis },
         })),
     )
-}
-
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(resolve, ms)
-    signal.addEventListener(
-      'abort',
-      () => {
-        clearTimeout(timer)
-        reject(signal.reason)
-      },
-      { once: true },
-    )
-  })
 }
 
 const SeedItemSchema = Type.Object({
