@@ -28,8 +28,8 @@ const input: CampaignInput = {
   titleId: 't1',
   segment: { regions: ['*'] },
   budget: 100,
-  startsAt: '2026-01-01T00:00:00.000Z',
-  endsAt: '2026-12-31T00:00:00.000Z',
+  startsAt: new Date(Date.now() - 3600_000).toISOString(),
+  endsAt: new Date(Date.now() + 3600_000).toISOString(),
   pacing: 'asap',
   minAffinity: 0,
 }
@@ -37,7 +37,8 @@ const input: CampaignInput = {
 describe('sponsored campaigns across processes', () => {
   let db: Db
   let store: RecoStore
-  let now = Date.parse('2026-06-01T00:00:00.000Z')
+  // Near the real time: a process also reads its live list again when Date.now() has moved on.
+  let now = Date.now()
   const processOf = () =>
     new Campaigns(
       store,
@@ -71,5 +72,21 @@ describe('sponsored campaigns across processes', () => {
     // A's next page reads the live list again and gives back the lease of the campaign as it was.
     await a.pick('p2', viewer, emptyModule('p2', now), () => undefined)
     expect((await b.get(c.id)).impressions).toBe(1)
+  })
+  it('serves again after a failed reservation, without counting the failed page against the frequency cap', async () => {
+    const a = processOf()
+    const c = await a.create({ ...input, frequencyCap: 1 })
+    const viewer = { country: 'DE', maturityLimit: 'NC-17' } as const
+    const pick = (profileId: string) =>
+      a.pick(profileId, viewer, emptyModule(profileId, now), (id) => (id === 't1' ? title : undefined))
+    // Serves the whole first reservation, so the next page reserves again.
+    for (let i = 0; i < 10; i++) expect((await pick(`p${i}`))?.campaign.id).toBe(c.id)
+    const rename = (from: string, to: string) => db.kysely.schema.alterTable(from).renameTo(to).execute()
+    await rename('reco_campaigns', 'reco_campaigns_away')
+    await expect(pick('late')).rejects.toThrow()
+    await rename('reco_campaigns_away', 'reco_campaigns')
+    expect((await pick('late'))?.campaign.id).toBe(c.id)
+    await a.release()
+    expect((await a.get(c.id)).impressions).toBe(11)
   })
 })
