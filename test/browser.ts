@@ -1,5 +1,5 @@
 import fs from 'node:fs'
-import { type Browser, chromium } from 'playwright-core'
+import { type Browser, chromium, type Page } from 'playwright-core'
 import { hasEngine } from './engines.js'
 
 /** Debian's Chromium, driven by playwright-core (never a downloaded browser). */
@@ -27,4 +27,31 @@ export async function launchChromium(): Promise<{ browser: Browser; close: () =>
     browser,
     close: () => browser.close(),
   }
+}
+
+/**
+ * Collects what a person would notice on `page`: page errors, console errors and failed requests
+ * (`status METHOD url`), except the ones `expected` matches (those a step provokes on purpose).
+ */
+export function watchProblems(page: Page, expected: RegExp[]): string[] {
+  const problems: string[] = []
+  page.on('pageerror', (e) => problems.push(`page error: ${e.message}`))
+  page.on('response', (r) => {
+    const line = `${r.status()} ${r.request().method()} ${r.url()}`
+    if (r.status() >= 400 && !expected.some((e) => e.test(line))) problems.push(line)
+  })
+  page.on('console', (m) => {
+    if (m.type() === 'error' && !/Failed to load resource/.test(m.text()))
+      problems.push(`console: ${m.text()}`)
+  })
+  return problems
+}
+
+/** Signs in through the web app's login page and waits to leave it. */
+export async function signIn(page: Page, base: string, email: string, password: string): Promise<void> {
+  await page.goto(`${base}/login`)
+  await page.getByLabel('Email').fill(email)
+  await page.getByLabel('Password').fill(password)
+  await page.getByRole('button', { name: 'Sign in' }).click()
+  await page.waitForURL((url) => !url.pathname.startsWith('/login'))
 }

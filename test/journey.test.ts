@@ -5,7 +5,7 @@ import { promisify } from 'node:util'
 import type { BrowserContext, Page } from 'playwright-core'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { resolveTool } from '../src/platform/ffmpeg.js'
-import { hasChromium, launchChromium } from './browser.js'
+import { hasChromium, launchChromium, signIn, watchProblems } from './browser.js'
 import { tempDir } from './engines.js'
 import { startReel, type TestReel } from './harness.js'
 
@@ -23,29 +23,6 @@ const seekToMiddle = () => {
   const v = (globalThis as unknown as PageGlobals).document.querySelector('video')
   if (v) v.currentTime = v.duration / 2
   return v?.currentTime ?? 0
-}
-
-/** Console errors and failed requests a person would notice; `expected` lists the ones a step provokes. */
-function watch(page: Page, expected: RegExp[]) {
-  const problems: string[] = []
-  page.on('pageerror', (e) => problems.push(`page error: ${e.message}`))
-  page.on('response', (r) => {
-    const line = `${r.status()} ${r.url()}`
-    if (r.status() >= 400 && !expected.some((e) => e.test(line))) problems.push(line)
-  })
-  page.on('console', (m) => {
-    if (m.type() === 'error' && !/Failed to load resource/.test(m.text()))
-      problems.push(`console: ${m.text()}`)
-  })
-  return problems
-}
-
-async function signIn(page: Page, base: string, email: string) {
-  await page.goto(`${base}/login`)
-  await page.getByLabel('Email').fill(email)
-  await page.getByLabel('Password').fill(PASSWORD)
-  await page.getByRole('button', { name: 'Sign in' }).click()
-  await page.waitForURL((url) => !url.pathname.startsWith('/login'))
 }
 
 async function pickProfile(page: Page, base: string, name: string) {
@@ -116,7 +93,7 @@ describe.skipIf(!hasChromium())('the whole journey in a real browser', () => {
     try {
       // 1. A member signs up, adds a second profile and picks it.
       const member = await newPage()
-      const memberProblems = watch(member, expected)
+      const memberProblems = watchProblems(member, expected)
       const email = `journey.${Date.now()}@example.com`
       await member.goto(`${base}/signup`)
       await member.getByLabel('Email').fill(email)
@@ -136,8 +113,8 @@ describe.skipIf(!hasChromium())('the whole journey in a real browser', () => {
 
       // 2. An administrator uploads a clip through the page and waits for it to become available.
       const admin = await newPage()
-      const adminProblems = watch(admin, expected)
-      await signIn(admin, base, 'journey-admin@example.com')
+      const adminProblems = watchProblems(admin, expected)
+      await signIn(admin, base, 'journey-admin@example.com', PASSWORD)
       await admin.goto(`${base}/admin`)
       await admin.getByLabel('Title').fill('Moonlight Harbor')
       await admin.getByLabel('Maturity rating').selectOption('PG-13')
@@ -167,8 +144,8 @@ describe.skipIf(!hasChromium())('the whole journey in a real browser', () => {
       await member.waitForTimeout(HEARTBEAT_MS * 2)
       await member.getByRole('link', { name: 'Home' }).click()
       const other = await newPage()
-      const otherProblems = watch(other, expected)
-      await signIn(other, base, email)
+      const otherProblems = watchProblems(other, expected)
+      await signIn(other, base, email, PASSWORD)
       await pickProfile(other, base, 'Sam')
       await other.goto(`${base}/title/${titleId}`)
       await other.getByRole('link', { name: /Resume/ }).click()

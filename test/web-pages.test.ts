@@ -2,11 +2,11 @@ import { execFile } from 'node:child_process'
 import fs from 'node:fs'
 import path from 'node:path'
 import { promisify } from 'node:util'
-import type { BrowserContext, Page } from 'playwright-core'
+import type { BrowserContext } from 'playwright-core'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { resolveTool } from '../src/platform/ffmpeg.js'
 import type { TitleDetail } from '../src/services/catalog/service.js'
-import { hasChromium, launchChromium } from './browser.js'
+import { hasChromium, launchChromium, signIn, watchProblems } from './browser.js'
 import { tempDir } from './engines.js'
 import { startReel, type TestReel } from './harness.js'
 
@@ -42,29 +42,6 @@ const watchImportProgress = () => {
   }).observe(page.document.body, { subtree: true, childList: true, attributes: true })
 }
 const importProgressSeen = () => (globalThis as unknown as ProgressPage).importProgress ?? []
-
-/** Console errors and failed requests a person would notice; `expected` lists the ones a step provokes. */
-function watch(page: Page, expected: RegExp[]) {
-  const problems: string[] = []
-  page.on('pageerror', (e) => problems.push(`page error: ${e.message}`))
-  page.on('response', (r) => {
-    const line = `${r.status()} ${r.request().method()} ${r.url()}`
-    if (r.status() >= 400 && !expected.some((e) => e.test(line))) problems.push(line)
-  })
-  page.on('console', (m) => {
-    if (m.type() === 'error' && !/Failed to load resource/.test(m.text()))
-      problems.push(`console: ${m.text()}`)
-  })
-  return problems
-}
-
-async function signIn(page: Page, base: string, email: string) {
-  await page.goto(`${base}/login`)
-  await page.getByLabel('Email').fill(email)
-  await page.getByLabel('Password').fill(PASSWORD)
-  await page.getByRole('button', { name: 'Sign in' }).click()
-  await page.waitForURL((url) => !url.pathname.startsWith('/login'))
-}
 
 describe.skipIf(!hasChromium())('web pages: people, next episode, ratings, admin edit and import', () => {
   let t: TestReel
@@ -174,8 +151,8 @@ describe.skipIf(!hasChromium())('web pages: people, next episode, ratings, admin
 
   async function memberPage(expected: RegExp[] = []) {
     const page = await newPage()
-    const problems = watch(page, [/401 POST .*\/api\/v1\/sessions\/refresh/, ...expected])
-    await signIn(page, base, memberEmail)
+    const problems = watchProblems(page, [/401 POST .*\/api\/v1\/sessions\/refresh/, ...expected])
+    await signIn(page, base, memberEmail, PASSWORD)
     await page.getByRole('heading', { name: 'Who’s watching?' }).waitFor()
     await page.getByRole('button', { name: /Robin/ }).click()
     await page.waitForURL(`${base}/`)
@@ -302,11 +279,11 @@ describe.skipIf(!hasChromium())('web pages: people, next episode, ratings, admin
 
   it('lets an administrator edit every field, showing the API’s validation errors on their field', async () => {
     const page = await newPage()
-    const problems = watch(page, [
+    const problems = watchProblems(page, [
       /401 POST .*\/api\/v1\/sessions\/refresh/,
       /400 (PATCH|POST) .*\/api\/v1\/admin\/titles/,
     ])
-    await signIn(page, base, 'pages-admin@example.com')
+    await signIn(page, base, 'pages-admin@example.com', PASSWORD)
     await page.goto(`${base}/admin/titles`)
     // Every title is listed, even one shown nowhere; typing narrows the list.
     const hidden = await t.reel
@@ -388,11 +365,11 @@ describe.skipIf(!hasChromium())('web pages: people, next episode, ratings, admin
 
   it('imports a catalog file from the page and reports the rejected rows', async () => {
     const page = await newPage()
-    const problems = watch(page, [
+    const problems = watchProblems(page, [
       /401 POST .*\/api\/v1\/sessions\/refresh/,
       /422 POST .*\/api\/v1\/admin\/catalog\/imports/,
     ])
-    await signIn(page, base, 'pages-admin@example.com')
+    await signIn(page, base, 'pages-admin@example.com', PASSWORD)
     await page.goto(`${base}/admin`)
     await page
       .getByRole('navigation', { name: 'Administration' })
