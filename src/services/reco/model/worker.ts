@@ -5,16 +5,17 @@ import { Worker } from 'node:worker_threads'
 import { AppError } from '../../../platform/errors.js'
 import type { TrainedModel, TrainingData, TrainOptions } from './types.js'
 
-// Run from the TypeScript sources (tsx, vitest) the worker is a .ts file and must register tsx's
-// loader in its own thread first (Node 20 does not pass a parent's loader hooks, nor --import in
-// execArgv, to workers); run from dist/ it is plain JavaScript next to this file.
-const fromSource = import.meta.url.endsWith('.ts')
-
-function workerScript(): { script: string | URL; eval: boolean } {
-  if (!fromSource) return { script: new URL('./train-worker.js', import.meta.url), eval: false }
+/**
+ * How to start the worker `name` that sits next to the module at `from` (its import.meta.url). Run
+ * from the TypeScript sources (tsx, vitest) the worker is a .ts file and must register tsx's loader
+ * in its own thread first (Node 20 does not pass a parent's loader hooks, nor --import in execArgv,
+ * to workers); run from dist/ it is plain JavaScript next to that module.
+ */
+export function workerScript(from: string, name: string): { script: string | URL; eval: boolean } {
+  if (!from.endsWith('.ts')) return { script: new URL(`./${name}.js`, from), eval: false }
   // tsx is resolved from this file, not from the working directory, so `reel` works from any folder.
   const tsx = tsxEsmApi()
-  const entry = new URL('./train-worker.ts', import.meta.url).href
+  const entry = new URL(`./${name}.ts`, from).href
   return {
     script: `import(${JSON.stringify(tsx)}).then((tsx) => { tsx.register(); return import(${JSON.stringify(entry)}) })`,
     eval: true,
@@ -52,7 +53,7 @@ export function trainInWorker(
   if (signal?.aborted) return Promise.reject(abortReason(signal))
   const buffers = transferable([data.users, data.items, data.weights])
   return new Promise<TrainedModel>((resolve, reject) => {
-    const { script, eval: isCode } = workerScript()
+    const { script, eval: isCode } = workerScript(import.meta.url, 'train-worker')
     const worker = new Worker(script, { eval: isCode, workerData: { data, options }, transferList: buffers })
     let settled = false
     const settle = (finish: () => void) => {
