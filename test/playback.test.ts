@@ -2,15 +2,21 @@ import { execFile } from 'node:child_process'
 import path from 'node:path'
 import { promisify } from 'node:util'
 import { sql } from 'kysely'
+import pino from 'pino'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { WebSocket } from 'ws'
 import { createReel, type Reel } from '../src/platform/app.js'
-import type { EventEnvelope } from '../src/platform/bus/bus.js'
+import { Authenticator } from '../src/platform/auth.js'
+import type { Bus, EventEnvelope, PublishInput } from '../src/platform/bus/bus.js'
+import { type Cache, RedisCache } from '../src/platform/cache/index.js'
 import { loadConfig } from '../src/platform/config.js'
 import { AppError } from '../src/platform/errors.js'
 import { newId } from '../src/platform/ids.js'
-import { createLogger } from '../src/platform/log.js'
+import { createLogger, type Logger } from '../src/platform/log.js'
 import type { PlaybackEventBase } from '../src/services/playback/events.js'
+import { PlaybackService } from '../src/services/playback/service.js'
+import { PlaybackStore } from '../src/services/playback/store.js'
+import { PlayableTitles } from '../src/services/playback/titles.js'
 import { engines, hasPostgres, hasRedis, tempDir } from './engines.js'
 import { startReel, type TestReel } from './harness.js'
 
@@ -93,6 +99,53 @@ async function signUp(t: TestReel, plan = 'standard', country = 'DE') {
 }
 
 const code = (res: { json: () => { error: { code: string } } }) => res.json().error.code
+
+/** A second playback service over the test reel's own parts, with another Bus, Cache or Logger given. */
+function playbackOver(t: TestReel, parts: { bus?: Bus; cache?: Cache; log?: Logger }): PlaybackService {
+  const { reel } = t
+  return new PlaybackService({
+    store: new PlaybackStore(reel.ports.db),
+    cache: parts.cache ?? reel.ports.cache,
+    bus: parts.bus ?? reel.ports.bus,
+    billing: () => reel.use('billing'),
+    accounts: () => reel.use('accounts'),
+    cdn: () => reel.use('cdn'),
+    titles: new PlayableTitles(
+      () => reel.use('catalog'),
+      () => reel.use('media'),
+    ),
+    log: parts.log ?? reel.log,
+    now: () => t.clock.now,
+    settings: {
+      heartbeatIntervalMs: reel.config.playbackHeartbeatMs,
+      streamTimeoutMs: reel.config.playbackStreamTimeoutMs,
+      tokenTtlS: reel.config.playbackTokenTtlS,
+    },
+  })
+}
+
+/** The reel's own Bus, refusing the publishes `refuse` picks (as a Bus briefly away does). */
+function refusingBus(bus: Bus, refuse: (event: PublishInput) => boolean): Bus & { refused: number } {
+  const refusing = {
+    refused: 0,
+    kind: bus.kind,
+    publish: <T>(input: PublishInput<T>) => {
+      if (!refuse(input)) return bus.publish(input)
+      refusing.refused++
+      return Promise.reject(new Error('bus away'))
+    },
+    subscribe: bus.subscribe.bind(bus),
+    enqueue: bus.enqueue.bind(bus),
+    work: bus.work.bind(bus),
+    deadLetters: bus.deadLetters.bind(bus),
+    consumers: bus.consumers.bind(bus),
+    ping: bus.ping.bind(bus),
+    close: bus.close.bind(bus),
+  }
+  return refusing
+}
+
+const client = { headers: {}, address: '127.0.0.1' }
 
 const kinds: ('sqlite' | 'postgres')[] = hasPostgres() ? ['sqlite', 'postgres'] : ['sqlite']
 
@@ -431,6 +484,115 @@ describe.each(kinds)('playback on %s', (kind) => {
     )
     expect(stopped?.data).toMatchObject({ positionMs: 1500, profileId: u.profileId })
   })
+
+  const authOf = (token: string) =>
+    Authenticator.create(t.reel.config, t.reel.ports.cache, t.reel.log).verify(token)
+  const typesOf = (sessionId: string) =>
+    events.filter((e) => e.data.sessionId === sessionId).map((e) => e.type.replace('playback.session.', ''))
+
+  it('a refused publish holds back the later events of the profile; they go in order once the Bus takes them', async () => {
+    const u = await signUp(t)
+    let away = true
+    const bus = refusingBus(
+      t.reel.ports.bus,
+      (e) => away && e.key === u.profileId && e.type === 'playback.session.started',
+    )
+    const playback = playbackOver(t, { bus })
+    const auth = await authOf(u.token)
+    const s = await playback.start(auth, { profileId: u.profileId, titleId }, client)
+    await playback.heartbeat(auth, s.sessionId, { positionMs: 1000, state: 'playing' })
+    await playback.flush()
+    await expect.poll(() => bus.refused).toBeGreaterThan(0)
+    await playback.stop(auth, s.sessionId, 1500)
+    away = false
+    await playback.drain()
+    await expect.poll(() => typesOf(s.sessionId)).toEqual(['started', 'heartbeat', 'stopped'])
+  })
+
+  it('a graceful shutdown publishes again what the Bus refuses, until it goes', async () => {
+    const u = await signUp(t)
+    let refusals = 3
+    const bus = refusingBus(t.reel.ports.bus, (e) => e.key === u.profileId && refusals-- > 0)
+    const playback = playbackOver(t, { bus })
+    const auth = await authOf(u.token)
+    const s = await playback.start(auth, { profileId: u.profileId, titleId }, client)
+    await playback.drain()
+    expect(bus.refused).toBe(3)
+    await expect.poll(() => typesOf(s.sessionId)).toEqual(['started'])
+  })
+
+  it('a graceful shutdown gives up after its deadline and logs the events lost', async () => {
+    const u = await signUp(t)
+    const bus = refusingBus(t.reel.ports.bus, (e) => e.key === u.profileId)
+    const lines: string[] = []
+    const log = pino({ level: 'warn' }, { write: (line: string) => void lines.push(line) })
+    const playback = playbackOver(t, { bus, log })
+    const auth = await authOf(u.token)
+    const s = await playback.start(auth, { profileId: u.profileId, titleId }, client)
+    await playback.stop(auth, s.sessionId, 500)
+    await playback.drain(300)
+    const lost = lines.map((l) => JSON.parse(l)).find((l) => l.level === 50)
+    expect(lost).toMatchObject({ events: 2, positions: 0, sessions: 0 })
+    expect(lost.msg).toContain('lost')
+  })
+
+  it.skipIf(kind !== 'postgres')(
+    'with the Cache away, slots are counted from the DB, the rows to flush and the rows of a flush in progress',
+    async () => {
+      const u = await signUp(t, 'standard')
+      // A Redis node nobody listens on: every sorted-set read answers "cannot tell".
+      const cache = new RedisCache({
+        urls: ['redis://127.0.0.1:1/0'],
+        prefix: 'gone:',
+        log: t.reel.log,
+        connectTimeoutMs: 200,
+      })
+      const playback = playbackOver(t, { cache })
+      const auth = await authOf(u.token)
+      const play = () => playback.start(auth, { profileId: u.profileId, titleId }, client)
+      await play()
+      const db = t.reel.ports.db.kysely
+      let release = () => {}
+      const released = new Promise<void>((resolve) => {
+        release = resolve
+      })
+      let locked = () => {}
+      const isLocked = new Promise<void>((resolve) => {
+        locked = resolve
+      })
+      // The flush's insert waits behind this lock: the first session is in neither the DB nor the pending rows.
+      const holder = db.transaction().execute(async (trx) => {
+        await sql`lock table playback_sessions in exclusive mode`.execute(trx)
+        locked()
+        await released
+      })
+      try {
+        await isLocked
+        const flushing = playback.flush()
+        await expect
+          .poll(
+            async () =>
+              (
+                await sql<{
+                  n: number
+                }>`select count(*)::int as n from pg_locks where not granted and relation = to_regclass('playback_sessions')`.execute(
+                  db,
+                )
+              ).rows[0]?.n,
+          )
+          .toBe(1)
+        await play()
+        await expect(play()).rejects.toMatchObject({ status: 409, code: 'stream_limit_reached' })
+        release()
+        await holder
+        await flushing
+      } finally {
+        release()
+        await holder
+        await cache.close()
+      }
+    },
+  )
 
   it('a graceful stop flushes the last positions to the DB', async () => {
     const u = await signUp(t)

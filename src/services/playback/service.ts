@@ -19,7 +19,7 @@ import {
   type PlaybackStopped,
 } from './events.js'
 import type { PlaybackStore, ProgressRow, SessionRow } from './store.js'
-import type { PlayableTitles } from './titles.js'
+import type { EpisodeRef, PlayableTitles } from './titles.js'
 
 export type PlayerState = PlaybackHeartbeat['state']
 
@@ -97,6 +97,8 @@ const NO_POSITION = '-'
 /** A session's slot in the account's stream set is refreshed at most this often by heartbeats. */
 const SLOT_REFRESH_MS = 5_000
 const MAX_TRACKED_STREAMS = 200
+/** A graceful shutdown retries a DB or Bus that fails for this long before giving up what is left. */
+const DRAIN_TIMEOUT_MS = 10_000
 
 const keys = {
   session: (id: string) => `playback:session:${id}`,
@@ -152,9 +154,15 @@ export class PlaybackService {
   private heartbeatsPending = new Map<string, PendingHeartbeat>()
   private outbox: Outgoing[] = []
   private flushing: Promise<void> | undefined
-  /** Flushed events waiting for the Bus, and the batch being published (one at a time: order per profile kept). */
+  /** What the flush in progress writes (neither pending nor in the DB until it commits). */
+  private progressFlushing: Map<string, ProgressRow> | undefined
+  private sessionsFlushing: Map<string, SessionRow> | undefined
+  /** Flushed events waiting for the Bus, oldest first, and the batch being published (one at a time). */
   private unpublished: PublishInput[] = []
   private publishing: Promise<void> | undefined
+  /** A publish failed: what is left waits for the next flush (no retry loop while the Bus is away). */
+  private publishHeld = false
+  private lastPublishError: unknown
   /** A flush asked for while one runs: every caller until it begins shares it (group commit). */
   private queuedFlush: Promise<void> | undefined
 
@@ -382,7 +390,7 @@ export class PlaybackService {
     const run = async (): Promise<void> => {
       this.queuedFlush = undefined
       if (this.progressPending.size === 0 && this.sessionsPending.size === 0 && this.outbox.length === 0)
-        return
+        return this.retryPublishing()
       const progress = this.progressPending
       const sessions = this.sessionsPending
       const outbox = this.outbox
@@ -390,6 +398,8 @@ export class PlaybackService {
       this.sessionsPending = new Map()
       this.heartbeatsPending = new Map()
       this.outbox = []
+      this.progressFlushing = progress
+      this.sessionsFlushing = sessions
       try {
         await this.deps.store.writeBehind([...progress.values()], [...sessions.values()])
       } catch (e) {
@@ -398,7 +408,11 @@ export class PlaybackService {
           if (!this.progressPending.has(key)) this.progressPending.set(key, row)
         for (const [id, row] of sessions) if (!this.sessionsPending.has(id)) this.sessionsPending.set(id, row)
         this.outbox = [...outbox, ...this.outbox]
+        this.retryPublishing()
         throw e
+      } finally {
+        this.progressFlushing = undefined
+        this.sessionsFlushing = undefined
       }
       const events: PublishInput[] = []
       for (const item of outbox) {
@@ -407,7 +421,7 @@ export class PlaybackService {
       }
       // The positions are safe; the events follow on their own, so a stop does not wait for the Bus.
       this.unpublished.push(...events)
-      this.pump()
+      this.retryPublishing()
     }
     // One flush at a time; the callers that arrive during one (or in the same turn of the event
     // loop) share the next: one transaction for all of them.
@@ -420,39 +434,118 @@ export class PlaybackService {
     return next
   }
 
-  /** Resolves once everything flushed so far is also published (graceful shutdown waits for it). */
-  async drain(): Promise<void> {
-    await this.flush()
-    while (this.publishing) await this.publishing
+  /**
+   * Graceful shutdown: flushes and publishes until nothing is left, retrying what fails (the DB or
+   * the Bus briefly away) until `timeoutMs` has passed; then logs what is lost.
+   */
+  async drain(timeoutMs = DRAIN_TIMEOUT_MS): Promise<void> {
+    const until = performance.now() + timeoutMs
+    let pause = 50
+    let failure: unknown
+    for (;;) {
+      failure = undefined
+      try {
+        await this.flush()
+      } catch (e) {
+        failure = e
+      }
+      this.retryPublishing()
+      while (this.publishing) await this.publishing
+      if (failure === undefined && this.unpublished.length === 0 && this.nothingPending()) return
+      failure ??= this.lastPublishError
+      if (performance.now() + pause > until) break
+      await new Promise((resolve) => setTimeout(resolve, pause))
+      pause = Math.min(pause * 2, 1000)
+    }
+    const heartbeats = this.outbox.filter((item) => item.kind === 'heartbeat' && !item.dropped).length
+    const events = [
+      ...this.unpublished,
+      ...this.outbox.flatMap((item) => (item.kind === 'event' ? [item.event] : [])),
+    ]
+    this.deps.log.error(
+      {
+        positions: this.progressPending.size,
+        sessions: this.sessionsPending.size,
+        events: events.length + heartbeats,
+        eventIds: events.map((e) => `${e.type} ${e.id}`).slice(0, 100),
+        err: failure instanceof Error ? failure.message : String(failure),
+      },
+      'playback shutdown: positions, session rows or events not saved in time are lost',
+    )
+  }
+
+  private nothingPending(): boolean {
+    return this.progressPending.size === 0 && this.sessionsPending.size === 0 && this.outbox.length === 0
+  }
+
+  /** Lets the waiting events go again (at a flush: failed ones are tried once per flush). */
+  private retryPublishing(): void {
+    this.publishHeld = false
+    this.pump()
   }
 
   /**
-   * Publishes the flushed events: one batch at a time, everything waiting in each (it grows while
-   * the previous one is stored), in one tick (the embedded bus stores a batch in one transaction,
-   * JetStream receives it in order). Failed ones go back to the front of the outbox for the next
-   * flush; the Bus deduplicates by id, so one that was stored after all is delivered once.
+   * Publishes the flushed events, one batch at a time (it grows while the previous one is stored),
+   * each profile's in order. A failed event and the later ones of its profile go back to the front
+   * of the queue, tried again at the next flush; the Bus deduplicates by id, so one that was stored
+   * after all is delivered once.
    */
   private pump(): void {
-    if (this.publishing || this.unpublished.length === 0) return
+    if (this.publishing || this.publishHeld || this.unpublished.length === 0) return
     const events = this.unpublished
     this.unpublished = []
-    this.publishing = (async () => {
-      const results = await Promise.allSettled(events.map((event) => this.deps.bus.publish(event)))
-      const failed = events.filter((_, i) => results[i]?.status === 'rejected')
-      if (failed.length > 0) {
-        this.outbox = [...failed.map((event) => ({ kind: 'event' as const, event })), ...this.outbox]
-        const reason = results.find((r) => r.status === 'rejected') as PromiseRejectedResult
+    this.publishing = this.publishInOrder(events)
+      .then((left) => {
+        if (left.length === 0) return
+        this.unpublished = [...left, ...this.unpublished]
+        this.publishHeld = true
+        const err = this.lastPublishError
         this.deps.log.warn(
-          {
-            events: failed.length,
-            err: reason.reason instanceof Error ? reason.reason.message : String(reason.reason),
-          },
+          { events: left.length, err: err instanceof Error ? err.message : String(err) },
           'playback events not published; retrying at the next flush',
         )
+      })
+      .finally(() => {
+        this.publishing = undefined
+        this.pump()
+      })
+  }
+
+  /**
+   * Round n publishes the n-th event of every key at once (one tick: one batch for the embedded bus,
+   * pipelined to JetStream); a key whose event fails stops there, so nothing overtakes it. Returns
+   * the events not published, in their order.
+   */
+  private async publishInOrder(events: PublishInput[]): Promise<PublishInput[]> {
+    const byKey = new Map<string, PublishInput[]>()
+    for (const event of events) {
+      const queue = byKey.get(event.key)
+      if (queue) queue.push(event)
+      else byKey.set(event.key, [event])
+    }
+    const failedAt = new Map<string, number>()
+    for (let round = 0; ; round++) {
+      const batch: PublishInput[] = []
+      for (const [key, queue] of byKey) {
+        const event = queue[round]
+        if (event && !failedAt.has(key)) batch.push(event)
       }
-    })().finally(() => {
-      this.publishing = undefined
-      this.pump()
+      if (batch.length === 0) break
+      const results = await Promise.allSettled(batch.map((event) => this.deps.bus.publish(event)))
+      results.forEach((result, i) => {
+        const event = batch[i]
+        if (result.status === 'fulfilled' || !event) return
+        failedAt.set(event.key, round)
+        this.lastPublishError = result.reason
+      })
+    }
+    if (failedAt.size === 0) return []
+    const seen = new Map<string, number>()
+    return events.filter((event) => {
+      const at = seen.get(event.key) ?? 0
+      seen.set(event.key, at + 1)
+      const failed = failedAt.get(event.key)
+      return failed !== undefined && at >= failed
     })
   }
 
@@ -546,8 +639,10 @@ export class PlaybackService {
       }
     }
     if (!position) {
+      const pendingKey = `${profileId}\n${mediaId}`
       const row =
-        this.progressPending.get(`${profileId}\n${mediaId}`) ??
+        this.progressPending.get(pendingKey) ??
+        this.progressFlushing?.get(pendingKey) ??
         (await this.deps.store.progress(profileId, mediaId))
       position = row ? { positionMs: row.position_ms, completed: row.completed === 1 } : undefined
       if (!position) await this.deps.cache.set(key, NO_POSITION, NO_POSITION_TTL_MS)
@@ -581,11 +676,13 @@ export class PlaybackService {
       // process's sessions not flushed yet.
       const since = at - settings.streamTimeoutMs
       const ids = new Set((await this.deps.store.activeSessions(accountId, since)).map((s) => s.id))
-      for (const row of this.sessionsPending.values())
-        if (row.account_id === accountId && row.seen_at >= since) {
-          if (row.stopped_at === null) ids.add(row.id)
-          else ids.delete(row.id)
-        }
+      // Rows of a flush in progress are in neither place yet; pending ones are newer still.
+      for (const rows of [this.sessionsFlushing, this.sessionsPending])
+        for (const row of rows?.values() ?? [])
+          if (row.account_id === accountId) {
+            if (row.stopped_at === null && row.seen_at >= since) ids.add(row.id)
+            else ids.delete(row.id)
+          }
       ids.add(sessionId)
       active = [...ids]
     }
@@ -697,8 +794,18 @@ export class PlaybackService {
     const { row } = session
     if (row.title_id === row.media_id) return { seriesId: null, seasonId: null }
     if (session.seasonId === undefined) {
-      const episode = (await this.deps.titles.episodes(row.title_id)).find((e) => e.id === row.media_id)
-      session.seasonId = episode?.seasonId ?? null
+      let episodes: EpisodeRef[]
+      try {
+        episodes = await this.deps.titles.episodes(row.title_id)
+      } catch (e) {
+        // The catalog briefly away: the event goes without its season rather than not at all.
+        this.deps.log.warn(
+          { err: e instanceof Error ? e.message : String(e) },
+          'season of an episode not found',
+        )
+        return { seriesId: row.title_id, seasonId: null }
+      }
+      session.seasonId = episodes.find((e) => e.id === row.media_id)?.seasonId ?? null
     }
     return { seriesId: row.title_id, seasonId: session.seasonId }
   }
