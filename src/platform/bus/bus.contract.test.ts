@@ -4,7 +4,7 @@ import { afterAll, afterEach, beforeEach, describe, expect, it, vi } from 'vites
 import { engines, hasNats, hasPostgres, testDb, uniqueName } from '../../../test/engines.js'
 import { createDb, type Db } from '../db/db.js'
 import { createLogger } from '../log.js'
-import type { Bus, ConsumerOptions, DeliveryInfo, EventEnvelope, Subscription } from './bus.js'
+import type { BatchInfo, Bus, ConsumerOptions, DeliveryInfo, EventEnvelope, Subscription } from './bus.js'
 import { typeMatches } from './bus.js'
 import { backoffAfter, retryPolicy } from './dispatch.js'
 import { busMigrations, createBus } from './index.js'
@@ -447,6 +447,158 @@ function busContract(name: string, enabled: boolean, createEngine: () => Promise
       const { received } = await record(other.bus, { name: 'elsewhere', types: ['a.>'] })
       await bus.publish({ type: 'a.b', key: 'k', data: {}, id: 'e1' })
       await eventually(() => expect(ids(received)).toEqual(['e1']))
+    })
+
+    /** Publishes `perKey` events on each key, round by round, all before any consumer reads them. */
+    async function publishRounds(keys: string[], perKey: number, prefix = 'e'): Promise<void> {
+      for (let n = 0; n < perKey; n++)
+        await Promise.all(
+          keys.map((key) => bus.publish({ type: 'a.b', key, data: { n }, id: `${prefix}-${key}-${n}` })),
+        )
+    }
+
+    interface BatchCall {
+      ids: string[]
+      info: BatchInfo
+      ok: boolean
+    }
+
+    it('hands a batch consumer its events in batches, each key in publish order, each event once', async () => {
+      const keys = ['k0', 'k1', 'k2', 'k3', 'k4']
+      await publishRounds(keys, 6)
+      const calls: BatchCall[] = []
+      const subscription = await bus.subscribe<{ n: number }>({
+        ...quick,
+        name: 'batched',
+        types: ['a.>'],
+        maxBatch: 7,
+        batchHandler: async (events, info) => {
+          calls.push({ ids: events.map((e) => e.id), info, ok: true })
+        },
+      })
+      await eventually(() => expect(calls.flatMap((c) => c.ids)).toHaveLength(30))
+      const handled = calls.flatMap((c) => c.ids)
+      expect(new Set(handled).size).toBe(30)
+      for (const key of keys)
+        expect(handled.filter((id) => id.startsWith(`e-${key}-`))).toEqual(
+          Array.from({ length: 6 }, (_, n) => `e-${key}-${n}`),
+        )
+      expect(Math.max(...calls.map((c) => c.ids.length))).toBeLessThanOrEqual(7)
+      // Not one call per event: what waits together goes together.
+      expect(calls.length).toBeLessThan(30)
+      for (const call of calls) {
+        expect(call.info).toMatchObject({ attempt: 1, consumer: 'batched' })
+        expect(call.info.positions).toHaveLength(call.ids.length)
+      }
+      // Positions order the log, and a restart resumes after what the batches acked.
+      const positions = calls.flatMap((c) => c.info.positions)
+      expect(new Set(positions).size).toBe(30)
+      await subscription.stop()
+      await bus.publish({ type: 'a.b', key: 'k0', data: { n: 6 }, id: 'after-restart' })
+      const again: string[] = []
+      await bus.subscribe({
+        ...quick,
+        name: 'batched',
+        types: ['a.>'],
+        batchHandler: async (events) => {
+          again.push(...events.map((e) => e.id))
+        },
+      })
+      await eventually(() => expect(again).toEqual(['after-restart']))
+      await sleep(100)
+      expect(again).toEqual(['after-restart'])
+    })
+
+    it('retries the events of a failed batch one at a time, parks the poison one, and keeps each key in order', async () => {
+      await bus.publish({ type: 'a.b', key: 'k1', data: {}, id: 'k1-a' })
+      await bus.publish({ type: 'a.b', key: 'k2', data: {}, id: 'k2-a' })
+      await bus.publish({ type: 'a.b', key: 'k1', data: {}, id: 'poison' })
+      await bus.publish({ type: 'a.b', key: 'k1', data: {}, id: 'k1-b' })
+      await bus.publish({ type: 'a.b', key: 'k2', data: {}, id: 'k2-b' })
+      const calls: BatchCall[] = []
+      await bus.subscribe({
+        ...quick,
+        name: 'batch-poison',
+        types: ['a.>'],
+        maxBatch: 10,
+        batchHandler: async (events, info) => {
+          const ids = events.map((e) => e.id)
+          const ok = !ids.includes('poison')
+          calls.push({ ids, info, ok })
+          if (!ok) throw new Error('refused poison')
+        },
+      })
+      await eventually(async () => expect(await bus.deadLetters('batch-poison')).toHaveLength(1))
+      await eventually(() =>
+        expect(calls.filter((c) => c.ok).flatMap((c) => c.ids)).toEqual(
+          expect.arrayContaining(['k1-a', 'k2-a', 'k1-b', 'k2-b']),
+        ),
+      )
+      const [letter] = await bus.deadLetters('batch-poison')
+      expect(letter).toMatchObject({ attempts: 3, error: 'refused poison', event: { id: 'poison' } })
+      // The first batch held the poison with others; its retries were alone, attempts 2 and 3.
+      const withPoison = calls.filter((c) => c.ids.includes('poison'))
+      expect(withPoison[0]?.ids.length).toBeGreaterThan(1)
+      expect(withPoison.slice(1).map((c) => c.ids)).toEqual([['poison'], ['poison']])
+      expect(withPoison.map((c) => c.info.attempt)).toEqual([1, 2, 3])
+      // Each other event went through once, on its own retry when its first batch failed.
+      const succeeded = calls.filter((c) => c.ok).flatMap((c) => c.ids)
+      expect([...succeeded].sort()).toEqual(['k1-a', 'k1-b', 'k2-a', 'k2-b'])
+      const retriedAlone = calls.filter((c) => c.ok && c.info.attempt === 2).map((c) => c.ids)
+      for (const ids of retriedAlone) expect(ids).toHaveLength(1)
+      // k1-b came after the poison event was parked; k1-a before it.
+      const indexOf = (id: string) => calls.findIndex((c) => c.ok && c.ids.includes(id))
+      const lastPoison = calls.lastIndexOf(withPoison[withPoison.length - 1] as BatchCall)
+      expect(indexOf('k1-a')).toBeLessThan(lastPoison)
+      expect(indexOf('k1-b')).toBeGreaterThan(lastPoison)
+
+      await bus.publish({ type: 'a.b', key: 'k1', data: {}, id: 'later' })
+      await eventually(() => expect(calls.at(-1)).toMatchObject({ ids: ['later'], ok: true }))
+      expect(calls.at(-1)?.info.attempt).toBe(1)
+    })
+
+    it('runs batches at once only over distinct keys', async () => {
+      const keys = Array.from({ length: 8 }, (_, i) => `key-${i}`)
+      await publishRounds(keys, 10)
+      const heldKeys = new Set<string>()
+      const done = new Map<string, number[]>()
+      let overlaps = 0
+      let running = 0
+      let maxRunning = 0
+      await bus.subscribe<{ n: number }>({
+        ...quick,
+        name: 'batch-concurrent',
+        types: ['a.>'],
+        concurrency: 3,
+        maxBatch: 4,
+        batchHandler: async (events) => {
+          const keysHere = new Set(events.map((e) => e.key))
+          for (const key of keysHere) if (heldKeys.has(key)) overlaps++
+          for (const key of keysHere) heldKeys.add(key)
+          maxRunning = Math.max(maxRunning, ++running)
+          await sleep(5 + Math.random() * 5)
+          running--
+          for (const key of keysHere) heldKeys.delete(key)
+          for (const event of events) done.set(event.key, [...(done.get(event.key) ?? []), event.data.n])
+        },
+      })
+      const expected = Array.from({ length: 10 }, (_, n) => n)
+      await eventually(() => {
+        for (const key of keys) expect(done.get(key)).toEqual(expected)
+      })
+      expect(overlaps).toBe(0)
+      expect(maxRunning).toBeGreaterThan(1)
+    })
+
+    it('refuses a consumer with both kinds of handler, or a batch size below 1', async () => {
+      const batchHandler = async () => {}
+      const handler = async () => {}
+      await expect(
+        bus.subscribe({ name: 'both', types: ['a.b'], handler, batchHandler } as unknown as ConsumerOptions),
+      ).rejects.toThrow(/not both/)
+      await expect(
+        bus.subscribe({ name: 'zero', types: ['a.b'], maxBatch: 0, batchHandler }),
+      ).rejects.toThrow(/maxBatch/)
     })
 
     it('gives each task to exactly one of several competing workers', async () => {

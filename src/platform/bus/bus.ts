@@ -7,6 +7,9 @@
  * maxAttempts the event is parked as a dead letter and the consumer moves on. Publishing an id that
  * was already published is a no-op (deduplication).
  *
+ * A consumer may take its events in batches (`batchHandler`): see BatchConsumerOptions for what a
+ * batch guarantees and how a failed one is retried.
+ *
  * Work queue: `enqueue` adds a task; `work` runs a competing worker: each task goes to exactly one
  * worker (of any process), with the same retry, timeout and dead-letter rules.
  */
@@ -46,6 +49,18 @@ export interface DeliveryInfo {
 
 export type EventHandler<T = unknown> = (event: EventEnvelope<T>, info: DeliveryInfo) => Promise<void>
 
+export interface BatchInfo {
+  /** The highest attempt number among the batch's events (1 when none was delivered before). */
+  attempt: number
+  /** The consumer name. */
+  consumer: string
+  /** Each event's position (DeliveryInfo.position), in the order of the events. */
+  positions: number[]
+}
+
+/** Takes several events at once; resolving acks them all, throwing fails them all (see BatchConsumerOptions). */
+export type BatchHandler<T = unknown> = (events: EventEnvelope<T>[], info: BatchInfo) => Promise<void>
+
 export interface RetryOptions {
   /** Deliveries before the message becomes a dead letter. Default 5. */
   maxAttempts?: number
@@ -55,7 +70,7 @@ export interface RetryOptions {
   backoffMs?: number[]
 }
 
-export interface ConsumerOptions<T = unknown> extends RetryOptions {
+interface ConsumerBase extends RetryOptions {
   /** Durable name: a consumer with the same name resumes where the last one stopped. */
   name: string
   /**
@@ -63,7 +78,6 @@ export interface ConsumerOptions<T = unknown> extends RetryOptions {
    * (`media.>`, `playback.*.started`).
    */
   types: string[]
-  handler: EventHandler<T>
   /**
    * Where a consumer seen for the first time (an ephemeral one: every subscription) starts: every
    * stored event (default), only new ones, or the events after a position a handler was given.
@@ -80,6 +94,32 @@ export interface ConsumerOptions<T = unknown> extends RetryOptions {
   /** Handlers running at once, over distinct keys (one key is always serial). Default 1. */
   concurrency?: number
 }
+
+/** A consumer that takes one event per handler call. */
+export interface EventConsumerOptions<T = unknown> extends ConsumerBase {
+  handler: EventHandler<T>
+  batchHandler?: never
+  maxBatch?: never
+}
+
+/**
+ * A consumer that takes its events in batches, which costs the bus far less per event than a call
+ * each. A batch holds what has arrived and waits for no more: up to `maxBatch` events, each key's
+ * in publish order, none of a key that another running batch holds (`concurrency` is batches at
+ * once). A batch is settled as one: resolved, all its events are acked; failed (thrown, or past
+ * ackWaitMs), each of its events has had an attempt, and after the backoff they are retried one at
+ * a time, each in a batch of its own with the rules of a one-event handler (its key waits; parked
+ * after maxAttempts), so one poison event is parked and the others go through on their next attempt.
+ * Later events of those keys wait until their retries are settled; other keys' events form new batches.
+ */
+export interface BatchConsumerOptions<T = unknown> extends ConsumerBase {
+  batchHandler: BatchHandler<T>
+  /** Most events a batch holds. Default 1000. */
+  maxBatch?: number
+  handler?: never
+}
+
+export type ConsumerOptions<T = unknown> = EventConsumerOptions<T> | BatchConsumerOptions<T>
 
 export interface WorkerOptions<T = unknown> extends RetryOptions {
   handler: EventHandler<T>

@@ -5,6 +5,8 @@ import { counter } from '../metrics.js'
 import {
   assertEventType,
   assertTypePattern,
+  type BatchHandler,
+  type ConsumerOptions,
   type EventEnvelope,
   type EventHandler,
   type PublishInput,
@@ -35,6 +37,50 @@ export function assertTypePatterns(patterns: string[]): void {
 export function matchesAny(patterns: string[], type: string): boolean {
   for (const pattern of patterns) if (typeMatches(pattern, type)) return true
   return false
+}
+
+/** matchesAny for one set of patterns, remembering each type's answer (a log holds few types). */
+export function typeFilter(patterns: string[]): (type: string) => boolean {
+  const known = new Map<string, boolean>()
+  return (type) => {
+    let match = known.get(type)
+    if (match === undefined) {
+      match = matchesAny(patterns, type)
+      if (known.size < 10_000) known.set(type, match)
+    }
+    return match
+  }
+}
+
+/** Batches a batch consumer takes at most, by default. */
+export const DEFAULT_MAX_BATCH = 1000
+
+/** The handler of a consumer: one event a call, or batches. */
+export type ConsumerHandler =
+  | { handler: EventHandler; batch?: undefined }
+  | { handler?: undefined; batch: { handler: BatchHandler; maxEvents: number } }
+
+/**
+ * Most deliveries a subscription holds unsettled: `base` for one-event handlers, and for batches
+ * enough that a full one waits while `concurrency` run.
+ */
+export function inFlightLimit(handling: ConsumerHandler, concurrency: number, base: number): number {
+  return handling.batch ? Math.max(base, handling.batch.maxEvents * (concurrency + 1)) : base
+}
+
+/** Checks which handler a consumer gave, and its batch size. */
+export function consumerHandler(options: ConsumerOptions): ConsumerHandler {
+  const { handler, batchHandler } = options
+  if (batchHandler !== undefined) {
+    if (handler !== undefined) throw new Error('A consumer takes a handler or a batchHandler, not both')
+    if (typeof batchHandler !== 'function') throw new Error('batchHandler must be a function')
+    const maxEvents = options.maxBatch ?? DEFAULT_MAX_BATCH
+    if (!Number.isInteger(maxEvents) || maxEvents < 1)
+      throw new Error(`maxBatch must be a positive integer, got ${maxEvents}`)
+    return { batch: { handler: batchHandler as BatchHandler, maxEvents } }
+  }
+  if (typeof handler !== 'function') throw new Error('A consumer needs a handler or a batchHandler')
+  return { handler: handler as EventHandler }
 }
 
 /** Delivery rules shared by both Bus adapters: order per key, concurrency, timeouts, retries, dead letters. */
@@ -108,9 +154,8 @@ export interface DeliveryOutcomes<D extends Delivery> {
   release(delivery: D, attempted: boolean): void | Promise<void>
 }
 
-export interface DispatcherOptions<D extends Delivery> {
+export type DispatcherOptions<D extends Delivery> = ConsumerHandler & {
   consumer: string
-  handler: EventHandler
   policy: RetryPolicy
   concurrency: number
   /**
@@ -162,11 +207,22 @@ export class Fifo<T> {
     this.head = 0
     return rest
   }
+  /** Puts items back at the front, in their order. */
+  unshiftAll(items: T[]): void {
+    if (items.length === 0) return
+    this.items = items.concat(this.items.slice(this.head) as T[])
+    this.head = 0
+  }
 }
 
 /**
  * Runs deliveries through a handler: one at a time per order key, up to `concurrency` keys at once,
  * each attempt bounded by ackWaitMs, failures retried after a backoff, dead-lettered after maxAttempts.
+ *
+ * With a batch handler, what has been pushed in one turn of the event loop (and whatever waits when
+ * a batch ends) forms batches instead: up to maxEvents deliveries in arrival order, none of a key
+ * that a running batch holds. A failed batch's deliveries go back to the front, each to run alone
+ * through the one-event path (`isolated`), which retries and parks them as it does any delivery.
  */
 export class Dispatcher<D extends Delivery> {
   private readonly byKey = new Map<string, Fifo<D>>()
@@ -179,6 +235,14 @@ export class Dispatcher<D extends Delivery> {
   private roomWaiters: { below: number; resolve: () => void }[] = []
   private idleWaiters: (() => void)[] = []
   private readonly metrics
+  private readonly handler: EventHandler
+  /** Batch mode: every delivery not yet taken, in arrival order. */
+  private readonly arrivals = new Fifo<D>()
+  /** Batch mode: deliveries to run alone (their batch failed, or they are past maxAttempts). */
+  private readonly isolated = new Set<D>()
+  /** Batch mode with concurrency > 1: the keys running batches hold, with how many deliveries each. */
+  private readonly busyKeys = new Map<string, number>()
+  private batchPumpScheduled = false
 
   constructor(private readonly options: DispatcherOptions<D>) {
     const consumer = options.consumer
@@ -187,6 +251,15 @@ export class Dispatcher<D extends Delivery> {
       failed: delivered.labels({ consumer, outcome: 'failed' }),
       deadLettered: deadLettered.labels({ consumer }),
     }
+    const { batch } = options
+    this.handler =
+      options.handler ??
+      ((event, info) =>
+        (batch as NonNullable<typeof batch>).handler([event], {
+          attempt: info.attempt,
+          consumer: info.consumer,
+          positions: [info.position],
+        }))
   }
 
   /** Deliveries received and not yet settled (running or waiting). */
@@ -204,6 +277,19 @@ export class Dispatcher<D extends Delivery> {
       return
     }
     this.queued++
+    if (this.options.batch) {
+      this.arrivals.push(delivery)
+      if (delivery.attempt > this.options.policy.maxAttempts) this.isolated.add(delivery)
+      if (!this.batchPumpScheduled) {
+        this.batchPumpScheduled = true
+        // Let the deliveries of this turn of the event loop join the batch.
+        setImmediate(() => {
+          this.batchPumpScheduled = false
+          this.pumpBatches()
+        })
+      }
+      return
+    }
     const queue = this.byKey.get(delivery.orderKey)
     if (queue) {
       queue.push(delivery)
@@ -232,11 +318,16 @@ export class Dispatcher<D extends Delivery> {
       if (this.running > 0) await new Promise<void>((resolve) => this.idleWaiters.push(resolve))
       const left: D[] = []
       for (const queue of this.byKey.values()) left.push(...queue.drain())
+      left.push(...this.arrivals.drain())
       this.byKey.clear()
       this.readyKeys.drain()
       this.queued = 0
-      for (const delivery of left)
-        await this.settle(() => this.options.outcomes.release(delivery, false), 'release')
+      for (const delivery of left) {
+        // Released after a failed attempt here: the engine counts it as a delivery.
+        const attempted =
+          this.isolated.delete(delivery) && delivery.attempt <= this.options.policy.maxAttempts
+        await this.settle(() => this.options.outcomes.release(delivery, attempted), 'release')
+      }
     })()
     return this.stopped
   }
@@ -261,6 +352,12 @@ export class Dispatcher<D extends Delivery> {
       // Back of the line: keys take turns, which keeps arrival order across keys when concurrency is 1.
       else if (!this.stopping) this.readyKeys.push(key)
     }
+    this.finished()
+    this.pump()
+  }
+
+  /** A handler slot is free again. */
+  private finished(): void {
     this.running--
     this.notifyRoom(false)
     if (this.running === 0 && this.idleWaiters.length > 0) {
@@ -268,7 +365,128 @@ export class Dispatcher<D extends Delivery> {
       this.idleWaiters = []
       for (const resolve of waiters) resolve()
     }
-    this.pump()
+  }
+
+  private pumpBatches(): void {
+    while (!this.stopping && this.running < this.options.concurrency && this.arrivals.length > 0) {
+      const batch = this.takeBatch()
+      if (batch.length === 0) return
+      this.running++
+      void this.runBatch(batch)
+    }
+  }
+
+  /**
+   * The next batch: deliveries in arrival order, skipping (and keeping in place) those of keys a
+   * running batch holds; an isolated delivery makes a batch of its own, and holds back its key.
+   */
+  private takeBatch(): D[] {
+    const max = this.options.batch?.maxEvents ?? 1
+    const taken: D[] = []
+    const kept: D[] = []
+    const tracksKeys = this.options.concurrency > 1
+    let held: Set<string> | undefined
+    while (taken.length < max) {
+      const delivery = this.arrivals.shift()
+      if (delivery === undefined) break
+      const key = delivery.orderKey
+      if ((tracksKeys && this.busyKeys.has(key)) || held?.has(key)) {
+        kept.push(delivery)
+        continue
+      }
+      if (this.isolated.has(delivery)) {
+        if (taken.length === 0) {
+          taken.push(delivery)
+          break
+        }
+        kept.push(delivery)
+        held ??= new Set()
+        held.add(key)
+        continue
+      }
+      taken.push(delivery)
+    }
+    this.arrivals.unshiftAll(kept)
+    if (tracksKeys)
+      for (const { orderKey } of taken) this.busyKeys.set(orderKey, (this.busyKeys.get(orderKey) ?? 0) + 1)
+    return taken
+  }
+
+  private async runBatch(batch: D[]): Promise<void> {
+    const first = batch[0]
+    let settled = batch.length
+    if (batch.length === 1 && first && this.isolated.delete(first)) await this.deliver(first)
+    else settled = await this.deliverBatch(batch)
+    this.queued -= settled
+    if (this.options.concurrency > 1)
+      for (const { orderKey } of batch) {
+        const count = (this.busyKeys.get(orderKey) ?? 1) - 1
+        if (count === 0) this.busyKeys.delete(orderKey)
+        else this.busyKeys.set(orderKey, count)
+      }
+    this.finished()
+    this.pumpBatches()
+  }
+
+  /**
+   * One attempt of a batch. Succeeded: all acked. Failed: after the backoff, those with attempts left
+   * go back to the front to run alone (still pending, so not counted as settled); the rest are parked.
+   * Resolves to how many deliveries it settled.
+   */
+  private async deliverBatch(batch: D[]): Promise<number> {
+    const { policy, outcomes, consumer, log } = this.options
+    const error = await this.attemptBatch(batch)
+    if (error === undefined) {
+      this.metrics.acked.inc(batch.length)
+      const acks: Promise<void>[] = []
+      for (const delivery of batch) {
+        const acked = this.settleNow(() => outcomes.ack(delivery), 'ack')
+        if (acked) acks.push(acked)
+      }
+      if (acks.length > 0) await Promise.all(acks)
+      return batch.length
+    }
+    this.metrics.failed.inc(batch.length)
+    let attempt = 1
+    for (const delivery of batch) attempt = Math.max(attempt, delivery.attempt)
+    log.warn(
+      { consumer, events: batch.length, firstEventId: batch[0]?.event.id, attempt, error },
+      'bus batch handler failed; its events are retried one at a time',
+    )
+    const retry: D[] = []
+    for (const delivery of batch) {
+      await this.settle(() => outcomes.failed?.(delivery, delivery.attempt, error), 'failed')
+      if (delivery.attempt >= policy.maxAttempts) await this.park(delivery, error, delivery.attempt)
+      else retry.push(delivery)
+    }
+    if (retry.length > 0 && !this.stopping) await this.sleep(backoffAfter(policy, attempt))
+    if (this.stopping) {
+      for (const delivery of retry) await this.settle(() => outcomes.release(delivery, true), 'release')
+      return batch.length
+    }
+    for (const delivery of retry) {
+      delivery.attempt++
+      this.isolated.add(delivery)
+    }
+    this.arrivals.unshiftAll(retry)
+    return batch.length - retry.length
+  }
+
+  /** Runs one attempt of a batch; resolves to the error message, or undefined on success. */
+  private attemptBatch(batch: D[]): Promise<string | undefined> {
+    const { batch: mode, consumer } = this.options
+    const events: EventEnvelope[] = new Array(batch.length)
+    const positions: number[] = new Array(batch.length)
+    let attempt = 1
+    for (let i = 0; i < batch.length; i++) {
+      const delivery = batch[i] as D
+      events[i] = delivery.event
+      positions[i] = delivery.position
+      if (delivery.attempt > attempt) attempt = delivery.attempt
+    }
+    return this.bounded(() =>
+      (mode as NonNullable<typeof mode>).handler(events, { attempt, consumer, positions }),
+    )
   }
 
   /** Settles one delivery: ack, park, requeue, or (when stopping) release. Never throws. */
@@ -321,8 +539,16 @@ export class Dispatcher<D extends Delivery> {
   }
 
   /** Runs one attempt; resolves to the error message, or undefined on success. */
-  private async attempt(delivery: D, attempt: number): Promise<string | undefined> {
-    const { handler, policy, consumer } = this.options
+  private attempt(delivery: D, attempt: number): Promise<string | undefined> {
+    const { consumer } = this.options
+    return this.bounded(() =>
+      this.handler(delivery.event, { attempt, consumer, position: delivery.position }),
+    )
+  }
+
+  /** Runs a handler call bounded by ackWaitMs; resolves to its error message, or undefined on success. */
+  private async bounded(call: () => Promise<void>): Promise<string | undefined> {
+    const { policy } = this.options
     let timer: NodeJS.Timeout | undefined
     const timedOut = new Promise<string>((resolve) => {
       timer = setTimeout(
@@ -332,7 +558,7 @@ export class Dispatcher<D extends Delivery> {
     })
     let run: Promise<string | undefined>
     try {
-      run = handler(delivery.event, { attempt, consumer, position: delivery.position }).then(
+      run = call().then(
         () => undefined,
         (e: unknown) => errorMessage(e) || 'handler failed',
       )
@@ -382,6 +608,20 @@ export class Dispatcher<D extends Delivery> {
         { consumer: this.options.consumer, step: what, err: errorMessage(e) },
         'bus outcome failed',
       )
+    }
+  }
+
+  /** Runs an outcome step now; a promise it returns is handed back, already guarded. */
+  private settleNow(step: () => void | Promise<void>, what: string): Promise<void> | undefined {
+    try {
+      const pending = step()
+      return pending ? this.settle(() => pending, what) : undefined
+    } catch (e) {
+      this.options.log.warn(
+        { consumer: this.options.consumer, step: what, err: errorMessage(e) },
+        'bus outcome failed',
+      )
+      return undefined
     }
   }
 

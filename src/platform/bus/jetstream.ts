@@ -31,13 +31,15 @@ import {
 } from './bus.js'
 import {
   assertTypePatterns,
+  consumerHandler,
   type Delivery,
   Dispatcher,
   type DispatcherOptions,
-  matchesAny,
+  inFlightLimit,
   positiveConcurrency,
   retryPolicy,
   toEnvelope,
+  typeFilter,
 } from './dispatch.js'
 
 /**
@@ -67,6 +69,8 @@ export interface JetStreamBusOptions {
 const DUPLICATE_WINDOW_MS = 24 * 3600_000
 /** Most unacked messages an event subscription holds (running, waiting for their key, or backing off). */
 const EVENTS_IN_FLIGHT = 512
+/** Unacked messages the server lets one consumer have. */
+const MAX_ACK_PENDING = 10_000
 /** How long an idle pull request waits on the server; also how long a stopped subscriber may still be sent messages. */
 const PULL_EXPIRES_MS = 1000
 const PREFIX = /^[A-Za-z0-9_-]{1,64}$/
@@ -228,6 +232,7 @@ class JetStreamBus implements Bus {
     assertTypePatterns(options.types)
     const policy = retryPolicy(options)
     const concurrency = positiveConcurrency(options.concurrency)
+    const handling = consumerHandler(options as ConsumerOptions)
     const stream = this.streams.events
     const wanted = {
       filter_subject: `${this.prefix}.ev.${coveringPattern(options.types)}`,
@@ -242,27 +247,31 @@ class JetStreamBus implements Bus {
             ...wanted,
             ack_policy: AckPolicy.Explicit,
             ack_wait: nanos(this.leaseMs),
-            max_ack_pending: 10_000,
+            max_ack_pending: MAX_ACK_PENDING,
             inactive_threshold: nanos(EPHEMERAL_INACTIVE_MS),
           })
         ).name
       : options.name
     if (!ephemeral) await this.ensureConsumer(stream, options.name, wanted)
-    const types = options.types
+    const wantedType = typeFilter(options.types)
     const subscription = new PullSubscription({
       nc: this.nc,
       js: this.js,
       stream,
       consumer: consumerName,
       subject: wanted.filter_subject,
-      maxInFlight: Math.max(EVENTS_IN_FLIGHT, concurrency * 2),
+      // The server sends no more than max_ack_pending unacked messages to a consumer anyway.
+      maxInFlight: Math.min(
+        MAX_ACK_PENDING,
+        inFlightLimit(handling, concurrency, Math.max(EVENTS_IN_FLIGHT, concurrency * 2)),
+      ),
       leaseMs: this.leaseMs,
-      accepts: (event) => matchesAny(types, event.type),
+      accepts: (event) => wantedType(event.type),
       orderKey: (event) => event.key,
       log: this.log,
       dispatcher: {
+        ...handling,
         consumer: options.name,
-        handler: options.handler as ConsumerOptions['handler'],
         policy,
         concurrency,
         retry: 'in-place',
@@ -401,7 +410,7 @@ class JetStreamBus implements Bus {
       ack_wait: ackWait,
       durable_name: durable,
       ack_policy: AckPolicy.Explicit,
-      max_ack_pending: 10_000,
+      max_ack_pending: MAX_ACK_PENDING,
     }
     let existing = await this.jsm.consumers.info(stream, durable).catch((e: unknown) => {
       if (isNotFound(e)) return undefined

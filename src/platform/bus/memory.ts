@@ -15,15 +15,18 @@ import {
 } from './bus.js'
 import {
   assertTypePatterns,
+  type ConsumerHandler,
+  consumerHandler,
   type Delivery,
   Dispatcher,
   Fifo,
-  matchesAny,
+  inFlightLimit,
   positiveConcurrency,
   type RetryPolicy,
   retryPolicy,
   Signal,
   toEnvelope,
+  typeFilter,
 } from './dispatch.js'
 
 /**
@@ -211,7 +214,7 @@ export interface MemoryBusOptions {
 
 /** Events read per query. */
 const FETCH_BATCH = 1000
-/** A consumer stops reading while this many of its events wait for a handler. */
+/** A consumer stops reading while this many of its events wait for a handler (more for large batches: inFlightLimit). */
 const HIGH_WATER = 4000
 /** Rows per INSERT: well under SQLite's limit of bound parameters. */
 const INSERT_CHUNK = 500
@@ -566,6 +569,9 @@ class EventConsumer implements Subscription {
   private stopped: Promise<void> | undefined
   private readonly name: string
   private readonly concurrency: number
+  private readonly handling: ConsumerHandler
+  private readonly highWater: number
+  private readonly wanted: (type: string) => boolean
 
   constructor(
     private readonly ctx: BusContext,
@@ -574,6 +580,9 @@ class EventConsumer implements Subscription {
   ) {
     this.name = options.name
     this.concurrency = positiveConcurrency(options.concurrency)
+    this.handling = consumerHandler(options)
+    this.highWater = inFlightLimit(this.handling, this.concurrency, HIGH_WATER)
+    this.wanted = typeFilter(options.types)
   }
 
   async start(): Promise<void> {
@@ -627,8 +636,8 @@ class EventConsumer implements Subscription {
           await this.signal.wait(Math.min(pollMs, leaseMs / 2))
           continue
         }
-        if (session.dispatcher.pending >= HIGH_WATER) {
-          await session.dispatcher.waitForRoom(HIGH_WATER / 2)
+        if (session.dispatcher.pending >= this.highWater) {
+          await session.dispatcher.waitForRoom(this.highWater / 2)
           continue
         }
         const { rows, scannedTo } = await this.fetch(session.fetchedUpTo)
@@ -668,8 +677,8 @@ class EventConsumer implements Subscription {
       .execute()
     const session: ConsumerSession = {
       dispatcher: new Dispatcher<StoredEvent>({
+        ...this.handling,
         consumer: this.name,
-        handler: this.options.handler,
         policy: this.policy,
         concurrency: this.concurrency,
         retry: 'in-place',
@@ -714,7 +723,7 @@ class EventConsumer implements Subscription {
     const last = Number(rows[rows.length - 1]?.seq ?? session.fetchedUpTo)
     // A previous owner that vanished may have run these: count that run, so a crash loop ends in a dead letter.
     const redelivered = rows
-      .filter((r) => r.seq <= session.takeoverUpTo && matchesAny(this.options.types, r.type))
+      .filter((r) => r.seq <= session.takeoverUpTo && this.wanted(r.type))
       .map((r) => ({ seq: Number(r.seq), attempts: (session.priorAttempts.get(Number(r.seq)) ?? 0) + 1 }))
     if (redelivered.length > 0) await this.recordAttempts(session, redelivered)
     if (last > session.delivered) {
@@ -723,7 +732,7 @@ class EventConsumer implements Subscription {
     }
     if (this.session !== session) return
     for (const row of rows) {
-      if (!matchesAny(this.options.types, row.type)) continue
+      if (!this.wanted(row.type)) continue
       const seq = Number(row.seq)
       session.watermark.add(seq)
       session.dispatcher.push({
@@ -879,17 +888,23 @@ class EphemeralConsumer implements Subscription {
   private loop: Promise<void> | undefined
   private unlisten: (() => void) | undefined
   private stopped: Promise<void> | undefined
+  private readonly highWater: number
+  private readonly wanted: (type: string) => boolean
 
   constructor(
     private readonly ctx: BusContext,
     private readonly options: ConsumerOptions,
     policy: RetryPolicy,
   ) {
+    const handling = consumerHandler(options)
+    const concurrency = positiveConcurrency(options.concurrency)
+    this.highWater = inFlightLimit(handling, concurrency, HIGH_WATER)
+    this.wanted = typeFilter(options.types)
     this.dispatcher = new Dispatcher<StoredEvent>({
+      ...handling,
       consumer: options.name,
-      handler: options.handler,
       policy,
-      concurrency: positiveConcurrency(options.concurrency),
+      concurrency,
       retry: 'in-place',
       log: ctx.log,
       outcomes: {
@@ -922,14 +937,14 @@ class EphemeralConsumer implements Subscription {
     const { pollMs } = this.ctx
     while (!this.stopping) {
       try {
-        if (this.dispatcher.pending >= HIGH_WATER) {
-          await this.dispatcher.waitForRoom(HIGH_WATER / 2)
+        if (this.dispatcher.pending >= this.highWater) {
+          await this.dispatcher.waitForRoom(this.highWater / 2)
           continue
         }
         const { rows, scannedTo } = await fetchEvents(this.ctx, this.fetchedUpTo, this.options.types)
         if (this.stopping) break
         for (const row of rows) {
-          if (!matchesAny(this.options.types, row.type)) continue
+          if (!this.wanted(row.type)) continue
           const seq = Number(row.seq)
           this.dispatcher.push({ seq, event: envelopeOf(row), attempt: 1, orderKey: row.key, position: seq })
         }
