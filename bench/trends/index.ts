@@ -8,10 +8,14 @@
 //    in-process run's counters; target p99 ≤ 5 ms.
 // Rates are backlog drains: the events are published first, then the consumer is started and timed
 // until it has handled them all. Sizes: BENCH_TRENDS_EVENTS (default 100 000), BENCH_TRENDS_JETSTREAM_EVENTS
-// (30 000), BENCH_DURATION_S (8).
+// (30 000), BENCH_DURATION_S (8). BENCH_TRENDS_PROFILE=<dir> writes a CPU profile of each trends drain
+// there (open in Chrome DevTools), and BENCH_TRENDS_ONLY=in-process skips the JetStream and HTTP parts.
 import type { ChildProcess } from 'node:child_process'
 import { once } from 'node:events'
+import { mkdirSync, writeFileSync } from 'node:fs'
+import { Session } from 'node:inspector/promises'
 import { availableParallelism, loadavg } from 'node:os'
+import path from 'node:path'
 import autocannon from 'autocannon'
 import { connect } from 'nats'
 import { createReel, type Reel } from '../../src/platform/app.js'
@@ -26,7 +30,7 @@ import {
 } from '../../src/services/playback/events.js'
 import { tempDir } from '../../test/engines.js'
 import { ratio, startScript, verdict } from '../lib.js'
-import { type Playable, seedCatalog } from './catalog.js'
+import { type Playable, type Seeded, seedCatalog } from './catalog.js'
 
 const EVENTS = Number(process.env.BENCH_TRENDS_EVENTS ?? 100_000)
 const JETSTREAM_EVENTS = Number(process.env.BENCH_TRENDS_JETSTREAM_EVENTS ?? 30_000)
@@ -57,6 +61,8 @@ const REGIONS = [
   'AU',
 ]
 const JWT_SECRET = 'bench-secret-bench-secret-bench-secret-0123456789'
+const PROFILE_DIR = process.env.BENCH_TRENDS_PROFILE
+const IN_PROCESS_ONLY = process.env.BENCH_TRENDS_ONLY === 'in-process'
 const natsUrl = process.env.REEL_BENCH_NATS_URL || process.env.REEL_TEST_NATS_URL || 'nats://127.0.0.1:4222'
 
 /** A small deterministic random source. */
@@ -139,6 +145,25 @@ function cpuPerEvent(since: NodeJS.CpuUsage, count: number): number {
   return (used.user + used.system) / count
 }
 
+/** Runs `work` under the CPU profiler when BENCH_TRENDS_PROFILE names a directory. */
+async function profiled<T>(name: string, work: () => Promise<T>): Promise<T> {
+  if (!PROFILE_DIR) return work()
+  const session = new Session()
+  session.connect()
+  await session.post('Profiler.enable')
+  await session.post('Profiler.start')
+  try {
+    return await work()
+  } finally {
+    const { profile } = await session.post('Profiler.stop')
+    mkdirSync(PROFILE_DIR, { recursive: true })
+    const file = path.join(PROFILE_DIR, `${name}-${Date.now()}.cpuprofile`)
+    writeFileSync(file, JSON.stringify(profile))
+    session.disconnect()
+    console.log(`CPU profile of the ${name} drain: ${file}`)
+  }
+}
+
 /** Events/s of the real trends module (its own consumer, started with the process) draining the backlog. */
 async function trendsDrain(reel: Reel, count: number): Promise<{ rate: number; cpu: number }> {
   const trends = reel.use('trends')
@@ -165,7 +190,11 @@ interface Rates {
 }
 
 /** Publishes, drains with a do-nothing consumer, then with the trends module, over one data dir. */
-async function measure(env: Record<string, string>, events: readonly PublishInput[]): Promise<Rates> {
+async function measure(
+  name: string,
+  env: Record<string, string>,
+  events: readonly PublishInput[],
+): Promise<Rates> {
   const base = {
     REEL_LOG_LEVEL: 'warn',
     REEL_PORT: '0',
@@ -179,13 +208,13 @@ async function measure(env: Record<string, string>, events: readonly PublishInpu
   let raw: { rate: number; cpu: number }
   try {
     publish = await publishAll(producer, events)
-    raw = await rawDrain(producer, events.length)
+    raw = await profiled(`${name}-raw`, () => rawDrain(producer, events.length))
   } finally {
     await producer.stop()
   }
   const consumer = await createReel({ config: loadConfig(base), roles: ['trends'], log })
   try {
-    const trends = await trendsDrain(consumer, events.length)
+    const trends = await profiled(name, () => trendsDrain(consumer, events.length))
     return { publish, raw: raw.rate, trends: trends.rate, rawCpu: raw.cpu, trendsCpu: trends.cpu }
   } finally {
     await consumer.stop()
@@ -205,8 +234,28 @@ try {
     REEL_PORT: '0',
     REEL_HOST: '127.0.0.1',
   })
-  const inProcess = await measure({ REEL_DATA_DIR: data.dir }, playbackEvents(EVENTS, seeded.titles, 1))
+  const inProcess = await measure(
+    'in-process',
+    { REEL_DATA_DIR: data.dir },
+    playbackEvents(EVENTS, seeded.titles, 1),
+  )
 
+  if (IN_PROCESS_ONLY)
+    console.log(
+      `in process (SQLite): ${fmt(inProcess.trends)} trends/s, ${fmt(inProcess.raw)} raw bus/s, ` +
+        `CPU µs/ev ${inProcess.rawCpu.toFixed(1)}/${inProcess.trendsCpu.toFixed(1)}, load ${loadavg()[0]?.toFixed(2)}`,
+    )
+  else await theRest(inProcess, seeded)
+} finally {
+  for (const child of children) {
+    child.kill('SIGTERM')
+    await once(child, 'exit')
+  }
+  data.cleanup()
+}
+
+/** Parts 2 and 3, and the table. */
+async function theRest(inProcess: Rates, seeded: Seeded): Promise<void> {
   // 2. JetStream: same, with the bus on NATS (the DB, cache and blobs stay embedded).
   let jetstream: Rates | string
   const nc = await connect({ servers: natsUrl, timeout: 2000, reconnect: false }).catch(() => undefined)
@@ -216,6 +265,7 @@ try {
     const jsData = tempDir('reel-bench-trends-js-')
     try {
       jetstream = await measure(
+        'jetstream',
         { REEL_DATA_DIR: jsData.dir, REEL_NATS_URL: natsUrl, REEL_NATS_PREFIX: prefix },
         playbackEvents(JETSTREAM_EVENTS, seeded.titles, 2),
       )
@@ -304,10 +354,4 @@ try {
       .map((l) => l.toFixed(2))
       .join(' ')} on ${availableParallelism()} cores`,
   )
-} finally {
-  for (const child of children) {
-    child.kill('SIGTERM')
-    await once(child, 'exit')
-  }
-  data.cleanup()
 }
