@@ -4,7 +4,7 @@ import type { Logger } from '../../platform/log.js'
 import { registry } from '../../platform/metrics.js'
 import type { TitlePublished } from '../media/events.js'
 import type { Edge } from './edge.js'
-import type { EdgeReport } from './service.js'
+import type { EdgeReport, PublishedPage } from './service.js'
 import type { UrlSigner } from './tokens.js'
 
 export interface EdgeServer {
@@ -98,7 +98,7 @@ export class SteeringClient {
   }
 
   /** The titles published after `after` that steering places on this edge (for an edge without the bus). */
-  async published(after: number | undefined): Promise<{ titles: TitlePublished[]; cursor: number }> {
+  async published(after: number | undefined): Promise<PublishedPage> {
     const query = after === undefined ? '' : `?after=${after}`
     const res = await fetch(
       `${this.steeringUrl}/api/v1/cdn/edges/${encodeURIComponent(this.edgeId)}/published${query}`,
@@ -106,7 +106,7 @@ export class SteeringClient {
     )
     if (res.status === 403) throw new KeyMismatchError(this.steeringUrl)
     if (res.status !== 200) throw new Error(`steering answered ${res.status}`)
-    return (await res.json()) as { titles: TitlePublished[]; cursor: number }
+    return (await res.json()) as PublishedPage
   }
 
   async assigned(titleId: string): Promise<boolean> {
@@ -139,13 +139,14 @@ export class SteeringClient {
   pollPublished(edge: Edge, intervalMs: number): () => void {
     let cursor: number | undefined
     let running = false
+    const seen = new SeenPublished()
     const poll = async () => {
       if (running) return
       running = true
       try {
         for (;;) {
           const page = await this.published(cursor)
-          for (const title of page.titles) {
+          for (const title of seen.fresh(page)) {
             try {
               const objects = await edge.prefill(title)
               this.log.info({ titleId: title.titleId, objects }, 'push-filled a published title')
@@ -174,5 +175,34 @@ export class SteeringClient {
     const timer = setInterval(() => void poll(), intervalMs)
     timer.unref()
     return () => clearInterval(timer)
+  }
+}
+
+/**
+ * The event ids of the published titles a polling edge has had lately: a poll answers again the
+ * ones recorded just below its cursor, and those are not filled twice.
+ */
+export class SeenPublished {
+  /** In the order first seen (oldest first). */
+  private readonly ids = new Set<string>()
+
+  constructor(private readonly max = 10_000) {}
+
+  /** The titles of a page not had before (every title when the server sends no ids); remembers them. */
+  fresh(page: { titles: TitlePublished[]; eventIds?: string[] }): TitlePublished[] {
+    const fresh: TitlePublished[] = []
+    page.titles.forEach((title, i) => {
+      const id = page.eventIds?.[i]
+      if (id !== undefined) {
+        if (this.ids.has(id)) return
+        this.ids.add(id)
+        if (this.ids.size > this.max) {
+          const oldest = this.ids.values().next()
+          if (!oldest.done) this.ids.delete(oldest.value)
+        }
+      }
+      fresh.push(title)
+    })
+    return fresh
   }
 }

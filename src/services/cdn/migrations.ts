@@ -40,4 +40,14 @@ export const cdnMigrations: Record<string, ReelMigration> = {
         .execute()
     },
   },
+  cdn_0003_published_recorded_at: {
+    async up(db) {
+      // When this server recorded the row: polls read again the rows recorded lately below their
+      // cursor (a seq taken before another but committed after it).
+      await db.schema
+        .alterTable('cdn_published')
+        .addColumn('recorded_at', 'bigint', (c) => c.notNull().defaultTo(0))
+        .execute()
+    },
+  },
 }

@@ -88,7 +88,7 @@ export function cdnRoutes(ctx: ModuleContext, cdn: CdnService, edge: Edge | unde
       schema: {
         tags,
         summary:
-          'For an edge without the event bus: the titles published after a cursor that steering places on it (no cursor: those of the last day), to push-fill, and the next cursor',
+          'For an edge without the event bus: the titles published after a cursor that steering places on it (no cursor, or one past the last: those of the last day), to push-fill, and the next cursor',
         params: EdgeId,
         querystring: Type.Object({
           after: Type.Optional(Type.Integer({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER })),
@@ -98,6 +98,10 @@ export function cdnRoutes(ctx: ModuleContext, cdn: CdnService, edge: Edge | unde
           200: Type.Object({
             titles: Type.Array(Type.Unknown(), {
               description: 'media.title.published payloads (titleId, prefix, renditions, playlist keys)',
+            }),
+            eventIds: Type.Array(Type.String(), {
+              description:
+                'the event id of each title (aligned): titles just below the cursor come again, an edge skips the ids it has had',
             }),
             cursor: Type.Integer(),
           }),

@@ -22,6 +22,13 @@ export interface EdgeView extends EdgeReport {
   live: boolean
 }
 
+/** A page of published titles for a polling edge: payloads, their event ids (aligned), the next cursor. */
+export interface PublishedPage {
+  titles: TitlePublished[]
+  eventIds: string[]
+  cursor: number
+}
+
 /** Where a client fetches a title from: edges in order of preference, then the origin. */
 export interface Steering {
   edges: { id: string; url: string }[]
@@ -50,6 +57,8 @@ const LIVE_MEMO_MS = 1000
 const EDGE_TOKEN_TTL_S = 600
 /** An edge that polls without a cursor is told about the titles published this recently. */
 export const RECENT_PUBLISHED_MS = 24 * 3600_000
+/** A poll reads again the rows below its cursor recorded this long before the latest of them (commit delay and clock skew between processes). */
+export const PUBLISHED_LOOKBACK_MS = 2 * 60_000
 /** Published titles are kept this long for polling edges. */
 const PUBLISHED_KEPT_MS = 30 * 24 * 3600_000
 
@@ -146,25 +155,40 @@ export class CdnService {
       title_id: title.titleId,
       data: JSON.stringify(title),
       published_at: publishedAt,
+      recorded_at: this.deps.now(),
     })
     await this.deps.store.prunePublished(this.deps.now() - PUBLISHED_KEPT_MS)
   }
 
   /**
    * For an edge without the event bus: the titles published after `after` (a cursor from an earlier
-   * answer; none: those of the last day) that steering places on it, and the cursor to ask with next.
+   * answer; none: those of the last day) that steering places on it, their event ids, and the cursor
+   * to ask with next. The rows at or below the cursor recorded within PUBLISHED_LOOKBACK_MS of the
+   * latest of them come again (a seq taken by one process before another's but committed after it would be skipped
+   * otherwise); the edge skips the event ids it has had. A cursor above every recorded seq (the log
+   * restarted, or pruned empty) is answered as no cursor, with a cursor from this log.
    */
-  async publishedFor(
-    edgeId: string,
-    after: number | undefined,
-    limit: number,
-  ): Promise<{ titles: TitlePublished[]; cursor: number }> {
-    const rows = await this.deps.store.published(after, this.deps.now() - RECENT_PUBLISHED_MS, limit)
+  async publishedFor(edgeId: string, after: number | undefined, limit: number): Promise<PublishedPage> {
+    const { store, now } = this.deps
+    const at = now()
+    let rows = await store.published(after, at - RECENT_PUBLISHED_MS, limit)
+    let cursor = rows.at(-1)?.seq ?? after
+    if (after !== undefined && rows.length === 0) {
+      const last = await store.lastPublishedSeq()
+      if (after > last) {
+        rows = await store.published(undefined, at - RECENT_PUBLISHED_MS, limit)
+        cursor = rows.at(-1)?.seq ?? last
+      } else rows = await store.recordedBehind(after, PUBLISHED_LOOKBACK_MS, limit)
+    } else if (after !== undefined)
+      rows = [...(await store.recordedBehind(after, PUBLISHED_LOOKBACK_MS, limit)), ...rows]
     const titles: TitlePublished[] = []
+    const eventIds: string[] = []
     for (const row of rows)
-      if (await this.assigned(edgeId, row.title_id)) titles.push(JSON.parse(row.data) as TitlePublished)
-    const cursor = rows.at(-1)?.seq ?? after ?? (await this.deps.store.lastPublishedSeq())
-    return { titles, cursor }
+      if (await this.assigned(edgeId, row.title_id)) {
+        titles.push(JSON.parse(row.data) as TitlePublished)
+        eventIds.push(row.event_id)
+      }
+    return { titles, eventIds, cursor: cursor ?? (await store.lastPublishedSeq()) }
   }
 
   /** The client's region: a trusted header, else the address table, else the account's country. */

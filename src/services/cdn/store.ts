@@ -1,4 +1,4 @@
-import type { Generated, Kysely } from 'kysely'
+import { type Generated, type Kysely, sql } from 'kysely'
 import type { Db } from '../../platform/db/db.js'
 
 export interface EdgeRow {
@@ -17,6 +17,8 @@ export interface PublishedRow {
   title_id: string
   data: string
   published_at: number
+  /** When a server process recorded it (its clock). */
+  recorded_at: number
 }
 
 interface CdnTables {
@@ -84,6 +86,26 @@ export class CdnStore {
     query =
       afterSeq === undefined ? query.where('published_at', '>=', since) : query.where('seq', '>', afterSeq)
     return query.orderBy('seq').limit(limit).execute()
+  }
+
+  /**
+   * Titles at or below `seq` recorded at most `windowMs` before the latest of them, oldest first:
+   * where a seq taken before another but committed after it can be.
+   */
+  recordedBehind(seq: number, windowMs: number, limit: number): Promise<PublishedRow[]> {
+    return this.db
+      .selectFrom('cdn_published')
+      .selectAll()
+      .where('seq', '<=', seq)
+      .where('recorded_at', '>', 0)
+      .where(
+        'recorded_at',
+        '>=',
+        sql<number>`(select max(recorded_at) from cdn_published where seq <= ${seq}) - ${windowMs}`,
+      )
+      .orderBy('seq')
+      .limit(limit)
+      .execute()
   }
 
   /** The last sequence number recorded (0: none). */
