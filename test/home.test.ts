@@ -1,4 +1,6 @@
+import { gunzipSync } from 'node:zlib'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { GZIP_MIN_BYTES } from '../src/platform/http/encoding.js'
 import { startReel, type TestReel } from './harness.js'
 
 const PASSWORD = 'correct horse battery'
@@ -97,5 +99,31 @@ describe('the home page', () => {
     expect(res.statusCode).toBe(404)
     expect(res.json().error.code).toBe('profile_not_found')
     expect((await t.call('GET', `/api/v1/profiles/${member.profileId}/home`)).statusCode).toBe(401)
+  })
+
+  it('sends the page gzip-compressed to a client that takes it, the same JSON either way', async () => {
+    for (let i = 0; i < 12; i++) await title({ title: `A long enough title to fill the page, number ${i}` })
+    const plain = await home(member.token, member.profileId)
+    expect(plain.headers['content-encoding']).toBeUndefined()
+    expect(plain.rawPayload.length).toBeGreaterThanOrEqual(GZIP_MIN_BYTES)
+    for (const accept of ['gzip', 'br;q=1.0, gzip;q=0.8, *;q=0.1', '*']) {
+      const res = await t.call('GET', `/api/v1/profiles/${member.profileId}/home`, {
+        token: member.token,
+        headers: { 'accept-encoding': accept },
+      })
+      expect(res.statusCode).toBe(200)
+      expect(res.headers['content-encoding'], accept).toBe('gzip')
+      expect(res.headers.vary).toMatch(/accept-encoding/i)
+      expect(res.rawPayload.length).toBeLessThan(plain.rawPayload.length)
+      expect(JSON.parse(gunzipSync(res.rawPayload).toString('utf8'))).toEqual(plain.json())
+    }
+    for (const accept of ['gzip;q=0', 'identity', 'br, *;q=0']) {
+      const res = await t.call('GET', `/api/v1/profiles/${member.profileId}/home`, {
+        token: member.token,
+        headers: { 'accept-encoding': accept },
+      })
+      expect(res.headers['content-encoding'], accept).toBeUndefined()
+      expect(res.json()).toEqual(plain.json())
+    }
   })
 })

@@ -89,6 +89,40 @@ describe('the all-in-one server', () => {
   })
 })
 
+describe('SQLite statements, kept and run again', () => {
+  it('follow a schema change and give each run its own parameters, in and out of transactions', async () => {
+    const db = createDb({ sqliteFile: ':memory:' })
+    try {
+      const k = db.kysely
+      await sql`create table kept (a integer)`.execute(k)
+      const insert = (a: number) => sql`insert into kept (a) values (${a})`.execute(k)
+      const select = () =>
+        sql<Record<string, number>>`select * from kept order by a`.execute(k).then((r) => r.rows)
+      await insert(1)
+      await insert(2)
+      expect(await select()).toEqual([{ a: 1 }, { a: 2 }])
+      await sql`alter table kept add column b integer default 7`.execute(k)
+      expect(await select()).toEqual([
+        { a: 1, b: 7 },
+        { a: 2, b: 7 },
+      ])
+      await k
+        .transaction()
+        .execute(async (tx) => {
+          await sql`insert into kept (a) values (${3})`.execute(tx)
+          throw new Error('roll back')
+        })
+        .catch(() => {})
+      await k.transaction().execute(async (tx) => {
+        await sql`insert into kept (a) values (${4})`.execute(tx)
+      })
+      expect((await select()).map((r) => r.a)).toEqual([1, 2, 4])
+    } finally {
+      await db.close()
+    }
+  })
+})
+
 describe.skipIf(!hasPostgres())('processes starting together on one PostgreSQL', () => {
   it('create the schema and migrate it once between them, none failing', async () => {
     const { allMigrations } = await import('../src/platform/app.js')

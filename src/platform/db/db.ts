@@ -10,6 +10,7 @@ import {
   SqliteDialect,
   sql,
 } from 'kysely'
+import { LRUCache } from 'lru-cache'
 import pg from 'pg'
 
 export type DbKind = 'sqlite' | 'postgres'
@@ -57,8 +58,40 @@ function sqliteDb(file: string): Db {
   database.pragma('synchronous = NORMAL')
   database.pragma('foreign_keys = ON')
   database.pragma('busy_timeout = 5000')
-  const kysely: AnyKysely = new Kysely({ dialect: new SqliteDialect({ database }) })
+  const kysely: AnyKysely = new Kysely({
+    dialect: new SqliteDialect({ database: withStatementCache(database) }),
+  })
   return wrap('sqlite', kysely, async () => {})
+}
+
+/** Prepared statements kept per SQLite database, by SQL text. */
+const STATEMENT_CACHE_SIZE = 500
+
+/**
+ * The database as Kysely's SQLite driver sees it, with its statements kept: the driver prepares
+ * (parses and plans) every query it runs, which costs more than running most of reel's queries.
+ * Kysely runs one query at a time on its single SQLite connection, so a kept statement is never
+ * in use twice at once; SQLite re-plans a statement itself after a schema change.
+ */
+function withStatementCache(database: SQLite.Database): {
+  prepare(sql: string): SQLite.Statement
+  close(): void
+} {
+  const statements = new LRUCache<string, SQLite.Statement>({ max: STATEMENT_CACHE_SIZE })
+  return {
+    prepare(text) {
+      let statement = statements.get(text)
+      if (!statement) {
+        statement = database.prepare(text)
+        statements.set(text, statement)
+      }
+      return statement
+    },
+    close() {
+      statements.clear()
+      database.close()
+    },
+  }
 }
 
 function postgresDb(url: string, schema: string): Db {

@@ -1,4 +1,5 @@
 import { type Static, Type } from '@sinclair/typebox'
+import { sendJsonBytes } from '../../platform/http/encoding.js'
 import { errorResponses } from '../../platform/http/server.js'
 import type { ModuleContext } from '../../platform/modules.js'
 import { MATURITY_RATINGS } from '../accounts/rules.js'
@@ -121,11 +122,12 @@ export function recoRoutes(ctx: ModuleContext, reco: RecoService, trainer: Train
         response: { 200: HomePageSchema, ...errorResponses(401, 404) },
       },
     },
-    // Bytes assembled by reco (a memoized page with the sponsored row spliced in): no serializer pass.
-    // The schema above still documents them (the type provider only knows objects, hence the cast).
+    // Bytes assembled by reco (a memoized page with the sponsored row spliced in): no serializer pass,
+    // and gzip compressed once per memoized page for clients that take it. The schema above still
+    // documents them.
     async (req, reply) => {
       const bytes = await reco.homeJson(await ctx.auth.authenticate(req), req.params.id)
-      return reply.type('application/json').send(bytes as unknown as Static<typeof HomePageSchema>)
+      return sendJsonBytes(req, reply, bytes)
     },
   )
 

@@ -81,8 +81,12 @@ const CANDIDATE_SLACK = 10
 const CONTINUE_MEMO_MS = 1_000
 const MODULE_MEMO_MS = 1_000
 const LIVE_MEMO_MS = 3_000
-/** A profile's assembled page (see pageMemo); the rows in it are at most this much older than their memos. */
-const PAGE_MEMO_MS = LIVE_MEMO_MS
+/**
+ * A profile's assembled page (see pageMemo); the rows in it are at most this much older than their
+ * memos. A play or rating handled here, a new module or a catalog change rebuilds it at once; what
+ * another process handled shows within this long.
+ */
+const PAGE_MEMO_MS = 10_000
 /** Bytes of pages kept (each counted as two variants of the page it was first built as). */
 const PAGE_MEMO_BYTES = 64 * 2 ** 20
 const CATALOG_MEMO_MS = 10_000
@@ -149,6 +153,7 @@ function pageBytes(
 const pagesServed = counter('reco_home_pages_total', 'Home pages served, by where their rows came from', [
   'source',
 ])
+const memoHits = counter('reco_home_page_memo_hits_total', 'Home pages sent again from memory, as built')
 const fallbacks = counter(
   'reco_fallbacks_total',
   'Home pages or rows served from the static fallback page, by cause',
@@ -299,6 +304,7 @@ export class RecoService {
     const hit = failed.length === 0 ? memo?.variants.get(variantKey) : undefined
     if (hit) {
       pagesServed.inc({ source })
+      memoHits.inc()
       return hit
     }
     const [continueWatching, trending, top10, newest, genres] = await Promise.all([

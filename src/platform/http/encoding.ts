@@ -1,0 +1,49 @@
+import zlib from 'node:zlib'
+import type { FastifyReply, FastifyRequest } from 'fastify'
+
+/** Bodies smaller than this go out as they are: compressing them saves less than it costs. */
+export const GZIP_MIN_BYTES = 1024
+
+/**
+ * Compressed copies of bodies a service keeps and sends again (a memoized page): compressed once,
+ * dropped with the body.
+ */
+const gzipped = new WeakMap<Buffer, Buffer>()
+
+/**
+ * True when an `Accept-Encoding` header takes gzip: `gzip` (or `x-gzip`) with a non-zero q, or `*`
+ * with a non-zero q when gzip is not listed.
+ */
+export function acceptsGzip(header: string | string[] | undefined): boolean {
+  if (header === undefined) return false
+  let star = false
+  for (const part of (Array.isArray(header) ? header.join(',') : header).split(',')) {
+    const [name = '', ...params] = part.split(';')
+    const coding = name.trim().toLowerCase()
+    let q = 1
+    for (const p of params) {
+      const [k, v] = p.split('=')
+      if (k?.trim().toLowerCase() === 'q') q = Number(v?.trim())
+    }
+    const accepted = Number.isFinite(q) && q > 0
+    if (coding === 'gzip' || coding === 'x-gzip') return accepted
+    if (coding === '*') star = accepted
+  }
+  return star
+}
+
+/**
+ * Sends JSON a service already has as bytes, gzip-compressed when the client takes it and the body
+ * is worth it. The same Buffer sent again reuses its compressed copy, so a memoized body is
+ * compressed once.
+ */
+export function sendJsonBytes(req: FastifyRequest, reply: FastifyReply, bytes: Buffer): FastifyReply {
+  reply.type('application/json').header('vary', 'accept-encoding')
+  if (bytes.length < GZIP_MIN_BYTES || !acceptsGzip(req.headers['accept-encoding'])) return reply.send(bytes)
+  let body = gzipped.get(bytes)
+  if (!body) {
+    body = zlib.gzipSync(bytes)
+    gzipped.set(bytes, body)
+  }
+  return reply.header('content-encoding', 'gzip').send(body)
+}
