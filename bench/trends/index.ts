@@ -28,6 +28,7 @@ import {
   PLAYBACK_STOPPED,
   type PlaybackEventBase,
 } from '../../src/services/playback/events.js'
+import { FLUSH_EVENTS, FLUSHES_AT_ONCE } from '../../src/services/trends/ingest.js'
 import { tempDir } from '../../test/engines.js'
 import { ratio, startScript, verdict } from '../lib.js'
 import { type Playable, type Seeded, seedCatalog } from './catalog.js'
@@ -38,8 +39,6 @@ const DURATION_S = Number(process.env.BENCH_DURATION_S ?? 8)
 const IN_PROCESS_TARGET = 50_000
 const JETSTREAM_RATIO_TARGET = 0.5
 const P99_TARGET_MS = 5
-/** As the trends module subscribes. */
-const CONCURRENCY = 4000
 const PUBLISH_CHUNK = 2000
 const PROFILES = 20_000
 const REGIONS = [
@@ -115,7 +114,7 @@ async function publishAll(reel: Reel, events: readonly PublishInput[]): Promise<
   return events.length / ((performance.now() - started) / 1000)
 }
 
-/** Events/s (and CPU µs an event) of a consumer that does nothing, draining the backlog of `count` events. */
+/** Events/s (and CPU µs an event) of a consumer that does nothing (subscribed as trends is), draining the backlog of `count` events. */
 async function rawDrain(reel: Reel, count: number): Promise<{ rate: number; cpu: number }> {
   let handled = 0
   let done = () => {}
@@ -127,9 +126,11 @@ async function rawDrain(reel: Reel, count: number): Promise<{ rate: number; cpu:
   const subscription = await reel.ports.bus.subscribe({
     name: 'bench-raw',
     types: ['playback.session.*'],
-    concurrency: CONCURRENCY,
-    handler: async () => {
-      if (++handled === count) done()
+    concurrency: FLUSHES_AT_ONCE,
+    maxBatch: FLUSH_EVENTS,
+    batchHandler: async (events) => {
+      handled += events.length
+      if (handled === count) done()
     },
   })
   await all
@@ -310,7 +311,7 @@ async function theRest(inProcess: Rates, seeded: Seeded): Promise<void> {
   const row = (cells: string[]) =>
     console.log(cells.map((c, i) => (i === 0 ? c.padEnd(34) : c.padStart(11))).join(' '))
   console.log(
-    `Trends: events aggregated end to end (backlog drains; ${CONCURRENCY} handlers in flight, one flush per batch)`,
+    `Trends: events aggregated end to end (backlog drains; bus batches of up to ${FLUSH_EVENTS}, ${FLUSHES_AT_ONCE} at once, one flush each)`,
   )
   row(['bus', 'events', 'publish/s', 'raw bus/s', 'trends/s', 'trends/raw', 'CPU µs/ev', 'target'])
   row([

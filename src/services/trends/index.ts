@@ -2,6 +2,7 @@ import type { ServiceModule } from '../../platform/modules.js'
 import { PLAYBACK_HEARTBEAT, PLAYBACK_STARTED, PLAYBACK_STOPPED } from '../playback/events.js'
 import { catalogTitleFacts } from './catalog-facts.js'
 import { CachedTitleFacts } from './facts.js'
+import { FLUSH_EVENTS, FLUSHES_AT_ONCE } from './ingest.js'
 import { trendsMigrations } from './migrations.js'
 import { trendsRoutes } from './routes.js'
 import { TrendsService } from './service.js'
@@ -13,8 +14,6 @@ declare module '../../platform/modules.js' {
   }
 }
 
-/** Handlers in flight at once (over distinct profiles): they are grouped into one flush, so this is the batch size. */
-const CONSUMER_CONCURRENCY = 4000
 /** Every minute: each run forgets a minute's worth of event ids, not an hour's at once. */
 const PRUNE_INTERVAL_MS = 60_000
 const SEAL_INTERVAL_MS = 60_000
@@ -65,8 +64,10 @@ export const trendsModule: ServiceModule = {
       const subscription = await ctx.bus.subscribe({
         name: 'trends',
         types: [PLAYBACK_STARTED, PLAYBACK_HEARTBEAT, PLAYBACK_STOPPED],
-        concurrency: CONSUMER_CONCURRENCY,
-        handler: (event) => trends.handle(event),
+        // One flush a batch; batches in flight at once hold distinct profiles.
+        concurrency: FLUSHES_AT_ONCE,
+        maxBatch: FLUSH_EVENTS,
+        batchHandler: (events) => trends.handleBatch(events),
       })
       ctx.onStop(() => subscription.stop())
     })

@@ -8,10 +8,10 @@ import { bucketStart, type CountRow, MINUTE, type PlaySignal, playSignal, Tally 
 import type { ArchivePart, TrendsStore } from './store.js'
 import type { WindowCounters } from './windows.js'
 
-/** Events a flush takes at most; more wait for the next one. */
-const MAX_BATCH = 4000
-/** Flushes at once: the DB serialises their transactions, while the next batch forms and waits its turn. */
-const MAX_FLUSHES = 3
+/** Events a flush takes at most: the bus hands the consumer batches of up to this many, one flush each. */
+export const FLUSH_EVENTS = 4000
+/** Flushes at once (bus batches in flight): the DB serialises their transactions, while the next batch forms and waits its turn. */
+export const FLUSHES_AT_ONCE = 3
 /** A flush of this many events writes its archive parts straight to the blob store (fewer: staged in the DB). */
 export const DIRECT_ARCHIVE_EVENTS = 1000
 /** An event time this far ahead of the clock is not believed by the streaming path (the batch rollup still counts it). */
@@ -41,27 +41,9 @@ export interface IngestReport {
   rejected: number
 }
 
-/** Handler calls waiting for one flush: they share its outcome (one promise, not one per event). */
-interface Forming {
-  events: EventEnvelope[]
-  done: Promise<void>
-  resolve: () => void
-  reject: (e: unknown) => void
-}
-
-function forming(): Forming {
-  let resolve = () => {}
-  let reject: (e: unknown) => void = () => {}
-  const done = new Promise<void>((res, rej) => {
-    resolve = res
-    reject = rej
-  })
-  return { events: [], done, resolve, reject }
-}
-
 /**
- * The streaming path. Handler calls arriving together are grouped into one flush, and each call
- * resolves once its flush is durable, so the bus acks only what is stored. A flush archives its raw
+ * The streaming path. The bus hands it batches of events (a flush each), and a batch resolves once
+ * its flush is durable, so the bus acks only what is stored. A flush archives its raw
  * events (one NDJSON part per hour partition) and runs one DB transaction that records the ids of
  * the events within the grace and keeps the 5-minute counts of those not recorded before as pending
  * (exactly-once effect on at-least-once delivery).
@@ -73,10 +55,6 @@ function forming(): Forming {
  * whichever process finds it.
  */
 export class StreamingAggregator {
-  /** Flushes formed and not started yet, oldest first; the last one still takes events. */
-  private waiting: Forming[] = []
-  private flushing = 0
-  private scheduled = false
   /** Counts this process stored as pending and has not added yet, by pending id. */
   private readonly pending = new Map<string, CountRow[]>()
   private pendingEvents = 0
@@ -101,49 +79,6 @@ export class StreamingAggregator {
   /** Everything counted, skipped and rejected by this process so far. */
   get report(): IngestReport {
     return { ...this.totals }
-  }
-
-  /** The bus handler: resolves once the event's effect is durable. */
-  handle(event: EventEnvelope): Promise<void> {
-    let flush = this.waiting[this.waiting.length - 1]
-    if (!flush || flush.events.length >= MAX_BATCH) {
-      flush = forming()
-      this.waiting.push(flush)
-    }
-    flush.events.push(event)
-    // setImmediate: let the deliveries of this turn of the event loop join the flush.
-    if (!this.scheduled && this.flushing < MAX_FLUSHES) {
-      this.scheduled = true
-      setImmediate(() => {
-        this.scheduled = false
-        this.startFlushes()
-      })
-    }
-    return flush.done
-  }
-
-  /** Starts flushes while handler calls wait and fewer than MAX_FLUSHES run. */
-  private startFlushes(): void {
-    while (this.flushing < MAX_FLUSHES) {
-      const flush = this.waiting.shift()
-      if (!flush) return
-      this.flushing++
-      void this.ingest(flush.events)
-        .then(
-          () => flush.resolve(),
-          (e: unknown) => {
-            this.o.log.warn(
-              { err: errorMessage(e), events: flush.events.length },
-              'trends flush failed; the bus redelivers',
-            )
-            flush.reject(e)
-          },
-        )
-        .finally(() => {
-          this.flushing--
-          this.startFlushes()
-        })
-    }
   }
 
   /**

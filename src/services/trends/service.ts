@@ -322,12 +322,17 @@ export class TrendsService {
     return sent
   }
 
-  /** The bus handler of the streaming path. */
-  handle(event: EventEnvelope): Promise<void> {
-    return this.aggregator.handle(event)
+  /** The bus's batch handler of the streaming path: resolves once the batch's effect is durable. */
+  async handleBatch(events: readonly EventEnvelope[]): Promise<void> {
+    await this.aggregator.ingest(events)
   }
 
-  /** Counts a batch of events at once (what the bus handler does, grouped). */
+  /** One event on its own (a redelivery, say): the same as a batch of one. */
+  async handle(event: EventEnvelope): Promise<void> {
+    await this.aggregator.ingest([event])
+  }
+
+  /** Counts a batch of events at once (a flush), reporting what it did with them. */
   ingest(events: readonly EventEnvelope[]): Promise<IngestReport> {
     return this.aggregator.ingest(events)
   }
