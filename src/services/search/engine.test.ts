@@ -107,6 +107,26 @@ describe('title index', () => {
     expect(search(index, 'the zeb').hits.map((h) => h.doc.title)).toEqual(['The Zebra', 'Zebra Crossing'])
   })
 
+  it('follows additions, changes and removals of titles with a word in hundreds of titles', () => {
+    // A long postings list is read from a typed copy; changes to the titles must reach it.
+    const index = new TitleIndex({ cacheEntries: 0 })
+    for (let i = 0; i < 400; i++) index.upsert(title(`t${i}`, { title: `Harbor ${i}`, people: ['Kim Lee'] }))
+    const total = (q: string) => search(index, q, 0).total
+    expect(total('harbor ')).toBe(400)
+    expect(total('harbor kim ')).toBe(400)
+    index.upsert(title('new', { title: 'Harbor Lights', people: ['Kim Lee'], popularity: 50 }))
+    expect(total('harbor ')).toBe(401)
+    expect(search(index, 'harbor kim ', 1).hits.map((h) => h.doc.id)).toEqual(['new'])
+    index.upsert(title('t7', { title: 'Lighthouse', people: ['Kim Lee'], version: 2 }))
+    expect(total('harbor ')).toBe(400)
+    expect(total('harbor kim ')).toBe(400)
+    index.remove('t8', 2)
+    index.remove('new', 2)
+    expect(total('harbor ')).toBe(398)
+    expect(total('kim ')).toBe(399)
+    expect(search(index, 'harbor ', 500).hits.some((h) => ['t7', 't8', 'new'].includes(h.doc.id))).toBe(false)
+  })
+
   it('answers again after popularity or availability change, though the text did not', () => {
     const index = new TitleIndex()
     index.upsert(title('a', { title: 'Echo', popularity: 1 }))

@@ -14,6 +14,8 @@
  * query is evaluated here over MiniSearch's index (its term tree, postings and field lengths,
  * scored with its BM25+): term at a time from the rarest word, further words looked up per title
  * or intersected, whichever reads less, without MiniSearch's per-hit result objects and full sort.
+ * Long postings lists are read from typed copies made on first use (common words and short
+ * prefixes read tens of thousands of postings a query; MiniSearch keeps them in Maps).
  * Filters, facets and ranking read per-title columns in typed arrays (columns.ts). Whole answers
  * are cached until the index changes. bench/search measures the result.
  */
@@ -219,12 +221,28 @@ type Candidates = Map<string, Candidate>
 /** One field's postings of a candidate term, with what BM25 needs to score them. */
 interface Part {
   postings: Map<number, number>
+  /** The same postings as typed arrays, for a long list (see packedOf()). */
+  packed: PackedPostings | undefined
   lengths: Float32Array
   average: number
   idf: number
   /** Candidate weight × field boost. */
   weight: number
 }
+
+/**
+ * A long postings list copied into typed arrays: reading it is several times faster than walking
+ * MiniSearch's Map (common words and short prefixes read tens of thousands of postings a query).
+ * Short ids of removed titles may stay in it; readers skip titles that are not live.
+ */
+interface PackedPostings {
+  ids: Int32Array
+  tfs: Float32Array
+}
+/** Looking a title up in a postings Map costs about as much as reading this many packed postings (of 1, 4, 8, 4 was fastest on bench/search's 100,000 titles). */
+const LOOKUP_COST = 4
+/** Postings lists at least this long are packed when a query reads them. */
+const PACK_MIN = 256
 
 /** A typed word (or a synonym's word) as the terms it may match. */
 interface WordPlan {
@@ -318,10 +336,15 @@ export class TitleIndex {
   private readonly exactTitles = new Map<string, Set<number>>()
   /** Completions of short prefixes (see completions()). */
   private readonly completionCache = new Map<string, string[]>()
+  /** Typed copies of long postings lists queries have read, by MiniSearch's list (see packedOf()). */
+  private packed = new WeakMap<Map<number, number>, PackedPostings>()
+  private anyPacked = false
   /** Scratch accumulator of one word's matches, by short id; `stamp` says which entries are current. */
   private accumulator = new Float64Array(0)
   private stamp = new Uint32Array(0)
   private epoch = 0
+  private exactMarked = new Uint32Array(0)
+  private exactEpoch = 0
   private readonly buffers: Matches[] = []
   /** Whole answers (filters, audience and page included), for the same query asked again. */
   private readonly resultCache: LRUCache<string, QueryResult> | undefined
@@ -386,7 +409,7 @@ export class TitleIndex {
 
   /** Columns and exact-title entry of a title MiniSearch has just indexed. */
   private track(doc: IndexedTitle): void {
-    this.forgetCompletions(doc)
+    this.forgetDerived(doc)
     const shortId = MiniSearchInternals.shortId(this.mini, doc.id)
     if (shortId === undefined) return
     this.columns.set(shortId, doc, MiniSearchInternals.fieldLengths(this.mini, shortId))
@@ -400,7 +423,7 @@ export class TitleIndex {
   }
 
   private unindex(doc: IndexedTitle): void {
-    this.forgetCompletions(doc)
+    this.forgetDerived(doc)
     const shortId = MiniSearchInternals.shortId(this.mini, doc.id)
     if (shortId !== undefined) {
       this.columns.clear(shortId)
@@ -412,13 +435,44 @@ export class TitleIndex {
     this.mini.discard(doc.id)
   }
 
-  /** Drops the kept completions of every prefix of the title's words: their counts change. */
-  private forgetCompletions(doc: IndexedTitle): void {
-    if (this.completionCache.size === 0) return
+  /**
+   * Drops what was derived from the postings of the title's words: the kept completions of every
+   * prefix (their counts change) and the packed copies of its terms' postings (they gain or lose it).
+   */
+  private forgetDerived(doc: IndexedTitle): void {
+    const completions = this.completionCache.size > 0
+    if (!completions && !this.anyPacked) return
+    const tree = MiniSearchInternals.termTree(this.mini)
+    const fieldIds = MiniSearchInternals.fieldIds(this.mini)
     for (const field of FIELDS)
-      for (const term of terms(fieldText(doc, field)))
-        for (let n = 1; n <= COMPLETION_PREFIX && n <= term.length; n++)
-          this.completionCache.delete(term.slice(0, n))
+      for (const term of terms(fieldText(doc, field))) {
+        if (completions)
+          for (let n = 1; n <= COMPLETION_PREFIX && n <= term.length; n++)
+            this.completionCache.delete(term.slice(0, n))
+        if (this.anyPacked) {
+          const postings = tree.get(term)?.get(fieldIds[field] ?? -1)
+          if (postings) this.packed.delete(postings)
+        }
+      }
+  }
+
+  /** A long postings list as typed arrays, copied on first read and kept until a title with the term changes. */
+  private packedOf(postings: Map<number, number>): PackedPostings | undefined {
+    if (postings.size < PACK_MIN) return undefined
+    let packed = this.packed.get(postings)
+    if (!packed) {
+      const ids = new Int32Array(postings.size)
+      const tfs = new Float32Array(postings.size)
+      let n = 0
+      for (const [id, tf] of postings) {
+        ids[n] = id
+        tfs[n++] = tf
+      }
+      packed = { ids, tfs }
+      this.packed.set(postings, packed)
+      this.anyPacked = true
+    }
+    return packed
   }
 
   private changed(): void {
@@ -481,7 +535,7 @@ export class TitleIndex {
     const languageCounts = new Int32Array(c.languageNames.names.length)
     const yearCounts = new Int32Array(YEAR_SPAN)
     const otherYears = new Map<number, number>()
-    const best = new Best(input.offset + input.limit, c, exact)
+    const best = new Best(input.offset + input.limit, c, exact && this.exactMarks(exact))
     let total = 0
     const audience = input.audience
     const { rating, everywhere, series, year: years, language: languageOf, genreLow, genreHigh, docs } = c
@@ -599,6 +653,7 @@ export class TitleIndex {
           if (!postings || postings.size === 0) continue
           parts.push({
             postings,
+            packed: this.packedOf(postings),
             lengths: this.columns.fieldLength[fieldId] as Float32Array,
             average: averages[fieldId] || 1,
             idf: idfOf(documents, postings.size),
@@ -643,7 +698,7 @@ export class TitleIndex {
     for (const slot of required.slice(1)) {
       if (found.length === 0) break
       let kept = 0
-      if (found.length * slot.lookups <= slot.cost) {
+      if (found.length * slot.lookups * LOOKUP_COST <= slot.cost) {
         for (let i = 0; i < found.length; i++) {
           const id = found.ids[i] as number
           const s = slotScore(slot, id)
@@ -671,12 +726,28 @@ export class TitleIndex {
       }
       found.length = kept
     }
-    for (const slot of ranking)
+    for (const slot of ranking) {
+      const only = slot.alternatives.length === 1 ? slot.alternatives[0] : undefined
+      const word = only?.length === 1 ? only[0] : undefined
+      if (word && found.length * slot.lookups * LOOKUP_COST > slot.cost) {
+        // Reading the common word's postings once costs less than looking each title up in them.
+        this.collectWord(word, 1)
+        const { stamp, accumulator, epoch } = this
+        for (let i = 0; i < found.length; i++) {
+          const id = found.ids[i] as number
+          found.scores[i] =
+            stamp[id] === epoch
+              ? (found.scores[i] as number) + (accumulator[id] as number)
+              : (found.scores[i] as number) * COMMON_MISSING
+        }
+        continue
+      }
       for (let i = 0; i < found.length; i++) {
         const s = slotScore(slot, found.ids[i] as number)
         found.scores[i] =
           s > 0 ? (found.scores[i] as number) + s : (found.scores[i] as number) * COMMON_MISSING
       }
+    }
     return found
   }
 
@@ -726,6 +797,22 @@ export class TitleIndex {
         const norm = (BM25.k * BM25.b) / p.average
         const flat = BM25.k * (1 - BM25.b)
         const lengths = p.lengths
+        if (p.packed) {
+          const { ids: postingIds, tfs } = p.packed
+          for (let i = 0; i < postingIds.length; i++) {
+            const id = postingIds[i] as number
+            if (live[id] === undefined) continue
+            const tf = tfs[i] as number
+            const s = base * (BM25.d + (tf * (BM25.k + 1)) / (tf + flat + norm * (lengths[id] as number)))
+            if (stamp[id] === epoch) accumulator[id] = (accumulator[id] as number) + s
+            else {
+              stamp[id] = epoch
+              accumulator[id] = s
+              ids[n++] = id
+            }
+          }
+          continue
+        }
         // forEach, not for…of: no entry array per posting.
         p.postings.forEach((tf, id) => {
           if (live[id] === undefined) return
@@ -741,6 +828,21 @@ export class TitleIndex {
     out.length = n
     for (let i = 0; i < n; i++) out.scores[i] = accumulator[ids[i] as number] as number
     return out
+  }
+
+  /** The exact-title hits of this query, marked in a reusable array. */
+  private exactMarks(exact: ReadonlySet<number>): ExactMarks {
+    if (this.exactMarked.length < this.columns.capacity) {
+      this.exactMarked = new Uint32Array(this.columns.capacity)
+      this.exactEpoch = 0
+    }
+    if (this.exactEpoch >= 0xfffffff0) {
+      this.exactMarked.fill(0)
+      this.exactEpoch = 0
+    }
+    const epoch = ++this.exactEpoch
+    for (const id of exact) this.exactMarked[id] = epoch
+    return { marks: this.exactMarked, epoch }
   }
 
   /** A reusable buffer of matches, emptied, as large as there are short ids. */
@@ -987,6 +1089,12 @@ function sameText(a: IndexedTitle, b: IndexedTitle): boolean {
 /** Relevance rounded to ~5 %: closer scores are a tie that popularity breaks. */
 const bucketOf = (score: number) => (score > 0 ? Math.round(Math.log(score) * 20) : -1e9)
 
+/** Exact-title hits of a query as marks by short id: `marks[id] === epoch` (a check per hit without a Set lookup). */
+interface ExactMarks {
+  marks: Uint32Array
+  epoch: number
+}
+
 /** The k best hits in order, kept as they are offered: exact title first, then relevance (within ~5 %), then popularity. */
 class Best {
   private readonly ids: number[] = []
@@ -994,24 +1102,44 @@ class Best {
   private readonly buckets: number[] = []
   /** A hit scoring under this cannot enter once the list is full (0 until it is). */
   private below = 0
+  /** The worst kept, once the list is full: most hits that pass `below` are decided against it on numbers. */
+  private worstBucket = 0
+  private worstPopularity = 0
+  private worstExact = false
 
   constructor(
     private readonly k: number,
     private readonly columns: TitleColumns,
-    private readonly exact: ReadonlySet<number> | undefined,
+    private readonly exact: ExactMarks | undefined,
   ) {}
+
+  private isExact(id: number): boolean {
+    return this.exact !== undefined && this.exact.marks[id] === this.exact.epoch
+  }
 
   offer(id: number, score: number): void {
     if (this.k <= 0) return
     const n = this.ids.length
-    // Once full, most hits are in a lower relevance bucket than the worst kept: rejected on the raw score, no log.
-    if (n === this.k && score < this.below && !this.exact?.has(id)) return
-    const bucket = bucketOf(score)
-    if (
-      n === this.k &&
-      this.compare(id, bucket, this.ids[n - 1] as number, this.buckets[n - 1] as number) >= 0
-    )
-      return
+    let bucket: number
+    if (n === this.k) {
+      // Once full, most hits are in a lower relevance bucket than the worst kept: rejected on the raw score, no log.
+      if (this.isExact(id)) bucket = bucketOf(score)
+      else {
+        if (score < this.below || this.worstExact) return
+        bucket = bucketOf(score)
+        if (bucket < this.worstBucket) return
+        if (bucket === this.worstBucket) {
+          // A tie on relevance (common with common words): popularity, then the title id, as compare() does.
+          const popularity = this.columns.popularity[id] as number
+          if (popularity < this.worstPopularity) return
+          if (popularity === this.worstPopularity) {
+            const worstId = this.columns.ids[this.ids[n - 1] as number] ?? ''
+            if ((this.columns.ids[id] ?? '') >= worstId) return
+          }
+        }
+      }
+      if (this.compare(id, bucket, this.ids[n - 1] as number, this.buckets[n - 1] as number) >= 0) return
+    } else bucket = bucketOf(score)
     let lo = 0
     let hi = n
     while (lo < hi) {
@@ -1028,12 +1156,14 @@ class Best {
       this.buckets.pop()
     }
     if (this.ids.length === this.k) {
+      const worstId = this.ids[this.k - 1] as number
       const worst = this.buckets[this.k - 1] as number
+      this.worstBucket = worst
+      this.worstPopularity = this.columns.popularity[worstId] as number
+      // A kept exact title beats every other: only exact ones may enter then.
+      this.worstExact = this.isExact(worstId)
       // Scores under this round to a lower bucket than the worst kept (bucketOf inverted).
-      // (A kept exact title beats every other: only exact ones may enter then.)
-      this.below = this.exact?.has(this.ids[this.k - 1] as number)
-        ? Number.POSITIVE_INFINITY
-        : Math.exp((worst - 0.5) / 20) * (1 - 1e-9)
+      this.below = this.worstExact ? Number.POSITIVE_INFINITY : Math.exp((worst - 0.5) / 20) * (1 - 1e-9)
     }
   }
 
@@ -1042,8 +1172,8 @@ class Best {
   }
 
   private compare(a: number, bucketA: number, b: number, bucketB: number): number {
-    const exactA = this.exact?.has(a) === true
-    const exactB = this.exact?.has(b) === true
+    const exactA = this.isExact(a)
+    const exactB = this.isExact(b)
     if (exactA !== exactB) return exactA ? -1 : 1
     const { popularity, ids } = this.columns
     if (bucketA !== bucketB) return bucketB - bucketA
