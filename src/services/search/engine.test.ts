@@ -127,6 +127,14 @@ describe('title index', () => {
     expect(search(index, 'harbor ', 500).hits.some((h) => ['t7', 't8', 'new'].includes(h.doc.id))).toBe(false)
   })
 
+  it('still finds a word that is in every title together with another after a title was replaced', () => {
+    const index = new TitleIndex({ cacheEntries: 0 })
+    for (let i = 0; i < 3; i++) index.upsert(title(`t${i}`, { title: `Harbor ${i}`, people: ['Kim Lee'] }))
+    index.upsert(title('t1', { title: 'Lighthouse', people: ['Kim Lee'], version: 2 }))
+    expect(titlesOf(index, 'lighthouse kim ')).toEqual(['Lighthouse'])
+    expect(titlesOf(index, 'kim lighthouse ')).toEqual(['Lighthouse'])
+  })
+
   it('answers again after popularity or availability change, though the text did not', () => {
     const index = new TitleIndex()
     index.upsert(title('a', { title: 'Echo', popularity: 1 }))

@@ -656,7 +656,9 @@ export class TitleIndex {
             packed: this.packedOf(postings),
             lengths: this.columns.fieldLength[fieldId] as Float32Array,
             average: averages[fieldId] || 1,
-            idf: idfOf(documents, postings.size),
+            // Postings keep replaced titles until MiniSearch vacuums: never more than there are titles
+            // (a word in every title got a negative idf and was taken for absent).
+            idf: idfOf(documents, Math.min(postings.size, documents)),
             weight: candidate.weight * BOOST[field],
           })
           word.cost += postings.size
