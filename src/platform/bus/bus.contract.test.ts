@@ -856,3 +856,42 @@ describe.skipIf(!hasNats())('the JetStream bus, when its process stalls', () => 
     }
   }, 60_000)
 })
+
+describe.skipIf(!hasNats())('the JetStream bus, when the server deletes an ephemeral consumer', () => {
+  it('creates another, resuming where the deleted one had got to', async () => {
+    // As after a stall past the inactive threshold: the server deletes the consumer while this process still reads.
+    const natsUrl = engines.natsUrl ?? 'nats://127.0.0.1:4222'
+    const prefix = uniqueName('gone')
+    const bus = await createJetStreamBus({ natsUrl, prefix, log, leaseMs: 5000 })
+    const nc = await connect({ servers: natsUrl })
+    try {
+      const jsm = await nc.jetstreamManager()
+      const stream = `${prefix.toUpperCase()}_EVENTS`
+      const received: string[] = []
+      await bus.publish({ type: 'a.b', key: 'k', data: {}, id: 'e1' })
+      await bus.subscribe({
+        name: 'replica',
+        types: ['a.>'],
+        durability: 'ephemeral',
+        handler: async (event) => {
+          received.push(event.id)
+        },
+      })
+      await eventually(() => expect(received).toEqual(['e1']))
+      const [name] = await bus.consumers()
+      await jsm.consumers.delete(stream, name ?? '')
+      await bus.publish({ type: 'a.b', key: 'k', data: {}, id: 'e2' })
+      await eventually(() => expect(received).toEqual(['e1', 'e2']), 15_000)
+      const names = await bus.consumers()
+      expect(names).toHaveLength(1)
+      expect(names[0]).not.toBe(name)
+    } finally {
+      await bus.close()
+      const jsm = await nc.jetstreamManager()
+      for (const stream of ['EVENTS', 'WORK', 'DLQ']) {
+        await jsm.streams.delete(`${prefix.toUpperCase()}_${stream}`).catch(() => {})
+      }
+      await nc.close()
+    }
+  }, 30_000)
+})

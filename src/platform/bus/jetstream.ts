@@ -77,7 +77,7 @@ const PREFIX = /^[A-Za-z0-9_-]{1,64}$/
 const NOT_FOUND_CODES = new Set([10014, 10059, 10037])
 /**
  * The server deletes an ephemeral consumer nobody has pulled from for this long (its process died).
- * Long enough that a live process stalled for a while keeps its consumer: nothing recreates one.
+ * A live process stalled longer finds it gone and creates another from where it had got to.
  */
 const EPHEMERAL_INACTIVE_MS = 10 * 60_000
 
@@ -241,17 +241,18 @@ class JetStreamBus implements Bus {
     }
     const ephemeral = options.durability === 'ephemeral'
     // An ephemeral consumer has a server-chosen name; the server deletes it once no one pulls from it.
-    const consumerName = ephemeral
-      ? (
-          await this.jsm.consumers.add(stream, {
-            ...wanted,
-            ack_policy: AckPolicy.Explicit,
-            ack_wait: nanos(this.leaseMs),
-            max_ack_pending: MAX_ACK_PENDING,
-            inactive_threshold: nanos(EPHEMERAL_INACTIVE_MS),
-          })
-        ).name
-      : options.name
+    const addEphemeral = async (after: number | undefined) =>
+      (
+        await this.jsm.consumers.add(stream, {
+          ...wanted,
+          ...(after === undefined ? {} : startPolicy({ after })),
+          ack_policy: AckPolicy.Explicit,
+          ack_wait: nanos(this.leaseMs),
+          max_ack_pending: MAX_ACK_PENDING,
+          inactive_threshold: nanos(EPHEMERAL_INACTIVE_MS),
+        })
+      ).name
+    const consumerName = ephemeral ? await addEphemeral(undefined) : options.name
     if (!ephemeral) await this.ensureConsumer(stream, options.name, wanted)
     const wantedType = typeFilter(options.types)
     const subscription = new PullSubscription({
@@ -259,6 +260,8 @@ class JetStreamBus implements Bus {
       js: this.js,
       stream,
       consumer: consumerName,
+      // A stall past the inactive threshold loses an ephemeral consumer: a new one resumes where it was.
+      recreate: ephemeral ? addEphemeral : undefined,
       subject: wanted.filter_subject,
       // The server sends no more than max_ack_pending unacked messages to a consumer anyway.
       maxInFlight: Math.min(
@@ -283,7 +286,10 @@ class JetStreamBus implements Bus {
         },
       },
     })
-    return this.track(subscription, ephemeral ? () => this.deleteConsumer(stream, consumerName) : undefined)
+    return this.track(
+      subscription,
+      ephemeral ? () => this.deleteConsumer(stream, subscription.consumer) : undefined,
+    )
   }
 
   async enqueue<T>(queue: string, task: PublishInput<T>): Promise<EventEnvelope<T>> {
@@ -486,6 +492,8 @@ interface PullSubscriptionOptions {
   js: JetStreamClient
   stream: string
   consumer: string
+  /** Creates the consumer again (after the position given, else from its start); resolves to its name. */
+  recreate?: (after: number | undefined) => Promise<string>
   /** The consumer's filter subject. */
   subject: string
   maxInFlight: number
@@ -497,11 +505,11 @@ interface PullSubscriptionOptions {
   log: Logger
 }
 
-/** The pull request the server is filling: how many messages it may still send, and how to say it is over. */
+/** A pull request the server may still be filling: how many messages it may still send, and until when. */
 interface OpenPull {
   remaining: number
-  end: () => void
-  ended: Promise<void>
+  /** After this (epoch ms), a pull that got no status is taken as ended (the status was lost to a reconnect). */
+  giveUpAt: number
 }
 
 /**
@@ -511,15 +519,33 @@ interface OpenPull {
  * batch would not do: its inbox is dropped on a client-side timer, and a message the server sent in
  * the meantime (always so after an event-loop stall longer than the pull, as timers run before the
  * socket is read) reached no one and waited out the whole ack_wait.
+ *
+ * Open pulls are kept in a FIFO: they expire in the order they were made, so a timeout status ends
+ * the oldest; a message counts against the oldest that still expects one (the server may have sent
+ * it to a later one: the count then errs high, never low). What the open pulls may still bring
+ * counts as in flight, so a pull made after a stall, beside one whose status is still unread, never
+ * takes the subscription past maxInFlight.
  */
 class PullSubscription implements Subscription {
   private readonly dispatcher: Dispatcher<StreamDelivery>
   private readonly inFlight = new Map<number, StreamDelivery>()
   private readonly consumerName: string
+  /** The engine's name of the consumer pulled from (a recreated ephemeral one gets a new one). */
+  consumer: string
   private stopping = false
   private loop: Promise<void> | undefined
   private sub: JetStreamPullSubscription | undefined
-  private pull: OpenPull | undefined
+  private pulls: OpenPull[] = []
+  /** Messages the open pulls may still bring. */
+  private expected = 0
+  /** Wakes the loop when a pull ends. */
+  private pullEnded: (() => void) | undefined
+  /** Set when the server said the consumer is gone. */
+  private consumerDeleted = false
+  /** Highest stream sequence taken: where a recreated consumer resumes. */
+  private highestSeq: number | undefined
+  /** No new pull before this (epoch ms): the server refused one. */
+  private pauseUntil = 0
   private heartbeat: NodeJS.Timeout | undefined
   private stopped: Promise<void> | undefined
   /** What `waitFor` calls wait on; stop wakes them all. */
@@ -536,6 +562,7 @@ class PullSubscription implements Subscription {
         return step?.(d, ...args)
       }
     this.consumerName = options.dispatcher.consumer
+    this.consumer = options.consumer
     this.dispatcher = new Dispatcher({
       ...options.dispatcher,
       outcomes: {
@@ -569,11 +596,10 @@ class PullSubscription implements Subscription {
       this.stopping = true
       for (const wake of [...this.waiting]) wake()
       await this.loop
-      // The inbox stays until the server has ended the open pull, so nothing it sends is lost. What comes
-      // now, and what the dispatcher held, is nak'ed only then: a nak while the pull is open would bring
-      // it straight back here, as one more delivery.
-      const pull = this.pull
-      if (pull && !this.options.nc.isClosed()) await this.waitFor(pull.ended, PULL_EXPIRES_MS * 2)
+      // The inbox stays until the server has ended every open pull, so nothing it sends is lost. What
+      // comes now, and what the dispatcher held, is nak'ed only then: a nak while a pull is open would
+      // bring it straight back here, as one more delivery.
+      while (this.pulls.length > 0 && !this.options.nc.isClosed()) await this.untilPullEnds()
       this.sub?.unsubscribe()
       for (const msg of this.turnedAway.splice(0)) {
         try {
@@ -589,42 +615,137 @@ class PullSubscription implements Subscription {
   }
 
   private async run(): Promise<void> {
-    const { maxInFlight, js, stream, consumer, subject, log } = this.options
+    const { maxInFlight } = this.options
     const minPull = Math.max(1, Math.floor(maxInFlight / 2))
-    while (!this.stopping && !this.sub) {
+    while (!this.stopping) {
+      const sub = this.sub ?? (await this.subscribe())
+      if (!sub || this.stopping) return
+      if (this.consumerDeleted) {
+        await this.replaceConsumer()
+        continue
+      }
+      const room = maxInFlight - this.dispatcher.pending - this.expected
+      if (room < minPull) {
+        if (this.pulls.length > 0) await this.untilPullEnds()
+        else await this.waitFor(this.dispatcher.waitForRoom(maxInFlight - minPull + 1))
+        continue
+      }
+      const pause = this.pauseUntil - Date.now()
+      if (pause > 0) {
+        await this.waitFor(undefined, pause)
+        continue
+      }
+      const pull: OpenPull = { remaining: room, giveUpAt: Date.now() + PULL_EXPIRES_MS * 3 }
+      this.pulls.push(pull)
+      this.expected += room
+      try {
+        sub.pull({ batch: room, expires: PULL_EXPIRES_MS })
+      } catch (e) {
+        this.options.log.warn(
+          { consumer: this.consumerName, err: errorMessage(e) },
+          'pulling from JetStream failed',
+        )
+      }
+      const lost = await this.untilPullEnds()
+      // No message and no status for a whole pull: the consumer may be gone (the server answers nothing then).
+      if (lost && this.options.recreate && !this.stopping) await this.checkConsumer()
+    }
+  }
+
+  /** Binds the inbox to the consumer; undefined once stopping. */
+  private async subscribe(): Promise<JetStreamPullSubscription | undefined> {
+    const { js, stream, subject, log } = this.options
+    while (!this.stopping) {
       try {
         const opts = consumerOpts()
-          .bind(stream, consumer)
+          .bind(stream, this.consumer)
           .manualAck()
           .callback((err, msg) => this.received(err, msg))
         this.sub = await js.pullSubscribe(subject, opts)
         if (this.stopping) this.sub.unsubscribe()
+        return this.sub
       } catch (e) {
-        if (this.stopping) return
+        if (this.stopping) return undefined
         log.warn({ consumer: this.consumerName, err: errorMessage(e) }, 'pulling from JetStream failed')
         await this.waitFor(undefined, PULL_EXPIRES_MS)
       }
     }
-    const sub = this.sub
-    while (!this.stopping && sub && !sub.isClosed()) {
-      const room = maxInFlight - this.dispatcher.pending
-      if (room < minPull) {
-        await this.waitFor(this.dispatcher.waitForRoom(maxInFlight - minPull + 1))
-        continue
+    return undefined
+  }
+
+  /**
+   * Waits until the oldest open pull ends, or is given up (resolving true: it ended with no word
+   * from the server). The give-up check runs after the socket is read (setImmediate), so a status
+   * that came during an event-loop stall is read before the pull is given up.
+   */
+  private async untilPullEnds(): Promise<boolean> {
+    const pull = this.pulls[0]
+    if (!pull) return false
+    const ended = new Promise<void>((resolve) => {
+      this.pullEnded = resolve
+    })
+    for (;;) {
+      await this.waitFor(ended, Math.max(1, pull.giveUpAt - Date.now()))
+      if (this.pulls[0] !== pull) return false
+      await new Promise((resolve) => setImmediate(resolve))
+      if (this.pulls[0] !== pull) return false
+      if (Date.now() >= pull.giveUpAt) {
+        this.endOldestPull()
+        return true
       }
-      let end = () => {}
-      const ended = new Promise<void>((resolve) => {
-        end = resolve
-      })
-      this.pull = { remaining: room, end, ended }
-      try {
-        sub.pull({ batch: room, expires: PULL_EXPIRES_MS })
-      } catch (e) {
-        log.warn({ consumer: this.consumerName, err: errorMessage(e) }, 'pulling from JetStream failed')
-      }
-      // The server ends a pull with its last message or a status; a status lost to a reconnect must not stall us.
-      await this.waitFor(ended, PULL_EXPIRES_MS * 3)
-      if (!this.stopping) this.pull = undefined
+      if (this.stopping && this.options.nc.isClosed()) return false
+    }
+  }
+
+  private endOldestPull(): void {
+    const pull = this.pulls.shift()
+    if (pull) this.expected -= pull.remaining
+    const wake = this.pullEnded
+    this.pullEnded = undefined
+    wake?.()
+  }
+
+  /** Asks the server whether the consumer still exists; a missing one is replaced on the next turn. */
+  private async checkConsumer(): Promise<void> {
+    try {
+      const jsm = await this.options.nc.jetstreamManager()
+      await jsm.consumers.info(this.options.stream, this.consumer)
+    } catch (e) {
+      if (isNotFound(e)) this.consumerDeleted = true
+    }
+  }
+
+  /** The server deleted the consumer (an ephemeral one outstayed its inactive threshold): make another. */
+  private async replaceConsumer(): Promise<void> {
+    const { recreate, log } = this.options
+    this.sub?.unsubscribe()
+    this.sub = undefined
+    // Nothing more comes for the old consumer's pulls.
+    this.pulls = []
+    this.expected = 0
+    if (!recreate) {
+      log.error({ consumer: this.consumerName }, 'the JetStream consumer was deleted; subscription idle')
+      this.consumerDeleted = false
+      await this.waitFor(undefined, PULL_EXPIRES_MS * 10)
+      return
+    }
+    // Resume before what is still held here (it is redelivered; acks to the old consumer are lost), else after the last message.
+    let after = this.highestSeq
+    for (const seq of this.inFlight.keys()) after = Math.min(after ?? seq - 1, seq - 1)
+    try {
+      const name = await recreate(after)
+      log.warn(
+        { consumer: this.consumerName, from: this.consumer, to: name, after },
+        'the JetStream consumer was deleted; created another',
+      )
+      this.consumer = name
+      this.consumerDeleted = false
+    } catch (e) {
+      log.warn(
+        { consumer: this.consumerName, err: errorMessage(e) },
+        'recreating a JetStream consumer failed',
+      )
+      await this.waitFor(undefined, PULL_EXPIRES_MS)
     }
   }
 
@@ -643,26 +764,32 @@ class PullSubscription implements Subscription {
   }
 
   private received(err: NatsError | null, msg: JsMsg | null): void {
-    const pull = this.pull
     if (err) {
-      // 408: the pull expired; 409: the server refused or cut it short (too many waiting, consumer deleted).
+      // 408: the pull expired; 404: nothing to send (no-wait); 409: the server refused or cut it short.
       if (
         err.code !== ErrorCode.JetStream408RequestTimeout &&
         err.code !== ErrorCode.JetStream404NoMessages
       ) {
+        if (err.message.toLowerCase().includes('consumer deleted')) this.consumerDeleted = true
+        else this.pauseUntil = Date.now() + PULL_EXPIRES_MS
         this.options.log.warn(
           { consumer: this.consumerName, err: err.message },
           'a JetStream pull ended early',
         )
-        if (pull) setTimeout(pull.end, PULL_EXPIRES_MS).unref()
-        return
       }
-      pull?.end()
+      this.endOldestPull()
       return
     }
     if (!msg) return
     this.accept(msg)
-    if (pull && --pull.remaining <= 0) pull.end()
+    for (const pull of this.pulls) {
+      if (pull.remaining <= 0) continue
+      pull.remaining--
+      this.expected--
+      break
+    }
+    // Filled: the server sends no status for a pull it has filled.
+    if (this.pulls.length === 1 && this.expected <= 0) this.endOldestPull()
   }
 
   private accept(msg: JsMsg): void {
@@ -686,6 +813,7 @@ class PullSubscription implements Subscription {
       msg.term()
       return
     }
+    if (seq > (this.highestSeq ?? 0)) this.highestSeq = seq
     if (!this.options.accepts(event)) {
       msg.ack()
       return
