@@ -54,6 +54,8 @@ export interface CdnDeps {
 export const ANY_REGION = '*'
 const EDGE_PREFIX = 'edges/'
 const LIVE_MEMO_MS = 1000
+/** Placements (region, title) kept per read of the live edges. */
+const PLACEMENTS_KEPT = 10_000
 const EDGE_TOKEN_TTL_S = 600
 /** An edge that polls without a cursor is told about the titles published this recently. */
 export const RECENT_PUBLISHED_MS = 24 * 3600_000
@@ -69,6 +71,10 @@ const PUBLISHED_KEPT_MS = 30 * 24 * 3600_000
  */
 export class CdnService {
   private live: { at: number; edges: EdgeRow[] } | undefined
+  private placed: { edges: EdgeRow[] | undefined; byTitle: Map<string, EdgeRow[]> } = {
+    edges: undefined,
+    byTitle: new Map(),
+  }
   private readonly rings = new Map<string, HashRing>()
 
   constructor(private readonly deps: CdnDeps) {}
@@ -117,6 +123,19 @@ export class CdnService {
   /** The edges a title is placed on for a region (its own edges, else the any-region ones), best first. */
   async placement(titleId: string, region: string): Promise<EdgeRow[]> {
     const live = await this.liveEdges()
+    // The same live edges place a title alike: kept until the next read of the registry.
+    if (this.placed.edges !== live || this.placed.byTitle.size >= PLACEMENTS_KEPT)
+      this.placed = { edges: live, byTitle: new Map() }
+    const key = `${region}\n${titleId}`
+    let placed = this.placed.byTitle.get(key)
+    if (!placed) {
+      placed = this.place(live, titleId, region)
+      this.placed.byTitle.set(key, placed)
+    }
+    return placed
+  }
+
+  private place(live: EdgeRow[], titleId: string, region: string): EdgeRow[] {
     let pool = live.filter((e) => e.region === region)
     if (pool.length === 0) pool = live.filter((e) => e.region === ANY_REGION)
     if (pool.length === 0) pool = live

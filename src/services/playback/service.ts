@@ -655,22 +655,23 @@ export class PlaybackService {
     const { cache, settings, now } = this.deps
     const at = now()
     await this.raiseSlot(accountId, `s:${sessionId}`, at)
-    // Every raise of the last streamTimeoutMs is in this window's set or the previous one.
+    // Every raise of the last streamTimeoutMs is in this window's set or the previous one: both read
+    // in one union (they share the account's hash tag; a member in both sums to a live score).
     const window = Math.floor(at / settings.streamTimeoutMs)
-    const [current, previous] = await Promise.all([
-      cache.zunionTop([keys.streams(accountId, window)], [1], MAX_TRACKED_STREAMS),
-      cache.zunionTop([keys.streams(accountId, window - 1)], [1], MAX_TRACKED_STREAMS),
-    ])
-    const members = current && previous ? [...previous, ...current] : undefined
+    const members = await cache.zunionTop(
+      [keys.streams(accountId, window), keys.streams(accountId, window - 1)],
+      [1, 1],
+      MAX_TRACKED_STREAMS * 2,
+    )
     let active: string[]
     if (members) {
-      const stopped = new Set(members.filter(([m]) => m.startsWith('x:')).map(([m]) => m.slice(2)))
-      active = members
-        .filter(
-          ([m, score]) =>
-            m.startsWith('s:') && score >= at - settings.streamTimeoutMs && !stopped.has(m.slice(2)),
-        )
-        .map(([m]) => m.slice(2))
+      const since = at - settings.streamTimeoutMs
+      const stopped = new Set<string>()
+      const raised: string[] = []
+      for (const [member, score] of members)
+        if (member.startsWith('x:')) stopped.add(member.slice(2))
+        else if (score >= since && member.startsWith('s:')) raised.push(member.slice(2))
+      active = stopped.size === 0 ? raised : raised.filter((id) => !stopped.has(id))
     } else {
       // The cache cannot answer: count from the DB (it trails by the write-behind interval) and this
       // process's sessions not flushed yet.
@@ -686,6 +687,7 @@ export class PlaybackService {
       ids.add(sessionId)
       active = [...ids]
     }
+    if (active.length <= maxStreams) return
     // Session ids sort by creation time: of racing starts, the later ones lose on every process alike.
     active.sort()
     if (active.indexOf(sessionId) < maxStreams) return
