@@ -842,36 +842,43 @@ async function startPosition(ctx: BusContext, startAt: ConsumerOptions['startAt'
 }
 
 /**
- * The next events for a consumer of these types after `after`, and how far that read has scanned. The newest
- * seq is read first: every event up to it is committed (publishes commit in seq order), so a read
- * that finds less than a batch has seen everything up to it. A cursor then moves past events of
- * other types, rather than a consumer of rare types rescanning the same tail on every poll.
+ * The next events for a consumer of these types after `after`, and how far that read has scanned.
+ * One statement reads the newest seq beside the events up to it: every event up to it is committed
+ * (publishes commit in seq order, and one statement reads one snapshot), so a read that finds less
+ * than a batch has seen everything up to it. A cursor then moves past events of other types, rather
+ * than a consumer of rare types rescanning the same tail on every poll.
  */
 async function fetchEvents(
   ctx: BusContext,
   after: number,
   types: string[],
 ): Promise<{ rows: Selectable<EventsTable>[]; scannedTo: number }> {
-  const newest = await ctx.db
-    .selectFrom('platform_bus_events')
-    .select((eb) => eb.fn.max('seq').as('seq'))
-    .executeTakeFirst()
-  const upTo = Number(newest?.seq ?? 0)
-  if (upTo <= after) return { rows: [], scannedTo: after }
-  let query = ctx.db
+  const { db } = ctx
+  const newest = () => db.selectFrom('platform_bus_events').select((eb) => eb.fn.max('seq').as('newest'))
+  let matching = db
     .selectFrom('platform_bus_events')
     .selectAll()
     .where('seq', '>', after)
-    .where('seq', '<=', upTo)
+    .where('seq', '<=', newest())
     .orderBy('seq')
     .limit(FETCH_BATCH)
   const prefixes = typePrefixes(types)
   if (prefixes) {
-    query = query.where((eb) =>
+    matching = matching.where((eb) =>
       eb.or(prefixes.map((p) => (p.exact ? eb('type', '=', p.value) : eb('type', 'like', `${p.value}%`)))),
     )
   }
-  const rows = await query.execute()
+  // A left join, so that the newest seq comes back even when no event matches.
+  const result = await db
+    .selectFrom(newest().as('top'))
+    .leftJoin(matching.as('e'), (join) => join.onTrue())
+    .select(['top.newest', 'e.seq', 'e.id', 'e.type', 'e.key', 'e.time', 'e.data'])
+    .orderBy('e.seq')
+    .execute()
+  const upTo = Math.max(after, Number(result[0]?.newest ?? 0))
+  const rows: Selectable<EventsTable>[] = []
+  // The event's columns are NOT NULL: a row with a seq is a whole event.
+  for (const r of result) if (r.seq !== null) rows.push(r as Selectable<EventsTable>)
   const last = rows[rows.length - 1]
   return { rows, scannedTo: rows.length < FETCH_BATCH || !last ? upTo : Number(last.seq) }
 }
