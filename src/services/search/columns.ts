@@ -42,9 +42,12 @@ export class TitleColumns {
   everywhere = new Uint8Array(0)
   /** Per field (MiniSearch field id): the title's length in terms, for BM25. */
   fieldLength: Float32Array[]
-  /** Genres as bits of interned genre numbers 0–31 and 32–63 (the catalog has fewer than 64 genres). */
-  genreLow = new Uint32Array(0)
-  genreHigh = new Uint32Array(0)
+  /**
+   * Genres as bits of interned genre numbers, `genreWords` 32-bit words a title (title × genreWords
+   * + number / 32): one word for the catalog's 28 genres, more as further genres appear.
+   */
+  genres = new Uint32Array(0)
+  genreWords = 1
   readonly genreNames = new Interned()
   readonly languageNames = new Interned()
 
@@ -74,16 +77,13 @@ export class TitleColumns {
     )
       ? 1
       : 0
-    let low = 0
-    let high = 0
-    for (const g of doc.genres) {
-      const n = this.genreNames.of(g.id)
-      if (n < 32) low |= 1 << n
-      else if (n < 64) high |= 1 << (n - 32)
-      else throw new Error('More than 64 distinct genres: the search index counts genres in 64 bits')
-    }
-    this.genreLow[shortId] = low >>> 0
-    this.genreHigh[shortId] = high >>> 0
+    const numbers = doc.genres.map((g) => this.genreNames.of(g.id))
+    const words = Math.ceil((Math.max(-1, ...numbers) + 1) / 32)
+    if (words > this.genreWords) this.widenGenres(words)
+    const at = shortId * this.genreWords
+    this.genres.fill(0, at, at + this.genreWords)
+    for (const n of numbers)
+      this.genres[at + (n >>> 5)] = ((this.genres[at + (n >>> 5)] as number) | (1 << (n & 31))) >>> 0
     if (fieldLengths)
       for (let f = 0; f < this.fieldCount; f++)
         (this.fieldLength[f] as Float32Array)[shortId] = fieldLengths[f] ?? 0
@@ -110,17 +110,24 @@ export class TitleColumns {
     return false
   }
 
-  /** The bits of a list of genre ids; unknown ids set none. */
-  genreMask(ids: string[]): [number, number] {
-    let low = 0
-    let high = 0
+  /** The bits of a list of genre ids, `genreWords` words; unknown ids set none. */
+  genreMask(ids: string[]): Uint32Array {
+    const mask = new Uint32Array(this.genreWords)
     for (const id of ids) {
       const n = this.genreNames.find(id)
-      if (n === undefined) continue
-      if (n < 32) low |= 1 << n
-      else high |= 1 << (n - 32)
+      if (n !== undefined) mask[n >>> 5] = ((mask[n >>> 5] as number) | (1 << (n & 31))) >>> 0
     }
-    return [low >>> 0, high >>> 0]
+    return mask
+  }
+
+  /** More words of genre bits a title: every title's words copied to the wider layout. */
+  private widenGenres(words: number): void {
+    const wider = new Uint32Array(this.capacity * words)
+    for (let id = 0; id < this.capacity; id++)
+      for (let w = 0; w < this.genreWords; w++)
+        wider[id * words + w] = this.genres[id * this.genreWords + w] as number
+    this.genres = wider
+    this.genreWords = words
   }
 
   yearOf(shortId: number): number | null {
@@ -145,8 +152,9 @@ export class TitleColumns {
     this.rating = grown(this.rating, (n) => new Uint8Array(n))
     this.series = grown(this.series, (n) => new Uint8Array(n))
     this.everywhere = grown(this.everywhere, (n) => new Uint8Array(n))
-    this.genreLow = grown(this.genreLow, (n) => new Uint32Array(n))
-    this.genreHigh = grown(this.genreHigh, (n) => new Uint32Array(n))
+    const genres = new Uint32Array(size * this.genreWords)
+    genres.set(this.genres)
+    this.genres = genres
     this.fieldLength = this.fieldLength.map((a) => grown(a, (n) => new Float32Array(n)))
   }
 }

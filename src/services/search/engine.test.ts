@@ -135,6 +135,30 @@ describe('title index', () => {
     expect(titlesOf(index, 'kim lighthouse ')).toEqual(['Lighthouse'])
   })
 
+  it('indexes and counts titles of more than 64 distinct genres', () => {
+    const index = new TitleIndex({ cacheEntries: 0 })
+    const genre = (n: number) => ({ id: `g${n}`, name: `Genre ${n}` })
+    for (let n = 0; n < 70; n++) index.upsert(title(`t${n}`, { title: `Story ${n}`, genres: [genre(n)] }))
+    index.upsert(title('wide', { title: 'Story Wide', genres: [genre(1), genre(40), genre(65), genre(70)] }))
+    const all = search(index, 'story ', 100)
+    expect(all.total).toBe(71)
+    expect(Object.keys(all.facets.genre)).toHaveLength(71)
+    expect(all.facets.genre.g65).toBe(2)
+    expect(all.facets.genre.g70).toBe(1)
+    expect(all.facets.genre.g2).toBe(1)
+    const byGenre = (genres: string[]) =>
+      index
+        .query({ q: 'story ', filters: { genres }, audience, offset: 0, limit: 100, synonyms })
+        .hits.map((h) => h.doc.id)
+        .sort()
+    expect(byGenre(['g65'])).toEqual(['t65', 'wide'])
+    expect(byGenre(['g70'])).toEqual(['wide'])
+    expect(byGenre(['g3', 'g69'])).toEqual(['t3', 't69'])
+    // A title indexed before the genres outgrew a word keeps its genres.
+    expect(byGenre(['g1'])).toEqual(['t1', 'wide'])
+    expect(search(index, 'wide ').hits[0]?.doc.id).toBe('wide')
+  })
+
   it('answers again after popularity or availability change, though the text did not', () => {
     const index = new TitleIndex()
     index.upsert(title('a', { title: 'Echo', popularity: 1 }))

@@ -531,15 +531,15 @@ export class TitleIndex {
     const yearFiltered = f.yearFrom !== undefined || f.yearTo !== undefined
     const wantFacets = input.facets !== false
     // Counted in typed arrays by interned number, turned into objects at the end.
-    const genreCounts = new Int32Array(64)
+    const genreCounts = new Int32Array(c.genreWords * 32)
     const languageCounts = new Int32Array(c.languageNames.names.length)
     const yearCounts = new Int32Array(YEAR_SPAN)
     const otherYears = new Map<number, number>()
     const best = new Best(input.offset + input.limit, c, exact && this.exactMarks(exact))
     let total = 0
     const audience = input.audience
-    const { rating, everywhere, series, year: years, language: languageOf, genreLow, genreHigh, docs } = c
-    const [wantLow, wantHigh] = genres ?? [0, 0]
+    const { rating, everywhere, series, year: years, language: languageOf, genres: genreBits, docs } = c
+    const genreWords = c.genreWords
     const maxRating = audience.maxRatingRank ?? Number.POSITIVE_INFINITY
     const count = found ? found.length : c.capacity
     // One tight pass over the hits (tens of thousands for a common word): typed arrays, no calls per hit.
@@ -551,22 +551,21 @@ export class TitleIndex {
       if (types && !types.has(series[id] as number)) continue
       const year = years[id] as number
       const language = languageOf[id] as number
-      const low = genreLow[id] as number
-      const high = genreHigh[id] as number
-      const byGenre = !genres || (low & wantLow) !== 0 || (high & wantHigh) !== 0
+      const genreAt = id * genreWords
+      let byGenre = !genres
+      if (genres)
+        for (let w = 0; w < genreWords; w++)
+          if (((genreBits[genreAt + w] as number) & (genres[w] as number)) !== 0) byGenre = true
       const byYear = !yearFiltered || (year !== NO_YEAR && year >= yearFrom && year <= yearTo)
       const byLanguage = !languages || languages.has(language)
       // Disjunctive facets: each facet counts the hits of every other filter, so choosing one genre still shows the others.
       if (wantFacets) {
         if (byYear && byLanguage) {
-          for (let bits = low; bits !== 0; bits &= bits - 1) {
-            const g = 31 - Math.clz32(bits & -bits)
-            genreCounts[g] = (genreCounts[g] as number) + 1
-          }
-          for (let bits = high; bits !== 0; bits &= bits - 1) {
-            const g = 63 - Math.clz32(bits & -bits)
-            genreCounts[g] = (genreCounts[g] as number) + 1
-          }
+          for (let w = 0; w < genreWords; w++)
+            for (let bits = genreBits[genreAt + w] as number; bits !== 0; bits &= bits - 1) {
+              const g = w * 32 + 31 - Math.clz32(bits & -bits)
+              genreCounts[g] = (genreCounts[g] as number) + 1
+            }
         }
         if (byGenre && byLanguage && year !== NO_YEAR) {
           const slot = year - YEAR_BASE
