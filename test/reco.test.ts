@@ -1,6 +1,8 @@
 import { setTimeout as sleep } from 'node:timers/promises'
+import { Command } from 'commander'
 import { sql } from 'kysely'
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest'
+import { registerRecoCommands } from '../src/cli/reco.js'
 import { createReel } from '../src/platform/app.js'
 import type { PublishInput } from '../src/platform/bus/bus.js'
 import { createLogger } from '../src/platform/log.js'
@@ -9,6 +11,10 @@ import {
   PLAYBACK_STOPPED,
   type PlaybackEventBase,
 } from '../src/services/playback/events.js'
+import { contentInWorker } from '../src/services/reco/content.js'
+import { trainInWorker } from '../src/services/reco/model/worker.js'
+import { RecoStore } from '../src/services/reco/store.js'
+import { Trainer } from '../src/services/reco/training.js'
 import { engines, hasPostgres } from './engines.js'
 import { startReel, type TestReel } from './harness.js'
 
@@ -180,12 +186,12 @@ class World {
 
   /** Publishes plays on the Bus and waits until reco has taken them in. */
   async watch(profileId: string, titles: string[], completed = true) {
-    const before = this.reco.newEvents
+    const before = this.reco.eventsSeen
     for (const title of titles) {
       await this.t.reel.ports.bus.publish(this.play(profileId, title, 'started'))
       await this.t.reel.ports.bus.publish(this.play(profileId, title, 'stopped', completed))
     }
-    await until(() => this.reco.newEvents >= before + titles.length * 2, 'reco to take in the plays')
+    await until(() => this.reco.eventsSeen >= before + titles.length * 2, 'reco to take in the plays')
     // Its rows are recomputed a moment after a burst of plays: now, for the test.
     await this.reco.flushRefreshes()
   }
@@ -437,10 +443,10 @@ describe('recommendations (SQLite)', () => {
 
   it('writes no module again for a profile deleted while the recomputation after its plays waits', async () => {
     const gone = 'profile-deleted-while-its-refresh-waits'
-    const before = w.reco.newEvents
+    const before = w.reco.eventsSeen
     await w.t.reel.ports.bus.publish(w.play(gone, 'Drama 1', 'started'))
     await w.t.reel.ports.bus.publish(w.play(gone, 'Drama 1', 'stopped', true))
-    await until(() => w.reco.newEvents >= before + 2, 'reco to take in the plays')
+    await until(() => w.reco.eventsSeen >= before + 2, 'reco to take in the plays')
     await w.reco.profileDeleted(gone)
     // Runs what still waits now (as the timer would a moment later).
     await w.reco.flushRefreshes()
@@ -465,6 +471,76 @@ describe('recommendations (SQLite)', () => {
       expectRules(page)
     } finally {
       await rename('Comedy 3')
+    }
+  })
+
+  it('keeps a thumbs-down given while a training run computes, with the picks of that run', async () => {
+    const viewer = await w.account('DE')
+    await w.watch(viewer.profileId, ['Comedy 1', 'Comedy 2'])
+    await w.train()
+    const before = await w.reco.module(viewer.profileId)
+    const pick = before?.topPicks[0] ?? ''
+    expect(pick).not.toBe('')
+    // The service's trainer, with a thumbs-down arriving after the run has read every profile's
+    // facts and before it writes their modules (the model trains in its worker meanwhile).
+    const store = new RecoStore(w.t.reel.ports.db)
+    let during: (() => Promise<void>) | undefined
+    const trainer = new Trainer({
+      store,
+      titles: w.reco.titles,
+      recompute: async (trained) => (await w.reco.refreshProfile(trained.profileId, trained)) !== undefined,
+      announce: async (runId) => w.reco.trained(runId),
+      train: async (data, options) => {
+        const model = await trainInWorker(data, options)
+        await during?.()
+        return model
+      },
+      content: contentInWorker,
+      log: createLogger('silent'),
+      now: () => w.t.clock.now,
+      algorithm: 'itemknn',
+      moduleTtlMs: MINUTE,
+    })
+    during = async () => {
+      w.t.clock.advance(1000)
+      const res = await w.t.call('PUT', `/api/v1/profiles/${viewer.profileId}/ratings/${pick}`, {
+        token: viewer.token,
+        body: { rating: 'down' },
+      })
+      expect(res.statusCode, res.body).toBe(200)
+    }
+    const report = await trainer.run()
+    expect(report?.profiles).toBeGreaterThan(0)
+    const module = await w.reco.module(viewer.profileId)
+    expect(module?.excluded).toContain(pick)
+    expect(module?.topPicks).not.toContain(pick)
+    expect(module?.topPicks.length).toBeGreaterThan(0)
+    // This run's picks (it finished after the thumbs-down, at the clock's new time).
+    expect(module?.trainedAt).toBe(w.t.clock.now)
+    expect(module?.trainedAt).toBeGreaterThan(before?.trainedAt ?? Number.POSITIVE_INFINITY)
+    expect(allIds(await w.home(viewer.token, viewer.profileId))).not.toContain(pick)
+  })
+
+  it('writes no module for a profile deleted while its recomputation runs', async () => {
+    const store = new RecoStore(w.t.reel.ports.db)
+    // Deleted at each step of a recomputation (with a module already written, or its first one).
+    for (let step = 0; step < 12; step++) {
+      const gone = `profile-deleted-while-its-refresh-runs-${step}`
+      await store.recordPlay({
+        profile_id: gone,
+        title_id: w.id('Drama 1'),
+        progress: 1,
+        completed: 1,
+        last_at: w.t.clock.now,
+      })
+      if (step % 2 === 1) expect(await w.reco.refreshProfile(gone)).toBeDefined()
+      const running = w.reco.refreshProfile(gone)
+      for (let i = 0; i < step / 2; i++) await new Promise((r) => setImmediate(r))
+      await w.reco.profileDeleted(gone)
+      await running
+      w.reco.forget(gone)
+      expect(await w.reco.module(gone), `step ${step}`).toBeUndefined()
+      expect(await store.moduleRow(gone), `step ${step}`).toBeUndefined()
     }
   })
 
@@ -737,5 +813,112 @@ describe.runIf(hasPostgres())('recommendations (PostgreSQL)', () => {
     // The other process gave back what it reserved and did not serve: the count is what was shown.
     const campaign = await w.t.call('GET', `/api/v1/admin/campaigns/${campaignId}`, { token: w.admin })
     expect(campaign.json().impressions).toBe(7)
+  })
+
+  it('trains once the plays and ratings of all processes add up to REEL_RECO_TRAIN_AFTER_EVENTS', async () => {
+    // Two more processes on this database, counting towards a threshold of 6 (their timers idle: the
+    // test ticks their schedules itself).
+    const config = { ...w.t.reel.config, port: 0, recoTrainAfterEvents: 6, recoTrainCheckS: 86_400 }
+    const start = async () => {
+      const reel = await createReel({
+        config,
+        log: createLogger('silent'),
+        clock: () => w.t.clock.now,
+        roles: ['accounts', 'catalog', 'reco'],
+      })
+      await reel.start()
+      await reel.use('reco').titles.fresh(true)
+      return reel
+    }
+    const a = await start()
+    const b = await start()
+    try {
+      const rate = async (reel: typeof a, title: string) => {
+        const res = await reel.http.inject({
+          method: 'PUT',
+          url: `/api/v1/profiles/${w.member.profileId}/ratings/${w.id(title)}`,
+          headers: { authorization: `Bearer ${w.member.token}` },
+          payload: { rating: 'up' },
+        })
+        expect(res.statusCode, res.body).toBe(200)
+      }
+      // Whatever ran before: a run now starts the count at 0.
+      await w.train()
+      for (const title of ['Drama 1', 'Drama 3', 'Horror 1']) await rate(a, title)
+      expect(await a.use('reco').schedule.tick()).toBeUndefined() // 3 of 6
+      expect(await a.use('reco').schedule.tick()).toBeUndefined() // counted once
+      for (const title of ['Horror 3', 'Comedy 5', 'Comedy 6']) await rate(b, title)
+      const before = (await w.reco.lastRun())?.report.runId
+      w.t.clock.advance(1000) // the run starts after the last one
+      expect(await b.use('reco').schedule.tick()).toBe('events') // 6 of 6, across both
+      expect((await w.reco.lastRun())?.report.runId).not.toBe(before)
+      // Counting starts again from the run.
+      expect(await a.use('reco').schedule.tick()).toBeUndefined()
+    } finally {
+      await a.stop()
+      await b.stop()
+    }
+  })
+
+  it('trains with `reel reco train`, and the running server serves the new rows at once', async () => {
+    // The server has the member's module in memory and in its (in-process) cache.
+    await w.home(w.member.token, w.member.profileId)
+    const cached = await w.reco.module(w.member.profileId)
+    expect(cached).toBeDefined()
+    const startedAt = Date.now()
+    const saved = { ...process.env }
+    Object.assign(process.env, {
+      REEL_DATA_DIR: w.t.reel.config.dataDir,
+      REEL_DATABASE_URL: w.t.reel.config.databaseUrl,
+      REEL_DATABASE_SCHEMA: w.t.reel.config.databaseSchema,
+    })
+    const log = vi.spyOn(console, 'log').mockImplementation(() => {})
+    let printed: string[]
+    try {
+      const cli = new Command('reel').exitOverride()
+      registerRecoCommands(cli)
+      await cli.parseAsync(['node', 'reel', 'reco', 'train'])
+      printed = log.mock.calls.map((c) => c.join(' '))
+    } finally {
+      log.mockRestore()
+      for (const k of ['REEL_DATA_DIR', 'REEL_DATABASE_URL', 'REEL_DATABASE_SCHEMA']) delete process.env[k]
+      Object.assign(process.env, saved)
+    }
+    expect(printed.join('\n')).toMatch(
+      /^trained itemknn on \d+ interactions of \d+ profiles over \d+ titles/m,
+    )
+    // The CLI's process ran on the real clock; the server's modules so far are from its test clock.
+    await until(
+      async () => ((await w.reco.module(w.member.profileId))?.trainedAt ?? 0) >= startedAt,
+      'the server to read the modules of the run `reel reco train` made',
+    )
+    const status = (await w.t.call('GET', '/api/v1/reco/status')).json()
+    expect(Date.parse(status.lastRun.finishedAt)).toBeGreaterThanOrEqual(startedAt)
+  })
+})
+
+describe('training without being asked', () => {
+  it('trains on the schedule, REEL_RECO_TRAIN_INTERVAL_S after the latest run started', async () => {
+    const t = await startReel('sqlite', {
+      REEL_RECO_TRAIN_INTERVAL_S: '3600',
+      REEL_RECO_TRAIN_AFTER_EVENTS: '0',
+      REEL_RECO_TRAIN_CHECK_S: '1',
+    })
+    try {
+      const reco = t.reel.use('reco')
+      const runId = async () => (await reco.lastRun())?.report.runId
+      // Ticks of the first hour (the test's clock stands still): nothing due.
+      await sleep(2500)
+      expect(await runId()).toBeUndefined()
+      t.clock.advance(3600_000)
+      await until(async () => (await runId()) !== undefined, 'the first scheduled run')
+      const first = await runId()
+      await sleep(2500)
+      expect(await runId()).toBe(first)
+      t.clock.advance(3600_000)
+      await until(async () => (await runId()) !== first, 'the next scheduled run')
+    } finally {
+      await t.stop()
+    }
   })
 })

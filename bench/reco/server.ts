@@ -102,7 +102,7 @@ for (const [v, { profileId }] of viewers.entries())
     }
     await reel.ports.bus.publish({ type: PLAYBACK_STARTED, key: profileId, data })
   }
-while (reco.newEvents < viewers.length * 5) await new Promise((r) => setTimeout(r, 100))
+while (reco.eventsSeen < viewers.length * 5) await new Promise((r) => setTimeout(r, 100))
 const report = await reco.trainer.run()
 // BENCH_CAMPAIGN=0: no sponsored campaign (no impression written per page view).
 if (process.env.BENCH_CAMPAIGN !== '0')

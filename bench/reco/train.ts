@@ -68,7 +68,8 @@ try {
   const trainer = new Trainer({
     store,
     titles: new TitleIndex(store),
-    cache: reel.ports.cache,
+    announce: async () => {},
+    recompute: async () => false,
     train: (data, options) => during('model (worker)', () => trainInWorker(data, options)),
     content: (features, k) => during('content neighbours (worker)', () => contentInWorker(features, k)),
     log: reel.log,

@@ -357,6 +357,12 @@ export const variables = {
     integer(0, 100_000_000),
     'Train again once this many new plays and ratings have arrived since the last run (0: never on events).',
   ),
+  recoTrainCheckS: variable(
+    'REEL_RECO_TRAIN_CHECK_S',
+    '30',
+    integer(1, 86_400),
+    'How often each reco process adds its new plays and ratings to the shared count and checks whether training is due (REEL_RECO_TRAIN_INTERVAL_S, REEL_RECO_TRAIN_AFTER_EVENTS), in seconds.',
+  ),
   recoAlgorithm: variable(
     'REEL_RECO_ALGORITHM',
     'itemknn',

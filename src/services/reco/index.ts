@@ -4,23 +4,22 @@ import { TITLE_REMOVED, TITLE_UPSERTED } from '../catalog/events.js'
 import { PLAYBACK_STARTED, PLAYBACK_STOPPED } from '../playback/events.js'
 import { Campaigns } from './campaigns.js'
 import { contentInWorker } from './content.js'
+import { TRAINING_FINISHED, type TrainingFinished } from './events.js'
 import { recoMigrations } from './migrations.js'
 import { trainInWorker } from './model/worker.js'
 import { recoRoutes } from './routes.js'
 import { RecoService } from './service.js'
 import { RecoStore } from './store.js'
 import { TitleIndex } from './titles.js'
-import { Trainer } from './training.js'
+import { Trainer, TrainingSchedule } from './training.js'
 
 declare module '../../platform/modules.js' {
   interface ServiceApis {
-    reco: RecoService & { trainer: Trainer }
+    reco: RecoService & { trainer: Trainer; schedule: TrainingSchedule }
   }
 }
 
 const FALLBACK_INTERVAL_MS = 10 * 60_000
-/** How often the event count since the last run is compared with REEL_RECO_TRAIN_AFTER_EVENTS. */
-const EVENT_CHECK_MS = 30_000
 /** Plays of different profiles handled at once. */
 const CONSUMER_CONCURRENCY = 16
 
@@ -57,7 +56,11 @@ export const recoModule: ServiceModule = {
     const trainer = new Trainer({
       store,
       titles,
-      cache: ctx.cache,
+      recompute: async (trained) => (await reco.refreshProfile(trained.profileId, trained)) !== undefined,
+      announce: async (runId) => {
+        reco.trained(runId)
+        await ctx.bus.publish<TrainingFinished>({ type: TRAINING_FINISHED, key: 'reco', data: { runId } })
+      },
       train: trainInWorker,
       content: contentInWorker,
       log,
@@ -65,31 +68,33 @@ export const recoModule: ServiceModule = {
       algorithm: ctx.config.recoAlgorithm,
       moduleTtlMs,
     })
-    return Object.assign(reco, { trainer })
+    const schedule = new TrainingSchedule(trainer, store, ctx.now, {
+      intervalMs: ctx.config.recoTrainIntervalS * 1000,
+      afterEvents: ctx.config.recoTrainAfterEvents,
+      takeEvents: () => reco.takeNewEvents(),
+      afterRun: async () => {
+        await reco.saveFallback()
+      },
+    })
+    return Object.assign(reco, { trainer, schedule })
   },
   register(ctx) {
     const reco = ctx.use('reco')
     const { trainer } = reco
     const log = ctx.log.child({ service: 'reco' })
     recoRoutes(ctx, reco, trainer)
-    const train = async () => {
-      await trainer.run()
-      await reco.saveFallback()
-    }
-    if (ctx.config.recoTrainIntervalS > 0)
-      ctx.every('reco-train', ctx.config.recoTrainIntervalS * 1000, train)
-    const afterEvents = ctx.config.recoTrainAfterEvents
-    if (afterEvents > 0)
-      ctx.every('reco-train-after-events', EVENT_CHECK_MS, async () => {
-        if (reco.newEvents < afterEvents || trainer.busy) return
-        reco.newEvents = 0
-        await train()
+    const { schedule } = reco
+    if (ctx.config.recoTrainIntervalS > 0 || ctx.config.recoTrainAfterEvents > 0)
+      ctx.every('reco-train', ctx.config.recoTrainCheckS * 1000, async () => {
+        const reason = await schedule.tick()
+        if (reason) log.info({ reason }, 'recommendations trained without being asked')
       })
     ctx.every('reco-fallback', FALLBACK_INTERVAL_MS, async () => {
       await reco.saveFallback()
     })
     ctx.onStart(async () => {
       await reco.loadFallback()
+      await reco.loadGeneration()
       const subscriptions = await Promise.all([
         ctx.bus.subscribe({
           name: 'reco-catalog',
@@ -104,6 +109,14 @@ export const recoModule: ServiceModule = {
           handler: async (event) => {
             await reco.applyPlaybackEvent(event)
           },
+        }),
+        // Every process hears of every run (its own included, already applied).
+        ctx.bus.subscribe<TrainingFinished>({
+          name: 'reco-training-finished',
+          types: [TRAINING_FINISHED],
+          durability: 'ephemeral',
+          startAt: 'new',
+          handler: async (event) => reco.trained(event.data.runId),
         }),
         ctx.bus.subscribe<ProfileDeleted>({
           name: 'reco-profile-deleted',

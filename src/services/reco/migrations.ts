@@ -80,4 +80,14 @@ export const recoMigrations: Record<string, ReelMigration> = {
         .execute()
     },
   },
+  // A module's version: training and the recomputation after a play write it by compare-and-set,
+  // so neither overwrites what the other wrote from newer facts.
+  reco_0002_module_version: {
+    async up(db) {
+      await db.schema
+        .alterTable('reco_modules')
+        .addColumn('version', 'integer', (c) => c.notNull().defaultTo(0))
+        .execute()
+    },
+  },
 }

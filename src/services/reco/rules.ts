@@ -13,7 +13,8 @@ export const NEIGHBOURS = 30
 
 export type Rating = 'up' | 'down'
 
-export const moduleKey = (profileId: string) => `reco:module:${profileId}`
+/** A module's cache key; `generation` is the latest training run's id (a run makes every older key moot). */
+export const moduleKey = (generation: string, profileId: string) => `reco:module:${generation}:${profileId}`
 
 /**
  * The precomputed part of a profile's home page: "user_id → pre-computed json module with movie_ids".

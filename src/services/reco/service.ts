@@ -92,6 +92,8 @@ const PAGE_MEMO_BYTES = 64 * 2 ** 20
 const CATALOG_MEMO_MS = 10_000
 /** A profile's rows are recomputed this long after the first play of a burst (see refreshSoon). */
 const REFRESH_DELAY_MS = 500
+/** Tries to write a recomputed module before giving up (each loss means someone else wrote it). */
+const MODULE_WRITE_ATTEMPTS = 5
 const HISTORY_ROWS = 200
 const FALLBACK_KEY = 'reco/fallback.json'
 /** A fallback page this young is not rebuilt. */
@@ -228,8 +230,28 @@ export class RecoService {
   private forgottenFloor = 0
   private readonly refreshing = new Map<string, NodeJS.Timeout>()
   private readonly inflight = new Set<Promise<void>>()
-  /** Plays and ratings seen by this process since the scheduler last read it (REEL_RECO_TRAIN_AFTER_EVENTS). */
-  newEvents = 0
+  /** Profiles deleted while this process ran: a recomputation or a late play writes nothing for them. */
+  private readonly deleted = new LRUCache<string, true>({ max: 100_000 })
+  /** The latest training run this process knows of: modules are cached under it (see moduleKey). */
+  private trainedRun = 'none'
+
+  /** Learns the latest training run from the DB (at start). */
+  async loadGeneration(): Promise<void> {
+    const run = await this.d.store.lastRun()
+    if (run) this.trained(run.id)
+  }
+
+  /** A training run finished (here or in another process): modules are read as it wrote them. */
+  trained(runId: string): void {
+    if (runId === this.trainedRun) return
+    this.trainedRun = runId
+    this.moduleMemo.clear()
+  }
+
+  /** Plays and ratings seen by this process since the schedule last took them (REEL_RECO_TRAIN_AFTER_EVENTS). */
+  private newEvents = 0
+  /** Plays and ratings this process took in since it started (never reset). */
+  eventsSeen = 0
 
   constructor(private readonly d: RecoDeps) {}
 
@@ -243,6 +265,13 @@ export class RecoService {
 
   async home(auth: Auth, profileId: string): Promise<HomePage> {
     return JSON.parse((await this.homeJson(auth, profileId)).toString('utf8')) as HomePage
+  }
+
+  /** This process's plays new to a history and ratings since the last call; counting restarts at 0. */
+  takeNewEvents(): number {
+    const n = this.newEvents
+    this.newEvents = 0
+    return n
   }
 
   /** The home page as JSON bytes (what the route sends; the sponsored row is spliced into a memoized page). */
@@ -610,7 +639,7 @@ export class RecoService {
   }
 
   private async readModule(profileId: string, known?: ProfileModule): Promise<ProfileModule | undefined> {
-    const key = moduleKey(profileId)
+    const key = moduleKey(this.trainedRun, profileId)
     const hit = await this.d.cache.get(key)
     if (hit !== undefined) {
       if (known && moduleJson.get(known) === hit) return known
@@ -626,14 +655,6 @@ export class RecoService {
     if (stored === undefined) return undefined
     await this.d.cache.set(key, stored, this.d.moduleTtlMs)
     return JSON.parse(stored) as ProfileModule
-  }
-
-  /** Stores a module and puts it in the cache (write-through: the next page reads it there). */
-  async saveModule(module: ProfileModule): Promise<void> {
-    const json = JSON.stringify(module)
-    await this.d.store.putModules([{ profileId: module.profileId, module: json }], this.d.now())
-    await this.d.cache.set(moduleKey(module.profileId), json, this.d.moduleTtlMs)
-    this.forget(module.profileId)
   }
 
   /** What reco knows of a profile: history (most recent first) and ratings. */
@@ -656,17 +677,66 @@ export class RecoService {
 
   /**
    * Recomputes the history-driven rows of one profile now (after a play or a rating), keeping the
-   * trained top picks: "Because you watched" reflects a play without waiting for training.
+   * trained top picks (or, from a training run, putting in its `trained` picks): "Because you
+   * watched" reflects a play without waiting for training. Written
+   * by compare-and-set on the module's version: when a training run (or another process) wrote the
+   * module meanwhile, it is read and recomputed again, so neither write loses the other's. Undefined
+   * when there is nothing to write: reco knows nothing of the profile (never played, or deleted).
    */
-  async refreshProfile(profileId: string): Promise<ProfileModule> {
+  async refreshProfile(
+    profileId: string,
+    trained?: Pick<ProfileModule, 'topPicks' | 'topScores' | 'trainedAt'>,
+  ): Promise<ProfileModule | undefined> {
     await this.d.titles.fresh()
-    const facts = await this.facts(profileId)
-    const seeds = new Set([...facts.history.map((h) => h.titleId), ...facts.ratings.keys()])
+    for (let attempt = 1; ; attempt++) {
+      const row = await this.d.store.moduleRow(profileId)
+      const facts = await this.facts(profileId)
+      if (!row && facts.history.length === 0 && facts.ratings.size === 0) return undefined
+      const previous = row ? (JSON.parse(row.module) as ProfileModule) : emptyModule(profileId, this.d.now())
+      const module: ProfileModule = {
+        ...previous,
+        ...historyRows(facts, (id) => this.d.titles.get(id), await this.neighboursOf(facts)),
+        updatedAt: this.d.now(),
+      }
+      if (trained) {
+        // A training run's picks, from facts older than these: without what the profile has since
+        // thumbed down or finished.
+        const out = new Set([...module.excluded, ...module.completed])
+        const keep = trained.topPicks.flatMap((id, i) =>
+          out.has(id) ? [] : [[id, trained.topScores[i] ?? 0] as const],
+        )
+        module.topPicks = keep.map(([id]) => id)
+        module.topScores = keep.map(([, score]) => score)
+        module.trainedAt = trained.trainedAt
+      }
+      const json = JSON.stringify(module)
+      if (this.deleted.has(profileId)) return undefined
+      if (await this.d.store.saveModuleIf(profileId, json, this.d.now(), row?.version)) {
+        // A profile deleted between reading its facts and this first write leaves no module behind.
+        if (!row && !(await this.d.store.hasFacts(profileId))) {
+          await this.d.store.deleteModule(profileId)
+          return undefined
+        }
+        // Checked with no await before the write: a deletion after it drops the cached copy after it.
+        if (this.deleted.has(profileId)) return undefined
+        await this.d.cache.set(moduleKey(this.trainedRun, profileId), json, this.d.moduleTtlMs)
+        this.forget(profileId)
+        freshUpdates.inc()
+        return module
+      }
+      if (attempt === MODULE_WRITE_ATTEMPTS)
+        throw new Error(`the module of profile ${profileId} kept changing while it was recomputed`)
+    }
+  }
+
+  /** Neighbours of the titles a profile watched or rated: the last training's, else from features now. */
+  private async neighboursOf(facts: ProfileFacts): Promise<Neighbours> {
+    const seeds = [...new Set([...facts.history.map((h) => h.titleId), ...facts.ratings.keys()])]
     const [content, cf] = await Promise.all([
-      this.d.store.similar('content', [...seeds]),
-      this.d.store.similar('cf', [...seeds]),
+      this.d.store.similar('content', seeds),
+      this.d.store.similar('cf', seeds),
     ])
-    const neighbours: Neighbours = {
+    return {
       content: (id) => {
         let list = content.get(id)
         if (!list) {
@@ -680,15 +750,6 @@ export class RecoService {
       cf: (id) => cf.get(id) ?? [],
       withPerson: (id) => this.d.titles.withPerson(id),
     }
-    const previous = (await this.readModule(profileId)) ?? emptyModule(profileId, this.d.now())
-    const module: ProfileModule = {
-      ...previous,
-      ...historyRows(facts, (id) => this.d.titles.get(id), neighbours),
-      updatedAt: this.d.now(),
-    }
-    await this.saveModule(module)
-    freshUpdates.inc()
-    return module
   }
 
   // Events
@@ -715,7 +776,7 @@ export class RecoService {
   async applyPlaybackEvent(event: EventEnvelope): Promise<boolean> {
     const e = event.data as PlaybackEventBase
     const titleId = e.seriesId ?? e.titleId
-    if (!e.profileId || !titleId) return false
+    if (!e.profileId || !titleId || this.deleted.has(e.profileId)) return false
     const completed = event.type === PLAYBACK_STOPPED && (event.data as PlaybackStopped).completed
     // A series counts as completed only through its own rows later; an episode finished is progress.
     const progress = e.durationMs > 0 ? Math.min(1, Math.max(0, e.positionMs / e.durationMs)) : 0
@@ -730,6 +791,7 @@ export class RecoService {
       last_at: Number.isNaN(at) ? this.d.now() : at,
     })
     this.newEvents++
+    this.eventsSeen++
     this.forget(e.profileId)
     const changed = !before || (done && before.completed === 0)
     if (changed) this.refreshSoon(e.profileId)
@@ -773,11 +835,12 @@ export class RecoService {
 
   async profileDeleted(profileId: string): Promise<void> {
     // A refresh still waiting would write the deleted profile's module again.
+    this.deleted.set(profileId, true)
     clearTimeout(this.refreshing.get(profileId))
     this.refreshing.delete(profileId)
     this.forget(profileId)
     await this.d.store.deleteProfile(profileId)
-    await this.d.cache.del(moduleKey(profileId))
+    await this.d.cache.del(moduleKey(this.trainedRun, profileId))
   }
 
   // Ratings
@@ -792,6 +855,7 @@ export class RecoService {
     await this.d.catalog().title(titleId, { country: auth.country, maturityLimit: profile.maturityLimit })
     await this.d.store.putRating(profileId, titleId, rating, this.d.now())
     this.newEvents++
+    this.eventsSeen++
     await this.refreshProfile(profileId)
     return { titleId, rating }
   }

@@ -1,4 +1,4 @@
-import type { Kysely } from 'kysely'
+import type { Generated, Kysely } from 'kysely'
 import type { Db } from '../../platform/db/db.js'
 
 interface TitlesTable {
@@ -28,6 +28,7 @@ interface ModulesTable {
   profile_id: string
   module: string
   updated_at: number
+  version: Generated<number>
 }
 
 interface SimilarTable {
@@ -204,22 +205,97 @@ export class RecoStore {
     return row?.module
   }
 
-  async putModules(rows: readonly { profileId: string; module: string }[], now: number): Promise<void> {
+  /** A profile's module with its version (for saveModuleIf). */
+  moduleRow(profileId: string): Promise<{ module: string; version: number } | undefined> {
+    return this.db
+      .selectFrom('reco_modules')
+      .select(['module', 'version'])
+      .where('profile_id', '=', profileId)
+      .executeTakeFirst()
+  }
+
+  /**
+   * Training's write: each module replaces one last written before `factsFrom` (when training read
+   * the facts it was computed from). Answers the profiles it left alone: their modules are newer.
+   */
+  async putModules(
+    rows: readonly { profileId: string; module: string }[],
+    now: number,
+    factsFrom: number,
+  ): Promise<string[]> {
+    const skipped: string[] = []
     for (let i = 0; i < rows.length; i += BATCH) {
-      const values = rows
-        .slice(i, i + BATCH)
-        .map((r) => ({ profile_id: r.profileId, module: r.module, updated_at: now }))
-      await this.db
+      const slice = rows.slice(i, i + BATCH)
+      const values = slice.map((r) => ({ profile_id: r.profileId, module: r.module, updated_at: now }))
+      const written = await this.db
         .insertInto('reco_modules')
         .values(values)
         .onConflict((oc) =>
-          oc.column('profile_id').doUpdateSet((eb) => ({
-            module: eb.ref('excluded.module'),
-            updated_at: eb.ref('excluded.updated_at'),
-          })),
+          oc
+            .column('profile_id')
+            .doUpdateSet((eb) => ({
+              module: eb.ref('excluded.module'),
+              updated_at: eb.ref('excluded.updated_at'),
+              version: eb('reco_modules.version', '+', 1),
+            }))
+            .where('reco_modules.updated_at', '<', factsFrom),
         )
+        .returning('profile_id')
         .execute()
+      const done = new Set(written.map((r) => r.profile_id))
+      for (const r of slice) if (!done.has(r.profileId)) skipped.push(r.profileId)
     }
+    return skipped
+  }
+
+  /**
+   * Writes a module when the stored one still has `version` (undefined: when there is none yet);
+   * false when another writer came first (read it again and recompute).
+   */
+  async saveModuleIf(
+    profileId: string,
+    module: string,
+    now: number,
+    version: number | undefined,
+  ): Promise<boolean> {
+    if (version === undefined) {
+      const r = await this.db
+        .insertInto('reco_modules')
+        .values({ profile_id: profileId, module, updated_at: now })
+        .onConflict((oc) => oc.column('profile_id').doNothing())
+        .executeTakeFirst()
+      return Number(r.numInsertedOrUpdatedRows ?? 0) === 1
+    }
+    const r = await this.db
+      .updateTable('reco_modules')
+      .set((eb) => ({ module, updated_at: now, version: eb('version', '+', 1) }))
+      .where('profile_id', '=', profileId)
+      .where('version', '=', version)
+      .executeTakeFirst()
+    return Number(r.numUpdatedRows) === 1
+  }
+
+  /** True while reco knows something of the profile (deleting it removes its history and ratings). */
+  async hasFacts(profileId: string): Promise<boolean> {
+    const [history, rating] = await Promise.all([
+      this.db
+        .selectFrom('reco_history')
+        .select('title_id')
+        .where('profile_id', '=', profileId)
+        .limit(1)
+        .executeTakeFirst(),
+      this.db
+        .selectFrom('reco_ratings')
+        .select('title_id')
+        .where('profile_id', '=', profileId)
+        .limit(1)
+        .executeTakeFirst(),
+    ])
+    return history !== undefined || rating !== undefined
+  }
+
+  async deleteModule(profileId: string): Promise<void> {
+    await this.db.deleteFrom('reco_modules').where('profile_id', '=', profileId).execute()
   }
 
   async putSimilar(kind: string, rows: readonly { titleId: string; neighbours: string[] }[]): Promise<void> {
@@ -281,6 +357,17 @@ export class RecoStore {
       .orderBy('started_at', 'desc')
       .limit(1)
       .executeTakeFirst()
+  }
+
+  /** When the latest run (of any outcome) started; undefined before the first. */
+  async latestRunStart(): Promise<number | undefined> {
+    const row = await this.db
+      .selectFrom('reco_runs')
+      .select('started_at')
+      .orderBy('started_at', 'desc')
+      .limit(1)
+      .executeTakeFirst()
+    return row?.started_at
   }
 
   async state(name: string): Promise<number> {

@@ -1,5 +1,4 @@
 import { setImmediate as yieldToEvents } from 'node:timers/promises'
-import type { Cache } from '../../platform/cache/cache.js'
 import { conflict } from '../../platform/errors.js'
 import { newId } from '../../platform/ids.js'
 import type { Logger } from '../../platform/log.js'
@@ -10,7 +9,6 @@ import {
   historyRows,
   type Interaction,
   interactionWeight,
-  moduleKey,
   NEIGHBOURS,
   type Neighbours,
   type ProfileFacts,
@@ -30,7 +28,13 @@ export type ContentFn = (features: ItemFeatures[], k: number) => Promise<Int32Ar
 export interface TrainerDeps {
   store: RecoStore
   titles: TitleIndex
-  cache: Cache
+  /**
+   * Recomputes a module written after the run read its facts (a play or rating handled meanwhile),
+   * with the run's top picks in it; false when the profile is gone.
+   */
+  recompute: (trained: ProfileModule) => Promise<boolean>
+  /** Tells every reco process that the run finished (their cached modules are of an older run). */
+  announce: (runId: string) => Promise<void>
   train: TrainFn
   content: ContentFn
   log: Logger
@@ -61,6 +65,8 @@ const WRITE_BATCH = 50
 const YIELD_EVERY = 20
 /** A run holds the lease this long; a crashed run's lease lapses. */
 const LEASE_MS = 30 * 60_000
+/** Plays and ratings arrived since the latest run started, counted by every process (reco_state). */
+const EVENTS_SINCE_RUN = 'events_since_run'
 
 const runs = counter('reco_training_runs_total', 'Recommendation training runs, by outcome', ['status'])
 const duration = histogram(
@@ -110,10 +116,13 @@ export class Trainer {
     }
     const runId = newId()
     await this.d.store.startRun(runId, now)
+    // Plays and ratings counted from here on count towards the next run (REEL_RECO_TRAIN_AFTER_EVENTS).
+    await this.d.store.setState(EVENTS_SINCE_RUN, 0)
     const timer = duration.startTimer()
     try {
       const report = await this.train(runId)
       await this.d.store.finishRun(runId, this.d.now(), 'succeeded', report)
+      await this.d.announce(runId)
       runs.inc({ status: 'succeeded' })
       trainedProfiles.set(report.profiles)
       this.d.log.info(report, 'recommendations trained')
@@ -130,6 +139,9 @@ export class Trainer {
 
   private async train(runId: string): Promise<TrainReport> {
     const started = performance.now()
+    // A module written after this moment (a play or a rating handled meanwhile) is newer than the
+    // facts this run reads: the run merges its top picks into it instead of replacing it.
+    const factsFrom = this.d.now()
     await this.d.titles.fresh(true)
     const titles = [...this.d.titles.all()].sort((a, b) => (a.id < b.id ? -1 : 1))
     const itemOf = new Map(titles.map((t, i) => [t.id, i]))
@@ -192,10 +204,13 @@ export class Trainer {
       withPerson: (id) => this.d.titles.withPerson(id),
     }
     const now = this.d.now()
-    let batch: { profileId: string; module: string }[] = []
+    let batch: { profileId: string; module: ProfileModule; json: string }[] = []
+    let merged = 0
     const flush = async () => {
-      await this.d.store.putModules(batch, now)
-      await this.d.cache.del(...batch.map((b) => moduleKey(b.profileId)))
+      const rows = batch.map((b) => ({ profileId: b.profileId, module: b.json }))
+      const skipped = new Set(await this.d.store.putModules(rows, now, factsFrom))
+      // Modules recomputed after this run read its facts: recomputed again, with this run's picks.
+      for (const b of batch) if (skipped.has(b.profileId) && (await this.d.recompute(b.module))) merged++
       batch = []
       await yieldToEvents()
     }
@@ -220,11 +235,13 @@ export class Trainer {
         module.topPicks = picks
         module.topScores = scaleScores(scores)
       }
-      batch.push({ profileId, module: JSON.stringify(module) })
+      batch.push({ profileId, module, json: JSON.stringify(module) })
       if (batch.length === WRITE_BATCH) await flush()
       else if (u % YIELD_EVERY === 0) await yieldToEvents()
     }
     if (batch.length > 0) await flush()
+    if (merged > 0)
+      this.d.log.info({ runId, merged }, 'top picks merged into modules recomputed during the run')
     return {
       runId,
       algorithm: this.d.algorithm,
@@ -303,4 +320,60 @@ async function neighbourLists(
     if (list.length > 0) out.set(t.id, list)
   }
   return out
+}
+
+export interface ScheduleOptions {
+  /** Train this long after the latest run started (0: never on a schedule). */
+  intervalMs: number
+  /** Train once this many plays and ratings arrived since the latest run started (0: never on events). */
+  afterEvents: number
+  /** This process's plays and ratings since the last call (it starts counting again from 0). */
+  takeEvents: () => number
+  /** Runs after each training this schedule started (the fallback page is saved again). */
+  afterRun: () => Promise<void>
+}
+
+/**
+ * When to train without being asked, checked at every tick (REEL_RECO_TRAIN_CHECK_S) by each
+ * process that serves reco: once the latest run of any process started intervalMs ago (with no run
+ * yet, intervalMs after this process started), or once afterEvents plays and ratings, added up
+ * across processes in the DB, arrived since it started. The training lease keeps it to one run.
+ */
+export class TrainingSchedule {
+  private readonly startedAt: number
+
+  constructor(
+    private readonly trainer: Trainer,
+    private readonly store: RecoStore,
+    private readonly now: () => number,
+    private readonly options: ScheduleOptions,
+  ) {
+    this.startedAt = now()
+  }
+
+  /** Adds this process's new events to the shared count, then trains when due; answers why it trained. */
+  async tick(): Promise<'schedule' | 'events' | undefined> {
+    const { intervalMs, afterEvents } = this.options
+    let events = 0
+    if (afterEvents > 0) {
+      const mine = this.options.takeEvents()
+      events =
+        mine > 0
+          ? await this.store.addState(EVENTS_SINCE_RUN, mine)
+          : await this.store.state(EVENTS_SINCE_RUN)
+    } else this.options.takeEvents()
+    if (this.trainer.busy) return undefined
+    let reason: 'schedule' | 'events' | undefined
+    if (afterEvents > 0 && events >= afterEvents) reason = 'events'
+    else if (
+      intervalMs > 0 &&
+      this.now() - ((await this.store.latestRunStart()) ?? this.startedAt) >= intervalMs
+    )
+      reason = 'schedule'
+    if (!reason) return undefined
+    // Another process holding the lease means that one trains.
+    if (!(await this.trainer.run())) return undefined
+    await this.options.afterRun()
+    return reason
+  }
 }
