@@ -207,9 +207,14 @@ export class Fifo<T> {
     this.head = 0
     return rest
   }
-  /** Puts items back at the front, in their order. */
+  /** Puts items back at the front, in their order (into the free slots before the head when there are enough). */
   unshiftAll(items: T[]): void {
     if (items.length === 0) return
+    if (this.head >= items.length) {
+      this.head -= items.length
+      for (let i = 0; i < items.length; i++) this.items[this.head + i] = items[i]
+      return
+    }
     this.items = items.concat(this.items.slice(this.head) as T[])
     this.head = 0
   }

@@ -11,7 +11,7 @@ import type { WindowCounters } from './windows.js'
 /** Events a flush takes at most: the bus hands the consumer batches of up to this many, one flush each. */
 export const FLUSH_EVENTS = 4000
 /** Flushes at once (bus batches in flight): the DB serialises their transactions, while the next batch forms and waits its turn. */
-export const FLUSHES_AT_ONCE = 3
+export const FLUSHES_AT_ONCE = 2
 /** A flush of this many events writes its archive parts straight to the blob store (fewer: staged in the DB). */
 export const DIRECT_ARCHIVE_EVENTS = 1000
 /** An event time this far ahead of the clock is not believed by the streaming path (the batch rollup still counts it). */
@@ -92,7 +92,7 @@ export class StreamingAggregator {
    */
   private async commit(
     archived: readonly ArchivedEvent[],
-    inGrace: ReadonlyMap<string, PlaySignal>,
+    inGrace: readonly PlaySignal[],
     report: IngestReport,
   ): Promise<void> {
     const id = newId()
@@ -104,7 +104,7 @@ export class StreamingAggregator {
     }))
     const staged = archived.length >= DIRECT_ARCHIVE_EVENTS ? await this.archiveNow(parts) : parts
     const rows = await this.o.store.transaction(async (store) => {
-      const signals = [...inGrace.values()]
+      const signals = inGrace
       const fresh =
         signals.length > 0
           ? await store.markSeen(signals.map((s) => ({ hour: bucketStart(s.at, '1h'), id: s.id })))
@@ -236,7 +236,8 @@ export class StreamingAggregator {
     const report: IngestReport = { counted: 0, duplicates: 0, outOfGrace: 0, rejected: 0 }
     const now = this.o.now()
     const archived: ArchivedEvent[] = []
-    const inGrace = new Map<string, PlaySignal>()
+    // Distinct ids (a repeat within the batch is dropped first).
+    const inGrace: PlaySignal[] = []
     const inBatch = new Set<string>()
     for (const envelope of events) {
       const signal = playSignal(envelope)
@@ -255,7 +256,7 @@ export class StreamingAggregator {
       inBatch.add(signal.id)
       archived.push({ envelope, at: signal.at })
       if (signal.at < now - this.o.graceMs || signal.at > now + FUTURE_SKEW_MS) report.outOfGrace++
-      else inGrace.set(signal.id, signal)
+      else inGrace.push(signal)
     }
     if (archived.length > 0) await this.commit(archived, inGrace, report)
     for (const key of Object.keys(report) as (keyof IngestReport)[]) {

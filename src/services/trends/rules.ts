@@ -109,7 +109,7 @@ export function playSignal(event: {
   type: string
   data: unknown
 }): PlaySignal | { rejected: string } {
-  const kind = event.type.split('.').pop()
+  const kind = event.type.slice(event.type.lastIndexOf('.') + 1)
   if (kind !== 'started' && kind !== 'heartbeat' && kind !== 'stopped')
     return { rejected: 'unknown event type' }
   const d = event.data
