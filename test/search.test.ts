@@ -1,3 +1,4 @@
+import fs from 'node:fs'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { createLogger } from '../src/platform/log.js'
 import { SearchService } from '../src/services/search/service.js'
@@ -534,6 +535,9 @@ describe.each(kinds)('search on %s', (kind) => {
         busKind: bus.kind,
       })
       expect(await warm.loadSnapshot()).toBe(true)
+      // Made from this log: kept.
+      await warm.verifySnapshotLog(bus)
+      expect(warm.size).toBe(live.size)
       const resume = warm.resumeAt()
       if (resume === 'all') throw new Error('the snapshot recorded no log position')
       const positions: number[] = []
@@ -571,6 +575,69 @@ describe.each(kinds)('search on %s', (kind) => {
       })
       expect(await other.loadSnapshot()).toBe(true)
       expect(other.resumeAt()).toBe('all')
+    })
+
+    it('rebuilds from the start of the log when the snapshot was made from another log (fresh database, old blob store)', async () => {
+      // A snapshot of this reel's index, made far into this reel's log.
+      const live = t.reel.use('search')
+      await create('old-log', { title: 'Lantern Harbour' })
+      await live.saveSnapshot()
+      const snapshot = await t.reel.ports.blobs.get('search/titles-index.json')
+      const chunks: Buffer[] = []
+      for await (const chunk of snapshot.body) chunks.push(Buffer.from(chunk))
+      // Another install: a fresh database (a log of its own) whose blob store holds that snapshot.
+      const first = await startReel(kind, {}, ['catalog'])
+      const env = {
+        REEL_DATA_DIR: first.reel.config.dataDir,
+        REEL_DATABASE_SCHEMA: first.reel.config.databaseSchema,
+      }
+      await first.reel.ports.blobs.put('search/titles-index.json', Buffer.concat(chunks), {})
+      const catalog = first.reel.use('catalog')
+      const fresh = await catalog.create({
+        type: 'movie',
+        title: 'Saltmarsh Quay',
+        maturityRating: 'PG',
+        availability: [{ region: '*' }],
+      })
+      await catalog.relayOutbox()
+      await first.reel.stop()
+      const second = await startReel(kind, env)
+      try {
+        const search = second.reel.use('search')
+        for (let i = 0; i < 300 && search.indexedVersion(fresh.id) === undefined; i++)
+          await new Promise((r) => setTimeout(r, 10))
+        // The title at the start of this log was read, not skipped as if the old position held here...
+        expect(search.indexedVersion(fresh.id)).toBe(1)
+        // ...and the other install's titles are gone.
+        expect(search.indexedVersion(ids['old-log'] ?? '')).toBeUndefined()
+        expect(search.size).toBe(1)
+      } finally {
+        await second.stop()
+        fs.rmSync(env.REEL_DATA_DIR, { recursive: true, force: true })
+      }
+    })
+
+    it('does not resume from a snapshot that does not say which log it was made from', async () => {
+      const live = t.reel.use('search')
+      await create('unlabelled', { title: 'Tidewater' })
+      await live.saveSnapshot()
+      const blob = await t.reel.ports.blobs.get('search/titles-index.json')
+      let text = ''
+      for await (const chunk of blob.body) text += Buffer.from(chunk).toString('utf8')
+      const snapshot = JSON.parse(text)
+      expect(snapshot.meta.logStart).toBeDefined()
+      delete snapshot.meta.logStart
+      await t.reel.ports.blobs.put('search/titles-index.json', JSON.stringify(snapshot), {})
+      const older = new SearchService({
+        store: new SearchStore(t.reel.ports.db),
+        blobs: t.reel.ports.blobs,
+        accounts: () => t.reel.use('accounts'),
+        log: createLogger('silent'),
+        busKind: t.reel.ports.bus.kind,
+      })
+      expect(await older.loadSnapshot()).toBe(false)
+      expect(older.size).toBe(0)
+      expect(older.resumeAt()).toBe('all')
     })
 
     it('ignores a damaged snapshot and starts empty', async () => {

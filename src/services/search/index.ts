@@ -16,9 +16,10 @@ const SYNONYMS_RELOAD_MS = 30_000
 
 /**
  * The search service. Each replica keeps its own index: at start it loads the blob snapshot (if
- * any), then reads the catalog events after the snapshot's log position (from the start of the log
- * without one) through an ephemeral bus reader of its own, and stays subscribed. Events the index
- * already holds are skipped by version.
+ * any) and checks it was made from this bus's log, then reads the catalog events after the
+ * snapshot's log position (from the start of the log without one, or when the log is another)
+ * through an ephemeral bus reader of its own, and stays subscribed. Events the index already holds
+ * are skipped by version.
  */
 export const searchModule: ServiceModule = {
   name: 'search',
@@ -43,6 +44,7 @@ export const searchModule: ServiceModule = {
     ctx.onStart(async () => {
       await search.reloadSynonyms()
       await search.loadSnapshot()
+      await search.verifySnapshotLog(ctx.bus)
       const subscription = await ctx.bus.subscribe({
         // Ephemeral: every replica reads every event, and a stopped one leaves no consumer behind;
         // the position it resumes from is the one its snapshot recorded.

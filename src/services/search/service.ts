@@ -1,7 +1,7 @@
 import { Readable } from 'node:stream'
 import type { Auth } from '../../platform/auth.js'
 import type { Blobs } from '../../platform/blobs/blobs.js'
-import type { EventEnvelope } from '../../platform/bus/bus.js'
+import type { Bus, EventEnvelope } from '../../platform/bus/bus.js'
 import { badRequest, errorMessage } from '../../platform/errors.js'
 import type { Logger } from '../../platform/log.js'
 import { normalizeLanguage, ratingRank } from '../accounts/rules.js'
@@ -31,11 +31,52 @@ export const SNAPSHOT_KEY = 'search/titles-index.json'
 const SYNONYMS_SETTING = 'synonyms'
 /** While replaying the event log, the event loop gets a turn at least this often. */
 const REPLAY_SLICE_MS = 10
+/** How long a replica with a snapshot waits for the log's first catalog event before taking the log for one without any. */
+const LOG_PROBE_MS = 5000
 
-/** What a snapshot records besides the index: the last log position it holds, and on which bus. */
+/**
+ * Which log positions are in: its first catalog event. A log that starts with another event (a
+ * recreated NATS stream, a fresh database next to an old blob store) numbers other events alike.
+ */
+export interface LogStart {
+  id: string
+  position: number
+}
+
+/** What a snapshot records besides the index: the last log position it holds, on which bus, in which log. */
 interface SnapshotMeta {
   bus?: string
   position?: number
+  logStart?: LogStart
+}
+
+const isLogStart = (x: unknown): x is LogStart =>
+  typeof x === 'object' &&
+  x !== null &&
+  typeof (x as LogStart).id === 'string' &&
+  Number.isSafeInteger((x as LogStart).position)
+
+/** The first catalog event of the bus's log, or undefined when none comes within `timeoutMs`. */
+export async function firstCatalogEvent(bus: Bus, timeoutMs = LOG_PROBE_MS): Promise<LogStart | undefined> {
+  let settle: (first: LogStart | undefined) => void = () => {}
+  const first = new Promise<LogStart | undefined>((resolve) => {
+    settle = resolve
+  })
+  const subscription = await bus.subscribe({
+    name: 'search-log-probe',
+    durability: 'ephemeral',
+    types: [TITLE_UPSERTED, TITLE_REMOVED],
+    startAt: 'all',
+    // Only the first delivery counts (a promise settles once).
+    handler: async (event, info) => settle({ id: event.id, position: info.position }),
+  })
+  const timer = setTimeout(() => settle(undefined), timeoutMs)
+  try {
+    return await first
+  } finally {
+    clearTimeout(timer)
+    await subscription.stop()
+  }
 }
 
 export interface SearchParams {
@@ -150,6 +191,8 @@ export class SearchService {
   private position: number | undefined
   /** Where the loaded snapshot had got to in the log. */
   private snapshotPosition: number | undefined
+  /** The first event of the log this index was read from the start of (directly or through a snapshot). */
+  private logStart: LogStart | undefined
   /** Set while a snapshot is being written: the index must not change, so events wait. */
   private snapshotting: Promise<void> | undefined
   private readonly heldBack: { event: EventEnvelope; position: number | undefined }[] = []
@@ -178,7 +221,11 @@ export class SearchService {
       this.heldBack.push({ event, position })
       return
     }
-    if (position !== undefined) this.position = Math.max(this.position ?? 0, position)
+    if (position !== undefined) {
+      // Without a snapshot the reader starts at the start of the log (resumeAt()): this is its first event.
+      this.logStart ??= { id: event.id, position }
+      this.position = Math.max(this.position ?? 0, position)
+    }
     let changed = false
     if (event.type === TITLE_UPSERTED)
       changed = this.index.upsert(indexedTitle((event.data as TitleUpserted).title))
@@ -201,7 +248,34 @@ export class SearchService {
 
   /** Where this replica's bus reader starts: after the loaded snapshot's position, or the start of the log. */
   resumeAt(): 'all' | { after: number } {
-    return this.snapshotPosition === undefined ? 'all' : { after: this.snapshotPosition }
+    return this.snapshotPosition === undefined || this.logStart === undefined
+      ? 'all'
+      : { after: this.snapshotPosition }
+  }
+
+  /**
+   * Checks that the loaded snapshot's positions are in this bus's log: its first catalog event must
+   * be the one the snapshot recorded. In another log (a recreated stream, a fresh database next to
+   * an old blob store) the snapshot's titles and position mean nothing: the index starts empty and
+   * is rebuilt from the start of the log. Call after loadSnapshot(), before reading the log.
+   */
+  async verifySnapshotLog(bus: Bus, timeoutMs = LOG_PROBE_MS): Promise<void> {
+    const recorded = this.logStart
+    if (this.snapshotPosition === undefined || recorded === undefined) return
+    const first = await firstCatalogEvent(bus, timeoutMs)
+    if (first && first.id === recorded.id && first.position === recorded.position) return
+    this.o.log.warn(
+      { snapshotLogStart: recorded, logStart: first ?? null, titles: this.index.size },
+      'the search snapshot was made from another event log (its first catalog event differs); rebuilding the index from the start of this one',
+    )
+    this.resetIndex()
+  }
+
+  private resetIndex(): void {
+    this.index = new TitleIndex()
+    this.snapshotPosition = undefined
+    this.position = undefined
+    this.logStart = undefined
   }
 
   async search(auth: Auth, params: SearchParams): Promise<SearchResponse> {
@@ -312,11 +386,20 @@ export class SearchService {
         this.o.log.warn('the search snapshot is not one this version reads; rebuilding from catalog events')
         return false
       }
-      this.index = loaded
       const meta = (loaded.snapshotMeta ?? {}) as SnapshotMeta
-      if (meta.bus !== undefined && meta.bus === this.o.busKind && Number.isSafeInteger(meta.position)) {
+      const sameBus = meta.bus !== undefined && meta.bus === this.o.busKind
+      if (sameBus && Number.isSafeInteger(meta.position) && !isLogStart(meta.logStart)) {
+        // Written before snapshots said which log they were made from: it may be another log's.
+        this.o.log.warn(
+          'the search snapshot does not say which event log it was made from; rebuilding from catalog events',
+        )
+        return false
+      }
+      this.index = loaded
+      if (sameBus && Number.isSafeInteger(meta.position) && isLogStart(meta.logStart)) {
         this.snapshotPosition = meta.position
         this.position = meta.position
+        this.logStart = meta.logStart
       }
       this.o.log.info(
         { titles: loaded.size, ms: Date.now() - started, position: this.snapshotPosition },
@@ -346,7 +429,7 @@ export class SearchService {
     })
     let chunks: string[]
     try {
-      const meta: SnapshotMeta = { bus: this.o.busKind, position: this.position }
+      const meta: SnapshotMeta = { bus: this.o.busKind, position: this.position, logStart: this.logStart }
       chunks = await this.index.snapshotChunks(meta)
     } finally {
       this.snapshotting = undefined
