@@ -55,8 +55,8 @@ export interface IngestReport {
  * whichever process finds it.
  */
 export class StreamingAggregator {
-  /** Counts this process stored as pending and has not added yet, by pending id. */
-  private readonly pending = new Map<string, CountRow[]>()
+  /** Counts this process stored as pending and has not added yet, by pending id (its own flushes keep their tallies). */
+  private readonly pending = new Map<string, Tally | CountRow[]>()
   private pendingEvents = 0
   private applyTimer: NodeJS.Timeout | undefined
   /** The running (or last) apply: one at a time. */
@@ -103,7 +103,7 @@ export class StreamingAggregator {
       lines,
     }))
     const staged = archived.length >= DIRECT_ARCHIVE_EVENTS ? await this.archiveNow(parts) : parts
-    const rows = await this.o.store.transaction(async (store) => {
+    const counted = await this.o.store.transaction(async (store) => {
       const signals = inGrace
       const fresh =
         signals.length > 0
@@ -117,11 +117,11 @@ export class StreamingAggregator {
       const rows = tally.rows()
       await store.addPending(id, rows, now)
       if (staged.length > 0) await store.addArchiveParts(staged, now)
-      return rows
+      return rows.length > 0 ? tally : undefined
     })
     if (staged.length > 0) void this.moveArchive()
-    if (rows.length === 0) return
-    this.pending.set(id, rows)
+    if (!counted) return
+    this.pending.set(id, counted)
     this.pendingEvents += report.counted
     if (this.pendingEvents >= APPLY_EVENTS) void this.apply()
     else
@@ -194,7 +194,9 @@ export class StreamingAggregator {
     try {
       const totals = await this.o.store.transaction(async (store) => {
         const claimed = await store.claimPending(ids)
-        return store.addCounts(mergeCounts(claimed.map((id) => this.pending.get(id) ?? [])))
+        const merged = new Tally()
+        for (const id of claimed) merged.merge(this.pending.get(id) ?? [])
+        return store.addCounts(merged.rows())
       })
       // Claimed here or by another process: either way no longer this process's to add.
       for (const id of ids) this.pending.delete(id)
@@ -265,19 +267,4 @@ export class StreamingAggregator {
     }
     return report
   }
-}
-
-/** Sums count rows of several flushes: one row per counter. */
-export function mergeCounts(lists: readonly (readonly CountRow[])[]): CountRow[] {
-  const merged = new Map<string, CountRow>()
-  for (const rows of lists)
-    for (const row of rows) {
-      const key = `${row.grain}|${row.bucket}|${row.region}|${row.kind}|${row.subjectId}`
-      const sum = merged.get(key)
-      if (sum) {
-        sum.plays += row.plays
-        sum.watchedMs += row.watchedMs
-      } else merged.set(key, { ...row })
-    }
-  return [...merged.values()]
 }

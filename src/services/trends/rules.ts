@@ -179,10 +179,25 @@ export class Tally {
     }
   }
 
+  /** Adds the rows of another tally (keyed already) or loose rows to this one. */
+  merge(rows: Tally | readonly CountRow[]): void {
+    const entries = rows instanceof Tally ? rows.#rows : rows.map((row) => [countKey(row), row] as const)
+    for (const [key, row] of entries) {
+      const sum = this.#rows.get(key)
+      if (sum) {
+        sum.plays += row.plays
+        sum.watchedMs += row.watchedMs
+      } else this.#rows.set(key, { ...row })
+    }
+  }
+
   rows(): CountRow[] {
     return [...this.#rows.values()]
   }
 }
+
+/** The counter a row belongs to. */
+export const countKey = (r: CountRow) => `${r.grain}|${r.bucket}|${r.region}|${r.kind}|${r.subjectId}`
 
 /** Answers that may be asked for. */
 export const WINDOWS = {
