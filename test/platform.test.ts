@@ -123,6 +123,52 @@ describe('SQLite statements, kept and run again', () => {
   })
 })
 
+describe.skipIf(!hasPostgres())('access tokens across processes without REEL_JWT_SECRET', () => {
+  it('are signed with one key kept in PostgreSQL, the one the first data dir already had', async () => {
+    const schema = uniqueName('reel_jwt')
+    const dirs = [tempDir(), tempDir()]
+    // The first process's data dir has a key from before (a one-machine install moving to PostgreSQL).
+    const oldKey = Buffer.alloc(32, 7)
+    fs.mkdirSync(path.join(dirs[0]?.dir ?? '', 'keys'), { recursive: true })
+    fs.writeFileSync(path.join(dirs[0]?.dir ?? '', 'keys', 'jwt-hs256.key'), oldKey.toString('base64url'))
+    const reels: Reel[] = []
+    try {
+      for (const d of dirs)
+        reels.push(
+          await createReel({
+            config: loadConfig({
+              REEL_DATA_DIR: d.dir,
+              REEL_DATABASE_URL: engines.databaseUrl ?? '',
+              REEL_DATABASE_SCHEMA: schema,
+            }),
+            log: silent,
+            roles: ['accounts', 'billing'],
+          }),
+        )
+      const [a, b] = reels as [Reel, Reel]
+      const signUp = await a.http.inject({
+        method: 'POST',
+        url: '/api/v1/accounts',
+        payload: { email: 'jwt-shared@example.com', password: 'correct horse battery' },
+      })
+      expect(signUp.statusCode, signUp.body).toBe(201)
+      const token = signUp.json().tokens.accessToken as string
+      const headers = { authorization: `Bearer ${token}` }
+      expect((await b.http.inject({ method: 'GET', url: '/api/v1/profiles', headers })).statusCode).toBe(200)
+      expect((await a.http.inject({ method: 'GET', url: '/api/v1/profiles', headers })).statusCode).toBe(200)
+      // The key is the one the first data dir had: tokens it signed before stay valid.
+      const { jwtVerify } = await import('jose')
+      await expect(jwtVerify(token, oldKey)).resolves.toBeDefined()
+    } finally {
+      for (const r of reels) await r.stop()
+      const db = createDb({ databaseUrl: engines.databaseUrl, schema })
+      await sql`drop schema if exists ${sql.id(schema)} cascade`.execute(db.kysely)
+      await db.close()
+      for (const d of dirs) d.cleanup()
+    }
+  })
+})
+
 describe.skipIf(!hasPostgres())('processes starting together on one PostgreSQL', () => {
   it('create the schema and migrate it once between them, none failing', async () => {
     const { allMigrations } = await import('../src/platform/app.js')

@@ -485,8 +485,8 @@ describe.each(kinds)('playback on %s', (kind) => {
     expect(stopped?.data).toMatchObject({ positionMs: 1500, profileId: u.profileId })
   })
 
-  const authOf = (token: string) =>
-    Authenticator.create(t.reel.config, t.reel.ports.cache, t.reel.log).verify(token)
+  const authOf = async (token: string) =>
+    (await Authenticator.create(t.reel.config, t.reel.ports.db, t.reel.ports.cache)).verify(token)
   const typesOf = (sessionId: string) =>
     events.filter((e) => e.data.sessionId === sessionId).map((e) => e.type.replace('playback.session.', ''))
 

@@ -29,6 +29,7 @@ import {
   type ServiceModule,
   type ServiceName,
 } from './modules.js'
+import { secretsMigrations } from './secrets.js'
 
 export const VERSION: string = (createRequire(import.meta.url)('../../package.json') as { version: string })
   .version
@@ -48,7 +49,7 @@ export const ALL_MODULES: readonly ServiceModule[] = [
 
 /** Every table of every service plus the platform's own: the schema is whole in every process. */
 export function allMigrations(): Record<string, ReelMigration> {
-  const out: Record<string, ReelMigration> = { ...busMigrations }
+  const out: Record<string, ReelMigration> = { ...busMigrations, ...secretsMigrations }
   for (const m of ALL_MODULES) Object.assign(out, m.migrations ?? {})
   return out
 }
@@ -93,7 +94,7 @@ export async function createReel(options: ReelOptions): Promise<Reel> {
   const log = options.log ?? createLogger(config.logLevel)
   const ports = await openPorts(config, log)
   const http = await createHttp({ log, bodyLimit: config.bodyLimit, version: VERSION })
-  const auth = Authenticator.create(config, ports.cache, log)
+  const auth = await Authenticator.create(config, ports.db, ports.cache)
   const apis = new Map<keyof ServiceApis, unknown>()
   const modules = options.modules ?? ALL_MODULES
   const startHooks: Hook[] = []

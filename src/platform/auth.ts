@@ -1,12 +1,14 @@
+import { randomBytes } from 'node:crypto'
 import path from 'node:path'
 import type { FastifyRequest } from 'fastify'
 import { errors as joseErrors, jwtVerify, SignJWT } from 'jose'
 import { LRUCache } from 'lru-cache'
 import type { Cache } from './cache/cache.js'
 import type { Config } from './config.js'
+import type { Db } from './db/db.js'
 import { forbidden, unauthorized } from './errors.js'
-import { persistedKey } from './keys.js'
-import type { Logger } from './log.js'
+import { existingKey, persistedKey } from './keys.js'
+import { sharedSecret } from './secrets.js'
 
 export type Role = 'member' | 'admin'
 
@@ -26,6 +28,8 @@ export interface Auth {
 }
 
 const ISSUER = 'reel'
+/** The token signing key's name among the install's shared secrets. */
+const JWT_SECRET_NAME = 'jwt-hs256'
 const AUDIENCE = 'reel-api'
 const revokedKey = (sessionId: string) => `auth:revoked:${sessionId}`
 
@@ -46,8 +50,8 @@ export class Authenticator {
     private readonly cache: Cache,
   ) {}
 
-  static create(config: Config, cache: Cache, log: Logger): Authenticator {
-    return new Authenticator(signingKey(config, log), config.accessTokenTtlS, cache)
+  static async create(config: Config, db: Db, cache: Cache): Promise<Authenticator> {
+    return new Authenticator(await signingKey(config, db), config.accessTokenTtlS, cache)
   }
 
   get accessTokenTtlS(): number {
@@ -137,12 +141,15 @@ function toAuth(p: Record<string, unknown>): Auth | undefined {
   }
 }
 
-/** REEL_JWT_SECRET, else a key generated once and kept (mode 0600) under the data dir. */
-function signingKey(config: Config, log: Logger): Uint8Array {
+/**
+ * REEL_JWT_SECRET; else, for processes sharing a PostgreSQL database, a key kept there (the first
+ * process to start offers the key its data dir already had, so tokens signed before stay valid);
+ * else a key generated once and kept (mode 0600) under the data dir (one machine).
+ */
+async function signingKey(config: Config, db: Db): Promise<Uint8Array> {
   if (config.jwtSecret) return new TextEncoder().encode(config.jwtSecret)
-  if (config.databaseUrl)
-    log.warn(
-      'REEL_JWT_SECRET is not set: this process signs with its own key; processes sharing a database need one',
-    )
-  return persistedKey(path.join(config.dataDir, 'keys', 'jwt-hs256.key'))
+  const file = path.join(config.dataDir, 'keys', 'jwt-hs256.key')
+  if (!config.databaseUrl) return persistedKey(file)
+  const offer = (existingKey(file) ?? randomBytes(32)).toString('base64url')
+  return Buffer.from(await sharedSecret(db, JWT_SECRET_NAME, offer, Date.now()), 'base64url')
 }

@@ -290,7 +290,7 @@ export const variables = {
       if (v && v.length < 32) throw new ConfigError(name, 'expected at least 32 characters')
       return v || undefined
     },
-    'Key that signs access tokens; every process of one install needs the same. Empty: generated once into REEL_DATA_DIR/keys (fine for one process).',
+    'Key that signs access tokens; every process of one install needs the same. Empty: generated once and kept in the PostgreSQL database for every process sharing it, else under REEL_DATA_DIR/keys (one machine).',
   ),
   accessTokenTtlS: variable(
     'REEL_ACCESS_TOKEN_TTL_S',
