@@ -577,7 +577,9 @@ export class TitleIndex {
       }
       if (byGenre && byYear && byLanguage) {
         total++
-        best.offer(id, found ? (found.scores[i] as number) : 0)
+        // Most hits cannot enter the full list: decided here, without a call that would box the score.
+        const score = found ? (found.scores[i] as number) : 0
+        if (score >= best.below || best.isExact(id)) best.offer(id, score)
       }
     }
 
@@ -1101,8 +1103,8 @@ class Best {
   private readonly ids: number[] = []
   private readonly scores: number[] = []
   private readonly buckets: number[] = []
-  /** A hit scoring under this cannot enter once the list is full (0 until it is). */
-  private below = 0
+  /** A hit scoring under this cannot enter once the list is full (0 until it is), unless it is an exact title. */
+  below = 0
   /** The worst kept, once the list is full: most hits that pass `below` are decided against it on numbers. */
   private worstBucket = 0
   private worstPopularity = 0
@@ -1114,7 +1116,7 @@ class Best {
     private readonly exact: ExactMarks | undefined,
   ) {}
 
-  private isExact(id: number): boolean {
+  isExact(id: number): boolean {
     return this.exact !== undefined && this.exact.marks[id] === this.exact.epoch
   }
 

@@ -5,7 +5,6 @@
 
 const WORD = /[\p{L}\p{N}]+/gu
 const ASCII_WORD = /[a-z0-9]+/g
-const ASCII_WORD_ANY_CASE = /[A-Za-z0-9]+/g
 // biome-ignore lint/suspicious/noControlCharactersInRegex: the whole ASCII range is meant
 const ASCII = /^[\u0000-\u007f]*$/
 
@@ -33,22 +32,31 @@ export const STOP_WORDS = new Set(
   ).split(' '),
 )
 
-/** A word of a text and where it is, for highlighting. */
-interface Word {
-  start: number
-  end: number
-  folded: string
+const isAsciiWordChar = (c: number) => (c >= 48 && c <= 57) || (c >= 65 && c <= 90) || (c >= 97 && c <= 122)
+
+/**
+ * Gives each word of a text (where it is, and folded) to `visit` until it returns true. ASCII text
+ * (most of a catalog) is split by hand, without a match object per word: highlighting runs on
+ * every hit shown, and its garbage set how often a query met a collection pause.
+ */
+function eachWord(text: string, visit: (start: number, end: number, folded: string) => boolean): void {
+  if (ASCII.test(text)) {
+    let start = -1
+    for (let i = 0; i <= text.length; i++) {
+      if (i < text.length && isAsciiWordChar(text.charCodeAt(i))) {
+        if (start < 0) start = i
+      } else if (start >= 0) {
+        if (visit(start, i, text.slice(start, i).toLowerCase())) return
+        start = -1
+      }
+    }
+    return
+  }
+  for (const m of text.matchAll(WORD)) if (visit(m.index, m.index + m[0].length, fold(m[0]))) return
 }
 
-function words(text: string): Word[] {
-  const out: Word[] = []
-  // ASCII text (most of a catalog) splits and folds without Unicode property classes.
-  const ascii = ASCII.test(text)
-  for (const m of text.matchAll(ascii ? ASCII_WORD_ANY_CASE : WORD)) {
-    out.push({ start: m.index, end: m.index + m[0].length, folded: ascii ? m[0].toLowerCase() : fold(m[0]) })
-  }
-  return out
-}
+const matched = (folded: string, whole: ReadonlySet<string>, prefixes: readonly string[]) =>
+  whole.has(folded) || prefixes.some((p) => folded.startsWith(p))
 
 /** How many characters of `word` make up its first `foldedLength` folded characters. */
 function prefixChars(word: string, foldedLength: number): number {
@@ -72,17 +80,18 @@ export const MARK_CLOSE = '</mark>'
 export function highlight(text: string, whole: ReadonlySet<string>, prefixes: readonly string[]): string {
   let out = ''
   let at = 0
-  for (const w of words(text)) {
+  eachWord(text, (start, wordEnd, folded) => {
     let end: number | undefined
-    if (whole.has(w.folded)) end = w.end
+    if (whole.has(folded)) end = wordEnd
     else {
-      const prefix = prefixes.find((p) => w.folded.startsWith(p))
-      if (prefix) end = w.start + prefixChars(text.slice(w.start, w.end), prefix.length)
+      const prefix = prefixes.find((p) => folded.startsWith(p))
+      if (prefix) end = start + prefixChars(text.slice(start, wordEnd), prefix.length)
     }
-    if (end === undefined) continue
-    out += `${text.slice(at, w.start)}${MARK_OPEN}${text.slice(w.start, end)}${MARK_CLOSE}`
+    if (end === undefined) return false
+    out += `${text.slice(at, start)}${MARK_OPEN}${text.slice(start, end)}${MARK_CLOSE}`
     at = end
-  }
+    return false
+  })
   return out + text.slice(at)
 }
 
@@ -98,7 +107,12 @@ function mayMatch(text: string, whole: ReadonlySet<string>, prefixes: readonly s
 /** True when the text has a word highlight() would mark. */
 export function matches(text: string, whole: ReadonlySet<string>, prefixes: readonly string[]): boolean {
   if (!mayMatch(text, whole, prefixes)) return false
-  return words(text).some((w) => whole.has(w.folded) || prefixes.some((p) => w.folded.startsWith(p)))
+  let found = false
+  eachWord(text, (_start, _end, folded) => {
+    found = matched(folded, whole, prefixes)
+    return found
+  })
+  return found
 }
 
 /** About `width` characters of long text around its first match, highlighted; undefined without a match. */
@@ -109,9 +123,13 @@ export function snippet(
   width = 160,
 ): string | undefined {
   if (!mayMatch(text, whole, prefixes)) return undefined
-  const first = words(text).find((w) => whole.has(w.folded) || prefixes.some((p) => w.folded.startsWith(p)))
-  if (!first) return undefined
-  const from = Math.max(0, text.lastIndexOf(' ', Math.max(0, first.start - width / 3)) + 1)
+  let first: number | undefined
+  eachWord(text, (start, _end, folded) => {
+    if (matched(folded, whole, prefixes)) first = start
+    return first !== undefined
+  })
+  if (first === undefined) return undefined
+  const from = Math.max(0, text.lastIndexOf(' ', Math.max(0, first - width / 3)) + 1)
   const cut = text.indexOf(' ', Math.min(text.length, from + width))
   const to = cut < 0 ? text.length : cut
   return `${from > 0 ? '…' : ''}${highlight(text.slice(from, to), whole, prefixes)}${to < text.length ? '…' : ''}`
