@@ -1,6 +1,12 @@
 import zlib from 'node:zlib'
 import type { FastifyReply, FastifyRequest } from 'fastify'
 
+/**
+ * Fastest compression (nginx's default too): on JSON it is a few per cent larger than the default
+ * level and about a third cheaper, and a page built for one view is compressed once.
+ */
+const GZIP_LEVEL = 1
+
 /** Bodies smaller than this go out as they are: compressing them saves less than it costs. */
 export const GZIP_MIN_BYTES = 1024
 
@@ -42,7 +48,7 @@ export function sendJsonBytes(req: FastifyRequest, reply: FastifyReply, bytes: B
   if (bytes.length < GZIP_MIN_BYTES || !acceptsGzip(req.headers['accept-encoding'])) return reply.send(bytes)
   let body = gzipped.get(bytes)
   if (!body) {
-    body = zlib.gzipSync(bytes)
+    body = zlib.gzipSync(bytes, { level: GZIP_LEVEL })
     gzipped.set(bytes, body)
   }
   return reply.header('content-encoding', 'gzip').send(body)
