@@ -1,0 +1,141 @@
+// CPU per play start+stop, per heartbeat and per /healthz, in one process without sockets (inject),
+// and the SQL statements run per start+stop: what the autocannon bench cannot separate on a shared,
+// loaded machine. CPU is the process's (process.cpuUsage), so other processes do not count.
+//   npx tsx bench/playback/cpu.ts            all-in-one (every consumer of playback events too)
+//   CPU_ROLES=accounts,billing,catalog,media,playback,cdn npx tsx bench/playback/cpu.ts   API roles
+import { execFileSync } from 'node:child_process'
+import fs from 'node:fs'
+import os from 'node:os'
+import path from 'node:path'
+import SQLite from 'better-sqlite3'
+import { createReel } from '../../src/platform/app.js'
+import { loadConfig } from '../../src/platform/config.js'
+import { newId } from '../../src/platform/ids.js'
+import type { ServiceName } from '../../src/platform/modules.js'
+
+const PAIRS = Number(process.env.CPU_PAIRS ?? 4000)
+const ACCOUNTS = 10
+
+// Statements run, by SQL text (better-sqlite3's statement methods, whoever prepared them).
+const statements = new Map<string, number>()
+let counting = false
+{
+  const probe = new SQLite(':memory:')
+  const proto = Object.getPrototypeOf(probe.prepare('select 1')) as Record<string, unknown>
+  for (const method of ['run', 'all', 'get', 'iterate']) {
+    const original = proto[method] as (...args: unknown[]) => unknown
+    proto[method] = function (this: { source: string }, ...args: unknown[]) {
+      if (counting) {
+        const sql = this.source.replace(/\s+/g, ' ').slice(0, 120)
+        statements.set(sql, (statements.get(sql) ?? 0) + 1)
+      }
+      return original.apply(this, args)
+    }
+  }
+  probe.close()
+}
+
+const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'reel-bench-cpu-'))
+const roles = process.env.CPU_ROLES ? (process.env.CPU_ROLES.split(',') as ServiceName[]) : undefined
+const reel = await createReel({
+  ...(roles ? { roles } : {}),
+  config: loadConfig({
+    REEL_LOG_LEVEL: 'warn',
+    REEL_DATA_DIR: dataDir,
+    REEL_PORT: '0',
+    REEL_HOST: '127.0.0.1',
+    REEL_MEDIA_LADDER: '360p-365k,234p-145k',
+    REEL_MEDIA_PRESET: 'superfast',
+    REEL_MEDIA_WORKERS: '1',
+    REEL_PLAYBACK_STREAM_TIMEOUT_MS: '1000',
+  }),
+})
+try {
+  await reel.start()
+  const clip = path.join(dataDir, 'clip.mp4')
+  execFileSync('ffmpeg', [
+    ...['-v', 'error', '-y', '-f', 'lavfi', '-i', 'testsrc2=size=640x360:rate=24:duration=4'],
+    ...['-c:v', 'libx264', '-preset', 'ultrafast', '-pix_fmt', 'yuv420p', clip],
+  ])
+  const media = reel.use('media')
+  const titleId = newId()
+  await media.beginUpload({ titleId, title: 'Bench clip' })
+  await media.finishUpload(titleId, clip)
+  while ((await media.titleMedia(titleId)).status !== 'available')
+    await new Promise((r) => setTimeout(r, 250))
+  await reel.use('catalog').update(titleId, { maturityRating: 'PG', availability: [{ region: '*' }] })
+
+  const call = async (method: 'GET' | 'POST' | 'DELETE', url: string, token?: string, payload?: object) => {
+    const res = await reel.http.inject({
+      method,
+      url,
+      headers: token ? { authorization: `Bearer ${token}` } : {},
+      ...(payload ? { payload } : {}),
+    })
+    if (res.statusCode >= 300) throw new Error(`${method} ${url}: ${res.statusCode} ${res.body}`)
+    return res.json() as Record<string, unknown>
+  }
+  const viewers: { token: string; profileId: string }[] = []
+  for (let i = 0; i < ACCOUNTS; i++) {
+    const body = await call('POST', '/api/v1/accounts', undefined, {
+      email: `cpu.${Date.now()}.${i}@example.com`,
+      password: 'correct horse battery',
+      plan: 'premium',
+    })
+    const token = (body.tokens as { accessToken: string }).accessToken
+    const profiles = (await call('GET', '/api/v1/profiles', token)).profiles as { id: string }[]
+    viewers.push({ token, profileId: profiles[0]?.id ?? '' })
+  }
+  const play = async (v: { token: string; profileId: string }) =>
+    (await call('POST', '/api/v1/playback', v.token, { profileId: v.profileId, titleId })).sessionId as string
+  const startStop = async (v: { token: string; profileId: string }) =>
+    call('DELETE', `/api/v1/playback/${await play(v)}`, v.token)
+  // Two screens per account, as in the autocannon bench.
+  const pairs = async () => {
+    for (let i = 0; i < PAIRS / (2 * ACCOUNTS); i++)
+      await Promise.all(viewers.flatMap((v) => [startStop(v), startStop(v)]))
+  }
+  const cpuMs = async (run: () => Promise<unknown>) => {
+    const before = process.cpuUsage()
+    await run()
+    const used = process.cpuUsage(before)
+    return (used.user + used.system) / 1000
+  }
+
+  await pairs() // warm-up
+  await new Promise((r) => setTimeout(r, 1500))
+  counting = true
+  const pairMs = (await cpuMs(pairs)) / PAIRS
+  counting = false
+  await new Promise((r) => setTimeout(r, 1500))
+  const live = await Promise.all(viewers.map(async (v) => ({ token: v.token, id: await play(v) })))
+  const beats = (from: number) => async () => {
+    for (let i = 0; i < PAIRS / ACCOUNTS; i++)
+      await Promise.all(
+        live.map((s) =>
+          call('POST', `/api/v1/playback/${s.id}/heartbeat`, s.token, {
+            positionMs: from + i,
+            state: 'playing',
+          }),
+        ),
+      )
+  }
+  await beats(0)()
+  const beatMs = (await cpuMs(beats(1000))) / PAIRS
+  const health = async () => {
+    for (let i = 0; i < PAIRS / ACCOUNTS; i++) await Promise.all(live.map(() => call('GET', '/healthz')))
+  }
+  await health()
+  const healthMs = (await cpuMs(health)) / PAIRS
+
+  console.log(`playback CPU in one process (${roles ? roles.join(',') : 'all-in-one'}; inject, no sockets):`)
+  console.log(`  start+stop pair  ${pairMs.toFixed(3)} ms  (${(pairMs / healthMs).toFixed(1)} × /healthz)`)
+  console.log(`  heartbeat        ${beatMs.toFixed(3)} ms  (${(beatMs / healthMs).toFixed(1)} × /healthz)`)
+  console.log(`  GET /healthz     ${healthMs.toFixed(3)} ms`)
+  console.log('  SQL statements per start+stop pair:')
+  for (const [sql, n] of [...statements].sort((a, b) => b[1] - a[1]).slice(0, 15))
+    if (n / PAIRS >= 0.01) console.log(`    ${(n / PAIRS).toFixed(2)}  ${sql}`)
+} finally {
+  await reel.stop()
+  fs.rmSync(dataDir, { recursive: true, force: true })
+}
