@@ -153,30 +153,47 @@ export class Tally {
 
   add(signal: PlaySignal, grains: readonly Grain[] = GRAIN_NAMES): void {
     if (signal.plays === 0 && signal.watchedMs === 0) return
-    const regions = signal.region ? [signal.region, WORLD] : [WORLD]
     for (const grain of grains) {
       const bucket = bucketStart(signal.at, grain)
-      for (const region of regions) {
-        for (const { kind, id } of signal.subjects) {
-          const key = `${grain}|${bucket}|${region}|${kind}|${id}`
-          const row = this.#rows.get(key)
-          if (row) {
-            row.plays += signal.plays
-            row.watchedMs += signal.watchedMs
-          } else {
-            this.#rows.set(key, {
-              grain,
-              bucket,
-              region,
-              kind,
-              subjectId: id,
-              plays: signal.plays,
-              watchedMs: signal.watchedMs,
-            })
-          }
-        }
-      }
+      const head = `${grain}|${bucket}|`
+      // The event's region first, then worldwide (the order rows come out in).
+      if (signal.region)
+        for (const subject of signal.subjects)
+          this.#bump(
+            `${head}${signal.region}|${subject.kind}|${subject.id}`,
+            grain,
+            bucket,
+            signal.region,
+            subject,
+            signal,
+          )
+      for (const subject of signal.subjects)
+        this.#bump(`${head}${WORLD}|${subject.kind}|${subject.id}`, grain, bucket, WORLD, subject, signal)
     }
+  }
+
+  #bump(
+    key: string,
+    grain: Grain,
+    bucket: number,
+    region: string,
+    subject: Subject,
+    signal: PlaySignal,
+  ): void {
+    const row = this.#rows.get(key)
+    if (row) {
+      row.plays += signal.plays
+      row.watchedMs += signal.watchedMs
+    } else
+      this.#rows.set(key, {
+        grain,
+        bucket,
+        region,
+        kind: subject.kind,
+        subjectId: subject.id,
+        plays: signal.plays,
+        watchedMs: signal.watchedMs,
+      })
   }
 
   /** Adds the rows of another tally (keyed already) or loose rows to this one. */
