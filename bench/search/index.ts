@@ -6,7 +6,8 @@
 //  - query latency p50/p99 for 1–3 word queries with typos (and the last word cut, as typed),
 //    through the library (reel's TitleIndex, uncached and cached) and through GET /api/v1/search
 //    (Fastify inject: auth, validation, serialisation, no socket), next to GET /healthz; wall time
-//    and this process's CPU time per query (wall time follows the machine's other load; CPU less so);
+//    and this process's CPU time per query (wall time follows the machine's other load; CPU less so),
+//    and the service's own time (tookMs in each response: without the HTTP stack or other event-loop work);
 //  - plain MiniSearch (its own prefix/fuzzy, no candidate bounds) on the same titles: what the
 //    bounding layer buys;
 //  - IMDb-5000 imported through the catalog (admin import, outbox, bus) until the search index holds it;
@@ -176,6 +177,7 @@ async function apiLatencies(reel: Reel, token: string, queries: string[]) {
   }
   const search: number[] = []
   const cpu: number[] = []
+  const took: number[] = []
   let failures = 0
   for (const q of queries) {
     const t0 = performance.now()
@@ -184,9 +186,10 @@ async function apiLatencies(reel: Reel, token: string, queries: string[]) {
     cpu.push(cpuMs() - c0)
     search.push(performance.now() - t0)
     if (res.statusCode !== 200) failures++
+    else took.push((res.json() as { tookMs: number }).tookMs)
   }
   if (failures > 0) throw new Error(`${failures} searches failed`)
-  return { health, search, cpu }
+  return { health, search, cpu, took }
 }
 
 /** autocannon in its own process (so it does not share the server's event loop), 10 connections, 5 s. */
@@ -342,7 +345,7 @@ if (!fs.existsSync(DATA)) {
       `  GET /healthz (inject, baseline)       p50 ${ms(pct(api.health, 0.5))}  p99 ${ms(pct(api.health, 0.99))}`,
     )
     console.log(
-      `  GET /api/v1/search (inject)           wall ${quantiles(api.search)} | CPU ${quantiles(api.cpu)}`,
+      `  GET /api/v1/search (inject)           wall ${quantiles(api.search)} | CPU ${quantiles(api.cpu)} | tookMs ${quantiles(api.took)}`,
     )
     summary.push(`IMDb-5000: API p99 ${ms(pct(api.search, 0.99))} (CPU ${ms(pct(api.cpu, 0.99))})`)
   } finally {
@@ -380,7 +383,7 @@ if (!fs.existsSync(DATA)) {
       `  GET /healthz (inject, baseline)       p50 ${ms(pct(api.health, 0.5))}  p99 ${ms(pct(api.health, 0.99))}`,
     )
     console.log(
-      `  GET /api/v1/search (inject)           wall ${quantiles(api.search)} | CPU ${quantiles(api.cpu)}  (the 1000 queries, repeats included, caches on)`,
+      `  GET /api/v1/search (inject)           wall ${quantiles(api.search)} | CPU ${quantiles(api.cpu)} | tookMs ${quantiles(api.took)}  (the 1000 queries, repeats included, caches on; tookMs: the service's own time, in the response)`,
     )
     const repeated = queries.find((q) => q.includes(' ')) ?? 'the'
     const load = await autocannon(url, token, repeated)
