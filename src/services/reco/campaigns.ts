@@ -46,8 +46,15 @@ export const DEFAULT_FREQUENCY_CAP = 3
 export const DEFAULT_MIN_AFFINITY = 0.3
 /** Even pacing lets a campaign run this share of its budget ahead of a straight line (a slow start is not punished twice). */
 const PACING_SLACK = 0.05
-/** Impressions a process reserves at a time (it holds at most this many unserved per campaign). */
+/**
+ * Impressions a process reserves at a time: LEASE_SIZE, doubled (up to MAX_LEASE_SIZE) while a
+ * reservation lasts less than LEASE_REFILL_MS, halved back when one lasts over 8 times that; so a
+ * busy campaign costs a few DB writes a second, and what a crashed process held (never served, never
+ * over budget) stays small.
+ */
 const LEASE_SIZE = 10
+const MAX_LEASE_SIZE = 200
+const LEASE_REFILL_MS = 250
 /** How long a process serves its list of live campaigns before reading it again. */
 const LIVE_TTL_MS = 2_000
 
@@ -99,7 +106,10 @@ export function checkCampaign(input: CampaignInput): void {
 export class Campaigns {
   private live: { at: number; campaigns: Campaign[] } | undefined
   /** Impressions this process reserved in the DB and has not served yet, by campaign. */
-  private readonly leases = new Map<string, { left: number; updatedAt: string; reserving?: Promise<void> }>()
+  private readonly leases = new Map<
+    string,
+    { left: number; updatedAt: string; size: number; reservedAt: number; reserving?: Promise<void> }
+  >()
 
   constructor(
     private readonly store: RecoStore,
@@ -170,7 +180,7 @@ export class Campaigns {
   private async take(c: Campaign, cap: number): Promise<boolean> {
     let lease = this.leases.get(c.id)
     if (!lease) {
-      lease = { left: 0, updatedAt: c.updatedAt }
+      lease = { left: 0, updatedAt: c.updatedAt, size: LEASE_SIZE, reservedAt: 0 }
       this.leases.set(c.id, lease)
     }
     for (;;) {
@@ -184,9 +194,14 @@ export class Campaigns {
       }
       let granted = 0
       const current = lease
+      const now = this.now()
+      const lasted = now - current.reservedAt
+      if (lasted < LEASE_REFILL_MS) current.size = Math.min(MAX_LEASE_SIZE, current.size * 2)
+      else if (lasted > 8 * LEASE_REFILL_MS) current.size = Math.max(LEASE_SIZE, Math.floor(current.size / 2))
+      current.reservedAt = now
       // Cleared on failure too: a rejected promise left here would fail every later take().
       current.reserving = this.store
-        .reserveImpressions(c.id, cap, LEASE_SIZE)
+        .reserveImpressions(c.id, cap, current.size)
         .then((n) => {
           granted = n
           current.left += n
