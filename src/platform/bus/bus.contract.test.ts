@@ -5,7 +5,7 @@ import { engines, hasNats, hasPostgres, testDb, uniqueName } from '../../../test
 import { createDb, type Db } from '../db/db.js'
 import { createLogger } from '../log.js'
 import type { BatchInfo, Bus, ConsumerOptions, DeliveryInfo, EventEnvelope, Subscription } from './bus.js'
-import { typeMatches } from './bus.js'
+import { envelopeJson, typeMatches } from './bus.js'
 import { backoffAfter, retryPolicy } from './dispatch.js'
 import { busMigrations, createBus } from './index.js'
 import { coveringPattern, createJetStreamBus } from './jetstream.js'
@@ -161,6 +161,40 @@ function busContract(name: string, enabled: boolean, createEngine: () => Promise
       })
       expect(first?.info).toEqual({ attempt: 1, consumer: 'indexer', position: expect.any(Number) })
       expect(published.id).toMatch(/^[0-9a-f-]{36}$/)
+    })
+
+    it('serialises a delivered envelope as JSON.stringify does (envelopeJson)', async () => {
+      const { received } = await record(bus, { name: 'archiver', types: ['playback.>'] })
+      const data = [
+        {
+          at: '2024-05-01T10:00:00.000Z',
+          n: 1.5,
+          big: 1e21,
+          neg: -0,
+          s: 'é "q" \\ \n \u2028 😀',
+          nested: [null, true, {}],
+        },
+        null,
+        7,
+        'text',
+        [],
+      ]
+      for (const [i, d] of data.entries())
+        await bus.publish({
+          type: 'playback.session.started',
+          key: `k-${i}`,
+          data: d,
+          id: `json-${i}`,
+          time: '2024-05-01T10:00:00.123Z',
+        })
+      await eventually(() => expect(received).toHaveLength(data.length))
+      for (const { event } of received) {
+        expect(envelopeJson(event)).toBe(JSON.stringify(event))
+        expect(JSON.parse(envelopeJson(event))).toEqual(event)
+      }
+      expect(envelopeJson({ id: 'a', type: 't', key: 'k', time: 'x', data: { a: 1 } })).toBe(
+        '{"id":"a","type":"t","key":"k","time":"x","data":{"a":1}}',
+      )
     })
 
     it('gives every consumer its own copy', async () => {

@@ -25,6 +25,43 @@ export interface EventEnvelope<T = unknown> {
   data: T
 }
 
+/**
+ * An envelope that also holds its data as the JSON text it was published as (an adapter that reads
+ * that text builds these), so envelopeJson need not serialise the data again. The text is private:
+ * not a property, not copied by a spread, not serialised.
+ */
+export class PublishedEnvelope<T = unknown> implements EventEnvelope<T> {
+  id: string
+  type: string
+  key: string
+  time: string
+  data: T
+  readonly #dataJson: string
+
+  constructor(id: string, type: string, key: string, time: string, data: T, dataJson: string) {
+    this.id = id
+    this.type = type
+    this.key = key
+    this.time = time
+    this.data = data
+    this.#dataJson = dataJson
+  }
+
+  /** `JSON.stringify(this)` while its data is as published. */
+  json(): string {
+    return `{"id":${JSON.stringify(this.id)},"type":${JSON.stringify(this.type)},"key":${JSON.stringify(this.key)},"time":${JSON.stringify(this.time)},"data":${this.#dataJson}}`
+  }
+}
+
+/**
+ * `JSON.stringify(envelope)` of an envelope as delivered (its data not changed since): from the
+ * data's published text when the adapter kept it, so archives of raw events do not serialise each
+ * event's data a second time.
+ */
+export function envelopeJson(envelope: EventEnvelope): string {
+  return envelope instanceof PublishedEnvelope ? envelope.json() : JSON.stringify(envelope)
+}
+
 export interface PublishInput<T = unknown> {
   type: string
   key: string

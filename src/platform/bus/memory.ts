@@ -9,6 +9,7 @@ import {
   type ConsumerOptions,
   type DeadLetter,
   type EventEnvelope,
+  PublishedEnvelope,
   type PublishInput,
   type Subscription,
   type WorkerOptions,
@@ -269,6 +270,10 @@ function stringifyData(data: unknown): string {
   return JSON.stringify(data) ?? 'null'
 }
 
+/** The last event time formatted: events published together share their millisecond, and a batch formats it once. */
+let lastTime = Number.NaN
+let lastIso = ''
+
 function envelopeOf(row: {
   id: string
   type: string
@@ -276,13 +281,12 @@ function envelopeOf(row: {
   time: number
   data: string
 }): EventEnvelope {
-  return {
-    id: row.id,
-    type: row.type,
-    key: row.key,
-    time: new Date(row.time).toISOString(),
-    data: JSON.parse(row.data),
+  const time = Number(row.time)
+  if (time !== lastTime) {
+    lastIso = new Date(time).toISOString()
+    lastTime = time
   }
+  return new PublishedEnvelope(row.id, row.type, row.key, lastIso, JSON.parse(row.data), row.data)
 }
 
 function* chunks<T>(items: T[], size: number): Generator<T[]> {

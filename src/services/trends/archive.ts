@@ -1,5 +1,5 @@
 import type { Blobs } from '../../platform/blobs/blobs.js'
-import type { EventEnvelope } from '../../platform/bus/bus.js'
+import { type EventEnvelope, envelopeJson } from '../../platform/bus/bus.js'
 import { HOUR } from './rules.js'
 
 /**
@@ -31,7 +31,7 @@ export function archiveLines(events: readonly ArchivedEvent[]): Map<string, stri
   const byHour = new Map<number, string[]>()
   for (const { envelope, at } of events) {
     const hour = Math.floor(at / HOUR) * HOUR
-    const line = JSON.stringify(envelope)
+    const line = envelopeJson(envelope)
     const lines = byHour.get(hour)
     if (lines) lines.push(line)
     else byHour.set(hour, [line])
