@@ -105,15 +105,20 @@ export class StreamingAggregator {
     const staged = archived.length >= DIRECT_ARCHIVE_EVENTS ? await this.archiveNow(parts) : parts
     const counted = await this.o.store.transaction(async (store) => {
       const signals = inGrace
-      const fresh =
-        signals.length > 0
-          ? await store.markSeen(signals.map((s) => ({ hour: bucketStart(s.at, '1h'), id: s.id })))
-          : new Set<string>()
-      report.duplicates += signals.length - fresh.size
-      report.counted += fresh.size
+      const idsByHour = new Map<number, string[]>()
+      for (const signal of signals) {
+        const hour = bucketStart(signal.at, '1h')
+        const ids = idsByHour.get(hour)
+        if (ids) ids.push(signal.id)
+        else idsByHour.set(hour, [signal.id])
+      }
+      const fresh = signals.length > 0 ? await store.markSeen(idsByHour) : 'all'
+      const freshCount = fresh === 'all' ? signals.length : fresh.size
+      report.duplicates += signals.length - freshCount
+      report.counted += freshCount
       const tally = new Tally()
       // 5-minute counters only: hourly and daily rollups are sealed from them once their hour closes.
-      for (const signal of signals) if (fresh.has(signal.id)) tally.add(signal, ['5m'])
+      for (const signal of signals) if (fresh === 'all' || fresh.has(signal.id)) tally.add(signal, ['5m'])
       const rows = tally.rows()
       await store.addPending(id, rows, now)
       if (staged.length > 0) await store.addArchiveParts(staged, now)

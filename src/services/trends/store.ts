@@ -125,10 +125,11 @@ function insertText(kind: DbKind, head: string, columns: number, rows: number, t
 
 const SEEN_HEAD = 'insert into trends_seen (hour, event_id)'
 const SEEN_TAIL = 'on conflict (hour, event_id) do nothing returning event_id'
-/** SQLite: the (hour, id) pairs as one JSON array. `where true` tells the parser the upsert's ON from a join's. */
+/** SQLite: one hour's ids as a JSON array. `where true` tells the parser the upsert's ON from a join's. */
 const SEEN_JSON = `insert into trends_seen (hour, event_id)
-  select value ->> 0, value ->> 1 from json_each(?) where true
-  on conflict (hour, event_id) do nothing returning event_id`
+  select ?, value from json_each(?) where true
+  on conflict (hour, event_id) do nothing`
+const SEEN_JSON_RETURNING = `${SEEN_JSON} returning event_id`
 const COUNTS_HEAD = 'insert into trends_counts (grain, bucket, region, kind, subject_id, plays, watched_ms)'
 const COUNTS_TAIL = `on conflict (grain, bucket, region, kind, subject_id) do update set
   plays = trends_counts.plays + excluded.plays, watched_ms = trends_counts.watched_ms + excluded.watched_ms
@@ -150,30 +151,56 @@ export class TrendsStore {
   }
 
   /**
-   * Records event ids; returns those not recorded before. Sorted, so concurrent writers lock in one
-   * order. Hand-written statements: the hot path's cost is per row, and the query builder's objects
-   * per value would double it.
+   * Records event ids (by the hour of their events); returns those not recorded before, or 'all'
+   * when every one of them is new. Sorted, so concurrent writers lock in one order. Hand-written
+   * statements: the hot path's cost is per row, and the query builder's objects per value would
+   * double it.
    */
-  async markSeen(events: readonly { hour: number; id: string }[]): Promise<Set<string>> {
+  async markSeen(idsByHour: ReadonlyMap<number, readonly string[]>): Promise<Set<string> | 'all'> {
+    const hours = [...idsByHour.keys()].sort((a, b) => a - b)
+    const sorted = hours.map((hour) => ({ hour, ids: [...(idsByHour.get(hour) ?? [])].sort() }))
+    if (this.kind === 'sqlite') return this.markSeenSqlite(sorted)
     const fresh = new Set<string>()
-    const rows = [...events].sort((a, b) => a.hour - b.hour || cmp(a.id, b.id))
-    if (this.kind === 'sqlite') {
-      // One parameter: SQLite prepares each statement anew, and one of 2 000 placeholders cost more to prepare than to run.
-      const pairs = JSON.stringify(rows.map((row) => [row.hour, row.id]))
-      const result = await this.db.executeQuery<{ event_id: string }>(CompiledQuery.raw(SEEN_JSON, [pairs]))
-      for (const row of result.rows) fresh.add(row.event_id)
-      return fresh
-    }
-    for (let i = 0; i < rows.length; i += CHUNK) {
-      const chunk = rows.slice(i, i + CHUNK)
-      const parameters: (string | number)[] = []
-      for (const row of chunk) parameters.push(row.hour, row.id)
+    const rows: (string | number)[] = []
+    for (const { hour, ids } of sorted) for (const id of ids) rows.push(hour, id)
+    for (let i = 0; i < rows.length; i += 2 * CHUNK) {
+      const parameters = rows.slice(i, i + 2 * CHUNK)
       const result = await this.db.executeQuery<{ event_id: string }>(
-        CompiledQuery.raw(insertText(this.kind, SEEN_HEAD, 2, chunk.length, SEEN_TAIL), parameters),
+        CompiledQuery.raw(insertText(this.kind, SEEN_HEAD, 2, parameters.length / 2, SEEN_TAIL), parameters),
       )
       for (const row of result.rows) fresh.add(row.event_id)
     }
     return fresh
+  }
+
+  /**
+   * SQLite: an hour's ids as one JSON parameter (the driver would prepare a statement of thousands
+   * of placeholders anew). Usually every id is new: the plain insert tells that by its count of
+   * changes, without RETURNING (which SQLite buffers, a row object each); when some were recorded
+   * before, the inserts are rolled back to the savepoint and run again returning the new ids.
+   */
+  private async markSeenSqlite(
+    sorted: readonly { hour: number; ids: string[] }[],
+  ): Promise<Set<string> | 'all'> {
+    const run = (text: string, hour: number, ids: string) =>
+      this.db.executeQuery<{ event_id: string }>(CompiledQuery.raw(text, [hour, ids]))
+    const json = sorted.map(({ hour, ids }) => ({ hour, ids: JSON.stringify(ids) }))
+    let total = 0
+    let inserted = 0
+    await this.db.executeQuery(CompiledQuery.raw('savepoint trends_mark_seen'))
+    try {
+      for (const { ids } of sorted) total += ids.length
+      for (const { hour, ids } of json)
+        inserted += Number((await run(SEEN_JSON, hour, ids)).numAffectedRows ?? 0)
+      if (inserted === total) return 'all'
+      await this.db.executeQuery(CompiledQuery.raw('rollback to trends_mark_seen'))
+      const fresh = new Set<string>()
+      for (const { hour, ids } of json)
+        for (const row of (await run(SEEN_JSON_RETURNING, hour, ids)).rows) fresh.add(row.event_id)
+      return fresh
+    } finally {
+      await this.db.executeQuery(CompiledQuery.raw('release trends_mark_seen'))
+    }
   }
 
   /** Adds to the counters; returns each counter's total afterwards. */
