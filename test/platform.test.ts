@@ -357,7 +357,8 @@ describe('the reel command', () => {
       server.kill('SIGTERM')
       await once(server, 'exit')
     }
-  })
+    // Seven reel processes, each starting through tsx: on a busy 2-core machine one takes ~8 s.
+  }, 120_000)
 
   it('doctor names the ffmpeg it uses, its version and the engines', async () => {
     const child = reelProcess(['doctor'], { REEL_DATA_DIR: tmp.dir })
