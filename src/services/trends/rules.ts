@@ -147,74 +147,106 @@ export interface CountRow {
   watchedMs: number
 }
 
-/** Sums signals into counter rows, at every grain, per region and worldwide. */
+/** A tally's rows of one bucket: region → subject kind → subject id. */
+type BucketRows = Map<string, Map<SubjectKind, Map<string, CountRow>>>
+
+/**
+ * Sums signals into counter rows, at every grain, per region and worldwide. Rows are found through
+ * nested maps (grain, bucket, region, kind, subject id) rather than one key string per counter: an
+ * event touches up to four counters a grain, and their key strings were most of a flush's garbage.
+ */
 export class Tally {
-  readonly #rows = new Map<string, CountRow>()
+  readonly #grains = new Map<Grain, Map<number, BucketRows>>()
 
   add(signal: PlaySignal, grains: readonly Grain[] = GRAIN_NAMES): void {
     if (signal.plays === 0 && signal.watchedMs === 0) return
     for (const grain of grains) {
       const bucket = bucketStart(signal.at, grain)
-      const head = `${grain}|${bucket}|`
+      const rows = this.#bucket(grain, bucket)
       // The event's region first, then worldwide (the order rows come out in).
       if (signal.region)
         for (const subject of signal.subjects)
           this.#bump(
-            `${head}${signal.region}|${subject.kind}|${subject.id}`,
+            rows,
             grain,
             bucket,
             signal.region,
-            subject,
-            signal,
+            subject.kind,
+            subject.id,
+            signal.plays,
+            signal.watchedMs,
           )
       for (const subject of signal.subjects)
-        this.#bump(`${head}${WORLD}|${subject.kind}|${subject.id}`, grain, bucket, WORLD, subject, signal)
+        this.#bump(rows, grain, bucket, WORLD, subject.kind, subject.id, signal.plays, signal.watchedMs)
     }
+  }
+
+  #bucket(grain: Grain, bucket: number): BucketRows {
+    let buckets = this.#grains.get(grain)
+    if (!buckets) {
+      buckets = new Map()
+      this.#grains.set(grain, buckets)
+    }
+    let rows = buckets.get(bucket)
+    if (!rows) {
+      rows = new Map()
+      buckets.set(bucket, rows)
+    }
+    return rows
   }
 
   #bump(
-    key: string,
+    rows: BucketRows,
     grain: Grain,
     bucket: number,
     region: string,
-    subject: Subject,
-    signal: PlaySignal,
+    kind: SubjectKind,
+    subjectId: string,
+    plays: number,
+    watchedMs: number,
   ): void {
-    const row = this.#rows.get(key)
-    if (row) {
-      row.plays += signal.plays
-      row.watchedMs += signal.watchedMs
-    } else
-      this.#rows.set(key, {
-        grain,
-        bucket,
-        region,
-        kind: subject.kind,
-        subjectId: subject.id,
-        plays: signal.plays,
-        watchedMs: signal.watchedMs,
-      })
-  }
-
-  /** Adds the rows of another tally (keyed already) or loose rows to this one. */
-  merge(rows: Tally | readonly CountRow[]): void {
-    const entries = rows instanceof Tally ? rows.#rows : rows.map((row) => [countKey(row), row] as const)
-    for (const [key, row] of entries) {
-      const sum = this.#rows.get(key)
-      if (sum) {
-        sum.plays += row.plays
-        sum.watchedMs += row.watchedMs
-      } else this.#rows.set(key, { ...row })
+    let kinds = rows.get(region)
+    if (!kinds) {
+      kinds = new Map()
+      rows.set(region, kinds)
     }
+    let subjects = kinds.get(kind)
+    if (!subjects) {
+      subjects = new Map()
+      kinds.set(kind, subjects)
+    }
+    const row = subjects.get(subjectId)
+    if (row) {
+      row.plays += plays
+      row.watchedMs += watchedMs
+    } else subjects.set(subjectId, { grain, bucket, region, kind, subjectId, plays, watchedMs })
   }
 
+  /** Adds the rows of another tally or loose rows to this one. */
+  merge(rows: Tally | readonly CountRow[]): void {
+    for (const r of rows instanceof Tally ? rows.rows() : rows)
+      this.#bump(
+        this.#bucket(r.grain, r.bucket),
+        r.grain,
+        r.bucket,
+        r.region,
+        r.kind,
+        r.subjectId,
+        r.plays,
+        r.watchedMs,
+      )
+  }
+
+  /** The rows, grouped by grain, bucket, region and kind (each group in the order it was first added to). */
   rows(): CountRow[] {
-    return [...this.#rows.values()]
+    const out: CountRow[] = []
+    for (const buckets of this.#grains.values())
+      for (const regions of buckets.values())
+        for (const kinds of regions.values())
+          for (const subjects of kinds.values()) for (const row of subjects.values()) out.push(row)
+    return out
   }
 }
-
-/** The counter a row belongs to. */
-export const countKey = (r: CountRow) => `${r.grain}|${r.bucket}|${r.region}|${r.kind}|${r.subjectId}`
 
 /** Answers that may be asked for. */
 export const WINDOWS = {
