@@ -9,7 +9,8 @@
 // Rates are backlog drains: the events are published first, then the consumer is started and timed
 // until it has handled them all. Sizes: BENCH_TRENDS_EVENTS (default 100 000), BENCH_TRENDS_JETSTREAM_EVENTS
 // (30 000), BENCH_DURATION_S (8). BENCH_TRENDS_PROFILE=<dir> writes a CPU profile of each trends drain
-// there (open in Chrome DevTools), and BENCH_TRENDS_ONLY=in-process skips the JetStream and HTTP parts.
+// there (open in Chrome DevTools), with BENCH_TRENDS_HEAP_PROFILE=1 also a sampled allocation profile
+// (garbage included), and BENCH_TRENDS_ONLY=in-process skips the JetStream and HTTP parts.
 import type { ChildProcess } from 'node:child_process'
 import { once } from 'node:events'
 import { mkdirSync, writeFileSync } from 'node:fs'
@@ -61,6 +62,7 @@ const REGIONS = [
 ]
 const JWT_SECRET = 'bench-secret-bench-secret-bench-secret-0123456789'
 const PROFILE_DIR = process.env.BENCH_TRENDS_PROFILE
+const HEAP_PROFILE = process.env.BENCH_TRENDS_HEAP_PROFILE === '1'
 const IN_PROCESS_ONLY = process.env.BENCH_TRENDS_ONLY === 'in-process'
 const natsUrl = process.env.REEL_BENCH_NATS_URL || process.env.REEL_TEST_NATS_URL || 'nats://127.0.0.1:4222'
 
@@ -153,6 +155,14 @@ async function profiled<T>(name: string, work: () => Promise<T>): Promise<T> {
   session.connect()
   await session.post('Profiler.enable')
   await session.post('Profiler.start')
+  if (HEAP_PROFILE) {
+    await session.post('HeapProfiler.enable')
+    await session.post('HeapProfiler.startSampling', {
+      samplingInterval: 64 * 1024,
+      includeObjectsCollectedByMajorGC: true,
+      includeObjectsCollectedByMinorGC: true,
+    })
+  }
   try {
     return await work()
   } finally {
@@ -160,8 +170,14 @@ async function profiled<T>(name: string, work: () => Promise<T>): Promise<T> {
     mkdirSync(PROFILE_DIR, { recursive: true })
     const file = path.join(PROFILE_DIR, `${name}-${Date.now()}.cpuprofile`)
     writeFileSync(file, JSON.stringify(profile))
-    session.disconnect()
     console.log(`CPU profile of the ${name} drain: ${file}`)
+    if (HEAP_PROFILE) {
+      const { profile: heap } = await session.post('HeapProfiler.stopSampling')
+      const heapFile = path.join(PROFILE_DIR, `${name}-${Date.now()}.heapprofile`)
+      writeFileSync(heapFile, JSON.stringify(heap))
+      console.log(`allocation profile of the ${name} drain: ${heapFile}`)
+    }
+    session.disconnect()
   }
 }
 
