@@ -268,6 +268,36 @@ describe.each(kinds)('playback on %s', (kind) => {
     expect(anonymous.frames[0]).toMatchObject({ error: { code: 'missing_token' } })
   })
 
+  it('answers the frames a client sends the moment its WebSocket opens, while its token is still being checked', async () => {
+    const mail = email()
+    const signUp = await t.call('POST', '/api/v1/accounts', {
+      body: { email: mail, password: PASSWORD, plan: 'standard', country: 'DE' },
+    })
+    expect(signUp.statusCode, signUp.body).toBe(201)
+    const token = signUp.json().tokens.accessToken as string
+    const profileId = (await t.call('GET', '/api/v1/profiles', { token })).json().profiles[0].id as string
+    const started = (await start(token, { profileId, titleId })).json()
+    const port = (t.reel.http.server.address() as { port: number }).port
+    for (let i = 0; i < 5; i++) {
+      // A new sign-in: a token this server has not checked before (no shortcut through its memory).
+      const fresh = (
+        await t.call('POST', '/api/v1/sessions', { body: { email: mail, password: PASSWORD } })
+      ).json().accessToken as string
+      const socket = new WebSocket(
+        `ws://127.0.0.1:${port}/api/v1/playback/${started.sessionId}/ws?access_token=${fresh}`,
+      )
+      const frames: unknown[] = []
+      socket.on('message', (d: Buffer) => frames.push(JSON.parse(d.toString())))
+      await new Promise((resolve, reject) => {
+        socket.once('open', resolve)
+        socket.once('error', reject)
+      })
+      socket.send(JSON.stringify({ positionMs: 1000 + i, state: 'playing' }))
+      await expect.poll(() => frames).toEqual([{ positionMs: 1000 + i }])
+      socket.close()
+    }
+  })
+
   it('refuses bad heartbeats: unknown session 404, another account 404, negative 400, past the end clamped, stopped 404', async () => {
     const u = await signUp(t)
     const other = await signUp(t)

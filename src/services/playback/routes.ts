@@ -122,21 +122,28 @@ export function playbackRoutes(ctx: ModuleContext, playback: PlaybackService): v
         if (internal) req.log.error({ err: errorMessage(e) }, 'websocket heartbeat failed')
         reply(body)
       }
-      let caller: Awaited<ReturnType<typeof ctx.auth.verify>>
-      try {
-        const header = req.headers.authorization
-        const token = req.query.access_token ?? (header?.startsWith('Bearer ') ? header.slice(7) : undefined)
-        if (!token) throw unauthorized('missing_token', 'Pass ?access_token= or an Authorization header')
-        caller = await ctx.auth.verify(token)
-      } catch (e) {
-        fail(e)
-        socket.close(4401, 'unauthorized')
-        return
-      }
+      // The caller, or undefined once the socket was refused. The message listener below is attached
+      // before this resolves: frames a client sends right after opening (while the token is checked,
+      // a Cache round trip) would otherwise be emitted to no one and lost.
+      const authorized = (async () => {
+        try {
+          const header = req.headers.authorization
+          const token =
+            req.query.access_token ?? (header?.startsWith('Bearer ') ? header.slice(7) : undefined)
+          if (!token) throw unauthorized('missing_token', 'Pass ?access_token= or an Authorization header')
+          return await ctx.auth.verify(token)
+        } catch (e) {
+          fail(e)
+          socket.close(4401, 'unauthorized')
+          return undefined
+        }
+      })()
       // Heartbeats of one connection are handled in order.
-      let queue = Promise.resolve()
+      let queue: Promise<unknown> = authorized
       socket.on('message', (data: Buffer) => {
         queue = queue.then(async () => {
+          const caller = await authorized
+          if (!caller) return
           try {
             let body: unknown
             try {
