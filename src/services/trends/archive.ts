@@ -1,5 +1,5 @@
 import type { Blobs } from '../../platform/blobs/blobs.js'
-import { type EventEnvelope, envelopeJson } from '../../platform/bus/bus.js'
+import { type EventEnvelope, envelopeJsonParts } from '../../platform/bus/bus.js'
 import { HOUR } from './rules.js'
 
 /**
@@ -26,24 +26,73 @@ export interface ArchivedEvent {
   at: number
 }
 
-/** Groups events into NDJSON text per hour partition of their times. */
-export function archiveLines(events: readonly ArchivedEvent[]): Map<string, string> {
-  const byHour = new Map<number, string[]>()
+/** Groups events into NDJSON per hour partition of their times. */
+export function archiveLines(events: readonly ArchivedEvent[]): Map<string, Buffer> {
+  const byHour = new Map<number, NdjsonWriter>()
   for (const { envelope, at } of events) {
     const hour = Math.floor(at / HOUR) * HOUR
-    const line = envelopeJson(envelope)
-    const lines = byHour.get(hour)
-    if (lines) lines.push(line)
-    else byHour.set(hour, [line])
+    let lines = byHour.get(hour)
+    if (!lines) {
+      lines = new NdjsonWriter(events.length * 512)
+      byHour.set(hour, lines)
+    }
+    lines.add(envelope)
   }
-  return new Map([...byHour].map(([hour, lines]) => [partitionOf(hour), `${lines.join('\n')}\n`]))
+  return new Map([...byHour].map(([hour, lines]) => [partitionOf(hour), lines.bytes()]))
+}
+
+const CLOSE_BRACE = 0x7d
+const NEWLINE = 0x0a
+
+/**
+ * NDJSON bytes written as they come: each line's pieces are encoded straight into one buffer (a
+ * delivered envelope's data as its published text), rather than joined into strings and encoded after.
+ */
+class NdjsonWriter {
+  #bytes: Buffer
+  #length = 0
+
+  constructor(expected: number) {
+    this.#bytes = Buffer.allocUnsafe(Math.max(4096, expected))
+  }
+
+  add(envelope: EventEnvelope): void {
+    const parts = envelopeJsonParts(envelope)
+    if (parts) {
+      this.#write(parts[0])
+      this.#write(parts[1])
+      this.#room(2)
+      this.#bytes[this.#length++] = CLOSE_BRACE
+    } else {
+      this.#write(JSON.stringify(envelope))
+      this.#room(1)
+    }
+    this.#bytes[this.#length++] = NEWLINE
+  }
+
+  bytes(): Buffer {
+    return this.#bytes.subarray(0, this.#length)
+  }
+
+  #write(text: string): void {
+    // A UTF-16 unit is at most 3 bytes of UTF-8.
+    this.#room(text.length * 3)
+    this.#length += this.#bytes.write(text, this.#length, 'utf8')
+  }
+
+  #room(bytes: number): void {
+    if (this.#length + bytes <= this.#bytes.length) return
+    const grown = Buffer.allocUnsafe(Math.max(2 * this.#bytes.length, this.#length + bytes))
+    this.#bytes.copy(grown, 0, 0, this.#length)
+    this.#bytes = grown
+  }
 }
 
 export class PlaybackArchive {
   constructor(private readonly blobs: Blobs) {}
 
   /** Stores a part; its name comes from its id, so storing it again (a retry) replaces it rather than repeating it. */
-  async put(partition: string, id: string, lines: string): Promise<void> {
+  async put(partition: string, id: string, lines: string | Buffer): Promise<void> {
     await this.blobs.put(`${partition}part-${id}.ndjson`, lines, { contentType: 'application/x-ndjson' })
   }
 

@@ -97,12 +97,14 @@ export class StreamingAggregator {
   ): Promise<void> {
     const id = newId()
     const now = this.o.now()
-    const parts = [...archiveLines(archived)].map(([partition, lines], i) => ({
+    const parts = [...archiveLines(archived)].map(([partition, bytes], i) => ({
       id: `${id}-${i}`,
       partition,
-      lines,
+      bytes,
     }))
-    const staged = archived.length >= DIRECT_ARCHIVE_EVENTS ? await this.archiveNow(parts) : parts
+    const staged = (archived.length >= DIRECT_ARCHIVE_EVENTS ? await this.archiveNow(parts) : parts).map(
+      (part): ArchivePart => ({ id: part.id, partition: part.partition, lines: part.bytes.toString('utf8') }),
+    )
     const counted = await this.o.store.transaction(async (store) => {
       const signals = inGrace
       const idsByHour = new Map<number, string[]>()
@@ -137,9 +139,11 @@ export class StreamingAggregator {
   }
 
   /** Stores archive parts in the blob store; returns those it could not store (all of them on any failure). */
-  private async archiveNow(parts: readonly ArchivePart[]): Promise<readonly ArchivePart[]> {
+  private async archiveNow<P extends { id: string; partition: string; bytes: Buffer }>(
+    parts: readonly P[],
+  ): Promise<readonly P[]> {
     try {
-      await Promise.all(parts.map((part) => this.o.archive.put(part.partition, part.id, part.lines)))
+      await Promise.all(parts.map((part) => this.o.archive.put(part.partition, part.id, part.bytes)))
       return []
     } catch (e) {
       this.o.log.warn(
