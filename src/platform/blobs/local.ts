@@ -64,17 +64,30 @@ export class LocalBlobs implements Blobs {
     const sidecarTmp = `${tmp}.json`
     try {
       const md5 = createHash('md5')
-      await pipeline(
-        toReadable(body),
-        async function* (source: AsyncIterable<Buffer | string>) {
-          for await (const chunk of source) {
-            const bytes = typeof chunk === 'string' ? Buffer.from(chunk) : chunk
-            md5.update(bytes)
-            yield bytes
-          }
-        },
-        createWriteStream(tmp, { flags: 'wx', flush: true }),
-      )
+      if (body instanceof Readable)
+        await pipeline(
+          body,
+          async function* (source: AsyncIterable<Buffer | string>) {
+            for await (const chunk of source) {
+              const bytes = typeof chunk === 'string' ? Buffer.from(chunk) : chunk
+              md5.update(bytes)
+              yield bytes
+            }
+          },
+          createWriteStream(tmp, { flags: 'wx', flush: true }),
+        )
+      else {
+        // A body in memory is written in one go, without a stream's machinery.
+        const bytes = typeof body === 'string' ? Buffer.from(body) : body
+        md5.update(bytes)
+        const handle = await fs.open(tmp, 'wx')
+        try {
+          await handle.writeFile(bytes)
+          await handle.sync()
+        } finally {
+          await handle.close()
+        }
+      }
       const stat = await fs.stat(tmp, { bigint: true })
       const sidecar: Sidecar = {
         key,
@@ -294,11 +307,6 @@ export class LocalBlobs implements Blobs {
       }
     }
   }
-}
-
-function toReadable(body: BlobBody): Readable {
-  if (body instanceof Readable) return body
-  return Readable.from([typeof body === 'string' ? Buffer.from(body) : body])
 }
 
 function identity(stat: BigIntStats): Pick<Sidecar, 'ino' | 'size' | 'mtimeNs'> {
