@@ -99,6 +99,40 @@ export function splitSubject(id: string): { titleId: string; seasonId: string | 
 const text = (v: unknown): v is string =>
   typeof v === 'string' && v.length > 0 && v.length <= 200 && !v.includes('/')
 
+/** Subjects are the same for every event of a title: kept (up to this many titles), not built per event. */
+const SUBJECTS_KEPT = 10_000
+const moviesKept = new Map<string, readonly Subject[]>()
+const seasonsKept = new Map<string, Map<string, readonly Subject[]>>()
+
+function movieSubjects(titleId: string): readonly Subject[] {
+  let subjects = moviesKept.get(titleId)
+  if (!subjects) {
+    if (moviesKept.size >= SUBJECTS_KEPT) moviesKept.clear()
+    subjects = Object.freeze([Object.freeze({ kind: 'movie' as const, id: titleId })])
+    moviesKept.set(titleId, subjects)
+  }
+  return subjects
+}
+
+function episodeSubjects(seriesId: string, seasonId: string): readonly Subject[] {
+  let seasons = seasonsKept.get(seriesId)
+  if (!seasons) {
+    if (seasonsKept.size >= SUBJECTS_KEPT) seasonsKept.clear()
+    seasons = new Map()
+    seasonsKept.set(seriesId, seasons)
+  }
+  let subjects = seasons.get(seasonId)
+  if (!subjects) {
+    if (seasons.size >= SUBJECTS_KEPT) seasons.clear()
+    subjects = Object.freeze([
+      Object.freeze({ kind: 'series' as const, id: seriesId }),
+      Object.freeze({ kind: 'season' as const, id: seasonSubject(seriesId, seasonId) }),
+    ])
+    seasons.set(seasonId, subjects)
+  }
+  return subjects
+}
+
 /**
  * The counts one playback event contributes, or a reason it cannot count. A movie counts as itself;
  * an episode as its series and its season. `started` is a play; `heartbeat` and `stopped` report
@@ -117,13 +151,10 @@ export function playSignal(event: {
   const data = d as Record<string, unknown>
   const at = typeof data.at === 'string' ? Date.parse(data.at) : Number.NaN
   if (!Number.isFinite(at)) return { rejected: 'no valid `at` time' }
-  let subjects: Subject[]
-  if (data.titleType === 'movie' && text(data.titleId)) subjects = [{ kind: 'movie', id: data.titleId }]
+  let subjects: readonly Subject[]
+  if (data.titleType === 'movie' && text(data.titleId)) subjects = movieSubjects(data.titleId)
   else if (data.titleType === 'episode' && text(data.seriesId) && text(data.seasonId))
-    subjects = [
-      { kind: 'series', id: data.seriesId },
-      { kind: 'season', id: seasonSubject(data.seriesId, data.seasonId) },
-    ]
+    subjects = episodeSubjects(data.seriesId, data.seasonId)
   else return { rejected: 'not a movie, nor an episode with its series and season' }
   let watchedMs = 0
   if (kind !== 'started') {
