@@ -191,24 +191,22 @@ export class Tally {
 
   add(signal: PlaySignal, grains: readonly Grain[] = GRAIN_NAMES): void {
     if (signal.plays === 0 && signal.watchedMs === 0) return
-    for (const grain of grains) {
+    const { subjects, plays, watchedMs } = signal
+    // Indexed loops: for-of here allocated an iterator result per subject (a fifth of a flush's garbage).
+    for (let g = 0; g < grains.length; g++) {
+      const grain = grains[g] as Grain
       const bucket = bucketStart(signal.at, grain)
       const rows = this.#bucket(grain, bucket)
       // The event's region first, then worldwide (the order rows come out in).
       if (signal.region)
-        for (const subject of signal.subjects)
-          this.#bump(
-            rows,
-            grain,
-            bucket,
-            signal.region,
-            subject.kind,
-            subject.id,
-            signal.plays,
-            signal.watchedMs,
-          )
-      for (const subject of signal.subjects)
-        this.#bump(rows, grain, bucket, WORLD, subject.kind, subject.id, signal.plays, signal.watchedMs)
+        for (let i = 0; i < subjects.length; i++) {
+          const subject = subjects[i] as Subject
+          this.#bump(rows, grain, bucket, signal.region, subject.kind, subject.id, plays, watchedMs)
+        }
+      for (let i = 0; i < subjects.length; i++) {
+        const subject = subjects[i] as Subject
+        this.#bump(rows, grain, bucket, WORLD, subject.kind, subject.id, plays, watchedMs)
+      }
     }
   }
 
