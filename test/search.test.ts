@@ -488,6 +488,9 @@ describe.each(kinds)('search on %s', (kind) => {
       } finally {
         await subscription.stop()
       }
+      // Once the events stop, the replica makes its completion lists ahead of the queries (the same ones).
+      await empty.warmedUp()
+      expect(empty.completionLists).toBeGreaterThan(0)
       const auth = {
         accountId: 'a',
         sessionId: 's',
@@ -502,7 +505,14 @@ describe.each(kinds)('search on %s', (kind) => {
       const warm = new SearchService(options)
       expect(await warm.loadSnapshot()).toBe(true)
       expect(warm.size).toBe(live.size)
+      await warm.warmedUp()
+      expect(warm.completionLists).toBeGreaterThan(0)
       expect((await warm.search(auth, { q: 'matrix ' })).hits).toEqual(expected.hits)
+      for (const q of ['m', 'ma', 'inte', 'the m'])
+        expect(await warm.search(auth, { q })).toEqual({
+          ...(await live.search(auth, { q })),
+          tookMs: expect.any(Number),
+        })
       expect((await warm.search(auth, { q: 'intersteller ' })).hits.map((h) => h.title)).toEqual([
         'Interstellar',
       ])
@@ -518,6 +528,8 @@ describe.each(kinds)('search on %s', (kind) => {
         data: { title: { ...stale, title: 'Stale', version: 1 } },
       })
       expect((await warm.search(auth, { q: 'stale ' })).total).toBe(0)
+      empty.close()
+      warm.close()
     })
 
     it('leaves no bus consumer behind, and a restarted replica reads only the events after its snapshot', async () => {

@@ -127,6 +127,59 @@ describe('title index', () => {
     expect(search(index, 'harbor ', 500).hits.some((h) => ['t7', 't8', 'new'].includes(h.doc.id))).toBe(false)
   })
 
+  it('warms up to the answers queries would make, and again after titles change, even during a warm-up', async () => {
+    const history = (index: TitleIndex) => ({
+      before: () => {
+        const words = ['Habit', 'Hack', 'Haddock', 'Hagen', 'Halo', 'Hammer', 'Handel', 'Harbor']
+        for (let i = 0; i < 300; i++)
+          index.upsert(title(`t${i}`, { title: `${words[i % words.length]} ${i % 3 ? 'Lights' : ''}` }))
+      },
+      // Makes "hazel" the first completion of h and ha (more than the 5–6 taken of them), and brings in z, zu, zul.
+      after: () => {
+        for (let i = 0; i < 400; i++) index.upsert(title(`h${i}`, { title: `Hazel ${i}`, popularity: 1000 }))
+        index.upsert(title('t3', { title: 'Zulu', version: 2 }))
+        index.remove('t5', 2)
+      },
+    })
+    const prefixes = (index: TitleIndex) => {
+      const all = new Set<string>()
+      for (let i = 0; i < 1000; i++)
+        for (const id of [`t${i}`, `h${i}`]) {
+          const doc = index.get(id)
+          for (const term of doc ? terms(doc.title) : [])
+            for (let n = 1; n <= 3 && n <= term.length; n++) all.add(term.slice(0, n))
+        }
+      return all.size
+    }
+    const queries = ['h', 'ha', 'haz', 'har', 'hab', 'z', 'zu', 'l', 'li', 'harbor h', 'ha l', 'hazl']
+    const answers = (index: TitleIndex) => queries.map((q) => JSON.stringify(search(index, q, 5)))
+
+    const warmed = new TitleIndex({ cacheEntries: 0 })
+    const lazy = new TitleIndex({ cacheEntries: 0 })
+    history(warmed).before()
+    history(lazy).before()
+    await warmed.warmUp()
+    expect(warmed.completionLists).toBeGreaterThanOrEqual(prefixes(warmed))
+    expect(answers(warmed)).toEqual(answers(lazy))
+
+    history(warmed).after()
+    history(lazy).after()
+    await warmed.warmUp()
+    expect(warmed.completionLists).toBeGreaterThanOrEqual(prefixes(warmed))
+    expect(answers(warmed)).toEqual(answers(lazy))
+    expect(search(warmed, 'ha', 0).total).toBeGreaterThan(400)
+
+    // Titles change while a first warm-up walks the term tree: it walks it again.
+    const during = new TitleIndex({ cacheEntries: 0 })
+    const steps = during.warmSteps()
+    history(during).before()
+    for (let i = 0; i < 3; i++) expect(steps.next().done).toBe(false)
+    history(during).after()
+    for (let r = steps.next(); !r.done; r = steps.next());
+    expect(during.completionLists).toBeGreaterThanOrEqual(prefixes(during))
+    expect(answers(during)).toEqual(answers(lazy))
+  })
+
   it('still finds a word that is in every title together with another after a title was replaced', () => {
     const index = new TitleIndex({ cacheEntries: 0 })
     for (let i = 0; i < 3; i++) index.upsert(title(`t${i}`, { title: `Harbor ${i}`, people: ['Kim Lee'] }))

@@ -339,6 +339,13 @@ export class TitleIndex {
   /** Typed copies of long postings lists queries have read, by MiniSearch's list (see packedOf()). */
   private packed = new WeakMap<Map<number, number>, PackedPostings>()
   private anyPacked = false
+  /**
+   * Warm-up (see warmSteps()): once a full pass has run, the terms of titles changed since, whose
+   * completion lists and packed postings are to be made again; undefined until then.
+   */
+  private staleTerms: Set<string> | undefined
+  /** Titles added, replaced or removed so far: a full warm-up pass restarts when it changes under it. */
+  private mutations = 0
   /** Scratch accumulator of one word's matches, by short id; `stamp` says which entries are current. */
   private accumulator = new Float64Array(0)
   private stamp = new Uint32Array(0)
@@ -360,6 +367,11 @@ export class TitleIndex {
 
   get size(): number {
     return this.docs.size
+  }
+
+  /** How many prefixes have their completion list made (see warmSteps()). */
+  get completionLists(): number {
+    return this.completionCache.size
   }
 
   version(id: string): number | undefined {
@@ -440,12 +452,15 @@ export class TitleIndex {
    * prefix (their counts change) and the packed copies of its terms' postings (they gain or lose it).
    */
   private forgetDerived(doc: IndexedTitle): void {
+    this.mutations++
     const completions = this.completionCache.size > 0
-    if (!completions && !this.anyPacked) return
+    const stale = this.staleTerms
+    if (!completions && !this.anyPacked && !stale) return
     const tree = MiniSearchInternals.termTree(this.mini)
     const fieldIds = MiniSearchInternals.fieldIds(this.mini)
     for (const field of FIELDS)
       for (const term of terms(fieldText(doc, field))) {
+        stale?.add(term)
         if (completions)
           for (let n = 1; n <= COMPLETION_PREFIX && n <= term.length; n++)
             this.completionCache.delete(term.slice(0, n))
@@ -473,6 +488,61 @@ export class TitleIndex {
       this.anyPacked = true
     }
     return packed
+  }
+
+  /**
+   * Makes ahead what queries would otherwise make the first time they need it: the completion
+   * lists of every 1–3 letter prefix and the typed copies of every long postings list (a query
+   * meeting them first paid up to tens of milliseconds). A step at a time, so a caller can give
+   * the event loop a turn between steps: the first run walks the whole term tree (again if a title
+   * changes during it); later runs redo only the terms of titles changed since. The same lists a
+   * query would make then: answers do not change.
+   */
+  *warmSteps(): Generator<'vacuuming' | undefined> {
+    const tree = MiniSearchInternals.termTree(this.mini)
+    const fieldIds = MiniSearchInternals.fieldIds(this.mini)
+    const warmTerm = (term: string) => {
+      const data = tree.get(term)
+      if (data) for (const postings of data.values()) this.packedOf(postings)
+      for (let n = 1; n <= COMPLETION_PREFIX && n <= term.length; n++) {
+        const prefix = term.slice(0, n)
+        if (!this.completionCache.has(prefix)) this.completions(tree, fieldIds, prefix)
+      }
+    }
+    if (!this.staleTerms) {
+      this.staleTerms = new Set()
+      for (;;) {
+        const mutations = this.mutations
+        let complete = true
+        // A vacuum rewrites the tree between its batches, and a change may too: walk it afresh then.
+        for (const [term] of tree.atPrefix('')) {
+          warmTerm(term)
+          yield
+          if (this.mutations !== mutations || this.mini.isVacuuming) {
+            complete = false
+            break
+          }
+        }
+        if (complete) break
+        while (this.mini.isVacuuming) yield 'vacuuming'
+      }
+    }
+    const stale = this.staleTerms
+    for (const term of stale) {
+      stale.delete(term)
+      warmTerm(term)
+      yield
+    }
+  }
+
+  /** Runs warmSteps() with the event loop free at least every `sliceMs`. */
+  async warmUp(sliceMs = 5): Promise<void> {
+    let sliceStarted = performance.now()
+    for (const step of this.warmSteps())
+      if (step === 'vacuuming' || performance.now() - sliceStarted > sliceMs) {
+        await new Promise((resolve) => (step ? setTimeout(resolve, 5) : setImmediate(resolve)))
+        sliceStarted = performance.now()
+      }
   }
 
   private changed(): void {

@@ -55,6 +55,7 @@ export const searchModule: ServiceModule = {
         handler: (event, info) => search.applyDelivered(event, info.position),
       })
       ctx.onStop(async () => {
+        search.close()
         await subscription.stop()
         await search
           .saveSnapshot()

@@ -31,6 +31,8 @@ export const SNAPSHOT_KEY = 'search/titles-index.json'
 const SYNONYMS_SETTING = 'synonyms'
 /** While replaying the event log, the event loop gets a turn at least this often. */
 const REPLAY_SLICE_MS = 10
+/** The index is warmed up (TitleIndex.warmUp) once no title has changed for this long: not during a replay. */
+const WARM_QUIET_MS = 100
 /** How long a replica with a snapshot waits for the log's first catalog event before taking the log for one without any. */
 const LOG_PROBE_MS = 5000
 
@@ -197,6 +199,10 @@ export class SearchService {
   private snapshotting: Promise<void> | undefined
   private readonly heldBack: { event: EventEnvelope; position: number | undefined }[] = []
   private sliceStarted = performance.now()
+  private warmTimer: NodeJS.Timeout | undefined
+  private warming: Promise<void> | undefined
+  private lastChange = 0
+  private closed = false
 
   constructor(options: SearchServiceOptions) {
     this.o = { ...options, now: options.now ?? Date.now }
@@ -205,6 +211,11 @@ export class SearchService {
   /** Titles in this replica's index. */
   get size(): number {
     return this.index.size
+  }
+
+  /** Prefixes whose completion lists the index has made (by warming up or by queries). */
+  get completionLists(): number {
+    return this.index.completionLists
   }
 
   /** The version of a title this replica has applied (removals included), or undefined. */
@@ -233,7 +244,50 @@ export class SearchService {
       const removed = event.data as TitleRemoved
       changed = this.index.remove(removed.id, removed.version)
     }
-    if (changed) this.changes++
+    if (changed) {
+      this.changes++
+      this.warmUpLater()
+    }
+  }
+
+  /**
+   * Warms the index up (completion lists, packed postings: see TitleIndex.warmSteps) once titles
+   * stop changing for WARM_QUIET_MS, in slices, so that the first queries to need them do not pay.
+   */
+  private warmUpLater(): void {
+    this.lastChange = performance.now()
+    if (this.warmTimer || this.closed) return
+    const fire = () => {
+      this.warmTimer = undefined
+      const quiet = performance.now() - this.lastChange
+      if (this.closed) return
+      if (quiet < WARM_QUIET_MS || this.warming) {
+        this.warmTimer = setTimeout(fire, WARM_QUIET_MS - Math.min(quiet, WARM_QUIET_MS / 2)).unref()
+        return
+      }
+      this.warming = this.index
+        .warmUp()
+        .catch((e) => this.o.log.warn({ err: errorMessage(e) }, 'warming the search index up failed'))
+        .finally(() => {
+          this.warming = undefined
+        })
+    }
+    this.warmTimer = setTimeout(fire, WARM_QUIET_MS).unref()
+  }
+
+  /** Resolves when no warm-up is pending or running (for tests and benchmarks). */
+  async warmedUp(): Promise<void> {
+    while (this.warmTimer || this.warming) {
+      if (this.warming) await this.warming
+      else await new Promise((resolve) => setTimeout(resolve, WARM_QUIET_MS / 2))
+    }
+  }
+
+  /** Stops warming up (at shutdown). */
+  close(): void {
+    this.closed = true
+    clearTimeout(this.warmTimer)
+    this.warmTimer = undefined
   }
 
   /** The bus handler: applies the event, and lets the event loop serve requests every few milliseconds of a replay. */
@@ -396,6 +450,7 @@ export class SearchService {
         return false
       }
       this.index = loaded
+      this.warmUpLater()
       if (sameBus && Number.isSafeInteger(meta.position) && isLogStart(meta.logStart)) {
         this.snapshotPosition = meta.position
         this.position = meta.position
