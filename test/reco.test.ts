@@ -499,7 +499,6 @@ describe('recommendations (SQLite)', () => {
       log: createLogger('silent'),
       now: () => w.t.clock.now,
       algorithm: 'itemknn',
-      moduleTtlMs: MINUTE,
     })
     during = async () => {
       w.t.clock.advance(1000)

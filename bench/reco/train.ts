@@ -75,7 +75,6 @@ try {
     log: reel.log,
     now: Date.now,
     algorithm,
-    moduleTtlMs: 3_600_000,
   })
   // The longest stall of the event loop, and in which phase it fell.
   let phase = 'reading and writing'

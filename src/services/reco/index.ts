@@ -66,7 +66,6 @@ export const recoModule: ServiceModule = {
       log,
       now: ctx.now,
       algorithm: ctx.config.recoAlgorithm,
-      moduleTtlMs,
     })
     const schedule = new TrainingSchedule(trainer, store, ctx.now, {
       intervalMs: ctx.config.recoTrainIntervalS * 1000,

@@ -40,7 +40,6 @@ export interface TrainerDeps {
   log: Logger
   now: () => number
   algorithm: Algorithm
-  moduleTtlMs: number
 }
 
 export interface TrainReport {
@@ -361,7 +360,7 @@ export class TrainingSchedule {
         mine > 0
           ? await this.store.addState(EVENTS_SINCE_RUN, mine)
           : await this.store.state(EVENTS_SINCE_RUN)
-    } else this.options.takeEvents()
+    }
     if (this.trainer.busy) return undefined
     let reason: 'schedule' | 'events' | undefined
     if (afterEvents > 0 && events >= afterEvents) reason = 'events'
