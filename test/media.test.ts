@@ -1189,10 +1189,11 @@ exec ffmpeg "$@"
       const encode = m.tasks.find((x) => x.kind === 'encode')
       expect(encode).toMatchObject({ state: 'failed', attempts: 5 })
       expect(m.renditions).toEqual([])
+      // The job turns failed first (once, whoever gets there); the clean-up follows, then the event.
+      await expect.poll(() => failed.find((e) => e.key === titleId)?.data.code).toBe('transcode_failed')
       expect((await t.reel.use('catalog').titlesById([titleId])).get(titleId)?.mediaStatus).toBe('failed')
       expect(await t.reel.ports.blobs.list(`titles/${titleId}/`)).toEqual([])
       expect(fs.existsSync(path.join(t.reel.config.dataDir, 'media-work', titleId))).toBe(false)
-      await expect.poll(() => failed.find((e) => e.key === titleId)?.data.code).toBe('transcode_failed')
     } finally {
       await t.stop()
     }
