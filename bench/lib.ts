@@ -8,13 +8,19 @@ export function startServer(
   return startScript('bench/server.ts', [mode], env)
 }
 
+/**
+ * The V8 flags reel's servers start with (`npm run bench` passes package.json's, as `npm start`
+ * does): benches hand them to the servers they start in child processes.
+ */
+export const SERVER_FLAGS = process.execArgv.filter((a) => a.startsWith('--max-semi-space-size'))
+
 /** Runs a TypeScript server script that prints its URL once listening; resolves with that URL. */
 export function startScript(
   script: string,
   args: string[] = [],
   env: Record<string, string> = {},
 ): Promise<{ url: string; child: ChildProcess }> {
-  const child = spawn(process.execPath, ['--import', 'tsx', script, ...args], {
+  const child = spawn(process.execPath, [...SERVER_FLAGS, '--import', 'tsx', script, ...args], {
     stdio: ['ignore', 'pipe', 'inherit'],
     env: { ...process.env, REEL_LOG_LEVEL: 'warn', ...env },
   })

@@ -447,6 +447,27 @@ describe.each(kinds)('search on %s', (kind) => {
   })
 
   describe('index', () => {
+    it('answers a repeated query from its cache: the same JSON but for tookMs, search and suggest alike', async () => {
+      await create('repeated', { title: 'Heliotrope Harbour', popularity: 2 })
+      for (const path of ['/api/v1/search?q=heliotrope%20harb', '/api/v1/search/suggest?q=heliotr']) {
+        const first = await t.call('GET', path, { token: member })
+        const again = await t.call('GET', path, { token: member })
+        for (const res of [first, again]) {
+          expect(res.statusCode, res.body).toBe(200)
+          expect(res.headers['content-type']).toBe('application/json; charset=utf-8')
+          expect(res.body.endsWith('}')).toBe(true)
+          expect(typeof res.json().tookMs).toBe('number')
+        }
+        const { tookMs: _first, ...answer } = first.json()
+        const { tookMs: _again, ...cached } = again.json()
+        expect(cached).toEqual(answer)
+        expect(JSON.stringify(answer)).toContain('Heliotrope Harbour')
+      }
+      // Nothing found is an answer too.
+      const none = await t.call('GET', '/api/v1/search?q=zzzzqqqq', { token: member })
+      expect(none.json()).toMatchObject({ hits: [], total: 0, nextCursor: null })
+    })
+
     it('follows changes and removals from catalog events', async () => {
       const id = await create('changing', { title: 'Quicksilver Dawn', popularity: 3 })
       expect(await titles('q=quicksilver')).toEqual(['Quicksilver Dawn'])

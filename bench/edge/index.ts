@@ -12,7 +12,7 @@ import os from 'node:os'
 import path from 'node:path'
 import autocannon from 'autocannon'
 import { UrlSigner } from '../../src/services/cdn/tokens.js'
-import { ratio, verdict } from '../lib.js'
+import { ratio, SERVER_FLAGS, verdict } from '../lib.js'
 
 const DURATION_S = Number(process.env.BENCH_DURATION_S ?? 8)
 const CONNECTIONS = 32
@@ -53,7 +53,7 @@ async function freePort(): Promise<number> {
 function startEdge(budget: number): Promise<{ url: string; child: ChildProcess }> {
   const child = spawn(
     process.execPath,
-    ['--import', 'tsx', 'bench/edge/server.ts', blobs, String(budget), KEY],
+    [...SERVER_FLAGS, '--import', 'tsx', 'bench/edge/server.ts', blobs, String(budget), KEY],
     {
       stdio: ['ignore', 'pipe', 'inherit'],
     },

@@ -10,7 +10,7 @@ import { spawn } from 'node:child_process'
 import { once } from 'node:events'
 import autocannon from 'autocannon'
 import { WebSocket } from 'ws'
-import { ratio, verdict } from '../lib.js'
+import { ratio, SERVER_FLAGS, verdict } from '../lib.js'
 
 const DURATION_S = Number(process.env.BENCH_DURATION_S ?? 8)
 const ACCOUNTS = Number(process.env.BENCH_ACCOUNTS ?? 10)
@@ -26,10 +26,18 @@ const WS_IN_FLIGHT = 4
 
 // BENCH_PROFILE=<dir>: the server writes a V8 CPU profile there (open it in Chrome DevTools).
 const profile = process.env.BENCH_PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_PROFILE}`] : []
-const child = spawn(process.execPath, [...profile, '--import', 'tsx', 'bench/playback/server.ts'], {
-  stdio: ['ignore', 'pipe', 'inherit'],
-  env: { ...process.env, REEL_LOG_LEVEL: 'warn', REEL_PLAYBACK_STREAM_TIMEOUT_MS: String(STREAM_TIMEOUT_MS) },
-})
+const child = spawn(
+  process.execPath,
+  [...SERVER_FLAGS, ...profile, '--import', 'tsx', 'bench/playback/server.ts'],
+  {
+    stdio: ['ignore', 'pipe', 'inherit'],
+    env: {
+      ...process.env,
+      REEL_LOG_LEVEL: 'warn',
+      REEL_PLAYBACK_STREAM_TIMEOUT_MS: String(STREAM_TIMEOUT_MS),
+    },
+  },
+)
 const ready = await new Promise<{ url: string; titleId: string }>((resolve, reject) => {
   let out = ''
   child.stdout?.on('data', (chunk: Buffer) => {

@@ -9,7 +9,7 @@ import { spawn } from 'node:child_process'
 import { once } from 'node:events'
 import os from 'node:os'
 import autocannon from 'autocannon'
-import { ratio, verdict } from '../lib.js'
+import { ratio, SERVER_FLAGS, verdict } from '../lib.js'
 
 const DURATION_S = Number(process.env.BENCH_DURATION_S ?? 8)
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 20)
@@ -60,10 +60,14 @@ interface Ready {
 }
 // BENCH_PROFILE=<dir>: the server writes a V8 CPU profile there (open it in Chrome DevTools).
 const profile = process.env.BENCH_PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_PROFILE}`] : []
-const child = spawn(process.execPath, [...profile, '--import', 'tsx', 'bench/reco/server.ts'], {
-  stdio: ['ignore', 'pipe', 'inherit'],
-  env: { ...process.env, REEL_LOG_LEVEL: 'warn' },
-})
+const child = spawn(
+  process.execPath,
+  [...SERVER_FLAGS, ...profile, '--import', 'tsx', 'bench/reco/server.ts'],
+  {
+    stdio: ['ignore', 'pipe', 'inherit'],
+    env: { ...process.env, REEL_LOG_LEVEL: 'warn' },
+  },
+)
 const { url, viewers, report } = await new Promise<Ready>((resolve, reject) => {
   let out = ''
   child.stdout?.on('data', (chunk: Buffer) => {

@@ -30,7 +30,7 @@ import { type IndexedTitle, TitleIndex, typoBudget } from '../../src/services/se
 import { indexedTitle } from '../../src/services/search/service.js'
 import { compileSynonyms, DEFAULT_SYNONYMS } from '../../src/services/search/synonyms.js'
 import { terms } from '../../src/services/search/text.js'
-import { verdict } from '../lib.js'
+import { SERVER_FLAGS, verdict } from '../lib.js'
 import { syntheticCatalog, typedQueries } from './catalog.js'
 
 const arg = (name: string) => {
@@ -333,6 +333,10 @@ const load = () =>
     .join(' ')
 console.log(
   `${os.cpus().length} CPUs, load average ${load()} (other work on this machine slows every figure alike)`,
+)
+// The server runs in this process: with the young-generation size reel starts with (package.json).
+console.log(
+  `node flags: ${SERVER_FLAGS.join(' ') || "none: Node's default young generation, not reel's (run it with npm run bench)"}`,
 )
 
 // 1. IMDb-5000 through the real path: catalog import → outbox → bus → search index; then the figures.

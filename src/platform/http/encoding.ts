@@ -53,3 +53,11 @@ export function sendJsonBytes(req: FastifyRequest, reply: FastifyReply, bytes: B
   }
   return reply.header('content-encoding', 'gzip').send(body)
 }
+
+/**
+ * Sends JSON a service already wrote (a cached answer, say) as it is, without the route's
+ * serializer and uncompressed (a body made per request would be compressed per request).
+ */
+export function sendJsonText(reply: FastifyReply, json: string | Buffer): FastifyReply {
+  return reply.type('application/json; charset=utf-8').send(json)
+}

@@ -2,7 +2,7 @@ import MiniSearch from 'minisearch'
 import { describe, expect, it } from 'vitest'
 import { type IndexedTitle, TitleIndex, topK, typoBudget } from './engine.js'
 import { compileSynonyms, DEFAULT_SYNONYMS, expand } from './synonyms.js'
-import { highlight, snippet, terms } from './text.js'
+import { highlight, matches, snippet, terms } from './text.js'
 
 const synonyms = compileSynonyms(DEFAULT_SYNONYMS)
 const audience = { country: 'US', now: 0 }
@@ -42,6 +42,15 @@ describe('search text', () => {
       '<mark>Amé</mark>lie à <mark>Paris</mark>',
     )
     expect(highlight('No match here', new Set(['x']), [])).toBe('No match here')
+    // ASCII text is matched in place, case aside: whole words only, prefixes at the start of a word.
+    expect(highlight('The DARK Knight Rises, darkly', new Set(['dark', 'knight']), ['ri'])).toBe(
+      'The <mark>DARK</mark> <mark>Knight</mark> <mark>Ri</mark>ses, darkly',
+    )
+    expect(highlight('Unknightly Darkness', new Set(['knight', 'dark']), ['ses'])).toBe('Unknightly Darkness')
+    expect(matches('Christopher Nolan', new Set(['nolan']), [])).toBe(true)
+    expect(matches('Nolanesque', new Set(['nolan']), [])).toBe(false)
+    expect(matches('Nolanesque', new Set(), ['nol'])).toBe(true)
+    expect(matches('Dark', new Set(['darker']), ['darke'])).toBe(false)
     const long = `${'word '.repeat(60)}wormhole ${'word '.repeat(60)}`.trim()
     const cut = snippet(long, new Set(['wormhole']), []) ?? ''
     expect(cut).toContain('<mark>wormhole</mark>')

@@ -17,7 +17,7 @@
  * Long postings lists are read from typed copies made on first use (common words and short
  * prefixes read tens of thousands of postings a query; MiniSearch keeps them in Maps).
  * Filters, facets and ranking read per-title columns in typed arrays (columns.ts). Whole answers
- * are cached until the index changes. bench/search measures the result.
+ * are cached, as their callers render them, until the index changes. bench/search measures the result.
  */
 
 import { LRUCache } from 'lru-cache'
@@ -353,8 +353,11 @@ export class TitleIndex {
   private exactMarked = new Uint32Array(0)
   private exactEpoch = 0
   private readonly buffers: Matches[] = []
-  /** Whole answers (filters, audience and page included), for the same query asked again. */
-  private readonly resultCache: LRUCache<string, QueryResult> | undefined
+  /**
+   * Whole answers (filters, audience and page included) as their callers rendered them (see
+   * rendered()), for the same query asked again.
+   */
+  private readonly resultCache: LRUCache<string, object | string> | undefined
   /** The synonym table the cache was filled with: another one empties it. */
   private cachedSynonyms: SynonymTable | undefined
 
@@ -550,6 +553,20 @@ export class TitleIndex {
   }
 
   query(input: QueryInput): QueryResult {
+    return this.rendered(input, '', (result) => result)
+  }
+
+  /**
+   * The answer to `input` as `render` makes it (an HTTP body, say), cached under `kind` until the
+   * index changes. A server caches its rendered strings: a cached answer asked again is a lookup,
+   * and the cache holds one string per answer, not the answer's object graph; bench/search's API
+   * figure is young-generation collections copying those graphs as the cache fills.
+   */
+  rendered<T extends object | string>(
+    input: QueryInput,
+    kind: string,
+    render: (result: QueryResult) => T,
+  ): T {
     if (input.synonyms !== this.cachedSynonyms) {
       this.changed()
       this.cachedSynonyms = input.synonyms
@@ -557,6 +574,7 @@ export class TitleIndex {
     const a = input.audience
     // Windows open and close with time: an answer is reused within the same minute only.
     const key = JSON.stringify([
+      kind,
       input.q,
       input.filters,
       a.country,
@@ -568,10 +586,10 @@ export class TitleIndex {
       input.facets,
     ])
     const cached = this.resultCache?.get(key)
-    if (cached) return cached
-    const result = this.answer(input)
-    this.resultCache?.set(key, result)
-    return result
+    if (cached !== undefined) return cached as T
+    const value = render(this.answer(input))
+    this.resultCache?.set(key, value)
+    return value
   }
 
   private answer(input: QueryInput): QueryResult {
@@ -1288,7 +1306,9 @@ function highlights(doc: IndexedTitle, shortId: number, plan: Plan): Record<stri
     for (const alternative of slot.alternatives)
       for (const word of alternative)
         for (const { term, parts } of word.terms) {
-          if (!parts.some((p) => p.postings.has(shortId))) continue
+          let found = false
+          for (let i = 0; i < parts.length && !found; i++) found = parts[i]?.postings.has(shortId) === true
+          if (!found) continue
           const typed = plan.prefixOf.get(term)
           if (typed) prefixes.add(typed)
           else whole.add(term)

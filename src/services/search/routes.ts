@@ -1,4 +1,5 @@
 import { Type } from '@sinclair/typebox'
+import { sendJsonText } from '../../platform/http/encoding.js'
 import { errorResponses } from '../../platform/http/server.js'
 import type { ModuleContext } from '../../platform/modules.js'
 import { TitleTypeSchema } from '../catalog/schemas.js'
@@ -75,13 +76,11 @@ export function searchRoutes(ctx: ModuleContext, search: SearchService): void {
         },
       },
     },
-    async (req, reply) => {
-      const response = await search.search(await ctx.auth.authenticate(req), req.query)
-      // The service builds exactly the documented shape: JSON.stringify writes it in one go, where the
-      // compiled serializer's record fields (highlight, facets) made ~35 KB of garbage a search (bench/search).
-      reply.serializer(JSON.stringify)
-      return response
-    },
+    // The service writes exactly the documented shape as JSON text (cached per answer): a string
+    // with a JSON content type is sent as it is, where the compiled serializer's record fields
+    // (highlight, facets) made ~35 KB of garbage a search (bench/search).
+    async (req, reply) =>
+      sendJsonText(reply, await search.searchJson(await ctx.auth.authenticate(req), req.query)),
   )
 
   http.get(
@@ -116,7 +115,8 @@ export function searchRoutes(ctx: ModuleContext, search: SearchService): void {
         },
       },
     },
-    async (req) => search.suggest(await ctx.auth.authenticate(req), req.query),
+    async (req, reply) =>
+      sendJsonText(reply, await search.suggestJson(await ctx.auth.authenticate(req), req.query)),
   )
 
   const Groups = Type.Array(Type.Array(Type.String({ maxLength: 1000 }), { maxItems: MAX_PHRASES * 10 }), {

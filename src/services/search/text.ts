@@ -33,30 +33,62 @@ export const STOP_WORDS = new Set(
 )
 
 const isAsciiWordChar = (c: number) => (c >= 48 && c <= 57) || (c >= 65 && c <= 90) || (c >= 97 && c <= 122)
+const lowerAscii = (c: number) => (c >= 65 && c <= 90 ? c + 32 : c)
 
 /**
- * Gives each word of a text (where it is, and folded) to `visit` until it returns true. ASCII text
- * (most of a catalog) is split by hand, without a match object per word: highlighting runs on
- * every hit shown, and its garbage set how often a query met a collection pause.
+ * Gives each word of a text (where it is) to `visit` until it returns true; `ascii` says which way
+ * the text was split. ASCII text (most of a catalog) is split by hand, without a match object per
+ * word: highlighting runs on every hit shown, and its garbage set how often a query met a
+ * collection pause.
  */
-function eachWord(text: string, visit: (start: number, end: number, folded: string) => boolean): void {
+function eachWord(text: string, visit: (start: number, end: number, ascii: boolean) => boolean): void {
   if (ASCII.test(text)) {
     let start = -1
     for (let i = 0; i <= text.length; i++) {
       if (i < text.length && isAsciiWordChar(text.charCodeAt(i))) {
         if (start < 0) start = i
       } else if (start >= 0) {
-        if (visit(start, i, text.slice(start, i).toLowerCase())) return
+        if (visit(start, i, true)) return
         start = -1
       }
     }
     return
   }
-  for (const m of text.matchAll(WORD)) if (visit(m.index, m.index + m[0].length, fold(m[0]))) return
+  for (const m of text.matchAll(WORD)) if (visit(m.index, m.index + m[0].length, false)) return
 }
 
-const matched = (folded: string, whole: ReadonlySet<string>, prefixes: readonly string[]) =>
-  whole.has(folded) || prefixes.some((p) => folded.startsWith(p))
+/** True when the ASCII word at `text[start, end)` starts with the folded `prefix`, without a copy of the word. */
+function asciiStartsWith(text: string, start: number, end: number, prefix: string): boolean {
+  if (end - start < prefix.length) return false
+  for (let k = 0; k < prefix.length; k++)
+    if (lowerAscii(text.charCodeAt(start + k)) !== prefix.charCodeAt(k)) return false
+  return true
+}
+
+/**
+ * Where the mark of the word at `text[start, end)` ends: `end` for a word in `whole`, the end of
+ * the typed part for a word that starts with one of `prefixes`; undefined for a word not matched.
+ */
+function markEnd(
+  text: string,
+  start: number,
+  end: number,
+  ascii: boolean,
+  whole: ReadonlySet<string>,
+  prefixes: readonly string[],
+): number | undefined {
+  if (ascii) {
+    for (const term of whole)
+      if (term.length === end - start && asciiStartsWith(text, start, end, term)) return end
+    for (const prefix of prefixes) if (asciiStartsWith(text, start, end, prefix)) return start + prefix.length
+    return undefined
+  }
+  const word = text.slice(start, end)
+  const folded = fold(word)
+  if (whole.has(folded)) return end
+  const prefix = prefixes.find((p) => folded.startsWith(p))
+  return prefix === undefined ? undefined : start + prefixChars(word, prefix.length)
+}
 
 /** How many characters of `word` make up its first `foldedLength` folded characters. */
 function prefixChars(word: string, foldedLength: number): number {
@@ -80,27 +112,32 @@ export const MARK_CLOSE = '</mark>'
 export function highlight(text: string, whole: ReadonlySet<string>, prefixes: readonly string[]): string {
   let out = ''
   let at = 0
-  eachWord(text, (start, wordEnd, folded) => {
-    let end: number | undefined
-    if (whole.has(folded)) end = wordEnd
-    else {
-      const prefix = prefixes.find((p) => folded.startsWith(p))
-      if (prefix) end = start + prefixChars(text.slice(start, wordEnd), prefix.length)
-    }
+  eachWord(text, (start, wordEnd, ascii) => {
+    const end = markEnd(text, start, wordEnd, ascii, whole, prefixes)
     if (end === undefined) return false
     out += `${text.slice(at, start)}${MARK_OPEN}${text.slice(start, end)}${MARK_CLOSE}`
     at = end
     return false
   })
-  return out + text.slice(at)
+  return at === 0 ? text : out + text.slice(at)
+}
+
+/** True when the ASCII `text` has `term` (folded) anywhere, in any case, without a lower-case copy. */
+function asciiIncludes(text: string, term: string): boolean {
+  const last = text.length - term.length
+  for (let i = 0; i <= last; i++) {
+    let k = 0
+    while (k < term.length && lowerAscii(text.charCodeAt(i + k)) === term.charCodeAt(k)) k++
+    if (k === term.length) return true
+  }
+  return false
 }
 
 /** False when no matched term or prefix even occurs in an ASCII text: most fields of a hit, skipped without splitting them. */
 function mayMatch(text: string, whole: ReadonlySet<string>, prefixes: readonly string[]): boolean {
   if (!ASCII.test(text)) return true
-  const lower = text.toLowerCase()
-  for (const term of whole) if (lower.includes(term)) return true
-  for (const prefix of prefixes) if (lower.includes(prefix)) return true
+  for (const term of whole) if (asciiIncludes(text, term)) return true
+  for (const prefix of prefixes) if (asciiIncludes(text, prefix)) return true
   return false
 }
 
@@ -108,8 +145,8 @@ function mayMatch(text: string, whole: ReadonlySet<string>, prefixes: readonly s
 export function matches(text: string, whole: ReadonlySet<string>, prefixes: readonly string[]): boolean {
   if (!mayMatch(text, whole, prefixes)) return false
   let found = false
-  eachWord(text, (_start, _end, folded) => {
-    found = matched(folded, whole, prefixes)
+  eachWord(text, (start, end, ascii) => {
+    found = markEnd(text, start, end, ascii, whole, prefixes) !== undefined
     return found
   })
   return found
@@ -124,8 +161,8 @@ export function snippet(
 ): string | undefined {
   if (!mayMatch(text, whole, prefixes)) return undefined
   let first: number | undefined
-  eachWord(text, (start, _end, folded) => {
-    if (matched(folded, whole, prefixes)) first = start
+  eachWord(text, (start, end, ascii) => {
+    if (markEnd(text, start, end, ascii, whole, prefixes) !== undefined) first = start
     return first !== undefined
   })
   if (first === undefined) return undefined
