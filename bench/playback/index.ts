@@ -1,9 +1,11 @@
 // Playback under load, against GET /healthz of the same server in the same run:
-//  - play start: POST /api/v1/playback (each connection stops its session before starting the next,
-//    so the plan's 4 screens are never exceeded): throughput, then p99 at half that rate. The load
-//    comes from BENCH_ACCOUNTS accounts (default 10), two screens each: an audience, not a handful of
-//    accounts restarting hundreds of times a second (whose stream sets would grow with every start);
-
+//  - play start: POST /api/v1/playback from an audience of BENCH_AUDIENCE accounts (default 800),
+//    each request from the next account in turn, as many people pressing play: throughput, then
+//    p99 at half that rate. Sessions end as a closed app's do, by going silent (the server runs
+//    with a stream timeout of 1 s, so an account's 4 screens free up within a second); a start the
+//    plan refuses is counted apart and never as throughput;
+//  - start+stop pairs, for comparison: BENCH_ACCOUNTS accounts (default 10) × 2 screens, each
+//    stopping its session before the next start (a pair is two requests and a flush);
 //  - heartbeats: POST /api/v1/playback/:id/heartbeat over live sessions, and the same heartbeats as
 //    frames on one WebSocket per session (…/ws, the cheap path players keep open) (target ≥ 10,000/s).
 import { spawn } from 'node:child_process'
@@ -14,6 +16,8 @@ import { ratio, SERVER_FLAGS, verdict } from '../lib.js'
 
 const DURATION_S = Number(process.env.BENCH_DURATION_S ?? 8)
 const ACCOUNTS = Number(process.env.BENCH_ACCOUNTS ?? 10)
+/** Accounts pressing play in the start runs: enough that none has its 4 screens busy (1 s each). */
+const AUDIENCE = Number(process.env.BENCH_AUDIENCE ?? 800)
 /** Connections per account in the start/stop runs (each one a screen). */
 const SCREENS_USED = 2
 /** A session cut off by the end of a run (started, never stopped) stops counting after this. */
@@ -49,27 +53,67 @@ const ready = await new Promise<{ url: string; titleId: string }>((resolve, reje
 })
 const { url, titleId } = ready
 
-try {
-  const viewers: { token: string; profileId: string }[] = []
-  for (let i = 0; i < ACCOUNTS; i++) {
-    const res = await fetch(`${url}/api/v1/accounts`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({
-        email: `bench.${Date.now()}.${i}@example.com`,
-        password: 'correct horse battery',
-        plan: 'premium',
-      }),
-    })
-    if (res.status !== 201) throw new Error(`sign-up failed: ${await res.text()}`)
-    const token = ((await res.json()) as { tokens: { accessToken: string } }).tokens.accessToken
-    const profiles = (await (
-      await fetch(`${url}/api/v1/profiles`, { headers: { authorization: `Bearer ${token}` } })
-    ).json()) as {
-      profiles: { id: string }[]
-    }
-    viewers.push({ token, profileId: profiles.profiles[0]?.id ?? '' })
+type Viewer = { token: string; profileId: string }
+/** A premium account with its first profile (a sign-up hashes a password: ~50 ms; 8 at a time). */
+async function signUp(i: number): Promise<Viewer> {
+  const res = await fetch(`${url}/api/v1/accounts`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({
+      email: `bench.${Date.now()}.${i}@example.com`,
+      password: 'correct horse battery',
+      plan: 'premium',
+    }),
+  })
+  if (res.status !== 201) throw new Error(`sign-up failed: ${await res.text()}`)
+  const token = ((await res.json()) as { tokens: { accessToken: string } }).tokens.accessToken
+  const profiles = (await (
+    await fetch(`${url}/api/v1/profiles`, { headers: { authorization: `Bearer ${token}` } })
+  ).json()) as {
+    profiles: { id: string }[]
   }
+  return { token, profileId: profiles.profiles[0]?.id ?? '' }
+}
+
+try {
+  const viewers: Viewer[] = []
+  for (let i = 0; i < ACCOUNTS; i++) viewers.push(await signUp(i))
+  const audience: Viewer[] = []
+  for (let i = 0; i < AUDIENCE; i += 8)
+    audience.push(
+      ...(await Promise.all(
+        Array.from({ length: Math.min(8, AUDIENCE - i) }, (_, k) => signUp(ACCOUNTS + i + k)),
+      )),
+    )
+
+  /** Starts answered otherwise than 201 in the start runs, by status. */
+  const refused = new Map<number, number>()
+  let next = 0
+  // Each request from the next account of the audience: people pressing play, nobody twice in a row.
+  const startsOnly = (overallRate?: number) =>
+    autocannon({
+      url,
+      connections: ACCOUNTS * SCREENS_USED,
+      duration: DURATION_S,
+      ...(overallRate ? { overallRate } : {}),
+      requests: [
+        {
+          method: 'POST',
+          path: '/api/v1/playback',
+          setupRequest: (req) => {
+            const viewer = audience[next++ % audience.length] as Viewer
+            return {
+              ...req,
+              headers: { 'content-type': 'application/json', authorization: `Bearer ${viewer.token}` },
+              body: JSON.stringify({ profileId: viewer.profileId, titleId }),
+            }
+          },
+          onResponse: (status) => {
+            if (status !== 201) refused.set(status, (refused.get(status) ?? 0) + 1)
+          },
+        },
+      ],
+    })
 
   const connections = ACCOUNTS * SCREENS_USED
   /** Starts answered otherwise than 201, by status (and the stop that follows each fails too). */
@@ -117,17 +161,24 @@ try {
 
   const health = () => autocannon({ url: `${url}/healthz`, connections, duration: DURATION_S })
   await startStop() // warm caches and JIT
+  await settle()
+  await startsOnly()
+  await settle()
+  refused.clear()
   const healthz = await health()
   await settle()
-  const starts = await startStop()
-  if (starts.non2xx > 0)
-    console.log(
-      `  (${starts.non2xx} start/stop requests answered non-2xx; starts by status: ${JSON.stringify(Object.fromEntries(refusals))})`,
-    )
-  const startRate = starts.requests.average / 2
+  const starts = await startsOnly()
+  const startRate = (starts.requests.total - starts.non2xx) / DURATION_S
   await settle()
-  const half = await startStop(Math.max(1, Math.floor(starts.requests.average / 2)))
-  if (half.non2xx > 0) console.log(`  (${half.non2xx} start/stop requests answered non-2xx at half load)`)
+  const half = await startsOnly(Math.max(1, Math.floor(startRate / 2)))
+  if (refused.size > 0)
+    console.log(`  (starts refused, by status, not counted: ${JSON.stringify(Object.fromEntries(refused))})`)
+  await settle()
+  const pairs = await startStop()
+  if (pairs.non2xx > 0)
+    console.log(
+      `  (${pairs.non2xx} start/stop requests answered non-2xx; starts by status: ${JSON.stringify(Object.fromEntries(refusals))})`,
+    )
 
   // Heartbeats over live sessions: every screen of every account playing.
   await settle()
@@ -142,7 +193,7 @@ try {
       if (res.status !== 201) throw new Error(`start failed: ${await res.text()}`)
       sessions.push({ token: v.token, sessionId: ((await res.json()) as { sessionId: string }).sessionId })
     }
-  let next = 0
+  let beat = 0
   let position = 0
   const heartbeats = await autocannon({
     url,
@@ -152,7 +203,7 @@ try {
       {
         method: 'POST',
         setupRequest: (req) => {
-          const s = sessions[next++ % sessions.length] as { token: string; sessionId: string }
+          const s = sessions[beat++ % sessions.length] as { token: string; sessionId: string }
           position = (position + 37) % 3000
           return {
             ...req,
@@ -173,18 +224,22 @@ try {
   const overWs = await websocketHeartbeats(url, sessions)
 
   const startRatio = ratio(startRate, healthz.requests.average)
+  const pairRate = pairs.requests.average / 2
   console.log(
-    `playback: ${DURATION_S} s per measurement, ${connections} connections (${ACCOUNTS} accounts × ${SCREENS_USED} screens; heartbeats: ${sessions.length} sessions)`,
+    `playback: ${DURATION_S} s per measurement, ${connections} connections (starts: ${AUDIENCE} accounts in turn; pairs: ${ACCOUNTS} accounts × ${SCREENS_USED} screens; heartbeats: ${sessions.length} sessions)`,
   )
   console.log(
     `  GET /healthz                         ${healthz.requests.average.toFixed(0).padStart(7)} /s  p99 ${healthz.latency.p99} ms`,
   )
   console.log(
-    `  POST /api/v1/playback (start)        ${startRate.toFixed(0).padStart(7)} /s  (+ as many stops; p99 over both ${starts.latency.p99} ms)`,
+    `  POST /api/v1/playback (start)        ${startRate.toFixed(0).padStart(7)} /s  p99 ${starts.latency.p99} ms  (${starts.non2xx} refused)`,
   )
   console.log(`  start = ${startRatio.toFixed(2)} of /healthz (target ≥ 0.30: ${verdict(startRatio, 0.3)})`)
   console.log(
-    `  at half load (${(half.requests.average / 2).toFixed(0)} starts/s): p99 ${half.latency.p99} ms (target < 20 ms: ${verdict(half.latency.p99, 20, 'lower')})`,
+    `  at half load (${half.requests.average.toFixed(0)} starts/s): p99 ${half.latency.p99} ms (target < 20 ms: ${verdict(half.latency.p99, 20, 'lower')})`,
+  )
+  console.log(
+    `  start+stop pairs                     ${pairRate.toFixed(0).padStart(7)} /s  p99 ${pairs.latency.p99} ms  (${ratio(pairRate, healthz.requests.average).toFixed(2)} of /healthz; a pair is a start, a stop and its flush)`,
   )
   console.log(
     `  POST …/heartbeat                     ${heartbeats.requests.average.toFixed(0).padStart(7)} /s  p99 ${heartbeats.latency.p99} ms  (target ≥ 10,000/s: ${verdict(heartbeats.requests.average, 10_000)})`,

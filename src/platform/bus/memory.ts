@@ -1,5 +1,5 @@
 import { type Generated, type Kysely, type Selectable, sql } from 'kysely'
-import { autoIncrementType, type Db, type DbKind, type ReelMigration } from '../db/db.js'
+import { autoIncrementType, type Db, type DbKind, nextTurn, type ReelMigration } from '../db/db.js'
 import { errorMessage } from '../errors.js'
 import { newId } from '../ids.js'
 import type { Logger } from '../log.js'
@@ -458,7 +458,8 @@ class MemoryBus implements Bus {
     const { db, kind } = this.ctx
     await db.transaction().execute(async (trx) => {
       if (kind === 'postgres') await sql`select pg_advisory_xact_lock(${PUBLISH_LOCK})`.execute(trx)
-      for (const chunk of chunks(rows, INSERT_CHUNK)) {
+      for (const [i, chunk] of [...chunks(rows, INSERT_CHUNK)].entries()) {
+        if (i > 0) await nextTurn()
         await trx
           .insertInto('platform_bus_events')
           .values(chunk)
@@ -472,7 +473,8 @@ class MemoryBus implements Bus {
   private async insertTasks(rows: Omit<TasksTable, 'seq'>[]): Promise<void> {
     const { db } = this.ctx
     await db.transaction().execute(async (trx) => {
-      for (const chunk of chunks(rows, INSERT_CHUNK)) {
+      for (const [i, chunk] of [...chunks(rows, INSERT_CHUNK)].entries()) {
+        if (i > 0) await nextTurn()
         await trx
           .insertInto('platform_bus_tasks')
           .values(chunk)

@@ -97,6 +97,8 @@ const NO_POSITION = '-'
 /** A session's slot in the account's stream set is refreshed at most this often by heartbeats. */
 const SLOT_REFRESH_MS = 5_000
 const MAX_TRACKED_STREAMS = 200
+/** Events published in one turn of the event loop (one embedded-bus batch) when a flush has many. */
+const PUBLISH_SLICE = 500
 /** A graceful shutdown retries a DB or Bus that fails for this long before giving up what is left. */
 const DRAIN_TIMEOUT_MS = 10_000
 
@@ -531,13 +533,17 @@ export class PlaybackService {
         if (event && !failedAt.has(key)) batch.push(event)
       }
       if (batch.length === 0) break
-      const results = await Promise.allSettled(batch.map((event) => this.deps.bus.publish(event)))
-      results.forEach((result, i) => {
-        const event = batch[i]
-        if (result.status === 'fulfilled' || !event) return
-        failedAt.set(event.key, round)
-        this.lastPublishError = result.reason
-      })
+      // In slices: thousands of publishes in one turn held every request for tens of milliseconds.
+      for (let from = 0; from < batch.length; from += PUBLISH_SLICE) {
+        const slice = batch.slice(from, from + PUBLISH_SLICE)
+        const results = await Promise.allSettled(slice.map((event) => this.deps.bus.publish(event)))
+        results.forEach((result, i) => {
+          const event = slice[i]
+          if (result.status === 'fulfilled' || !event) return
+          failedAt.set(event.key, round)
+          this.lastPublishError = result.reason
+        })
+      }
     }
     if (failedAt.size === 0) return []
     const seen = new Map<string, number>()

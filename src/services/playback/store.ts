@@ -1,5 +1,5 @@
 import type { Kysely } from 'kysely'
-import type { Db } from '../../platform/db/db.js'
+import { type Db, nextTurn } from '../../platform/db/db.js'
 
 export interface SessionRow {
   id: string
@@ -37,8 +37,11 @@ interface PlaybackTables {
   playback_progress: ProgressRow
 }
 
-/** Rows per INSERT: 13 columns × 500 stays far below SQLite's and PostgreSQL's bound-parameter limits. */
-const ROWS_PER_STATEMENT = 500
+/**
+ * Rows per INSERT (13 columns × 250 stays far below SQLite's and PostgreSQL's bound-parameter
+ * limits); the event loop takes a turn between statements (~6 ms each on SQLite).
+ */
+const ROWS_PER_STATEMENT = 250
 
 function* chunks<T>(rows: T[], size: number): Generator<T[]> {
   for (let i = 0; i < rows.length; i += size) yield rows.slice(i, i + size)
@@ -75,7 +78,9 @@ export class PlaybackStore {
   async writeBehind(progress: ProgressRow[], sessions: SessionRow[]): Promise<void> {
     if (progress.length === 0 && sessions.length === 0) return
     await this.db.transaction().execute(async (trx) => {
-      for (const rows of chunks(progress, ROWS_PER_STATEMENT))
+      let statements = 0
+      for (const rows of chunks(progress, ROWS_PER_STATEMENT)) {
+        if (statements++ > 0) await nextTurn()
         await trx
           .insertInto('playback_progress')
           .values(rows)
@@ -95,7 +100,9 @@ export class PlaybackStore {
               .where('playback_progress.updated_at', '<=', (eb) => eb.ref('excluded.updated_at')),
           )
           .execute()
-      for (const rows of chunks(sessions, ROWS_PER_STATEMENT))
+      }
+      for (const rows of chunks(sessions, ROWS_PER_STATEMENT)) {
+        if (statements++ > 0) await nextTurn()
         await trx
           .insertInto('playback_sessions')
           .values(rows)
@@ -110,6 +117,7 @@ export class PlaybackStore {
               .where('playback_sessions.stopped_at', 'is', null),
           )
           .execute()
+      }
     })
   }
 
