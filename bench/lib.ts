@@ -1,4 +1,5 @@
 import { type ChildProcess, spawn } from 'node:child_process'
+import http from 'node:http'
 
 /** Starts bench/server.ts in a child process and resolves with its URL. */
 export function startServer(
@@ -46,4 +47,73 @@ export const ratio = (a: number, b: number) => (b === 0 ? 0 : a / b)
 export function verdict(value: number, target: number, better: 'higher' | 'lower' = 'higher'): string {
   const met = better === 'higher' ? value >= target : value <= target
   return met ? 'met' : 'NOT met'
+}
+
+export interface PacedRequest {
+  method: string
+  path: string
+  headers?: Record<string, string>
+  body?: string
+}
+
+/**
+ * Open-loop load at an even pace: request i is due at start + i / rate, sent then whether or not
+ * earlier ones were answered (up to `maxInFlight`), and its latency is counted from when it was due,
+ * so a stall delays every request due during it (no coordinated omission). autocannon's rate
+ * limit sends each second's quota at once at the start of the second, so its latencies at a rate
+ * are those of bursts at full load.
+ */
+export async function pacedLoad(
+  baseUrl: string,
+  rate: number,
+  durationS: number,
+  next: () => PacedRequest,
+  onStatus: (status: number) => void = () => {},
+  maxInFlight = 256,
+): Promise<{ sent: number; answered: number; p50: number; p99: number; max: number }> {
+  const url = new URL(baseUrl)
+  const agent = new http.Agent({ keepAlive: true, maxSockets: maxInFlight })
+  const latencies: number[] = []
+  let inFlight = 0
+  let sent = 0
+  const total = Math.floor(rate * durationS)
+  if (total === 0) return { sent: 0, answered: 0, p50: 0, p99: 0, max: 0 }
+  const start = performance.now()
+  let settle: () => void = () => {}
+  const finished = new Promise<void>((resolve) => {
+    settle = resolve
+  })
+  const send = (due: number) => {
+    const r = next()
+    inFlight++
+    const req = http.request(
+      { host: url.hostname, port: url.port, method: r.method, path: r.path, headers: r.headers, agent },
+      (res) => {
+        res.resume()
+        res.once('end', () => {
+          latencies.push(performance.now() - due)
+          onStatus(res.statusCode ?? 0)
+          inFlight--
+          if (sent === total && inFlight === 0) settle()
+        })
+      },
+    )
+    req.once('error', () => {
+      inFlight--
+      onStatus(0)
+      if (sent === total && inFlight === 0) settle()
+    })
+    req.end(r.body)
+  }
+  const timer = setInterval(() => {
+    const now = performance.now()
+    while (sent < total && start + (sent * 1000) / rate <= now && inFlight < maxInFlight)
+      send(start + (sent++ * 1000) / rate)
+    if (sent === total) clearInterval(timer)
+  }, 1)
+  await finished
+  agent.destroy()
+  latencies.sort((a, b) => a - b)
+  const at = (p: number) => latencies[Math.min(latencies.length - 1, Math.floor(p * latencies.length))] ?? 0
+  return { sent, answered: latencies.length, p50: at(0.5), p99: at(0.99), max: at(1) }
 }

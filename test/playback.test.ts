@@ -120,6 +120,7 @@ function playbackOver(t: TestReel, parts: { bus?: Bus; cache?: Cache; log?: Logg
       heartbeatIntervalMs: reel.config.playbackHeartbeatMs,
       streamTimeoutMs: reel.config.playbackStreamTimeoutMs,
       tokenTtlS: reel.config.playbackTokenTtlS,
+      flushRows: reel.config.playbackFlushRows,
     },
   })
 }
@@ -746,3 +747,42 @@ describe.skipIf(!(hasPostgres() && hasRedis()))(
     })
   },
 )
+
+describe('write-behind under a burst of plays', () => {
+  let t: TestReel
+  let titleId: string
+
+  beforeAll(async () => {
+    // The timer would flush a minute later: only the row count starts a flush here.
+    t = await startReel('sqlite', {
+      ...PLAYBACK_MEDIA_ENV,
+      REEL_PLAYBACK_FLUSH_MS: '60000',
+      REEL_PLAYBACK_FLUSH_ROWS: '2',
+    })
+    titleId = await makeTitle(t, 'burst')
+  }, 240_000)
+  afterAll(async () => {
+    await t?.stop()
+  })
+
+  it('flushes before its timer once REEL_PLAYBACK_FLUSH_ROWS rows wait', async () => {
+    const u = await signUp(t, 'standard')
+    const rows = async () =>
+      Number(
+        (
+          await sql<{
+            n: number
+          }>`select count(*) as n from playback_sessions where profile_id = ${u.profileId}`.execute(
+            t.reel.ports.db.kysely,
+          )
+        ).rows[0]?.n,
+      )
+    const start = () =>
+      t.call('POST', '/api/v1/playback', { token: u.token, body: { profileId: u.profileId, titleId } })
+    expect((await start()).statusCode).toBe(201)
+    await new Promise((r) => setTimeout(r, 300))
+    expect(await rows()).toBe(0)
+    expect((await start()).statusCode).toBe(201)
+    await expect.poll(rows).toBe(2)
+  })
+})

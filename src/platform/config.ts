@@ -398,6 +398,12 @@ export const variables = {
     integer(50, 60_000),
     'Resume positions, play-session rows and playback events reach the database and the Bus coalesced, at most this long after they happen (write-behind); stops and shutdown flush at once.',
   ),
+  playbackFlushRows: variable(
+    'REEL_PLAYBACK_FLUSH_ROWS',
+    '500',
+    integer(1, 100_000),
+    'A write-behind flush starts before REEL_PLAYBACK_FLUSH_MS once this many resume positions and session rows wait: under a burst of plays, smaller flushes hold requests up less.',
+  ),
   playbackTokenTtlS: variable(
     'REEL_PLAYBACK_TOKEN_TTL_S',
     '21600',

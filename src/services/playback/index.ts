@@ -34,6 +34,7 @@ export const playbackModule: ServiceModule = {
       settings: {
         heartbeatIntervalMs: config.playbackHeartbeatMs,
         streamTimeoutMs: config.playbackStreamTimeoutMs,
+        flushRows: config.playbackFlushRows,
         tokenTtlS: config.playbackTokenTtlS,
       },
     })

@@ -27,6 +27,8 @@ export interface PlaybackSettings {
   heartbeatIntervalMs: number
   streamTimeoutMs: number
   tokenTtlS: number
+  /** Rows waiting (sessions and positions) that start a flush before its timer (see flushEarly()). */
+  flushRows: number
 }
 
 export interface PlaybackDeps {
@@ -156,6 +158,9 @@ export class PlaybackService {
   private heartbeatsPending = new Map<string, PendingHeartbeat>()
   private outbox: Outgoing[] = []
   private flushing: Promise<void> | undefined
+  /** An early flush (see flushEarly()) is running, or none may start before this time (ms). */
+  private earlyFlushing = false
+  private earlyFlushAfter = 0
   /** What the flush in progress writes (neither pending nor in the DB until it commits). */
   private progressFlushing: Map<string, ProgressRow> | undefined
   private sessionsFlushing: Map<string, SessionRow> | undefined
@@ -233,6 +238,7 @@ export class PlaybackService {
     }
     this.live.set(sessionId, liveSession)
     this.sessionsPending.set(sessionId, liveSession.row)
+    this.flushEarly()
     // Other processes find the session here for its heartbeats and stop before its row is flushed.
     const [steering] = await Promise.all([
       cdn.steer(title.mediaId, region),
@@ -308,6 +314,7 @@ export class PlaybackService {
       await this.raiseSlot(row.account_id, `s:${row.id}`, now)
     }
     if (!this.sessionsPending.has(sessionId)) this.sessionsPending.set(sessionId, row)
+    this.flushEarly()
     const pending = this.heartbeatsPending.get(sessionId)
     if (pending) {
       pending.state = input.state
@@ -434,6 +441,29 @@ export class PlaybackService {
     this.flushing = next
     this.queuedFlush = next
     return next
+  }
+
+  /**
+   * Flushes before the timer once settings.flushRows rows wait: under a burst of starts, one flush of
+   * the interval's thousands of rows and events held requests up for tens of milliseconds. After a
+   * failed one, the timer's flushes retry alone for a second.
+   */
+  private flushEarly(): void {
+    const waiting = this.sessionsPending.size + this.progressPending.size
+    if (this.earlyFlushing || waiting < this.deps.settings.flushRows) return
+    if (this.deps.now() < this.earlyFlushAfter) return
+    this.earlyFlushing = true
+    this.flush()
+      .catch((e) => {
+        this.earlyFlushAfter = this.deps.now() + 1000
+        this.deps.log.warn(
+          { err: e instanceof Error ? e.message : String(e) },
+          'an early write-behind flush failed; the next flush retries its rows',
+        )
+      })
+      .finally(() => {
+        this.earlyFlushing = false
+      })
   }
 
   /**
