@@ -139,6 +139,7 @@ function refusingBus(bus: Bus, refuse: (event: PublishInput) => boolean): Bus & 
     enqueue: bus.enqueue.bind(bus),
     work: bus.work.bind(bus),
     deadLetters: bus.deadLetters.bind(bus),
+    prune: bus.prune.bind(bus),
     consumers: bus.consumers.bind(bus),
     ping: bus.ping.bind(bus),
     close: bus.close.bind(bus),

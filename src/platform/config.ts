@@ -178,6 +178,12 @@ export const variables = {
     identifier,
     'Prefix of JetStream stream and subject names (lets installs share a NATS server).',
   ),
+  busRetentionDays: variable(
+    'REEL_BUS_RETENTION_DAYS',
+    '7',
+    integer(0, 3650),
+    'Embedded bus: playback events stored longer ago than this, once every durable consumer has read them, are deleted hourly (trends keeps them as NDJSON in the blob store); 0 keeps them. Catalog and account events stay (search replicas replay them). JetStream keeps its stream limits.',
+  ),
   s3Bucket: variable(
     'REEL_S3_BUCKET',
     '',

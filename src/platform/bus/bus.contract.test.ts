@@ -835,6 +835,75 @@ describe.each(hasPostgres() ? (['sqlite', 'postgres'] as const) : (['sqlite'] as
         await test.cleanup()
       }
     })
+
+    it('prunes events of a type stored before a time, once every durable consumer seen since has read them', async () => {
+      const test = await testDb(kind)
+      await test.db.migrate(busMigrations)
+      const bus = createMemoryBus({ db: test.db, log, pollMs: 50, leaseMs: LEASE_MS })
+      try {
+        const read: string[] = []
+        const reader = await bus.subscribe({
+          name: 'reader',
+          types: ['playback.>', 'catalog.>'],
+          handler: async (event) => {
+            read.push(event.id)
+          },
+        })
+        for (let i = 0; i < 5; i++) {
+          await bus.publish({ id: `old-play-${i}`, type: 'playback.heartbeat', key: 'p', data: i })
+          await bus.publish({ id: `old-title-${i}`, type: 'catalog.title.upserted', key: 't', data: i })
+        }
+        await eventually(() => expect(read).toHaveLength(10))
+        await sleep(5)
+        const cutoff = Date.now()
+        await sleep(5)
+        await bus.publish({ id: 'new-play', type: 'playback.heartbeat', key: 'p', data: 'new' })
+        await eventually(() => expect(read).toContain('new-play'))
+        const ids = async () =>
+          (
+            await test.db
+              .tables<{ platform_bus_events: { seq: number; id: string } }>()
+              .selectFrom('platform_bus_events')
+              .select('id')
+              .orderBy('seq')
+              .execute()
+          ).map((r) => r.id)
+        // A consumer that has not read them yet (stopped, seen just now) holds them.
+        await reader.stop()
+        const late = await bus.subscribe({
+          name: 'late',
+          types: ['playback.>'],
+          startAt: 'all',
+          handler: async () => {
+            throw new Error('not now')
+          },
+        })
+        expect(await bus.prune('playback.', cutoff)).toBe(0)
+        await late.stop()
+        await test.db
+          .tables<{ platform_bus_consumers: { name: string; lease_until: number } }>()
+          .deleteFrom('platform_bus_consumers')
+          .where('name', '=', 'late')
+          .execute()
+        // Read by every consumer: the old playback events go; catalog events and newer ones stay.
+        expect(await bus.prune('playback.', cutoff)).toBe(5)
+        expect(await ids()).toEqual([...Array.from({ length: 5 }, (_, i) => `old-title-${i}`), 'new-play'])
+        expect(await bus.prune('playback.', cutoff)).toBe(0)
+        // A consumer not seen since before the cutoff (a removed service) does not hold them.
+        await bus.publish({ id: 'later-play', type: 'playback.heartbeat', key: 'p', data: 'later' })
+        await test.db
+          .tables<{ platform_bus_consumers: { name: string; cursor_seq: number; lease_until: number } }>()
+          .updateTable('platform_bus_consumers')
+          .set({ cursor_seq: 0, lease_until: 0 })
+          .where('name', '=', 'reader')
+          .execute()
+        expect(await bus.prune('playback.', Date.now() + 1)).toBe(2)
+        expect(await ids()).toEqual(Array.from({ length: 5 }, (_, i) => `old-title-${i}`))
+      } finally {
+        await bus.close()
+        await test.cleanup()
+      }
+    })
   },
 )
 

@@ -206,6 +206,12 @@ export interface Bus {
   work<T>(queue: string, options: WorkerOptions<T>): Promise<Subscription>
   /** Dead letters of a consumer or work queue, oldest first. */
   deadLetters(consumer: string, limit?: number): Promise<DeadLetter[]>
+  /**
+   * Deletes the events whose type starts with `typePrefix` stored before `before` (epoch ms) that
+   * every durable consumer seen since then has acknowledged; returns how many went. The embedded
+   * bus only: JetStream keeps its stream's own limits (0).
+   */
+  prune(typePrefix: string, before: number): Promise<number>
   /** Names of the event consumers the bus keeps state for (an ephemeral one only while it runs, under an engine-chosen name on NATS). */
   consumers(): Promise<string[]>
   ping(): Promise<void>

@@ -360,6 +360,11 @@ class JetStreamBus implements Bus {
     return letters
   }
 
+  /** Not by type here: the events stream keeps the limits it was created with (an operator can set a max age). */
+  async prune(): Promise<number> {
+    return 0
+  }
+
   async consumers(): Promise<string[]> {
     const names: string[] = []
     for await (const info of this.jsm.consumers.list(this.streams.events)) names.push(info.name)

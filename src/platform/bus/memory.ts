@@ -50,6 +50,8 @@ interface EventsTable {
   key: string
   time: number
   data: string
+  /** When it was stored (epoch ms; null for events stored before platform_bus_002): what retention goes by. */
+  stored_at: number | null
 }
 
 interface ConsumersTable {
@@ -202,6 +204,19 @@ export const busMigrations: Record<string, ReelMigration> = {
         .execute()
     },
   },
+  platform_bus_002_stored_at: {
+    async up(db) {
+      // Retention goes by when an event was stored, not by its own time (a late event is new here).
+      await db.schema.alterTable('platform_bus_events').addColumn('stored_at', 'bigint').execute()
+      await sql`update platform_bus_events set stored_at = time where stored_at is null`.execute(db)
+      await db.schema
+        .createIndex('platform_bus_events_stored_at')
+        .ifNotExists()
+        .on('platform_bus_events')
+        .column('stored_at')
+        .execute()
+    },
+  },
 }
 
 export interface MemoryBusOptions {
@@ -219,6 +234,8 @@ const FETCH_BATCH = 1000
 const HIGH_WATER = 4000
 /** Rows per INSERT: well under SQLite's limit of bound parameters. */
 const INSERT_CHUNK = 500
+/** Events deleted per statement when pruning (the event loop takes a turn between). */
+const PRUNE_BATCH = 2000
 /** Upper bound between cursor writes. */
 const FLUSH_MS = 100
 /** Done tasks stay this long so that enqueueing the same id again stays a no-op. */
@@ -358,8 +375,59 @@ class MemoryBus implements Bus {
       key: event.key,
       time: Date.parse(event.time),
       data: stringifyData(event.data),
+      stored_at: Date.now(),
     })
     return event
+  }
+
+  async prune(typePrefix: string, before: number): Promise<number> {
+    const { db, log } = this.ctx
+    const stored = await db
+      .selectFrom('platform_bus_events')
+      .select((eb) => eb.fn.max('seq').as('seq'))
+      .where('stored_at', '<', before)
+      .executeTakeFirst()
+    let upTo = Number(stored?.seq ?? 0)
+    if (upTo === 0) return 0
+    // Never what a durable consumer has still to read, unless it has not run since `before` (a
+    // removed service, a process gone longer than the retention): that one would block it forever.
+    const gone: string[] = []
+    for (const c of await db
+      .selectFrom('platform_bus_consumers')
+      .select(['name', 'cursor_seq', 'lease_until', 'created_at'])
+      .execute()) {
+      // Seen: held since `before`, or created since (a new consumer holds no lease until it first reads).
+      if (Math.max(Number(c.lease_until), Number(c.created_at)) >= before)
+        upTo = Math.min(upTo, Number(c.cursor_seq))
+      else if (Number(c.cursor_seq) < upTo) gone.push(c.name)
+    }
+    if (gone.length > 0)
+      log.warn(
+        { consumers: gone, typePrefix },
+        'pruning events that consumers not seen within the retention have not read',
+      )
+    let pruned = 0
+    for (;;) {
+      const batch = await db
+        .selectFrom('platform_bus_events')
+        .select('seq')
+        .where('seq', '<=', upTo)
+        .where('type', 'like', `${typePrefix}%`)
+        .orderBy('seq')
+        .limit(PRUNE_BATCH)
+        .execute()
+      if (batch.length === 0) return pruned
+      await db
+        .deleteFrom('platform_bus_events')
+        .where(
+          'seq',
+          'in',
+          batch.map((r) => r.seq),
+        )
+        .execute()
+      pruned += batch.length
+      await nextTurn()
+    }
   }
 
   async subscribe<T>(options: ConsumerOptions<T>): Promise<Subscription> {
@@ -711,7 +779,7 @@ class EventConsumer implements Subscription {
   private async release(): Promise<void> {
     await this.ctx.db
       .updateTable('platform_bus_consumers')
-      .set({ owner: null, lease_until: 0 })
+      .set({ owner: null, lease_until: Date.now() })
       .where('name', '=', this.name)
       .where('owner', '=', this.owner)
       .execute()
@@ -799,7 +867,8 @@ class EventConsumer implements Subscription {
         cursor_seq: cursor,
         delivered_seq: delivered,
         owner: release ? null : this.owner,
-        lease_until: release ? 0 : now + leaseMs,
+        // Released: free at once (no owner), and when it was last seen stays (retention reads it).
+        lease_until: release ? now : now + leaseMs,
       })
       .where('name', '=', this.name)
       .where('owner', '=', this.owner)
