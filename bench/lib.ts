@@ -69,10 +69,14 @@ export async function pacedLoad(
   durationS: number,
   next: () => PacedRequest,
   onStatus: (status: number) => void = () => {},
-  maxInFlight = 256,
+  maxInFlight = 1024,
+  sockets = 32,
 ): Promise<{ sent: number; answered: number; p50: number; p99: number; max: number }> {
   const url = new URL(baseUrl)
-  const agent = new http.Agent({ keepAlive: true, maxSockets: maxInFlight })
+  // A client's connection pool: requests beyond it wait for a free connection (and that wait counts).
+  // Without a bound, a stall made it open hundreds of connections at once, some of whose SYNs the
+  // kernel dropped and retried a second later.
+  const agent = new http.Agent({ keepAlive: true, maxSockets: sockets })
   const latencies: number[] = []
   let inFlight = 0
   let sent = 0
