@@ -89,7 +89,17 @@ try {
   /** Starts answered otherwise than 201 in the start runs, by status. */
   const refused = new Map<number, number>()
   let next = 0
-  // Each request from the next account of the audience: people pressing play, nobody twice in a row.
+  // Each start from the next account of the audience: people pressing play, nobody twice in a row.
+  const nextStart = () => {
+    const viewer = audience[next++ % audience.length] as Viewer
+    return {
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${viewer.token}` },
+      body: JSON.stringify({ profileId: viewer.profileId, titleId }),
+    }
+  }
+  const countRefused = (status: number) => {
+    if (status !== 201) refused.set(status, (refused.get(status) ?? 0) + 1)
+  }
   const startsOnly = (overallRate?: number) =>
     autocannon({
       url,
@@ -100,17 +110,8 @@ try {
         {
           method: 'POST',
           path: '/api/v1/playback',
-          setupRequest: (req) => {
-            const viewer = audience[next++ % audience.length] as Viewer
-            return {
-              ...req,
-              headers: { 'content-type': 'application/json', authorization: `Bearer ${viewer.token}` },
-              body: JSON.stringify({ profileId: viewer.profileId, titleId }),
-            }
-          },
-          onResponse: (status) => {
-            if (status !== 201) refused.set(status, (refused.get(status) ?? 0) + 1)
-          },
+          setupRequest: (req) => ({ ...req, ...nextStart() }),
+          onResponse: countRefused,
         },
       ],
     })
@@ -175,18 +176,8 @@ try {
     url,
     startRate / 2,
     DURATION_S,
-    () => {
-      const viewer = audience[next++ % audience.length] as Viewer
-      return {
-        method: 'POST',
-        path: '/api/v1/playback',
-        headers: { 'content-type': 'application/json', authorization: `Bearer ${viewer.token}` },
-        body: JSON.stringify({ profileId: viewer.profileId, titleId }),
-      }
-    },
-    (status) => {
-      if (status !== 201) refused.set(status, (refused.get(status) ?? 0) + 1)
-    },
+    () => ({ method: 'POST', path: '/api/v1/playback', ...nextStart() }),
+    countRefused,
   )
   if (refused.size > 0)
     console.log(`  (starts refused, by status, not counted: ${JSON.stringify(Object.fromEntries(refused))})`)
@@ -252,6 +243,10 @@ try {
     `  POST /api/v1/playback (start)        ${startRate.toFixed(0).padStart(7)} /s  p99 ${starts.latency.p99} ms  (${starts.non2xx} refused)`,
   )
   console.log(`  start = ${startRatio.toFixed(2)} of /healthz (target ≥ 0.30: ${verdict(startRatio, 0.3)})`)
+  if (starts.non2xx > starts.requests.total / 100)
+    console.log(
+      `  (more than 1% of starts refused: the audience is too small for this rate and the figure means little; raise BENCH_AUDIENCE)`,
+    )
   console.log(
     `  at half that rate (${(half.sent / DURATION_S).toFixed(0)} starts/s, evenly paced, latency from when each was due): p50 ${half.p50.toFixed(1)} ms  p99 ${half.p99.toFixed(1)} ms  max ${half.max.toFixed(1)} ms (target p99 < 20 ms: ${verdict(half.p99, 20, 'lower')})`,
   )
