@@ -348,6 +348,8 @@ class BatchWriter<Row> {
 
 class MemoryBus implements Bus {
   readonly kind = 'memory' as const
+  /** By type prefix: the seq below which prune() has left no event of that type. */
+  private readonly prunedThrough = new Map<string, number>()
   private readonly ctx: BusContext
   private readonly subscriptions = new Set<Subscription>()
   private readonly events: BatchWriter<EventRow>
@@ -406,17 +408,23 @@ class MemoryBus implements Bus {
         { consumers: gone, typePrefix },
         'pruning events that consumers not seen within the retention have not read',
       )
+    // What an earlier run here went through is gone but for events of other types: not read again.
+    const from = this.prunedThrough.get(typePrefix) ?? 0
     let pruned = 0
     for (;;) {
       const batch = await db
         .selectFrom('platform_bus_events')
         .select('seq')
+        .where('seq', '>', from)
         .where('seq', '<=', upTo)
         .where('type', 'like', `${typePrefix}%`)
         .orderBy('seq')
         .limit(PRUNE_BATCH)
         .execute()
-      if (batch.length === 0) return pruned
+      if (batch.length === 0) {
+        this.prunedThrough.set(typePrefix, Math.max(from, upTo))
+        return pruned
+      }
       await db
         .deleteFrom('platform_bus_events')
         .where(
