@@ -558,9 +558,9 @@ export class TitleIndex {
 
   /**
    * The answer to `input` as `render` makes it (an HTTP body, say), cached under `kind` until the
-   * index changes. A server caches its rendered strings: a cached answer asked again is a lookup,
-   * and the cache holds one string per answer, not the answer's object graph; bench/search's API
-   * figure is young-generation collections copying those graphs as the cache fills.
+   * index changes. The search service caches the bytes it sends: a cached answer asked again is a
+   * lookup, and the cache holds one small object per answer, not the answer's object graph, which
+   * young-generation collections copied as the cache filled (bench/search's API p99).
    */
   rendered<T extends object | string>(
     input: QueryInput,
