@@ -166,6 +166,16 @@ try {
   console.log(
     `  home p99 ${pages.latency.p99} ms (target ≤ 10 ms: ${verdict(pages.latency.p99, 10, 'lower')})`,
   )
+  // How many pages went out as memoized (and gzip-compressed once) over the whole run.
+  const metrics = await (await fetch(`${url}/metrics`)).text()
+  const total = (name: string) =>
+    metrics
+      .split('\n')
+      .filter((line) => line.startsWith(name))
+      .reduce((sum, line) => sum + Number(line.split(' ').at(-1)), 0)
+  console.log(
+    `  pages sent from the page memo: ${total('reco_home_page_memo_hits_total')} of ${total('reco_home_pages_total')}`,
+  )
 } finally {
   child.kill('SIGTERM')
   await once(child, 'exit')
