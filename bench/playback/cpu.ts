@@ -3,15 +3,14 @@
 // loaded machine. CPU is the process's (process.cpuUsage), so other processes do not count.
 //   npx tsx bench/playback/cpu.ts            all-in-one (every consumer of playback events too)
 //   CPU_ROLES=accounts,billing,catalog,media,playback,cdn npx tsx bench/playback/cpu.ts   API roles
-import { execFileSync } from 'node:child_process'
 import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import SQLite from 'better-sqlite3'
 import { createReel } from '../../src/platform/app.js'
 import { loadConfig } from '../../src/platform/config.js'
-import { newId } from '../../src/platform/ids.js'
 import type { ServiceName } from '../../src/platform/modules.js'
+import { benchTitle } from './title.js'
 
 const PAIRS = Number(process.env.CPU_PAIRS ?? 4000)
 const ACCOUNTS = 10
@@ -52,18 +51,7 @@ const reel = await createReel({
 })
 try {
   await reel.start()
-  const clip = path.join(dataDir, 'clip.mp4')
-  execFileSync('ffmpeg', [
-    ...['-v', 'error', '-y', '-f', 'lavfi', '-i', 'testsrc2=size=640x360:rate=24:duration=4'],
-    ...['-c:v', 'libx264', '-preset', 'ultrafast', '-pix_fmt', 'yuv420p', clip],
-  ])
-  const media = reel.use('media')
-  const titleId = newId()
-  await media.beginUpload({ titleId, title: 'Bench clip' })
-  await media.finishUpload(titleId, clip)
-  while ((await media.titleMedia(titleId)).status !== 'available')
-    await new Promise((r) => setTimeout(r, 250))
-  await reel.use('catalog').update(titleId, { maturityRating: 'PG', availability: [{ region: '*' }] })
+  const titleId = await benchTitle(reel, dataDir)
 
   const call = async (method: 'GET' | 'POST' | 'DELETE', url: string, token?: string, payload?: object) => {
     const res = await reel.http.inject({

@@ -1,15 +1,13 @@
 // The playback bench's server: reel all-in-one on a fresh data dir with one real title (a 4 s clip
 // through the media pipeline). Prints `{"url":…,"titleId":…}` once ready.
-import { execFileSync } from 'node:child_process'
 import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import { monitorEventLoopDelay } from 'node:perf_hooks'
 import { createReel } from '../../src/platform/app.js'
 import { loadConfig } from '../../src/platform/config.js'
-import { AppError } from '../../src/platform/errors.js'
-import { newId } from '../../src/platform/ids.js'
 import type { ServiceName } from '../../src/platform/modules.js'
+import { benchTitle } from './title.js'
 
 const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'reel-bench-playback-'))
 // BENCH_ROLES: only these services in this process (the scaled-out API shape); default all-in-one.
@@ -28,22 +26,7 @@ const reel = await createReel({
   }),
 })
 const url = await reel.start()
-const clip = path.join(dataDir, 'clip.mp4')
-execFileSync('ffmpeg', [
-  ...['-v', 'error', '-y', '-f', 'lavfi', '-i', 'testsrc2=size=640x360:rate=24:duration=4'],
-  ...['-c:v', 'libx264', '-preset', 'ultrafast', '-pix_fmt', 'yuv420p', clip],
-])
-const media = reel.use('media')
-const titleId = newId()
-await media.beginUpload({ titleId, title: 'Bench clip' })
-await media.finishUpload(titleId, clip)
-while ((await media.titleMedia(titleId)).status !== 'available') await new Promise((r) => setTimeout(r, 250))
-try {
-  // Media titles land in the catalog unrated and shown nowhere; an administrator would complete them.
-  await reel.use('catalog').update(titleId, { maturityRating: 'PG', availability: [{ region: '*' }] })
-} catch (e) {
-  if (!(e instanceof AppError && e.status === 404)) throw e
-}
+const titleId = await benchTitle(reel, dataDir)
 // Event-loop stalls while the bench runs (a stall delays every request in flight).
 const stalls = monitorEventLoopDelay({ resolution: 10 })
 stalls.enable()
