@@ -1,4 +1,5 @@
 import { type ChildProcess, spawn } from 'node:child_process'
+import fs from 'node:fs'
 import http from 'node:http'
 
 /** Starts bench/server.ts in a child process and resolves with its URL. */
@@ -39,6 +40,33 @@ export function startScript(
       }
     })
     child.once('exit', (code) => reject(new Error(`${script} exited (${code}) before listening`)))
+  })
+}
+
+/** CPU seconds a process has used so far (Linux: /proc/<pid>/stat, user + system; 100 ticks a second). */
+function cpuSecondsOf(pid: number): number {
+  const fields = fs.readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.split(' ') ?? []
+  return (Number(fields[11]) + Number(fields[12])) / 100
+}
+
+/**
+ * Runs a measurement and says how busy the server process and this load-generating process were
+ * meanwhile, as shares of one core: on a 2-core machine a single-threaded client at ~100 % is the
+ * limit, not the server.
+ */
+export async function withCpu<T extends object>(
+  serverPid: number,
+  run: () => Promise<T>,
+): Promise<T & { cpu: string }> {
+  const started = performance.now()
+  const server = cpuSecondsOf(serverPid)
+  const client = process.cpuUsage()
+  const result = await run()
+  const seconds = (performance.now() - started) / 1000
+  const used = process.cpuUsage(client)
+  const share = (cpuS: number) => `${Math.round((100 * cpuS) / seconds)} %`
+  return Object.assign(result, {
+    cpu: `server ${share(cpuSecondsOf(serverPid) - server)}, client ${share((used.user + used.system) / 1e6)} of a core`,
   })
 }
 

@@ -856,12 +856,13 @@ describe('media pipeline on sqlite', () => {
         expect(m.stage).toBe('failed')
         expect(m.error?.code).toBe(c.code)
         expect(m.renditions).toEqual([])
+        // The job fails first; the clean-up and the catalog's status follow, then the event says so.
+        await expect.poll(() => failed.find((e) => e.key === titleId)?.data.code).toBe(c.code)
         expect((await t.reel.use('catalog').titlesById([titleId])).get(titleId)?.mediaStatus).toBe('failed')
         expect(await t.reel.ports.blobs.list(`titles/${titleId}/`)).toEqual([])
         expect(
           fs.readdirSync(path.join(t.reel.config.dataDir, 'uploads')).filter((f) => f.startsWith(titleId)),
         ).toEqual([])
-        await expect.poll(() => failed.find((e) => e.key === titleId)?.data.code).toBe(c.code)
       }, 120_000)
     }
   })

@@ -9,7 +9,7 @@ import { spawn } from 'node:child_process'
 import { once } from 'node:events'
 import os from 'node:os'
 import autocannon from 'autocannon'
-import { ratio, SERVER_FLAGS, verdict } from '../lib.js'
+import { ratio, SERVER_FLAGS, verdict, withCpu } from '../lib.js'
 
 const DURATION_S = Number(process.env.BENCH_DURATION_S ?? 8)
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 20)
@@ -82,28 +82,25 @@ const { url, viewers, report } = await new Promise<Ready>((resolve, reject) => {
   child.once('exit', (code) => reject(new Error(`bench server exited (${code})`)))
 })
 try {
-  let next = 0
+  // One prebuilt request per profile, in turn (as /healthz's one request is prebuilt): a request
+  // rebuilt for every send cost the single-threaded client more CPU than the server spent answering it.
   const home = (encoding: Record<string, string> = BROWSER, duration = DURATION_S) =>
-    autocannon({
-      url,
-      connections: CONNECTIONS,
-      duration,
-      requests: [
-        {
-          method: 'GET',
-          setupRequest: (req) => {
-            const v = viewers[next++ % viewers.length] as { token: string; profileId: string }
-            return {
-              ...req,
-              path: `/api/v1/profiles/${v.profileId}/home`,
-              headers: { ...encoding, authorization: `Bearer ${v.token}` },
-            }
-          },
-        },
-      ],
-    })
+    withCpu(child.pid ?? 0, () =>
+      autocannon({
+        url,
+        connections: CONNECTIONS,
+        duration,
+        requests: viewers.map((v) => ({
+          method: 'GET' as const,
+          path: `/api/v1/profiles/${v.profileId}/home`,
+          headers: { ...encoding, authorization: `Bearer ${v.token}` },
+        })),
+      }),
+    )
   const health = () =>
-    autocannon({ url: `${url}/healthz`, headers: BROWSER, connections: CONNECTIONS, duration: DURATION_S })
+    withCpu(child.pid ?? 0, () =>
+      autocannon({ url: `${url}/healthz`, headers: BROWSER, connections: CONNECTIONS, duration: DURATION_S }),
+    )
   await home() // warm caches and JIT
   const healthz = await health()
   // Each home run follows a short one of its own: every run starts with the pages in memory that
@@ -128,12 +125,9 @@ try {
     connections: 1,
   })
   const wireBytes = gzipAnswer.throughput.total
-  const list = await autocannon({
-    url: `${url}${listPath}`,
-    headers: auth,
-    connections: CONNECTIONS,
-    duration: DURATION_S,
-  })
+  const list = await withCpu(child.pid ?? 0, () =>
+    autocannon({ url: `${url}${listPath}`, headers: auth, connections: CONNECTIONS, duration: DURATION_S }),
+  )
   if (list.non2xx > 0) throw new Error(`${list.non2xx} catalog pages answered non-2xx`)
   const sample = (await (
     await fetch(`${url}/api/v1/profiles/${viewers[0]?.profileId}/home`, {
@@ -148,16 +142,16 @@ try {
     `  a page: ${JSON.stringify(sample).length} bytes, ${sample.rows.length} rows (${sample.rows.map((r) => `${r.kind}:${r.items.length}`).join(' ')})${sample.fallback ? ' FALLBACK' : ''}`,
   )
   console.log(
-    `  GET /healthz                   ${healthz.requests.average.toFixed(0).padStart(7)} /s  p99 ${healthz.latency.p99} ms`,
+    `  GET /healthz                   ${healthz.requests.average.toFixed(0).padStart(7)} /s  p99 ${healthz.latency.p99} ms  (${healthz.cpu})`,
   )
   console.log(
-    `  GET /api/v1/profiles/:id/home  ${pages.requests.average.toFixed(0).padStart(7)} /s  p99 ${pages.latency.p99} ms  (Accept-Encoding as Chromium sends it; ~${wireBytes} bytes on the wire with headers)`,
+    `  GET /api/v1/profiles/:id/home  ${pages.requests.average.toFixed(0).padStart(7)} /s  p99 ${pages.latency.p99} ms  (Accept-Encoding as Chromium sends it; ~${wireBytes} bytes on the wire with headers; ${pages.cpu})`,
   )
   console.log(
-    `  the same, no Accept-Encoding   ${identity.requests.average.toFixed(0).padStart(7)} /s  p99 ${identity.latency.p99} ms  (${ratio(identity.requests.average, healthz.requests.average).toFixed(2)} of /healthz)`,
+    `  the same, no Accept-Encoding   ${identity.requests.average.toFixed(0).padStart(7)} /s  p99 ${identity.latency.p99} ms  (${ratio(identity.requests.average, healthz.requests.average).toFixed(2)} of /healthz; ${identity.cpu})`,
   )
   console.log(
-    `  GET ${listPath.padEnd(27)}${list.requests.average.toFixed(0).padStart(7)} /s  p99 ${list.latency.p99} ms  (a cached catalog page, ${listBytes} bytes)`,
+    `  GET ${listPath.padEnd(27)}${list.requests.average.toFixed(0).padStart(7)} /s  p99 ${list.latency.p99} ms  (a cached catalog page, ${listBytes} bytes; ${list.cpu})`,
   )
   console.log(`  home = ${share.toFixed(2)} of /healthz (target ≥ 0.50: ${verdict(share, 0.5)})`)
   console.log(

@@ -295,6 +295,23 @@ function cacheContract(kind: 'memory' | 'redis', skip: boolean, open: () => Prom
         })
       })
 
+      it('parses an entry once while it holds the same JSON, and shares the value frozen', async () => {
+        const load = vi.fn(async () => ({ id: 't2', tags: ['a'] }))
+        await readThrough(cache, 'rt:shared', 10_000, load)
+        const first = await readThrough<{ id: string; tags: string[] }>(cache, 'rt:shared', 10_000, load)
+        const second = await readThrough<{ id: string; tags: string[] }>(cache, 'rt:shared', 10_000, load)
+        expect(second).toBe(first)
+        expect(Object.isFrozen(first) && Object.isFrozen(first?.tags)).toBe(true)
+        expect(() => first?.tags.push('b')).toThrow(TypeError)
+        // Another writer changes the entry: the next read parses the new JSON.
+        await cache.set('rt:shared', '{"id":"t2","tags":["c"]}', 10_000)
+        expect(await readThrough(cache, 'rt:shared', 10_000, load)).toEqual({ id: 't2', tags: ['c'] })
+        // Gone from the cache: loaded again, not served from the parsed copy.
+        await cache.del('rt:shared')
+        expect(await readThrough(cache, 'rt:shared', 10_000, load)).toEqual({ id: 't2', tags: ['a'] })
+        expect(load).toHaveBeenCalledTimes(2)
+      })
+
       it('does not cache undefined (a missing row is asked again)', async () => {
         const load = vi.fn(async () => undefined)
         expect(await readThrough(cache, 'rt:missing', 10_000, load)).toBeUndefined()

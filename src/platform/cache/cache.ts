@@ -1,3 +1,5 @@
+import { LRUCache } from 'lru-cache'
+
 /**
  * The Cache port: a fast copy of data whose truth lives in the DB. Reads that fail (a Redis node
  * going away) behave as misses and writes that fail are dropped, so a broken cache costs speed,
@@ -93,9 +95,28 @@ export function checkIncrement(by: number): void {
   if (!Number.isSafeInteger(by)) throw new RangeError(`incr needs a whole number, got ${by}`)
 }
 
+/** What the values parsed from cache entries may take of memory, per cache (JSON characters × 4). */
+const PARSED_BUDGET = 64 * 2 ** 20
+
+/**
+ * Values parsed from cache entries, per cache: a hit whose JSON is the one parsed before (the same
+ * string, or the same text from Redis) is not parsed again. The values are frozen: callers share them.
+ */
+const parsedOf = new WeakMap<Cache, LRUCache<string, { json: string; value: unknown }>>()
+
+/** Freezes a value parsed from JSON and everything in it. */
+function deepFreeze<T>(value: T): T {
+  if (typeof value === 'object' && value !== null) {
+    for (const inner of Object.values(value)) deepFreeze(inner)
+    Object.freeze(value)
+  }
+  return value
+}
+
 /**
  * Read-through: the cached JSON for key, else load() from the source of truth, cached for ttlMs.
- * `undefined` from load() is not cached (a missing row is asked again next time).
+ * `undefined` from load() is not cached (a missing row is asked again next time). A value read
+ * from the cache is frozen and may be shared with other callers (copy it to change it).
  */
 export async function readThrough<T>(
   cache: Cache,
@@ -105,8 +126,20 @@ export async function readThrough<T>(
 ): Promise<T | undefined> {
   const hit = await cache.get(key)
   if (hit !== undefined) {
+    let parsed = parsedOf.get(cache)
+    const known = parsed?.get(key)
+    if (known?.json === hit) return known.value as T
     try {
-      return JSON.parse(hit) as T
+      const value = deepFreeze(JSON.parse(hit) as T)
+      if (!parsed) {
+        parsed = new LRUCache({
+          maxSize: PARSED_BUDGET,
+          sizeCalculation: (e) => Math.max(1, 4 * e.json.length),
+        })
+        parsedOf.set(cache, parsed)
+      }
+      parsed.set(key, { json: hit, value })
+      return value
     } catch {
       await cache.del(key)
     }

@@ -38,7 +38,7 @@ export class MemoryCache implements Cache {
   async incr(key: string, ttlMs: number, by = 1): Promise<number> {
     const ttl = checkTtl(ttlMs)
     checkIncrement(by)
-    const current = this.#lru.has(key) ? this.#lru.get(key) : undefined
+    const current = this.#lru.get(key)
     if (current === undefined) {
       this.#lru.set(key, String(by), { ttl })
       return by

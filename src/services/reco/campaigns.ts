@@ -41,6 +41,18 @@ export interface Campaign extends Required<CampaignInput> {
   updatedAt: string
 }
 
+interface Candidate {
+  campaign: Campaign
+  title: RecoTitle
+  score: number
+}
+
+/** The campaigns a viewer may be shown, best first, and the list of live campaigns they came from. */
+export interface Candidates {
+  live: readonly Campaign[]
+  list: readonly Candidate[]
+}
+
 const DAY_MS = 24 * 3600_000
 export const DEFAULT_FREQUENCY_CAP = 3
 export const DEFAULT_MIN_AFFINITY = 0.3
@@ -224,9 +236,25 @@ export class Campaigns {
     module: ProfileModule,
     title: (id: string) => RecoTitle | undefined,
   ): Promise<{ campaign: Campaign; title: RecoTitle } | undefined> {
+    return this.serve(profileId, await this.candidates(viewer, module, title))
+  }
+
+  /**
+   * The live campaigns this viewer may be shown, by predicted affinity (no impression counted).
+   * `known`, an earlier answer for the same viewer, module and titles, is given back while the
+   * live campaigns are the same ones (a page memo keeps it: affinity is not scored per page view).
+   */
+  async candidates(
+    viewer: Viewer,
+    module: ProfileModule,
+    title: (id: string) => RecoTitle | undefined,
+    known?: Candidates,
+  ): Promise<Candidates> {
     const now = this.now()
-    const candidates: { campaign: Campaign; title: RecoTitle; score: number }[] = []
-    for (const campaign of await this.liveCampaigns(now)) {
+    const live = await this.liveCampaigns(now)
+    if (known?.live === live) return known
+    const list: Candidate[] = []
+    for (const campaign of live) {
       const t = title(campaign.titleId)
       if (!t || !visible(t, viewer, now)) continue
       const { regions, maturityLimits } = campaign.segment
@@ -235,10 +263,19 @@ export class Campaigns {
       if (module.excluded.includes(t.id) || module.completed.includes(t.id)) continue
       const score = affinity(module, t, campaign.segment.genres)
       if (score < campaign.minAffinity) continue
-      candidates.push({ campaign, title: t, score })
+      list.push({ campaign, title: t, score })
     }
-    candidates.sort((a, b) => b.score - a.score || a.campaign.id.localeCompare(b.campaign.id))
-    for (const c of candidates) {
+    list.sort((a, b) => b.score - a.score || a.campaign.id.localeCompare(b.campaign.id))
+    return { live, list }
+  }
+
+  /** The first candidate under its frequency cap for the profile with an impression left, that impression counted. */
+  async serve(
+    profileId: string,
+    candidates: Candidates,
+  ): Promise<{ campaign: Campaign; title: RecoTitle } | undefined> {
+    const now = this.now()
+    for (const c of candidates.list) {
       const key = `reco:views:{${c.campaign.id}}:${profileId}:${dayOf(now)}`
       let views: number
       try {

@@ -15,7 +15,7 @@ import type { PlaybackEventBase, PlaybackStopped } from '../playback/events.js'
 import { PLAYBACK_STOPPED } from '../playback/events.js'
 import type { PlaybackService } from '../playback/service.js'
 import type { TrendsService } from '../trends/service.js'
-import type { Campaign, Campaigns } from './campaigns.js'
+import type { Campaign, Campaigns, Candidates } from './campaigns.js'
 import {
   emptyModule,
   historyRows,
@@ -131,6 +131,8 @@ interface PageMemo {
   viewerKey: string
   now: number
   size: number
+  /** The campaigns the profile may be shown, scored once per memo (impressions are counted per page). */
+  candidates: Candidates | undefined
   /** The page's JSON by the JSON of the sponsored row it carries ('' for none). */
   variants: Map<string, Buffer>
 }
@@ -325,8 +327,14 @@ export class RecoService {
     const mod = memo?.mod ?? module ?? emptyModule(profile.id, now)
     // The sponsored title is picked first (its impression counts the moment it is picked): it keeps
     // its place on the page and takes one of the title's two appearances.
+    let candidates: Candidates | undefined
     const sponsored = titles
-      ? await attempt('campaigns', () => this.sponsored(profile.id, viewer, mod))
+      ? await attempt('campaigns', async () => {
+          const known = memo?.candidates
+          candidates = await this.d.campaigns.candidates(viewer, mod, (id) => this.d.titles.get(id), known)
+          if (memo) memo.candidates = candidates
+          return this.sponsored(profile.id, candidates)
+        })
       : undefined
     const source = module && module.trainedAt !== null ? 'module' : 'live'
     const variantKey = sponsored?.json ?? ''
@@ -367,7 +375,16 @@ export class RecoService {
     // Kept only when no play or rating was handled meanwhile (the page might predate it).
     if (generation === this.generationOf(profile.id)) {
       if (!memo) {
-        memo = { module, mod, version, viewerKey, now, size: 2 * bytes.length, variants: new Map() }
+        memo = {
+          module,
+          mod,
+          version,
+          viewerKey,
+          now,
+          size: 2 * bytes.length,
+          candidates,
+          variants: new Map(),
+        }
         // Lifetimes spread over the last third of PAGE_MEMO_MS: pages built together are not all rebuilt together.
         this.pageMemo.set(profile.id, memo, { ttl: Math.round((PAGE_MEMO_MS * (2 + Math.random())) / 3) })
       }
@@ -448,12 +465,8 @@ export class RecoService {
   }
 
   /** The sponsored row of this page view (its impression counted) and its JSON. */
-  private async sponsored(
-    profileId: string,
-    viewer: Viewer,
-    mod: ProfileModule,
-  ): Promise<SponsoredRow | undefined> {
-    const picked = await this.d.campaigns.pick(profileId, viewer, mod, (id) => this.d.titles.get(id))
+  private async sponsored(profileId: string, candidates: Candidates): Promise<SponsoredRow | undefined> {
+    const picked = await this.d.campaigns.serve(profileId, candidates)
     if (!picked) return undefined
     const known = sponsoredRows.get(picked.campaign)
     if (known?.title === picked.title) return known.row
