@@ -12,7 +12,7 @@ import { spawn } from 'node:child_process'
 import { once } from 'node:events'
 import autocannon from 'autocannon'
 import { WebSocket } from 'ws'
-import { pacedLoad, ratio, SERVER_FLAGS, verdict } from '../lib.js'
+import { pacedLoad, ratio, SERVER_FLAGS, verdict, withCpu } from '../lib.js'
 
 const DURATION_S = Number(process.env.BENCH_DURATION_S ?? 8)
 const ACCOUNTS = Number(process.env.BENCH_ACCOUNTS ?? 10)
@@ -101,20 +101,22 @@ try {
     if (status !== 201) refused.set(status, (refused.get(status) ?? 0) + 1)
   }
   const startsOnly = (overallRate?: number) =>
-    autocannon({
-      url,
-      connections: ACCOUNTS * SCREENS_USED,
-      duration: DURATION_S,
-      ...(overallRate ? { overallRate } : {}),
-      requests: [
-        {
-          method: 'POST',
-          path: '/api/v1/playback',
-          setupRequest: (req) => ({ ...req, ...nextStart() }),
-          onResponse: countRefused,
-        },
-      ],
-    })
+    withCpu(child.pid ?? 0, () =>
+      autocannon({
+        url,
+        connections: ACCOUNTS * SCREENS_USED,
+        duration: DURATION_S,
+        ...(overallRate ? { overallRate } : {}),
+        requests: [
+          {
+            method: 'POST',
+            path: '/api/v1/playback',
+            setupRequest: (req) => ({ ...req, ...nextStart() }),
+            onResponse: countRefused,
+          },
+        ],
+      }),
+    )
 
   const connections = ACCOUNTS * SCREENS_USED
   /** Starts answered otherwise than 201, by status (and the stop that follows each fails too). */
@@ -160,7 +162,8 @@ try {
       ],
     })
 
-  const health = () => autocannon({ url: `${url}/healthz`, connections, duration: DURATION_S })
+  const health = () =>
+    withCpu(child.pid ?? 0, () => autocannon({ url: `${url}/healthz`, connections, duration: DURATION_S }))
   await startStop() // warm caches and JIT
   await settle()
   await startsOnly()
@@ -237,10 +240,10 @@ try {
     `playback: ${DURATION_S} s per measurement, ${connections} connections (starts: ${AUDIENCE} accounts in turn; pairs: ${ACCOUNTS} accounts × ${SCREENS_USED} screens; heartbeats: ${sessions.length} sessions)`,
   )
   console.log(
-    `  GET /healthz                         ${healthz.requests.average.toFixed(0).padStart(7)} /s  p99 ${healthz.latency.p99} ms`,
+    `  GET /healthz                         ${healthz.requests.average.toFixed(0).padStart(7)} /s  p99 ${healthz.latency.p99} ms  (${healthz.cpu})`,
   )
   console.log(
-    `  POST /api/v1/playback (start)        ${startRate.toFixed(0).padStart(7)} /s  p99 ${starts.latency.p99} ms  (${starts.non2xx} refused)`,
+    `  POST /api/v1/playback (start)        ${startRate.toFixed(0).padStart(7)} /s  p99 ${starts.latency.p99} ms  (${starts.non2xx} refused; ${starts.cpu})`,
   )
   console.log(`  start = ${startRatio.toFixed(2)} of /healthz (target ≥ 0.30: ${verdict(startRatio, 0.3)})`)
   if (starts.non2xx > starts.requests.total / 100)
