@@ -20,8 +20,10 @@ declare module '../../platform/modules.js' {
 }
 
 const FALLBACK_INTERVAL_MS = 10 * 60_000
-/** Plays of different profiles handled at once. */
-const CONSUMER_CONCURRENCY = 16
+/** Batches of plays handled at once (batches in flight hold distinct profiles). */
+const CONSUMER_CONCURRENCY = 4
+/** Most plays a batch of the history consumer holds. */
+const HISTORY_BATCH = 500
 
 /**
  * The reco service: each profile's home page from a precomputed module (trained on a schedule, after
@@ -104,9 +106,11 @@ export const recoModule: ServiceModule = {
           name: 'reco-history',
           // Heartbeats only move progress, which training reads from starts and stops.
           types: [PLAYBACK_STARTED, PLAYBACK_STOPPED],
+          // A batch's history rows are read and written a statement at a time.
           concurrency: CONSUMER_CONCURRENCY,
-          handler: async (event) => {
-            await reco.applyPlaybackEvent(event)
+          maxBatch: HISTORY_BATCH,
+          batchHandler: async (events) => {
+            await reco.applyPlaybackEvents(events)
           },
         }),
         // Every process hears of every run (its own included, already applied).

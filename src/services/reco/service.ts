@@ -29,7 +29,7 @@ import {
   type Rating,
   ROW_LENGTH,
 } from './rules.js'
-import type { RecoStore } from './store.js'
+import type { HistoryRow, RecoStore } from './store.js'
 import { type RecoTitle, recoTitleOf, type TitleIndex, type Viewer, visible } from './titles.js'
 
 export interface HomeItem {
@@ -787,28 +787,49 @@ export class RecoService {
    * then its module is recomputed at once.
    */
   async applyPlaybackEvent(event: EventEnvelope): Promise<boolean> {
-    const e = event.data as PlaybackEventBase
-    const titleId = e.seriesId ?? e.titleId
-    if (!e.profileId || !titleId || this.deleted.has(e.profileId)) return false
-    const completed = event.type === PLAYBACK_STOPPED && (event.data as PlaybackStopped).completed
-    // A series counts as completed only through its own rows later; an episode finished is progress.
-    const progress = e.durationMs > 0 ? Math.min(1, Math.max(0, e.positionMs / e.durationMs)) : 0
-    const at = Date.parse(e.at)
-    const before = await this.d.store.historyRow(e.profileId, titleId)
-    const done = completed && e.seriesId === null
-    await this.d.store.recordPlay({
-      profile_id: e.profileId,
-      title_id: titleId,
-      progress,
-      completed: done ? 1 : 0,
-      last_at: Number.isNaN(at) ? this.d.now() : at,
-    })
-    this.newEvents++
-    this.eventsSeen++
-    this.forget(e.profileId)
-    const changed = !before || (done && before.completed === 0)
-    if (changed) this.refreshSoon(e.profileId)
-    return changed
+    return (await this.applyPlaybackEvents([event])) > 0
+  }
+
+  /**
+   * applyPlaybackEvent for a batch of events: their history rows read and written a statement at a
+   * time. Returns how many profiles' rows changed.
+   */
+  async applyPlaybackEvents(events: readonly EventEnvelope[]): Promise<number> {
+    const rows: HistoryRow[] = []
+    for (const event of events) {
+      const e = event.data as PlaybackEventBase
+      const titleId = e.seriesId ?? e.titleId
+      if (!e.profileId || !titleId || this.deleted.has(e.profileId)) continue
+      const completed = event.type === PLAYBACK_STOPPED && (event.data as PlaybackStopped).completed
+      // A series counts as completed only through its own rows later; an episode finished is progress.
+      const progress = e.durationMs > 0 ? Math.min(1, Math.max(0, e.positionMs / e.durationMs)) : 0
+      const at = Date.parse(e.at)
+      rows.push({
+        profile_id: e.profileId,
+        title_id: titleId,
+        progress,
+        completed: completed && e.seriesId === null ? 1 : 0,
+        last_at: Number.isNaN(at) ? this.d.now() : at,
+      })
+    }
+    if (rows.length === 0) return 0
+    const pairKey = (profileId: string, titleId: string) => `${profileId}\n${titleId}`
+    const before = new Map(
+      (
+        await this.d.store.historyRows(rows.map((r) => ({ profileId: r.profile_id, titleId: r.title_id })))
+      ).map((r) => [pairKey(r.profile_id, r.title_id), r]),
+    )
+    await this.d.store.recordPlays(rows)
+    this.newEvents += rows.length
+    this.eventsSeen += rows.length
+    const changed = new Set<string>()
+    for (const row of rows) {
+      this.forget(row.profile_id)
+      const known = before.get(pairKey(row.profile_id, row.title_id))
+      if (!known || (row.completed === 1 && known.completed === 0)) changed.add(row.profile_id)
+    }
+    for (const profileId of changed) this.refreshSoon(profileId)
+    return changed.size
   }
 
   /**

@@ -107,28 +107,64 @@ export class RecoStore {
 
   /** Raises a profile's facts about a title: progress to the maximum seen, completed once set stays set. */
   async recordPlay(row: HistoryRow): Promise<void> {
-    // The larger of two values: SQLite's scalar max(), PostgreSQL's greatest().
-    const larger = this.port.kind === 'postgres' ? 'greatest' : 'max'
-    await this.db
-      .insertInto('reco_history')
-      .values(row)
-      .onConflict((oc) =>
-        oc.columns(['profile_id', 'title_id']).doUpdateSet((eb) => ({
-          progress: eb.fn(larger, [eb.ref('reco_history.progress'), eb.val(row.progress)]),
-          completed: eb.fn(larger, [eb.ref('reco_history.completed'), eb.val(row.completed)]),
-          last_at: eb.fn(larger, [eb.ref('reco_history.last_at'), eb.val(row.last_at)]),
-        })),
-      )
-      .execute()
+    await this.recordPlays([row])
   }
 
-  historyRow(profileId: string, titleId: string): Promise<HistoryRow | undefined> {
-    return this.db
-      .selectFrom('reco_history')
-      .selectAll()
-      .where('profile_id', '=', profileId)
-      .where('title_id', '=', titleId)
-      .executeTakeFirst()
+  /**
+   * recordPlay for many rows, a statement per BATCH. Rows of the same profile and title are merged
+   * first (one statement may change a row once on PostgreSQL).
+   */
+  async recordPlays(rows: readonly HistoryRow[]): Promise<void> {
+    const merged = new Map<string, HistoryRow>()
+    for (const row of rows) {
+      const key = `${row.profile_id}\n${row.title_id}`
+      const seen = merged.get(key)
+      merged.set(
+        key,
+        seen
+          ? {
+              ...seen,
+              progress: Math.max(seen.progress, row.progress),
+              completed: Math.max(seen.completed, row.completed),
+              last_at: Math.max(seen.last_at, row.last_at),
+            }
+          : row,
+      )
+    }
+    const all = [...merged.values()]
+    // The larger of two values: SQLite's scalar max(), PostgreSQL's greatest().
+    const larger = this.port.kind === 'postgres' ? 'greatest' : 'max'
+    for (let i = 0; i < all.length; i += BATCH)
+      await this.db
+        .insertInto('reco_history')
+        .values(all.slice(i, i + BATCH))
+        .onConflict((oc) =>
+          oc.columns(['profile_id', 'title_id']).doUpdateSet((eb) => ({
+            progress: eb.fn(larger, [eb.ref('reco_history.progress'), eb.ref('excluded.progress')]),
+            completed: eb.fn(larger, [eb.ref('reco_history.completed'), eb.ref('excluded.completed')]),
+            last_at: eb.fn(larger, [eb.ref('reco_history.last_at'), eb.ref('excluded.last_at')]),
+          })),
+        )
+        .execute()
+  }
+
+  /** The history rows of these (profile, title) pairs, for those that have one. */
+  async historyRows(pairs: readonly { profileId: string; titleId: string }[]): Promise<HistoryRow[]> {
+    const wanted = new Set(pairs.map((p) => `${p.profileId}\n${p.titleId}`))
+    const profiles = [...new Set(pairs.map((p) => p.profileId))]
+    const titles = [...new Set(pairs.map((p) => p.titleId))]
+    const out: HistoryRow[] = []
+    // By profile and title lists (the rows of other pairs of the two lists are dropped here).
+    for (let i = 0; i < profiles.length; i += BATCH)
+      for (let j = 0; j < titles.length; j += BATCH)
+        for (const row of await this.db
+          .selectFrom('reco_history')
+          .selectAll()
+          .where('profile_id', 'in', profiles.slice(i, i + BATCH))
+          .where('title_id', 'in', titles.slice(j, j + BATCH))
+          .execute())
+          if (wanted.has(`${row.profile_id}\n${row.title_id}`)) out.push(row)
+    return out
   }
 
   historyOf(profileId: string, limit: number): Promise<HistoryRow[]> {
