@@ -3,8 +3,9 @@
 //    sponsored row whose impression is a DB write) against GET /healthz of the same server, both
 //    with the Accept-Encoding a browser sends (targets: ≥ 0.5 of /healthz's throughput, p99 ≤ 10 ms),
 //    in BENCH_ROUNDS (3) rounds side by side; and the same pages without Accept-Encoding, for
-//    comparison. Each measurement says how busy the server and the client (autocannon, here) were;
-
+//    comparison. Each measurement says how busy the server and the client (autocannon, here) were
+//    (autocannon appends every response body to a string, and decoding gzip's binary bytes as UTF-8
+//    costs it about twice what a JSON body four times larger does: it is busier on compressed pages);
 //  - training: BENCH_PROFILES × BENCH_TITLES (10,000 × 5,000) of synthetic history, each algorithm
 //    in a fresh process (peak RSS is a process's high-water mark), popularity as the baseline.
 import { spawn } from 'node:child_process'
