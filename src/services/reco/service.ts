@@ -782,17 +782,10 @@ export class RecoService {
   }
 
   /**
-   * playback.*: what the profile watched (a movie, or an episode's series), progress and completion.
-   * Returns true when the profile's rows changed (a title new to its history, or just finished):
-   * then its module is recomputed at once.
-   */
-  async applyPlaybackEvent(event: EventEnvelope): Promise<boolean> {
-    return (await this.applyPlaybackEvents([event])) > 0
-  }
-
-  /**
-   * applyPlaybackEvent for a batch of events: their history rows read and written a statement at a
-   * time. Returns how many profiles' rows changed.
+   * playback.*: what the profiles watched (a movie, or an episode's series), progress and
+   * completion, a batch of events at a time (their history rows read and written a statement at a
+   * time). A profile whose rows changed (a title new to its history, or just finished) has its module
+   * recomputed at once. Returns how many profiles' rows changed.
    */
   async applyPlaybackEvents(events: readonly EventEnvelope[]): Promise<number> {
     const rows: HistoryRow[] = []
