@@ -477,6 +477,33 @@ describe.each(kinds)('playback on %s', (kind) => {
     expect(await rows()).toBe(0)
   })
 
+  it('leaves nothing of a profile deleted while a flush writes its rows, and ends its sessions', async () => {
+    const u = await signUp(t)
+    const third = await t.reel.use('accounts').createProfile(u.accountId, { name: 'Third' })
+    const s = (await start(u.token, { profileId: third.id, titleId })).json()
+    expect((await beat(u.token, s.sessionId, { positionMs: 2000, state: 'playing' })).statusCode).toBe(200)
+    const playback = t.reel.use('playback')
+    // The flush takes the rows and starts writing them; the deletion arrives meanwhile.
+    const flushed = playback.flush()
+    for (let i = 0; i < 3; i++) await new Promise((r) => setImmediate(r))
+    await playback.profileDeleted(third.id)
+    await flushed
+    const db = t.reel.ports.db.kysely
+    const count = async (table: 'playback_progress' | 'playback_sessions') =>
+      Number(
+        (
+          await sql<{
+            n: number
+          }>`select count(*) as n from ${sql.table(table)} where profile_id = ${third.id}`.execute(db)
+        ).rows[0]?.n,
+      )
+    expect(await count('playback_progress')).toBe(0)
+    expect(await count('playback_sessions')).toBe(0)
+    const after = await beat(u.token, s.sessionId, { positionMs: 3000, state: 'playing' })
+    expect(after.statusCode).toBe(404)
+    expect(code(after)).toBe('session_stopped')
+  })
+
   it("writes session rows behind; a stop is in the DB when it answers; a session's events leave in order", async () => {
     const u = await signUp(t)
     const s = (await start(u.token, { profileId: u.profileId, titleId, device: 'hall TV' })).json()

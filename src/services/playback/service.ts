@@ -644,6 +644,11 @@ export class PlaybackService {
 
   /** `accounts.profile.deleted`: the profile's history and resume positions go (idempotent). */
   async profileDeleted(profileId: string): Promise<void> {
+    // Its sessions in this process end here: their heartbeats and stops answer 404 session_stopped.
+    for (const session of this.live.values()) if (session.row.profile_id === profileId) session.stopped = true
+    // A flush writing its rows right now commits first (on PostgreSQL its rows would otherwise land
+    // after the delete below); what waits for a later flush is dropped.
+    await this.flushing?.catch(() => {})
     for (const [key, row] of this.progressPending)
       if (row.profile_id === profileId) this.progressPending.delete(key)
     for (const [id, row] of this.sessionsPending)
