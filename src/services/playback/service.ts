@@ -240,10 +240,7 @@ export class PlaybackService {
     this.sessionsPending.set(sessionId, liveSession.row)
     this.flushEarly()
     // Other processes find the session here for its heartbeats and stop before its row is flushed.
-    const [steering] = await Promise.all([
-      cdn.steer(title.mediaId, region),
-      deps.cache.set(keys.session(sessionId), JSON.stringify(row), SESSION_TTL_MS),
-    ])
+    const [steering] = await Promise.all([cdn.steer(title.mediaId, region), this.share(row)])
     const token = cdn.sign({
       sid: sessionId,
       prefix: `titles/${title.mediaId}/`,
@@ -381,10 +378,7 @@ export class PlaybackService {
         } satisfies PlaybackStopped,
       },
     })
-    await Promise.all([
-      this.raiseSlot(row.account_id, `x:${row.id}`, now),
-      this.deps.cache.set(keys.session(sessionId), JSON.stringify(row), SESSION_TTL_MS),
-    ])
+    await Promise.all([this.raiseSlot(row.account_id, `x:${row.id}`, now), this.share(row)])
     await this.flush()
     return { positionMs: final, completed: done }
   }
@@ -773,6 +767,16 @@ export class PlaybackService {
       titleId: row?.title_id ?? '',
       startedAt: new Date(row?.started_at ?? 0).toISOString(),
     }
+  }
+
+  /**
+   * Puts a session where other processes find it before its row is flushed: the shared cache. The
+   * in-process cache is this process's own, where the session is in `live` already (and in the DB
+   * after the flush), so a copy there would only cost a start time and crowd out other entries.
+   */
+  private share(row: SessionRow): Promise<void> {
+    if (this.deps.cache.kind === 'memory') return Promise.resolve()
+    return this.deps.cache.set(keys.session(row.id), JSON.stringify(row), SESSION_TTL_MS)
   }
 
   private async loadRow(sessionId: string): Promise<SessionRow | undefined> {
