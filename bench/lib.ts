@@ -1,6 +1,7 @@
 import { type ChildProcess, spawn } from 'node:child_process'
 import fs from 'node:fs'
 import http from 'node:http'
+import net from 'node:net'
 
 /** Starts bench/server.ts in a child process and resolves with its URL. */
 export function startServer(
@@ -148,4 +149,110 @@ export async function pacedLoad(
   latencies.sort((a, b) => a - b)
   const at = (p: number) => latencies[Math.min(latencies.length - 1, Math.floor(p * latencies.length))] ?? 0
   return { sent, answered: latencies.length, p50: at(0.5), p99: at(0.99), max: at(1) }
+}
+
+export interface LeanRequest {
+  method?: string
+  path: string
+  headers?: Record<string, string>
+}
+
+export interface LeanResult {
+  requests: { average: number; total: number }
+  latency: { p99: number }
+  non2xx: number
+}
+
+/**
+ * Closed-loop load over keep-alive connections, each sending the next of `requests` (prebuilt
+ * once, in turn) as soon as its last answer is complete. It reads a response's status line and
+ * Content-Length and skips the body: autocannon appends every body to a string, and decoding a
+ * gzip body's binary bytes as UTF-8 made it, not the server, the limit on compressed pages.
+ * Responses must carry a Content-Length (every reel JSON answer does); anything else throws.
+ */
+export async function leanLoad(
+  baseUrl: string,
+  requests: readonly LeanRequest[],
+  connections: number,
+  durationS: number,
+): Promise<LeanResult> {
+  const url = new URL(baseUrl)
+  const built = requests.map((r) =>
+    Buffer.from(
+      `${r.method ?? 'GET'} ${r.path} HTTP/1.1\r\nhost: ${url.host}\r\n${Object.entries(r.headers ?? {})
+        .map(([k, v]) => `${k}: ${v}\r\n`)
+        .join('')}\r\n`,
+    ),
+  )
+  const latencies: number[] = []
+  let non2xx = 0
+  const ends = performance.now() + durationS * 1000
+  const connection = (offset: number) =>
+    new Promise<void>((resolve, reject) => {
+      const socket = net.connect(Number(url.port), url.hostname)
+      socket.setNoDelay(true)
+      let next = offset
+      let sentAt = 0
+      let head: Buffer = Buffer.alloc(0)
+      let bodyLeft = -1
+      const send = () => {
+        if (performance.now() >= ends) {
+          socket.end()
+          resolve()
+          return
+        }
+        sentAt = performance.now()
+        socket.write(built[next++ % built.length] as Buffer)
+      }
+      socket.on('data', (chunk: Buffer) => {
+        let data: Buffer = chunk
+        while (data.length > 0) {
+          if (bodyLeft < 0) {
+            head = head.length === 0 ? data : Buffer.concat([head, data])
+            const end = head.indexOf('\r\n\r\n')
+            if (end < 0) return
+            const text = head.subarray(0, end).toString('latin1')
+            const status = Number(text.slice(9, 12))
+            const length = /\r\ncontent-length: *(\d+)/i.exec(text)?.[1]
+            if (length === undefined) {
+              socket.destroy()
+              reject(new Error(`a response without Content-Length: ${text.split('\r\n')[0]}`))
+              return
+            }
+            if (status < 200 || status > 299) non2xx++
+            bodyLeft = Number(length)
+            data = head.subarray(end + 4)
+            head = Buffer.alloc(0)
+          }
+          const take = Math.min(bodyLeft, data.length)
+          bodyLeft -= take
+          data = data.subarray(take)
+          if (bodyLeft === 0) {
+            bodyLeft = -1
+            latencies.push(performance.now() - sentAt)
+            if (data.length > 0) {
+              socket.destroy()
+              reject(new Error('bytes after a complete response (nothing was pipelined)'))
+              return
+            }
+            send()
+          }
+        }
+      })
+      socket.once('error', reject)
+      socket.once('connect', send)
+    })
+  const started = performance.now()
+  // Each connection starts at its own place in the list (connections do not move in step).
+  await Promise.all(
+    Array.from({ length: connections }, (_, i) => connection(Math.floor((i * built.length) / connections))),
+  )
+  const seconds = (performance.now() - started) / 1000
+  latencies.sort((a, b) => a - b)
+  const p99 = latencies[Math.min(latencies.length - 1, Math.floor(0.99 * latencies.length))] ?? 0
+  return {
+    requests: { average: latencies.length / seconds, total: latencies.length },
+    latency: { p99: Math.round(p99 * 10) / 10 },
+    non2xx,
+  }
 }

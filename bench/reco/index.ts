@@ -3,16 +3,15 @@
 //    sponsored row whose impression is a DB write) against GET /healthz of the same server, both
 //    with the Accept-Encoding a browser sends (targets: ≥ 0.5 of /healthz's throughput, p99 ≤ 10 ms),
 //    in BENCH_ROUNDS (3) rounds side by side; and the same pages without Accept-Encoding, for
-//    comparison. Each measurement says how busy the server and the client (autocannon, here) were
-//    (autocannon appends every response body to a string, and decoding gzip's binary bytes as UTF-8
-//    costs it about twice what a JSON body four times larger does: it is busier on compressed pages);
+//    comparison. The client is bench/lib's leanLoad (closed loop, prebuilt requests, bodies counted
+//    and skipped); each measurement says how busy the server and the client were;
 //  - training: BENCH_PROFILES × BENCH_TITLES (10,000 × 5,000) of synthetic history, each algorithm
 //    in a fresh process (peak RSS is a process's high-water mark), popularity as the baseline.
 import { spawn } from 'node:child_process'
 import { once } from 'node:events'
 import os from 'node:os'
 import autocannon from 'autocannon'
-import { ratio, SERVER_FLAGS, verdict, withCpu } from '../lib.js'
+import { leanLoad, ratio, SERVER_FLAGS, verdict, withCpu } from '../lib.js'
 
 const DURATION_S = Number(process.env.BENCH_DURATION_S ?? 8)
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 20)
@@ -87,24 +86,24 @@ const { url, viewers, report } = await new Promise<Ready>((resolve, reject) => {
   child.once('exit', (code) => reject(new Error(`bench server exited (${code})`)))
 })
 try {
-  // One prebuilt request per profile, in turn (as /healthz's one request is prebuilt): a request
-  // rebuilt for every send cost the single-threaded client more CPU than the server spent answering it.
+  // One prebuilt request per profile, in turn (as /healthz's one request), sent by bench/lib's lean
+  // client: autocannon rebuilt a request per send and decoded every body to a string, costing it
+  // more CPU than the server spent answering (it, not the server, was the limit on home pages).
   const home = (encoding: Record<string, string> = BROWSER, duration = DURATION_S) =>
     withCpu(child.pid ?? 0, () =>
-      autocannon({
+      leanLoad(
         url,
-        connections: CONNECTIONS,
-        duration,
-        requests: viewers.map((v) => ({
-          method: 'GET' as const,
+        viewers.map((v) => ({
           path: `/api/v1/profiles/${v.profileId}/home`,
           headers: { ...encoding, authorization: `Bearer ${v.token}` },
         })),
-      }),
+        CONNECTIONS,
+        duration,
+      ),
     )
   const health = () =>
     withCpu(child.pid ?? 0, () =>
-      autocannon({ url: `${url}/healthz`, headers: BROWSER, connections: CONNECTIONS, duration: DURATION_S }),
+      leanLoad(url, [{ path: '/healthz', headers: BROWSER }], CONNECTIONS, DURATION_S),
     )
   await home() // warm caches and JIT
   // /healthz and home pages in turn, ROUNDS times: this machine's speed drifts over a minute, so a
@@ -141,7 +140,7 @@ try {
   })
   const wireBytes = gzipAnswer.throughput.total
   const list = await withCpu(child.pid ?? 0, () =>
-    autocannon({ url: `${url}${listPath}`, headers: auth, connections: CONNECTIONS, duration: DURATION_S }),
+    leanLoad(url, [{ path: listPath, headers: auth }], CONNECTIONS, DURATION_S),
   )
   if (list.non2xx > 0) throw new Error(`${list.non2xx} catalog pages answered non-2xx`)
   const sample = (await (
