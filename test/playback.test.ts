@@ -704,6 +704,46 @@ describe.skipIf(!(hasPostgres() && hasRedis()))(
       await b?.stop()
       await a?.stop()
     })
+    /** Requests to the second process, as the holder of this token. */
+    const onProcessB = (token: string) => (method: string, url: string, body?: unknown) =>
+      b.http.inject({
+        method: method as 'GET',
+        url,
+        headers: { authorization: `Bearer ${token}` },
+        ...(body === undefined ? {} : { payload: body as object }),
+      })
+
+    it('a profile deleted through one process leaves nothing the other had not flushed, and ends its sessions there', async () => {
+      a.clock.now = Date.now()
+      const u = await signUp(a, 'standard')
+      const guest = await a.reel.use('accounts').createProfile(u.accountId, { name: 'Guest' })
+      const onB = onProcessB(u.token)
+      const started = await onB('POST', '/api/v1/playback', { profileId: guest.id, titleId })
+      expect(started.statusCode, started.body).toBe(201)
+      const heartbeat = () =>
+        onB('POST', `/api/v1/playback/${started.json().sessionId}/heartbeat`, {
+          positionMs: 1500,
+          state: 'playing',
+        })
+      // B holds the session's row and position, unflushed (its flush interval is a minute).
+      expect((await heartbeat()).statusCode).toBe(200)
+      await a.reel.use('accounts').deleteProfile(u.accountId, guest.id)
+      await expect.poll(async () => (await heartbeat()).statusCode, { timeout: 15_000 }).toBe(404)
+      expect(code(await heartbeat())).toBe('session_stopped')
+      await b.use('playback').flush()
+      await a.reel.use('playback').flush()
+      const db = a.reel.ports.db.kysely
+      for (const table of ['playback_progress', 'playback_sessions'])
+        expect(
+          Number(
+            (
+              await sql<{
+                n: number
+              }>`select count(*) as n from ${sql.table(table)} where profile_id = ${guest.id}`.execute(db)
+            ).rows[0]?.n,
+          ),
+        ).toBe(0)
+    })
 
     it('a session started on one process beats and stops on the other before its row is flushed; slots count across both', async () => {
       // Both processes on the real clock (B has no other): the stream sets are windows of time.
@@ -711,13 +751,7 @@ describe.skipIf(!(hasPostgres() && hasRedis()))(
       const u = await signUp(a, 'standard')
       const onA = (method: string, url: string, body?: unknown) =>
         a.call(method, url, { token: u.token, body })
-      const onB = (method: string, url: string, body?: unknown) =>
-        b.http.inject({
-          method: method as 'GET',
-          url,
-          headers: { authorization: `Bearer ${u.token}` },
-          ...(body === undefined ? {} : { payload: body as object }),
-        })
+      const onB = onProcessB(u.token)
       const first = await onA('POST', '/api/v1/playback', { profileId: u.profileId, titleId, device: 'tv' })
       expect(first.statusCode, first.body).toBe(201)
       const sessionId = first.json().sessionId as string

@@ -47,12 +47,26 @@ export const playbackModule: ServiceModule = {
     // DB and the last events the Bus.
     ctx.onStop(() => playback.drain())
     ctx.onStart(async () => {
-      const subscription = await ctx.bus.subscribe<ProfileDeleted>({
-        name: 'playback-profile-deleted',
-        types: [PROFILE_DELETED],
-        handler: async (event) => playback.profileDeleted(event.data.profileId),
+      const subscriptions = await Promise.all([
+        ctx.bus.subscribe<ProfileDeleted>({
+          name: 'playback-profile-deleted',
+          types: [PROFILE_DELETED],
+          handler: async (event) => playback.profileDeleted(event.data.profileId),
+        }),
+        // The durable consumer above reaches one process (and catches up on deletions made while
+        // none ran); every process also hears of each deletion, to drop the rows of that profile it
+        // has not flushed and end its sessions there (the deletes are the same, so twice is harmless).
+        ctx.bus.subscribe<ProfileDeleted>({
+          name: 'playback-profile-deleted-here',
+          types: [PROFILE_DELETED],
+          durability: 'ephemeral',
+          startAt: 'new',
+          handler: async (event) => playback.profileDeleted(event.data.profileId),
+        }),
+      ])
+      ctx.onStop(async () => {
+        for (const s of subscriptions) await s.stop()
       })
-      ctx.onStop(() => subscription.stop())
     })
   },
 }
