@@ -29,7 +29,7 @@ import {
   type Rating,
   ROW_LENGTH,
 } from './rules.js'
-import type { HistoryRow, RecoStore } from './store.js'
+import { type HistoryRow, historyKey, type RecoStore } from './store.js'
 import { type RecoTitle, recoTitleOf, type TitleIndex, type Viewer, visible } from './titles.js'
 
 export interface HomeItem {
@@ -806,11 +806,10 @@ export class RecoService {
       })
     }
     if (rows.length === 0) return 0
-    const pairKey = (profileId: string, titleId: string) => `${profileId}\n${titleId}`
     const before = new Map(
       (
         await this.d.store.historyRows(rows.map((r) => ({ profileId: r.profile_id, titleId: r.title_id })))
-      ).map((r) => [pairKey(r.profile_id, r.title_id), r]),
+      ).map((r) => [historyKey(r.profile_id, r.title_id), r]),
     )
     await this.d.store.recordPlays(rows)
     this.newEvents += rows.length
@@ -818,7 +817,7 @@ export class RecoService {
     const changed = new Set<string>()
     for (const row of rows) {
       this.forget(row.profile_id)
-      const known = before.get(pairKey(row.profile_id, row.title_id))
+      const known = before.get(historyKey(row.profile_id, row.title_id))
       if (!known || (row.completed === 1 && known.completed === 0)) changed.add(row.profile_id)
     }
     for (const profileId of changed) this.refreshSoon(profileId)

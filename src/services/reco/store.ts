@@ -77,6 +77,9 @@ export type CampaignRow = CampaignsTable
 export type TitleRow = TitlesTable
 export type RunRow = RunsTable
 
+/** A (profile, title) pair of the history as one map key. */
+export const historyKey = (profileId: string, titleId: string): string => `${profileId}\n${titleId}`
+
 /** Rows written per statement in bulk writes (SQLite allows 32 766 bound values). */
 const BATCH = 500
 
@@ -117,7 +120,7 @@ export class RecoStore {
   async recordPlays(rows: readonly HistoryRow[]): Promise<void> {
     const merged = new Map<string, HistoryRow>()
     for (const row of rows) {
-      const key = `${row.profile_id}\n${row.title_id}`
+      const key = historyKey(row.profile_id, row.title_id)
       const seen = merged.get(key)
       merged.set(
         key,
@@ -150,7 +153,7 @@ export class RecoStore {
 
   /** The history rows of these (profile, title) pairs, for those that have one. */
   async historyRows(pairs: readonly { profileId: string; titleId: string }[]): Promise<HistoryRow[]> {
-    const wanted = new Set(pairs.map((p) => `${p.profileId}\n${p.titleId}`))
+    const wanted = new Set(pairs.map((p) => historyKey(p.profileId, p.titleId)))
     const profiles = [...new Set(pairs.map((p) => p.profileId))]
     const titles = [...new Set(pairs.map((p) => p.titleId))]
     const out: HistoryRow[] = []
@@ -163,7 +166,7 @@ export class RecoStore {
           .where('profile_id', 'in', profiles.slice(i, i + BATCH))
           .where('title_id', 'in', titles.slice(j, j + BATCH))
           .execute())
-          if (wanted.has(`${row.profile_id}\n${row.title_id}`)) out.push(row)
+          if (wanted.has(historyKey(row.profile_id, row.title_id))) out.push(row)
     return out
   }
 
