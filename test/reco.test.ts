@@ -403,6 +403,26 @@ describe('recommendations (SQLite)', () => {
     )
   })
 
+  it('takes a thumbs-down given while the page is being assembled out of the next page', async () => {
+    const profile = await w.profile(w.member.token, { name: 'Racer' })
+    await w.watch(profile, ['Comedy 3'])
+    const url = (titleId: string) => `/api/v1/profiles/${profile}/ratings/${titleId}`
+    // The thumbs-down lands at a different point of the page's assembly each time.
+    for (let step = 0; step < 16; step++) {
+      const before = await w.home(w.member.token, profile)
+      const target = idsOf(before.rows.find((r) => r.title === 'Because you watched Comedy 3'))[0]
+      expect(target, `step ${step}`).toBeDefined()
+      w.reco.forget(profile)
+      const building = w.home(w.member.token, profile)
+      for (let i = 0; i < step; i++) await new Promise((r) => setImmediate(r))
+      const put = await w.t.call('PUT', url(target ?? ''), { token: w.member.token, body: { rating: 'down' } })
+      expect(put.statusCode, put.body).toBe(200)
+      await building
+      expect(allIds(await w.home(w.member.token, profile)), `step ${step}`).not.toContain(target)
+      expect((await w.t.call('DELETE', url(target ?? ''), { token: w.member.token })).statusCode).toBe(204)
+    }
+  })
+
   it('refuses bad ratings with stable codes', async () => {
     const url = (profile: string, titleId: string) => `/api/v1/profiles/${profile}/ratings/${titleId}`
     const token = w.member.token

@@ -33,6 +33,13 @@ const JWT_SECRET_NAME = 'jwt-hs256'
 const AUDIENCE = 'reel-api'
 const revokedKey = (sessionId: string) => `auth:revoked:${sessionId}`
 
+/** A token whose signature this process checked, with its session's revocation key made once. */
+interface Verified {
+  auth: Auth
+  expiresAtMs: number
+  revokedKey: string
+}
+
 /**
  * Signs and checks access tokens (HS256 JWTs). A signed-out session is remembered in the Cache for
  * as long as its tokens can live, so every process refuses them without asking the accounts DB.
@@ -42,7 +49,7 @@ export class Authenticator {
    * Tokens this process already verified, until they expire: jose's WebCrypto HMAC check costs
    * ~130 µs, which would dominate a cached API read. Revocation is still checked on every request.
    */
-  private readonly verified = new LRUCache<string, { auth: Auth; expiresAtMs: number }>({ max: 20_000 })
+  private readonly verified = new LRUCache<string, Verified>({ max: 20_000 })
 
   private constructor(
     private readonly key: Uint8Array,
@@ -71,14 +78,14 @@ export class Authenticator {
 
   /** The caller of a token; throws 401 `invalid_token`, `token_expired` or `session_revoked`. */
   async verify(token: string): Promise<Auth> {
-    const known = this.verified.get(token)
-    const auth = known && known.expiresAtMs > Date.now() ? known.auth : await this.verifySignature(token)
-    if ((await this.cache.get(revokedKey(auth.sessionId))) !== undefined)
+    let known = this.verified.get(token)
+    if (!known || known.expiresAtMs <= Date.now()) known = await this.verifySignature(token)
+    if ((await this.cache.get(known.revokedKey)) !== undefined)
       throw unauthorized('session_revoked', 'This session has been signed out')
-    return auth
+    return known.auth
   }
 
-  private async verifySignature(token: string): Promise<Auth> {
+  private async verifySignature(token: string): Promise<Verified> {
     let payload: Record<string, unknown>
     try {
       ;({ payload } = await jwtVerify(token, this.key, {
@@ -94,8 +101,9 @@ export class Authenticator {
     const auth = toAuth(payload)
     if (!auth || typeof payload.exp !== 'number')
       throw unauthorized('invalid_token', 'The access token is not valid')
-    this.verified.set(token, { auth, expiresAtMs: payload.exp * 1000 })
-    return auth
+    const verified = { auth, expiresAtMs: payload.exp * 1000, revokedKey: revokedKey(auth.sessionId) }
+    this.verified.set(token, verified)
+    return verified
   }
 
   /** Refuses the session's outstanding access tokens from now on, in every process. */

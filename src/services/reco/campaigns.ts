@@ -251,7 +251,9 @@ export class Campaigns {
     known?: Candidates,
   ): Promise<Candidates> {
     const now = this.now()
-    const live = await this.liveCampaigns(now)
+    // The live list while it is fresh, without an await (most page views).
+    const live =
+      this.live && this.liveFresh(this.live.at, now) ? this.live.campaigns : await this.liveCampaigns(now)
     if (known?.live === live) return known
     const list: Candidate[] = []
     for (const campaign of live) {
@@ -314,7 +316,7 @@ export class Campaigns {
   }
 
   private async liveCampaigns(now: number): Promise<Campaign[]> {
-    if (!this.live || now - this.live.at > LIVE_TTL_MS || Date.now() - this.live.at > LIVE_TTL_MS) {
+    if (!this.live || !this.liveFresh(this.live.at, now)) {
       const campaigns = (await this.store.liveCampaigns(now)).map(toCampaign)
       this.live = { at: now, campaigns }
       // Leases of campaigns no longer live (ended, removed, changed in another process) go back.
@@ -323,6 +325,10 @@ export class Campaigns {
       for (const [id] of stale) await this.release(id)
     }
     return this.live.campaigns
+  }
+
+  private liveFresh(at: number, now: number): boolean {
+    return now - at <= LIVE_TTL_MS && Date.now() - at <= LIVE_TTL_MS
   }
 
   private async checkTitle(titleId: string): Promise<void> {

@@ -128,7 +128,10 @@ interface PageMemo {
   /** The module the rules applied (an empty one when the profile has none yet). */
   mod: ProfileModule
   version: number
-  viewerKey: string
+  /** The viewer and profile name it was built for. */
+  country: string
+  maturityLimit: Viewer['maturityLimit']
+  profileName: string
   now: number
   size: number
   /** The campaigns the profile may be shown, scored once per memo (impressions are counted per page). */
@@ -257,6 +260,9 @@ export class RecoService {
 
   constructor(private readonly d: RecoDeps) {}
 
+  /** Reco's copy of a catalog title (one function for every page view, not a closure each). */
+  private readonly titleOf = (id: string) => this.d.titles.get(id)
+
   get titles(): TitleIndex {
     return this.d.titles
   }
@@ -297,30 +303,23 @@ export class RecoService {
   }
 
   private async page(auth: Auth, profile: Profile, viewer: Viewer): Promise<Buffer> {
+    // The path of a memoized page (most views) makes no closures and awaits only what it needs.
     const failed: string[] = []
-    const attempt = async <T>(source: string, build: () => Promise<T>): Promise<T | undefined> => {
-      try {
-        return await build()
-      } catch (e) {
-        failed.push(source)
-        this.d.log.warn({ source, profileId: profile.id, err: errorMessage(e) }, 'home row source failed')
-        return undefined
-      }
-    }
-    const generation = this.generationOf(profile.id)
-    const [module, titles] = await Promise.all([
-      attempt('module', () => this.module(profile.id)),
-      attempt('titles', () => this.d.titles.fresh()),
-    ])
+    const started = this.generation
+    const pendingModule = this.settle('module', this.module(profile.id), profile.id, failed)
+    const pendingTitles = this.settle('titles', this.d.titles.fresh(), profile.id, failed)
+    const module = await pendingModule
+    const titles = await pendingTitles
     const now = this.d.now()
-    const viewerKey = `${viewer.country}:${viewer.maturityLimit}:${profile.name}`
     const version = this.d.titles.version
     let memo = this.pageMemo.get(profile.id)
     if (
       memo &&
       (memo.module !== module ||
         memo.version !== version ||
-        memo.viewerKey !== viewerKey ||
+        memo.country !== viewer.country ||
+        memo.maturityLimit !== viewer.maturityLimit ||
+        memo.profileName !== profile.name ||
         Math.abs(now - memo.now) >= PAGE_MEMO_MS)
     )
       memo = undefined
@@ -328,14 +327,15 @@ export class RecoService {
     // The sponsored title is picked first (its impression counts the moment it is picked): it keeps
     // its place on the page and takes one of the title's two appearances.
     let candidates: Candidates | undefined
-    const sponsored = titles
-      ? await attempt('campaigns', async () => {
-          const known = memo?.candidates
-          candidates = await this.d.campaigns.candidates(viewer, mod, (id) => this.d.titles.get(id), known)
-          if (memo) memo.candidates = candidates
-          return this.sponsored(profile.id, candidates)
-        })
-      : undefined
+    let sponsored: SponsoredRow | undefined
+    if (titles)
+      try {
+        candidates = await this.d.campaigns.candidates(viewer, mod, this.titleOf, memo?.candidates)
+        if (memo) memo.candidates = candidates
+        sponsored = await this.sponsored(profile.id, candidates)
+      } catch (e) {
+        this.sourceFailed('campaigns', profile.id, failed, e)
+      }
     const source = module && module.trainedAt !== null ? 'module' : 'live'
     const variantKey = sponsored?.json ?? ''
     const hit = failed.length === 0 ? memo?.variants.get(variantKey) : undefined
@@ -344,6 +344,8 @@ export class RecoService {
       memoHits.inc()
       return hit
     }
+    const attempt = <T>(source: string, build: () => Promise<T>): Promise<T | undefined> =>
+      this.settle(source, build(), profile.id, failed)
     const [continueWatching, trending, top10, newest, genres] = await Promise.all([
       attempt('playback', () => this.continueWatching(auth, profile)),
       attempt('trends', () => this.trending(viewer)),
@@ -372,14 +374,16 @@ export class RecoService {
     }
     pagesServed.inc({ source })
     const bytes = pageBytes(rows.slice(0, at), rows.slice(at), sponsored?.json)
-    // Kept only when no play or rating was handled meanwhile (the page might predate it).
-    if (generation === this.generationOf(profile.id)) {
+    // Kept only when no play or rating of the profile was handled meanwhile (the page might predate it).
+    if (this.generationOf(profile.id) <= started) {
       if (!memo) {
         memo = {
           module,
           mod,
           version,
-          viewerKey,
+          country: viewer.country,
+          maturityLimit: viewer.maturityLimit,
+          profileName: profile.name,
           now,
           size: 2 * bytes.length,
           candidates,
@@ -391,6 +395,21 @@ export class RecoService {
       memo.variants.set(variantKey, bytes)
     }
     return bytes
+  }
+
+  /** A source's answer, or undefined with the source noted as failed (and logged). */
+  private async settle<T>(source: string, answer: Promise<T>, profileId: string, failed: string[]) {
+    try {
+      return await answer
+    } catch (e) {
+      this.sourceFailed(source, profileId, failed, e)
+      return undefined
+    }
+  }
+
+  private sourceFailed(source: string, profileId: string, failed: string[], e: unknown): void {
+    failed.push(source)
+    this.d.log.warn({ source, profileId, err: errorMessage(e) }, 'home row source failed')
   }
 
   /** The rows the module gives: top picks, because you watched, others also watched, people. */
