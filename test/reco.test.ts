@@ -415,7 +415,10 @@ describe('recommendations (SQLite)', () => {
       w.reco.forget(profile)
       const building = w.home(w.member.token, profile)
       for (let i = 0; i < step; i++) await new Promise((r) => setImmediate(r))
-      const put = await w.t.call('PUT', url(target ?? ''), { token: w.member.token, body: { rating: 'down' } })
+      const put = await w.t.call('PUT', url(target ?? ''), {
+        token: w.member.token,
+        body: { rating: 'down' },
+      })
       expect(put.statusCode, put.body).toBe(200)
       await building
       expect(allIds(await w.home(w.member.token, profile)), `step ${step}`).not.toContain(target)

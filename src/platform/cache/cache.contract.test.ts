@@ -139,6 +139,22 @@ function cacheContract(kind: 'memory' | 'redis', skip: boolean, open: () => Prom
       const error = await cache.incr('incr:text', 10_000).catch((e: unknown) => e)
       expect(error).toBeInstanceOf(Error)
       expect(error).not.toBeInstanceOf(CacheUnavailableError)
+      await cache.set('incr:float', '1.5', 10_000)
+      await expect(cache.incr('incr:float', 10_000)).rejects.toThrow()
+      expect(await cache.get('incr:float')).toBe('1.5')
+    })
+
+    it('counts on from a number set as text, and a set replaces a counter', async () => {
+      await cache.set('incr:from-text', '41', 10_000)
+      expect(await cache.incr('incr:from-text', 10_000)).toBe(42)
+      expect(await cache.get('incr:from-text')).toBe('42')
+      await cache.set('incr:from-text', 'done', 10_000)
+      expect(await cache.get('incr:from-text')).toBe('done')
+      await expect(cache.incr('incr:from-text', 10_000)).rejects.toThrow()
+      expect(await cache.incr('incr:counter-as-set', 10_000)).toBe(1)
+      await expect(cache.zraise('incr:counter-as-set', [['a', 1]], 10_000)).rejects.toThrow()
+      await cache.del('incr:counter-as-set')
+      expect(await cache.get('incr:counter-as-set')).toBeUndefined()
     })
 
     it('keeps unicode keys and values intact', async () => {

@@ -1,24 +1,30 @@
 import { LRUCache } from 'lru-cache'
 import { type Cache, checkIncrement, checkScores, checkTtl, checkUnion } from './cache.js'
-import { cacheRequests } from './metrics.js'
+import { cacheHits, cacheMisses } from './metrics.js'
 
 /** A sorted set: member → score. */
 type SortedSet = Map<string, number>
+/** A counter (incr), changed in place: one lookup per increment. Read back as its decimal text. */
+interface Counter {
+  n: number
+}
+type Entry = string | SortedSet | Counter
 
 /** The embedded Cache: an in-process LRU with a TTL per entry (a string, or a sorted set). */
 export class MemoryCache implements Cache {
   readonly kind = 'memory'
-  readonly #lru: LRUCache<string, string | SortedSet>
+  readonly #lru: LRUCache<string, Entry>
 
   constructor(options: { maxEntries: number }) {
     // ttlResolution 0: lru-cache's cached clock can otherwise report a remaining TTL above the one set.
-    this.#lru = new LRUCache<string, string | SortedSet>({ max: options.maxEntries, ttlResolution: 0 })
+    this.#lru = new LRUCache<string, Entry>({ max: options.maxEntries, ttlResolution: 0 })
   }
 
   async get(key: string): Promise<string | undefined> {
     const entry = this.#lru.get(key)
-    const value = typeof entry === 'string' ? entry : undefined
-    cacheRequests.inc({ result: value === undefined ? 'miss' : 'hit' })
+    const value = typeof entry === 'string' ? entry : isCounter(entry) ? String(entry.n) : undefined
+    if (value === undefined) cacheMisses.inc()
+    else cacheHits.inc()
     return value
   }
 
@@ -40,13 +46,17 @@ export class MemoryCache implements Cache {
     checkIncrement(by)
     const current = this.#lru.get(key)
     if (current === undefined) {
-      this.#lru.set(key, String(by), { ttl })
+      this.#lru.set(key, { n: by }, { ttl })
       return by
     }
-    const n = typeof current === 'string' ? Number(current) : Number.NaN
+    if (isCounter(current)) {
+      // Changed in place: the counter's window started when it was created, as with Redis PEXPIRE … NX.
+      current.n += by
+      return current.n
+    }
+    const n = typeof current === 'string' && /^-?\d+$/.test(current) ? Number(current) : Number.NaN
     if (!Number.isSafeInteger(n)) throw new TypeError(`cache value at "${key}" is not a counter`)
-    // noUpdateTTL: the counter's window started when it was created, as with Redis PEXPIRE … NX.
-    this.#lru.set(key, String(n + by), { noUpdateTTL: true })
+    this.#lru.set(key, { n: n + by }, { noUpdateTTL: true })
     return n + by
   }
 
@@ -54,7 +64,8 @@ export class MemoryCache implements Cache {
     const ttl = checkTtl(ttlMs)
     checkScores(entries)
     let set = this.#lru.get(key)
-    if (typeof set === 'string') throw new TypeError(`cache value at "${key}" is not a sorted set`)
+    if (typeof set === 'string' || isCounter(set))
+      throw new TypeError(`cache value at "${key}" is not a sorted set`)
     if (set === undefined) {
       set = new Map()
       this.#lru.set(key, set, { ttl })
@@ -89,7 +100,8 @@ export class MemoryCache implements Cache {
 
   #sortedSet(key: string): SortedSet | undefined {
     const entry = this.#lru.get(key)
-    if (typeof entry === 'string') throw new TypeError(`cache value at "${key}" is not a sorted set`)
+    if (typeof entry === 'string' || isCounter(entry))
+      throw new TypeError(`cache value at "${key}" is not a sorted set`)
     return entry
   }
 
@@ -98,4 +110,8 @@ export class MemoryCache implements Cache {
   async close(): Promise<void> {
     this.#lru.clear()
   }
+}
+
+function isCounter(entry: Entry | undefined): entry is Counter {
+  return typeof entry === 'object' && !(entry instanceof Map)
 }

@@ -1,8 +1,12 @@
-import { counter, gauge } from '../metrics.js'
+import { counter, gauge, tally } from '../metrics.js'
 
 export const cacheRequests = counter('reel_cache_requests_total', 'Cache reads by result.', [
   'result',
 ] as const)
+
+/** Hits and misses are counted on every cache read: kept as plain numbers until /metrics is read. */
+export const cacheHits = tally(cacheRequests, { result: 'hit' })
+export const cacheMisses = tally(cacheRequests, { result: 'miss' })
 
 export const cacheErrors = counter(
   'reel_cache_errors_total',

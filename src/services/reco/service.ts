@@ -6,7 +6,7 @@ import type { EventEnvelope } from '../../platform/bus/bus.js'
 import type { Cache } from '../../platform/cache/cache.js'
 import { errorMessage, isAppError, notFound } from '../../platform/errors.js'
 import type { Logger } from '../../platform/log.js'
-import { counter } from '../../platform/metrics.js'
+import { counter, tally } from '../../platform/metrics.js'
 import { KIDS_MAX_RATING } from '../accounts/rules.js'
 import type { AccountsService, Profile } from '../accounts/service.js'
 import { TITLE_REMOVED, TITLE_UPSERTED, type TitleRemoved, type TitleUpserted } from '../catalog/events.js'
@@ -160,6 +160,11 @@ function pageBytes(
 const pagesServed = counter('reco_home_pages_total', 'Home pages served, by where their rows came from', [
   'source',
 ])
+/** The two sources of a whole page, counted per page view. */
+const servedFrom = {
+  module: tally(pagesServed, { source: 'module' }),
+  live: tally(pagesServed, { source: 'live' }),
+}
 const memoHits = counter('reco_home_page_memo_hits_total', 'Home pages sent again from memory, as built')
 const fallbacks = counter(
   'reco_fallbacks_total',
@@ -340,7 +345,7 @@ export class RecoService {
     const variantKey = sponsored?.json ?? ''
     const hit = failed.length === 0 ? memo?.variants.get(variantKey) : undefined
     if (hit) {
-      pagesServed.inc({ source })
+      servedFrom[source].inc()
       memoHits.inc()
       return hit
     }
@@ -372,7 +377,7 @@ export class RecoService {
       pagesServed.inc({ source: 'partial' })
       return jsonOf(await this.withFallback({ rows }, viewer, mod, failed))
     }
-    pagesServed.inc({ source })
+    servedFrom[source].inc()
     const bytes = pageBytes(rows.slice(0, at), rows.slice(at), sponsored?.json)
     // Kept only when no play or rating of the profile was handled meanwhile (the page might predate it).
     if (this.generationOf(profile.id) <= started) {
