@@ -17,13 +17,31 @@ export const GZIP_MIN_BYTES = 1024
 const gzipped = new WeakMap<Buffer, Buffer>()
 
 /**
+ * Answers for the Accept-Encoding values seen lately: clients send a handful of distinct values
+ * (one per browser and library), so each is parsed once rather than once per request.
+ */
+const gzipAnswers = new Map<string, boolean>()
+const GZIP_ANSWERS_MAX = 256
+
+/**
  * True when an `Accept-Encoding` header takes gzip: `gzip` (or `x-gzip`) with a non-zero q, or `*`
  * with a non-zero q when gzip is not listed.
  */
 export function acceptsGzip(header: string | string[] | undefined): boolean {
   if (header === undefined) return false
+  const value = Array.isArray(header) ? header.join(',') : header
+  let answer = gzipAnswers.get(value)
+  if (answer === undefined) {
+    answer = parseAcceptsGzip(value)
+    if (gzipAnswers.size >= GZIP_ANSWERS_MAX) gzipAnswers.clear()
+    gzipAnswers.set(value, answer)
+  }
+  return answer
+}
+
+function parseAcceptsGzip(value: string): boolean {
   let star = false
-  for (const part of (Array.isArray(header) ? header.join(',') : header).split(',')) {
+  for (const part of value.split(',')) {
     const [name = '', ...params] = part.split(';')
     const coding = name.trim().toLowerCase()
     let q = 1

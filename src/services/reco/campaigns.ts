@@ -188,8 +188,11 @@ export class Campaigns {
     return { ...c, impressions: c.impressions - (this.leases.get(c.id)?.left ?? 0) }
   }
 
-  /** One impression of the campaign for this page: from this process's reservation, topped up from the DB. */
-  private async take(c: Campaign, cap: number): Promise<boolean> {
+  /**
+   * One impression of the campaign for the page served at `servedAt`: from this process's
+   * reservation, topped up from the DB (up to the pacing allowance at that time).
+   */
+  private async take(c: Campaign, servedAt: number): Promise<boolean> {
     let lease = this.leases.get(c.id)
     if (!lease) {
       lease = { left: 0, updatedAt: c.updatedAt, size: LEASE_SIZE, reservedAt: 0 }
@@ -213,7 +216,7 @@ export class Campaigns {
       current.reservedAt = now
       // Cleared on failure too: a rejected promise left here would fail every later take().
       current.reserving = this.store
-        .reserveImpressions(c.id, cap, current.size)
+        .reserveImpressions(c.id, this.allowance(c, servedAt), current.size)
         .then((n) => {
           granted = n
           current.left += n
@@ -288,7 +291,7 @@ export class Campaigns {
       if (views > c.campaign.frequencyCap) continue
       let taken: boolean
       try {
-        taken = await this.take(c.campaign, this.allowance(c.campaign, now))
+        taken = await this.take(c.campaign, now)
       } catch (err) {
         await this.cache.incr(key, DAY_MS * 2, -1).catch(() => undefined)
         throw err
