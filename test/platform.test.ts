@@ -14,6 +14,7 @@ import { accountsModule } from '../src/services/accounts/index.js'
 import { billingModule } from '../src/services/billing/index.js'
 import { gatewayModule } from '../src/services/gateway/index.js'
 import { engines, hasPostgres, tempDir, uniqueName } from './engines.js'
+import { startReel } from './harness.js'
 
 const silent = createLogger('silent')
 
@@ -401,5 +402,43 @@ describe('restarts', () => {
     expect(login.statusCode).toBe(201)
     await second.stop()
     tmp.cleanup()
+  })
+})
+
+describe('bus retention', () => {
+  it('deletes playback events past REEL_BUS_RETENTION_DAYS on its schedule, and keeps newer ones and other types', async () => {
+    const t = await startReel(
+      'sqlite',
+      { REEL_BUS_RETENTION_DAYS: '1', REEL_BUS_RETENTION_INTERVAL_S: '1' },
+      ['accounts'],
+    )
+    try {
+      const { bus, db } = t.reel.ports
+      for (let i = 0; i < 3; i++) {
+        await bus.publish({ id: `retained-play-${i}`, type: 'playback.heartbeat', key: 'p', data: { i } })
+        await bus.publish({
+          id: `retained-title-${i}`,
+          type: 'catalog.title.upserted',
+          key: 't',
+          data: { i },
+        })
+      }
+      const stored = async () =>
+        (
+          await sql<{
+            id: string
+          }>`select id from platform_bus_events where id like 'retained-%' order by id`.execute(db.kysely)
+        ).rows.map((r) => r.id)
+      // Two runs of the job within the retention: nothing goes.
+      await sleep(2_500)
+      expect(await stored()).toHaveLength(6)
+      // Two days on, the next run deletes the playback events and only them.
+      t.clock.advance(2 * 24 * 3600_000)
+      const deadline = Date.now() + 10_000
+      while ((await stored()).length > 3 && Date.now() < deadline) await sleep(100)
+      expect(await stored()).toEqual(['retained-title-0', 'retained-title-1', 'retained-title-2'])
+    } finally {
+      await t.stop()
+    }
   })
 })

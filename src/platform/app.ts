@@ -86,8 +86,6 @@ export interface ReelOptions {
 }
 
 const READY_TIMEOUT_MS = 2000
-/** How often events past REEL_BUS_RETENTION_DAYS are pruned. */
-const BUS_RETENTION_EVERY_MS = 3600_000
 /** The events pruned: the bulk of the log (heartbeats), archived by trends; others are replayed. */
 const RETAINED_FOR_DAYS_ONLY = 'playback.'
 
@@ -142,7 +140,7 @@ export async function createReel(options: ReelOptions): Promise<Reel> {
   }
   registerPlatformRoutes(http, ports, roles, config)
   if (config.busRetentionDays > 0)
-    ctx.every('bus-retention', BUS_RETENTION_EVERY_MS, async () => {
+    ctx.every('bus-retention', config.busRetentionIntervalS * 1000, async () => {
       const before = ctx.now() - config.busRetentionDays * 24 * 3600_000
       const pruned = await ports.bus.prune(RETAINED_FOR_DAYS_ONLY, before)
       if (pruned > 0)

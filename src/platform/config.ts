@@ -182,7 +182,13 @@ export const variables = {
     'REEL_BUS_RETENTION_DAYS',
     '7',
     integer(0, 3650),
-    'Embedded bus: playback events stored longer ago than this, once every durable consumer has read them, are deleted hourly (trends keeps them as NDJSON in the blob store); 0 keeps them. Catalog and account events stay (search replicas replay them). JetStream keeps its stream limits.',
+    'Embedded bus: playback events stored longer ago than this, once every durable consumer has read them, are deleted every REEL_BUS_RETENTION_INTERVAL_S (trends keeps them as NDJSON in the blob store); 0 keeps them. Catalog and account events stay (search replicas replay them). JetStream keeps its stream limits.',
+  ),
+  busRetentionIntervalS: variable(
+    'REEL_BUS_RETENTION_INTERVAL_S',
+    '3600',
+    integer(1, 604_800),
+    'How often the embedded bus deletes playback events older than REEL_BUS_RETENTION_DAYS.',
   ),
   s3Bucket: variable(
     'REEL_S3_BUCKET',
