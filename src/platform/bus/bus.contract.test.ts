@@ -998,3 +998,48 @@ describe.skipIf(!hasNats())('the JetStream bus, when the server deletes an ephem
     }
   }, 30_000)
 })
+
+describe.skipIf(!hasNats())('the JetStream bus, when a durable consumer is deleted', () => {
+  it('makes it again from where the processes sharing it had got to, and goes on delivering', async () => {
+    const natsUrl = engines.natsUrl ?? 'nats://127.0.0.1:4222'
+    const prefix = uniqueName('gonedur')
+    const buses = [
+      await createJetStreamBus({ natsUrl, prefix, log, leaseMs: 5000 }),
+      await createJetStreamBus({ natsUrl, prefix, log, leaseMs: 5000 }),
+    ]
+    const nc = await connect({ servers: natsUrl })
+    try {
+      const jsm = await nc.jetstreamManager()
+      const stream = `${prefix.toUpperCase()}_EVENTS`
+      const received: string[] = []
+      for (const bus of buses)
+        await bus.subscribe({
+          name: 'indexer',
+          types: ['a.>'],
+          handler: async (event) => {
+            received.push(event.id)
+          },
+        })
+      for (let i = 1; i <= 3; i++)
+        await buses[0]?.publish({ type: 'a.b', key: `k${i}`, data: {}, id: `e${i}` })
+      await eventually(() => expect([...received].sort()).toEqual(['e1', 'e2', 'e3']))
+      await jsm.consumers.delete(stream, 'indexer')
+      for (let i = 4; i <= 6; i++)
+        await buses[1]?.publish({ type: 'a.b', key: `k${i}`, data: {}, id: `e${i}` })
+      await eventually(
+        () => expect([...new Set(received)].sort()).toEqual(['e1', 'e2', 'e3', 'e4', 'e5', 'e6']),
+        20_000,
+      )
+      // Made again under its own name, once, resuming after what had been taken (nothing older again).
+      expect((await jsm.consumers.info(stream, 'indexer')).name).toBe('indexer')
+      expect(received.filter((id) => ['e1', 'e2', 'e3'].includes(id)).sort()).toEqual(['e1', 'e2', 'e3'])
+    } finally {
+      for (const bus of buses) await bus.close()
+      const jsm = await nc.jetstreamManager()
+      for (const stream of ['EVENTS', 'WORK', 'DLQ']) {
+        await jsm.streams.delete(`${prefix.toUpperCase()}_${stream}`).catch(() => {})
+      }
+      await nc.close()
+    }
+  }, 40_000)
+})

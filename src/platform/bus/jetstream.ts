@@ -252,8 +252,16 @@ class JetStreamBus implements Bus {
           inactive_threshold: nanos(EPHEMERAL_INACTIVE_MS),
         })
       ).name
-    const consumerName = ephemeral ? await addEphemeral(undefined) : options.name
-    if (!ephemeral) await this.ensureConsumer(stream, options.name, wanted)
+    // A durable one deleted under it (by an operator, or lost with the server's state) is made again
+    // from where this process had got to; another process sharing it may have done so first.
+    const ensureDurable = async (after: number | undefined) => {
+      await this.ensureConsumer(stream, options.name, {
+        ...wanted,
+        ...(after === undefined ? {} : startPolicy({ after })),
+      })
+      return options.name
+    }
+    const consumerName = ephemeral ? await addEphemeral(undefined) : await ensureDurable(undefined)
     const wantedType = typeFilter(options.types)
     const subscription = new PullSubscription({
       nc: this.nc,
@@ -261,7 +269,7 @@ class JetStreamBus implements Bus {
       stream,
       consumer: consumerName,
       // A stall past the inactive threshold loses an ephemeral consumer: a new one resumes where it was.
-      recreate: ephemeral ? addEphemeral : undefined,
+      recreate: ephemeral ? addEphemeral : ensureDurable,
       subject: wanted.filter_subject,
       // The server sends no more than max_ack_pending unacked messages to a consumer anyway.
       maxInFlight: Math.min(
@@ -720,7 +728,10 @@ class PullSubscription implements Subscription {
     }
   }
 
-  /** The server deleted the consumer (an ephemeral one outstayed its inactive threshold): make another. */
+  /**
+   * The server deleted the consumer (an ephemeral one outstayed its inactive threshold, a durable one
+   * was removed): make it again.
+   */
   private async replaceConsumer(): Promise<void> {
     const { recreate, log } = this.options
     this.sub?.unsubscribe()
