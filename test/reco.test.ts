@@ -11,6 +11,7 @@ import {
   PLAYBACK_STOPPED,
   type PlaybackEventBase,
 } from '../src/services/playback/events.js'
+import { PlaybackStore } from '../src/services/playback/store.js'
 import { contentInWorker } from '../src/services/reco/content.js'
 import { trainInWorker } from '../src/services/reco/model/worker.js'
 import { RecoStore } from '../src/services/reco/store.js'
@@ -423,6 +424,47 @@ describe('recommendations (SQLite)', () => {
       await building
       expect(allIds(await w.home(w.member.token, profile)), `step ${step}`).not.toContain(target)
       expect((await w.t.call('DELETE', url(target ?? ''), { token: w.member.token })).statusCode).toBe(204)
+    }
+  })
+
+  it('keeps no page assembled while a play of its profile came in (continue watching leads with it)', async () => {
+    const { token, profileId: profile } = await w.account('DE')
+    const progress = new PlaybackStore(w.t.reel.ports.db)
+    const playback = w.t.reel.use('playback')
+    const continueWatching = playback.continueWatching.bind(playback)
+    for (const [step, name] of ['Comedy 1', 'Drama 1', 'Comedy 2'].entries()) {
+      await w.home(token, profile)
+      w.reco.forget(profile)
+      const id = w.id(name)
+      // The play comes in just after the page being assembled has read continue watching: it changes
+      // that row and no module (its recomputation comes later), so only the page memo could hide it.
+      const spy = vi.spyOn(playback, 'continueWatching').mockImplementationOnce(async (...args) => {
+        const before = await continueWatching(...args)
+        await progress.writeBehind(
+          [
+            {
+              profile_id: profile,
+              media_id: id,
+              title_id: id,
+              title_type: 'movie',
+              series_id: null,
+              season_id: null,
+              position_ms: 60_000,
+              duration_ms: 3_600_000,
+              completed: 0,
+              updated_at: w.t.clock.now + step,
+            },
+          ],
+          [],
+        )
+        w.reco.forget(profile)
+        return before
+      })
+      const during = await w.home(token, profile)
+      spy.mockRestore()
+      expect(idsOf(during.rows.find((r) => r.kind === 'continue_watching'))[0], `step ${step}`).not.toBe(id)
+      const after = await w.home(token, profile)
+      expect(idsOf(after.rows.find((r) => r.kind === 'continue_watching'))[0], `step ${step}`).toBe(id)
     }
   })
 
