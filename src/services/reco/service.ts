@@ -349,8 +349,9 @@ export class RecoService {
       memoHits.inc()
       return hit
     }
+    // A source that throws before its promise is made counts as failed too.
     const attempt = <T>(source: string, build: () => Promise<T>): Promise<T | undefined> =>
-      this.settle(source, build(), profile.id, failed)
+      this.settle(source, Promise.resolve().then(build), profile.id, failed)
     const [continueWatching, trending, top10, newest, genres] = await Promise.all([
       attempt('playback', () => this.continueWatching(auth, profile)),
       attempt('trends', () => this.trending(viewer)),
