@@ -1,6 +1,6 @@
 import { LRUCache } from 'lru-cache'
 import { type Cache, checkIncrement, checkScores, checkTtl, checkUnion } from './cache.js'
-import { cacheHits, cacheMisses } from './metrics.js'
+import { countCacheRead } from './metrics.js'
 
 /** A sorted set: member → score. */
 type SortedSet = Map<string, number>
@@ -23,8 +23,7 @@ export class MemoryCache implements Cache {
   async get(key: string): Promise<string | undefined> {
     const entry = this.#lru.get(key)
     const value = typeof entry === 'string' ? entry : isCounter(entry) ? String(entry.n) : undefined
-    if (value === undefined) cacheMisses.inc()
-    else cacheHits.inc()
+    countCacheRead(value)
     return value
   }
 

@@ -5,8 +5,14 @@ export const cacheRequests = counter('reel_cache_requests_total', 'Cache reads b
 ] as const)
 
 /** Hits and misses are counted on every cache read: kept as plain numbers until /metrics is read. */
-export const cacheHits = tally(cacheRequests, { result: 'hit' })
-export const cacheMisses = tally(cacheRequests, { result: 'miss' })
+const cacheHits = tally(cacheRequests, { result: 'hit' })
+const cacheMisses = tally(cacheRequests, { result: 'miss' })
+
+/** Counts a cache read that found `value` (undefined: a miss). */
+export function countCacheRead(value: string | undefined): void {
+  if (value === undefined) cacheMisses.inc()
+  else cacheHits.inc()
+}
 
 export const cacheErrors = counter(
   'reel_cache_errors_total',

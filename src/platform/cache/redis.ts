@@ -12,7 +12,7 @@ import {
   checkUnion,
   hashTagOf,
 } from './cache.js'
-import { cacheErrors, cacheHits, cacheMisses, cacheNodeUp, cacheRequests } from './metrics.js'
+import { cacheErrors, cacheNodeUp, cacheRequests, countCacheRead } from './metrics.js'
 
 export interface RedisCacheOptions {
   /** One URL per node, e.g. redis://10.0.0.1:6379/0; keys are spread over them by a hash ring. */
@@ -126,8 +126,7 @@ export class RedisCache implements Cache {
     const node = this.#nodeFor(key)
     try {
       const value = (await this.#run(node, 'get', (c) => c.get(this.#prefix + key))) ?? undefined
-      if (value === undefined) cacheMisses.inc()
-      else cacheHits.inc()
+      countCacheRead(value)
       return value
     } catch {
       cacheRequests.inc({ result: 'error' })
