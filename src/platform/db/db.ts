@@ -1,17 +1,8 @@
 import fs from 'node:fs'
 import path from 'node:path'
-import SQLite from 'better-sqlite3'
-import {
-  Kysely,
-  type Migration,
-  type MigrationProvider,
-  Migrator,
-  PostgresDialect,
-  SqliteDialect,
-  sql,
-} from 'kysely'
-import { LRUCache } from 'lru-cache'
+import { Kysely, type Migration, type MigrationProvider, Migrator, PostgresDialect, sql } from 'kysely'
 import pg from 'pg'
+import { sqliteKysely } from './sqlite.js'
 
 export type DbKind = 'sqlite' | 'postgres'
 
@@ -53,45 +44,7 @@ export function createDb(options: DbOptions): Db {
 
 function sqliteDb(file: string): Db {
   if (file !== ':memory:') fs.mkdirSync(path.dirname(file), { recursive: true })
-  const database = new SQLite(file)
-  database.pragma('journal_mode = WAL')
-  database.pragma('synchronous = NORMAL')
-  database.pragma('foreign_keys = ON')
-  database.pragma('busy_timeout = 5000')
-  const kysely: AnyKysely = new Kysely({
-    dialect: new SqliteDialect({ database: withStatementCache(database) }),
-  })
-  return wrap('sqlite', kysely, async () => {})
-}
-
-/** Prepared statements kept per SQLite database, by SQL text. */
-const STATEMENT_CACHE_SIZE = 500
-
-/**
- * The database as Kysely's SQLite driver sees it, with its statements kept: the driver prepares
- * (parses and plans) every query it runs, which costs more than running most of reel's queries.
- * Kysely runs one query at a time on its single SQLite connection, so a kept statement is never
- * in use twice at once; SQLite re-plans a statement itself after a schema change.
- */
-function withStatementCache(database: SQLite.Database): {
-  prepare(sql: string): SQLite.Statement
-  close(): void
-} {
-  const statements = new LRUCache<string, SQLite.Statement>({ max: STATEMENT_CACHE_SIZE })
-  return {
-    prepare(text) {
-      let statement = statements.get(text)
-      if (!statement) {
-        statement = database.prepare(text)
-        statements.set(text, statement)
-      }
-      return statement
-    },
-    close() {
-      statements.clear()
-      database.close()
-    },
-  }
+  return wrap('sqlite', sqliteKysely(file), async () => {})
 }
 
 function postgresDb(url: string, schema: string): Db {
