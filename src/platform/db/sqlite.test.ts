@@ -6,7 +6,7 @@ import { sql } from 'kysely'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import { createDb, type Db } from './db.js'
 
-interface Tables {
+type Tables = {
   items: { id: number; name: string }
 }
 
