@@ -122,7 +122,7 @@ describe('SQLite database file: reads here, writes on the writer thread', () => 
     )
   })
 
-  it('an idle writer thread does not keep a process alive', () => {
+  it('an idle writer thread does not keep a process alive, and starts under the flags `npm start` uses', () => {
     const file = path.join(dir, 'other.db')
     const script = `
       import { createDb } from ${JSON.stringify(path.join(import.meta.dirname, 'db.ts'))}
@@ -130,10 +130,14 @@ describe('SQLite database file: reads here, writes on the writer thread', () => 
       await db.kysely.schema.createTable('t').addColumn('v', 'integer').execute()
       await db.kysely.insertInto('t').values({ v: 7 }).execute()
       console.log('written')`
-    const run = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], {
-      encoding: 'utf8',
-      timeout: 20_000,
-    })
+    const run = spawnSync(
+      process.execPath,
+      ['--max-semi-space-size=64', '--import', 'tsx', '--input-type=module', '-e', script],
+      {
+        encoding: 'utf8',
+        timeout: 20_000,
+      },
+    )
     expect(run.stderr).toBe('')
     expect(run.stdout.trim()).toBe('written')
     expect(run.status).toBe(0)

@@ -237,8 +237,9 @@ class SplitSqliteDriver implements Driver {
     if (!this.reader) throw new Error('the database is closed')
     const worker = new Worker(WRITER, {
       eval: true,
-      // The writer is CommonJS: a process run with --input-type=module would make it a module.
-      execArgv: process.execArgv.filter((arg) => !arg.startsWith('--input-type')),
+      // None of the process's flags: --input-type=module would make the writer (CommonJS) a module,
+      // and a Worker refuses per-process V8 flags such as --max-semi-space-size (they apply anyway).
+      execArgv: [],
       workerData: {
         driver: createRequire(import.meta.url).resolve('better-sqlite3'),
         file: this.file,
