@@ -125,8 +125,6 @@ export async function pacedLoad(
         res.resume()
         res.once('end', () => {
           latencies.push(performance.now() - due)
-          ;(globalThis as any).__tl ??= []
-          ;(globalThis as any).__tl.push([due - start, performance.now() - due])
           onStatus(res.statusCode ?? 0)
           inFlight--
           if (sent === total && inFlight === 0) settle()
@@ -148,12 +146,6 @@ export async function pacedLoad(
   }, 1)
   await finished
   agent.destroy()
-  const tl = (globalThis as any).__tl as [number, number][]
-  ;(globalThis as any).__tl = []
-  for (let s = 0; s < durationS * 4; s++) {
-    const l = tl.filter(([d]) => d >= s * 250 && d < (s + 1) * 250).map(([, v]) => v).sort((a, b) => a - b)
-    console.log(`  t=${(s / 4).toFixed(2)}s n=${l.length} p50=${(l[Math.floor(l.length / 2)] ?? 0).toFixed(1)} p99=${(l[Math.floor(l.length * 0.99)] ?? 0).toFixed(1)} max=${(l[l.length - 1] ?? 0).toFixed(1)}`)
-  }
   latencies.sort((a, b) => a - b)
   const at = (p: number) => latencies[Math.min(latencies.length - 1, Math.floor(p * latencies.length))] ?? 0
   return { sent, answered: latencies.length, p50: at(0.5), p99: at(0.99), max: at(1) }

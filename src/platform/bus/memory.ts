@@ -229,7 +229,7 @@ export interface MemoryBusOptions {
 }
 
 /** Events read per query. */
-const FETCH_BATCH = 250
+const FETCH_BATCH = 1000
 /** A consumer stops reading while this many of its events wait for a handler (more for large batches: inFlightLimit). */
 const HIGH_WATER = 4000
 /** Rows per INSERT: well under SQLite's limit of bound parameters. */
