@@ -136,6 +136,34 @@ function busContract(name: string, enabled: boolean, createEngine: () => Promise
 
     const ids = (received: Received[]) => received.map((r) => r.event.id)
 
+    it('delivers, in order, what two processes publish in turns to one stored log', async () => {
+      const other = (await engine.openCrashable()).bus
+      const { received } = await record(bus, { name: 'history', types: ['a.>'] })
+      const late: string[] = []
+      const expected: string[] = []
+      for (let i = 0; i <= 30; i++) {
+        const id = `e${i}`
+        expected.push(id)
+        // Runs of this process's events with the other's in between (every third, the last one too),
+        // some published together.
+        if (i % 3 === 0) await other.publish({ type: 'a.b', key: 'k', data: { i }, id })
+        else if (i % 3 === 1) void bus.publish({ type: 'a.b', key: 'k', data: { i }, id })
+        else await bus.publish({ type: 'a.b', key: 'k', data: { i }, id })
+        if (i === 14)
+          await bus.subscribe({
+            name: 'late',
+            types: ['a.>'],
+            startAt: 'all',
+            handler: async (event) => {
+              late.push(event.id)
+            },
+          })
+      }
+      await eventually(() => expect(ids(received)).toEqual(expected))
+      await eventually(() => expect(late).toEqual(expected))
+      expect(received.map((r) => (r.event.data as { i: number }).i)).toEqual(expected.map((_, i) => i))
+    })
+
     it('delivers published events to the consumers whose type patterns match', async () => {
       const { received } = await record(bus, { name: 'indexer', types: ['media.>', 'playback.*.started'] })
       const published = await bus.publish({

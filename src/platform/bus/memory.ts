@@ -279,6 +279,65 @@ interface BusContext {
   log: Logger
   pollMs: number
   leaseMs: number
+  /** SQLite: the events this process stored last (consumers close behind read them from here). */
+  recent: RecentEvents | undefined
+}
+
+/** Events kept in RecentEvents: a consumer further behind reads from the database. */
+const RECENT_EVENTS = 10_000
+
+/**
+ * The events this process stored last, in seq order with no seq missing, as the database has them.
+ * A consumer close behind is served from here instead of reading back what was just written (in the
+ * all-in-one shape every consumer read every playback event again: the largest share of the event
+ * loop's time under a burst of plays). It answers only while it holds every event from the reader's
+ * position to the database's newest, so an event another process stored sends readers to the database.
+ */
+class RecentEvents {
+  private rows: Selectable<EventsTable>[] = []
+  private head = 0
+
+  /** Rows just committed, in seq order; a gap before them (another process stored events) starts over. */
+  add(rows: Selectable<EventsTable>[]): void {
+    if (rows.length === 0) return
+    const last = this.rows[this.rows.length - 1]
+    if (last && Number(rows[0]?.seq) !== Number(last.seq) + 1) {
+      this.rows = []
+      this.head = 0
+    }
+    for (const row of rows) this.rows.push(row)
+    const excess = this.rows.length - this.head - RECENT_EVENTS
+    if (excess > 0) this.head += excess
+    if (this.head > RECENT_EVENTS) {
+      this.rows = this.rows.slice(this.head)
+      this.head = 0
+    }
+  }
+
+  /** Whether a read after `after` could be answered here (the database's newest still to be checked). */
+  covers(after: number): boolean {
+    const first = this.rows[this.head]
+    return first !== undefined && Number(first.seq) <= after + 1
+  }
+
+  /** As fetchEvents, if every event after `after` up to `newest` is here; else undefined. */
+  read(
+    after: number,
+    newest: number,
+    wanted: (type: string) => boolean,
+  ): { rows: Selectable<EventsTable>[]; scannedTo: number } | undefined {
+    const first = this.rows[this.head]
+    const last = this.rows[this.rows.length - 1]
+    if (!first || !last || Number(last.seq) !== newest || Number(first.seq) > after + 1) return undefined
+    const rows: Selectable<EventsTable>[] = []
+    for (let i = this.head + Math.max(0, after + 1 - Number(first.seq)); i < this.rows.length; i++) {
+      const row = this.rows[i] as Selectable<EventsTable>
+      if (!wanted(row.type)) continue
+      rows.push(row)
+      if (rows.length === FETCH_BATCH) return { rows, scannedTo: Number(row.seq) }
+    }
+    return { rows, scannedTo: Math.max(after, newest) }
+  }
 }
 
 type EventRow = Omit<EventsTable, 'seq'>
@@ -363,6 +422,7 @@ class MemoryBus implements Bus {
       log: options.log,
       pollMs: options.pollMs ?? 500,
       leaseMs: options.leaseMs ?? 10_000,
+      recent: options.db.kind === 'sqlite' ? new RecentEvents() : undefined,
     }
     this.events = new BatchWriter((rows) => this.insertEvents(rows))
     this.tasks = new BatchWriter((rows) => this.insertTasks(rows))
@@ -531,18 +591,29 @@ class MemoryBus implements Bus {
   }
 
   private async insertEvents(rows: EventRow[]): Promise<void> {
-    const { db, kind } = this.ctx
+    const { db, kind, recent } = this.ctx
+    const stored: Selectable<EventsTable>[] = []
     await db.transaction().execute(async (trx) => {
       if (kind === 'postgres') await sql`select pg_advisory_xact_lock(${PUBLISH_LOCK})`.execute(trx)
       for (const [i, chunk] of [...chunks(rows, INSERT_CHUNK)].entries()) {
         if (i > 0) await nextTurn()
-        await trx
+        const insert = trx
           .insertInto('platform_bus_events')
           .values(chunk)
           .onConflict((oc) => oc.column('id').doNothing())
-          .execute()
+        if (!recent) {
+          await insert.execute()
+          continue
+        }
+        // The seq each new event got (one stored before under its id is not returned).
+        const seqs = new Map((await insert.returning(['id', 'seq']).execute()).map((r) => [r.id, r.seq]))
+        for (const row of chunk) {
+          const seq = seqs.get(row.id)
+          if (seq !== undefined) stored.push({ ...row, seq })
+        }
       }
     })
+    if (recent) recent.add(stored.sort((a, b) => a.seq - b.seq))
     wake(db, EVENTS_TOPIC)
   }
 
@@ -794,7 +865,7 @@ class EventConsumer implements Subscription {
   }
 
   private fetch(after: number): Promise<{ rows: Selectable<EventsTable>[]; scannedTo: number }> {
-    return fetchEvents(this.ctx, after, this.options.types)
+    return fetchEvents(this.ctx, after, this.options.types, this.wanted)
   }
 
   private async accept(
@@ -938,7 +1009,13 @@ async function fetchEvents(
   ctx: BusContext,
   after: number,
   types: string[],
+  wanted: (type: string) => boolean,
 ): Promise<{ rows: Selectable<EventsTable>[]; scannedTo: number }> {
+  if (ctx.recent?.covers(after)) {
+    const newest = Number((await newestSeq(ctx).executeTakeFirst())?.newest ?? 0)
+    const kept = ctx.recent.read(after, newest, wanted)
+    if (kept) return kept
+  }
   let rows = await selectEvents(ctx, after, types, undefined)
   let upTo = Number(rows[rows.length - 1]?.newest ?? 0)
   if (rows.length === 0) {
@@ -1037,7 +1114,12 @@ class EphemeralConsumer implements Subscription {
           await this.dispatcher.waitForRoom(this.highWater / 2)
           continue
         }
-        const { rows, scannedTo } = await fetchEvents(this.ctx, this.fetchedUpTo, this.options.types)
+        const { rows, scannedTo } = await fetchEvents(
+          this.ctx,
+          this.fetchedUpTo,
+          this.options.types,
+          this.wanted,
+        )
         if (this.stopping) break
         for (const row of rows) {
           if (!this.wanted(row.type)) continue
