@@ -139,7 +139,7 @@ function busContract(name: string, enabled: boolean, createEngine: () => Promise
     it('delivers, in order, what two processes publish in turns to one stored log', async () => {
       const other = (await engine.openCrashable()).bus
       const { received } = await record(bus, { name: 'history', types: ['a.>'] })
-      const late: string[] = []
+      let late: Received[] = []
       const expected: string[] = []
       for (let i = 0; i <= 30; i++) {
         const id = `e${i}`
@@ -149,18 +149,10 @@ function busContract(name: string, enabled: boolean, createEngine: () => Promise
         if (i % 3 === 0) await other.publish({ type: 'a.b', key: 'k', data: { i }, id })
         else if (i % 3 === 1) void bus.publish({ type: 'a.b', key: 'k', data: { i }, id })
         else await bus.publish({ type: 'a.b', key: 'k', data: { i }, id })
-        if (i === 14)
-          await bus.subscribe({
-            name: 'late',
-            types: ['a.>'],
-            startAt: 'all',
-            handler: async (event) => {
-              late.push(event.id)
-            },
-          })
+        if (i === 14) late = (await record(bus, { name: 'late', types: ['a.>'], startAt: 'all' })).received
       }
       await eventually(() => expect(ids(received)).toEqual(expected))
-      await eventually(() => expect(late).toEqual(expected))
+      await eventually(() => expect(ids(late)).toEqual(expected))
       expect(received.map((r) => (r.event.data as { i: number }).i)).toEqual(expected.map((_, i) => i))
     })
 
