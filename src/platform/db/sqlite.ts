@@ -48,8 +48,9 @@ export function sqliteKysely(file: string): AnyKysely {
 /**
  * The database as Kysely's SQLite driver sees it, with its statements kept: the driver prepares
  * (parses and plans) every query it runs, which costs more than running most of reel's queries.
- * Kysely runs one query at a time on its single SQLite connection, so a kept statement is never
- * in use twice at once; SQLite re-plans a statement itself after a schema change.
+ * better-sqlite3 runs a statement to its end before anything else runs on the thread, so a kept
+ * statement is never in use twice at once; SQLite re-plans a statement itself after a schema change
+ * (also one another connection made).
  */
 function withStatementCache(database: SQLite.Database): {
   prepare(sql: string): SQLite.Statement
