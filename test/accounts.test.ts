@@ -267,16 +267,25 @@ describe.each(kinds)('accounts, profiles and billing on %s', (kind) => {
       expect(errorCode(none)).toBe('invalid_refresh_token')
     })
 
-    it('a spent token whose answer was lost works once more soon after; replayed after its successor was used, it revokes', async () => {
-      const user = await signUp()
+    it('a spent token whose answer was lost works once more soon after; replayed after a later token was used, it revokes', async () => {
       const refresh = (refreshToken: string) =>
         t.call('POST', '/api/v1/sessions/refresh', { body: { refreshToken } })
+      // The client never saw `lost` (it navigated away) and sends its old token again: `lost` is
+      // retired and `retry` issued. If `lost` turns up after all (two answers, the earlier kept),
+      // it still works while no later token has been used.
+      const user = await signUp()
       const lost = await refresh(user.refreshToken)
       expect(lost.statusCode).toBe(200)
-      // The client never saw `lost` (it navigated away) and sends its old token again.
       const retry = await refresh(user.refreshToken)
       expect(retry.statusCode).toBe(200)
-      expect(errorCode(await refresh(lost.json().refreshToken))).toBe('refresh_token_reused')
+      expect((await refresh(lost.json().refreshToken)).statusCode).toBe(200)
+      // Once a later token was used, the retired one coming back is a copy.
+      const other = await signUp()
+      const lost2 = await refresh(other.refreshToken)
+      const retry2 = await refresh(other.refreshToken)
+      expect((await refresh(retry2.json().refreshToken)).statusCode).toBe(200)
+      expect(errorCode(await refresh(lost2.json().refreshToken))).toBe('refresh_token_reused')
+      // And a spent token replayed after its successor was used revokes the session.
       const fresh = await signUp()
       const second = await refresh(fresh.refreshToken)
       expect((await refresh(second.json().refreshToken)).statusCode).toBe(200)
@@ -284,6 +293,28 @@ describe.each(kinds)('accounts, profiles and billing on %s', (kind) => {
       expect(errorCode(replay)).toBe('refresh_token_reused')
       const after = await t.call('GET', '/api/v1/account', { token: second.json().accessToken })
       expect(errorCode(after)).toBe('session_revoked')
+    })
+
+    it('refreshes racing with one token (two tabs, a reload) all succeed and keep the session', async () => {
+      const user = await signUp()
+      const refresh = () =>
+        t.call('POST', '/api/v1/sessions/refresh', { body: { refreshToken: user.refreshToken } })
+      for (let round = 0; round < 5; round++) {
+        const fresh = await signUp()
+        const answers = await Promise.all([
+          t.call('POST', '/api/v1/sessions/refresh', { body: { refreshToken: fresh.refreshToken } }),
+          t.call('POST', '/api/v1/sessions/refresh', { body: { refreshToken: fresh.refreshToken } }),
+          t.call('POST', '/api/v1/sessions/refresh', { body: { refreshToken: fresh.refreshToken } }),
+        ])
+        expect(answers.map((a) => a.statusCode)).toEqual([200, 200, 200])
+        const last = answers[2]?.json()
+        expect((await t.call('GET', '/api/v1/account', { token: last.accessToken })).statusCode).toBe(200)
+        const next = await t.call('POST', '/api/v1/sessions/refresh', {
+          body: { refreshToken: last.refreshToken },
+        })
+        expect(next.statusCode).toBe(200)
+      }
+      expect((await refresh()).statusCode).toBe(200)
     })
 
     it('logs out one device, then every device', async () => {

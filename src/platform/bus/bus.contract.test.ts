@@ -1050,11 +1050,11 @@ describe.skipIf(!hasNats())('the JetStream bus, when a durable consumer is delet
       // The server may refuse a delete while the consumer's state is being written ("unlinkat ...
       // directory not empty", seen on NATS 2.9); try again until the consumer is gone (not found on a
       // retry: an earlier try did delete it).
-      await eventually(() =>
-        jsm.consumers.delete(stream, 'indexer').catch((err: Error) => {
+      await eventually(async () => {
+        await jsm.consumers.delete(stream, 'indexer').catch((err: Error) => {
           if (!/consumer not found/.test(err.message)) throw err
-        }),
-      )
+        })
+      })
       for (let i = 4; i <= 6; i++)
         await buses[1]?.publish({ type: 'a.b', key: `k${i}`, data: {}, id: `e${i}` })
       await eventually(

@@ -1,3 +1,4 @@
+import { sql } from 'kysely'
 import type { ReelMigration } from '../../platform/db/db.js'
 
 export const accountsMigrations: Record<string, ReelMigration> = {
@@ -67,6 +68,26 @@ export const accountsMigrations: Record<string, ReelMigration> = {
         .on('accounts_profiles')
         .columns(['account_id', 'name_key'])
         .execute()
+    },
+  },
+  accounts_0002_refresh_token_lineage: {
+    async up(db) {
+      // presented_at: when a client presented the token; a token can also be spent without being
+      // presented (retired when a lost answer was issued again). generation: its place in its
+      // session's line of tokens, so "issued after this one" does not hang on clock resolution.
+      // Rows from before: a spent token counts as presented; generations follow creation time.
+      await db.schema.alterTable('accounts_refresh_tokens').addColumn('presented_at', 'bigint').execute()
+      await db.schema
+        .alterTable('accounts_refresh_tokens')
+        .addColumn('generation', 'integer', (c) => c.notNull().defaultTo(1))
+        .execute()
+      await sql`update accounts_refresh_tokens set presented_at = used_at where used_at is not null`.execute(
+        db,
+      )
+      await sql`update accounts_refresh_tokens set generation = 1 + (
+          select count(*) from accounts_refresh_tokens older
+          where older.session_id = accounts_refresh_tokens.session_id
+            and older.created_at < accounts_refresh_tokens.created_at)`.execute(db)
     },
   },
 }

@@ -254,12 +254,20 @@ export class AccountsService {
     if (!account) throw invalid()
     const next = this.newRefreshToken(session.id, now)
     const times = { id: session.id, last_used_at: now, expires_at: now + this.o.refreshTokenTtlDays * DAY_MS }
-    const usedAt = token.used_at
-    const rotated =
-      usedAt === null
-        ? await this.o.store.rotateRefreshToken(token.token_hash, next.row, times)
-        : now - usedAt <= LOST_ANSWER_GRACE_MS &&
-          (await this.o.store.reissueLostRefreshToken({ ...token, used_at: usedAt }, next.row, times))
+    let rotated =
+      token.used_at === null && (await this.o.store.rotateRefreshToken(token.token_hash, next.row, times))
+    if (!rotated) {
+      // Spent already, or just now by a request racing this one (two tabs, a reload mid-refresh).
+      const spent = token.used_at === null ? await this.o.store.refreshToken(token.token_hash) : token
+      const usedAt = spent?.used_at ?? null
+      // A presented token may come back only soon after; a retired one was never presented, so it
+      // is the latest the client holds unless a later token has been presented (checked below).
+      rotated =
+        spent !== undefined &&
+        usedAt !== null &&
+        (spent.presented_at === null || now - usedAt <= LOST_ANSWER_GRACE_MS) &&
+        (await this.o.store.reissueLostRefreshToken(spent, next.row, times))
+    }
     if (!rotated) {
       // A spent token came back: someone holds a copy. End the whole session family.
       await this.revoke({ sessionId: session.id })
@@ -481,7 +489,13 @@ export class AccountsService {
     const token = randomBytes(32).toString('base64url')
     return {
       token,
-      row: { token_hash: sha256(token), session_id: sessionId, created_at: now, used_at: null },
+      row: {
+        token_hash: sha256(token),
+        session_id: sessionId,
+        created_at: now,
+        used_at: null,
+        presented_at: null,
+      },
     }
   }
 

@@ -27,8 +27,16 @@ export interface RefreshTokenRow {
   token_hash: string
   session_id: string
   created_at: number
+  /** When it stopped working for a plain rotation: presented by a client, or retired. */
   used_at: number | null
+  /** When a client presented it (null: never; a retired token was spent without being presented). */
+  presented_at: number | null
+  /** Its place in the session's line of tokens: 1 for the first, above every earlier one after. */
+  generation: number
 }
+
+/** A token about to be issued: the store gives it its generation. */
+export type NewRefreshToken = Omit<RefreshTokenRow, 'generation'>
 
 export interface ProfileRow {
   id: string
@@ -78,10 +86,13 @@ export class AccountsStore {
     await this.db.updateTable('accounts').set(changes).where('id', '=', id).execute()
   }
 
-  async insertSession(session: SessionRow, token: RefreshTokenRow): Promise<void> {
+  async insertSession(session: SessionRow, token: NewRefreshToken): Promise<void> {
     await this.db.transaction().execute(async (tx) => {
       await tx.insertInto('accounts_sessions').values(session).execute()
-      await tx.insertInto('accounts_refresh_tokens').values(token).execute()
+      await tx
+        .insertInto('accounts_refresh_tokens')
+        .values({ ...token, generation: 1 })
+        .execute()
     })
   }
 
@@ -110,63 +121,59 @@ export class AccountsStore {
 
   /**
    * Spends a refresh token and issues its successor in one step. False when the token was already
-   * spent (by a thief or a replay), in which case nothing is written.
+   * spent (by a thief, a replay, or a request racing this one), in which case nothing is written.
    */
   async rotateRefreshToken(
     oldHash: string,
-    next: RefreshTokenRow,
+    next: NewRefreshToken,
     session: Pick<SessionRow, 'id' | 'last_used_at' | 'expires_at'>,
   ): Promise<boolean> {
     return this.db.transaction().execute(async (tx) => {
       const spent = await tx
         .updateTable('accounts_refresh_tokens')
-        .set({ used_at: next.created_at })
+        .set({ used_at: next.created_at, presented_at: next.created_at })
         .where('token_hash', '=', oldHash)
         .where('used_at', 'is', null)
         .executeTakeFirst()
       if (Number(spent.numUpdatedRows) !== 1) return false
-      await tx.insertInto('accounts_refresh_tokens').values(next).execute()
-      await tx
-        .updateTable('accounts_sessions')
-        .set({ last_used_at: session.last_used_at, expires_at: session.expires_at })
-        .where('id', '=', session.id)
-        .execute()
+      await issueRefreshToken(tx, next, session)
       return true
     })
   }
 
   /**
-   * A spent token came back soon after it was spent: if nothing issued since then has been used,
-   * the client never received its successor (the answer was lost, a page navigated away), so that
-   * successor is retired and a new one issued. False when a successor was used: a real replay.
+   * A spent token came back: if no token issued after it has been presented, the client never
+   * received (or kept) its successor (the answer was lost, a page navigated away, a racing request
+   * got it), so the unpresented successors are retired and a new one issued. False when a later
+   * token was presented: a real replay.
    */
   async reissueLostRefreshToken(
-    spent: RefreshTokenRow & { used_at: number },
-    next: RefreshTokenRow,
+    spent: RefreshTokenRow,
+    next: NewRefreshToken,
     session: Pick<SessionRow, 'id' | 'last_used_at' | 'expires_at'>,
   ): Promise<boolean> {
     return this.db.transaction().execute(async (tx) => {
-      const usedSince = await tx
+      const presentedSince = await tx
         .selectFrom('accounts_refresh_tokens')
         .select('token_hash')
         .where('session_id', '=', spent.session_id)
-        .where('created_at', '>=', spent.used_at)
-        .where('token_hash', '!=', spent.token_hash)
-        .where('used_at', 'is not', null)
+        .where('generation', '>', spent.generation)
+        .where('presented_at', 'is not', null)
         .executeTakeFirst()
-      if (usedSince) return false
+      if (presentedSince) return false
+      await tx
+        .updateTable('accounts_refresh_tokens')
+        .set({ presented_at: next.created_at })
+        .where('token_hash', '=', spent.token_hash)
+        .where('presented_at', 'is', null)
+        .execute()
       await tx
         .updateTable('accounts_refresh_tokens')
         .set({ used_at: next.created_at })
         .where('session_id', '=', spent.session_id)
         .where('used_at', 'is', null)
         .execute()
-      await tx.insertInto('accounts_refresh_tokens').values(next).execute()
-      await tx
-        .updateTable('accounts_sessions')
-        .set({ last_used_at: session.last_used_at, expires_at: session.expires_at })
-        .where('id', '=', session.id)
-        .execute()
+      await issueRefreshToken(tx, next, session)
       return true
     })
   }
@@ -250,4 +257,26 @@ export class AccountsStore {
       return profiles.map((p) => p.id)
     })
   }
+}
+
+/** Inserts a session's next token, above every generation issued before, and marks the session used. */
+async function issueRefreshToken(
+  tx: Kysely<AccountsTables>,
+  next: NewRefreshToken,
+  session: Pick<SessionRow, 'id' | 'last_used_at' | 'expires_at'>,
+): Promise<void> {
+  const top = await tx
+    .selectFrom('accounts_refresh_tokens')
+    .select((eb) => eb.fn.max('generation').as('generation'))
+    .where('session_id', '=', next.session_id)
+    .executeTakeFirst()
+  await tx
+    .insertInto('accounts_refresh_tokens')
+    .values({ ...next, generation: Number(top?.generation ?? 0) + 1 })
+    .execute()
+  await tx
+    .updateTable('accounts_sessions')
+    .set({ last_used_at: session.last_used_at, expires_at: session.expires_at })
+    .where('id', '=', session.id)
+    .execute()
 }
