@@ -609,7 +609,9 @@ class MemoryBus implements Bus {
         const seqs = new Map((await insert.returning(['id', 'seq']).execute()).map((r) => [r.id, r.seq]))
         for (const row of chunk) {
           const seq = seqs.get(row.id)
-          if (seq !== undefined) stored.push({ ...row, seq })
+          // A copy (the rows are written again if the transaction fails), then its seq: V8 is
+          // slow (~2.5 µs) at a literal that spreads an object and adds to it.
+          if (seq !== undefined) stored.push(Object.assign({ ...row }, { seq }))
         }
       }
     })
