@@ -1019,6 +1019,49 @@ describe.skipIf(!hasNats())('the JetStream bus, when the server deletes an ephem
   }, 30_000)
 })
 
+describe.skipIf(!hasNats())('the JetStream bus, when a durable consumer asks for other types', () => {
+  it('makes the consumer again with the new types, from where the old one had got to', async () => {
+    const natsUrl = engines.natsUrl ?? 'nats://127.0.0.1:4222'
+    const prefix = uniqueName('retyped')
+    const received: string[] = []
+    const handler = async (event: { id: string }) => {
+      received.push(event.id)
+    }
+    const first = await createJetStreamBus({ natsUrl, prefix, log, leaseMs: 5000 })
+    const nc = await connect({ servers: natsUrl })
+    try {
+      const jsm = await nc.jetstreamManager()
+      const stream = `${prefix.toUpperCase()}_EVENTS`
+      await first.subscribe({ name: 'indexer', types: ['a.>'], handler })
+      await first.publish({ type: 'a.x', key: 'k', data: {}, id: 'a1' })
+      await first.publish({ type: 'b.x', key: 'k', data: {}, id: 'b1' })
+      await eventually(() => expect(received).toEqual(['a1']))
+      await eventually(async () =>
+        expect((await jsm.consumers.info(stream, 'indexer')).ack_floor.stream_seq).toBe(1),
+      )
+      await first.close()
+      // A new version of the process also wants b.* events: the consumer is made again with both,
+      // starting after what the old one had acknowledged (b1, stored before the change, comes too).
+      const second = await createJetStreamBus({ natsUrl, prefix, log, leaseMs: 5000 })
+      try {
+        await second.subscribe({ name: 'indexer', types: ['a.>', 'b.>'], handler })
+        await second.publish({ type: 'b.x', key: 'k', data: {}, id: 'b2' })
+        await eventually(() => expect(received).toEqual(['a1', 'b1', 'b2']))
+        const info = await jsm.consumers.info(stream, 'indexer')
+        expect(info.config.filter_subject).not.toBe(`${prefix.toUpperCase()}.events.a.>`)
+      } finally {
+        await second.close()
+      }
+    } finally {
+      await first.close()
+      const jsm = await nc.jetstreamManager()
+      for (const name of ['EVENTS', 'WORK', 'DLQ'])
+        await jsm.streams.delete(`${prefix.toUpperCase()}_${name}`).catch(() => {})
+      await nc.close()
+    }
+  }, 40_000)
+})
+
 describe.skipIf(!hasNats())('the JetStream bus, when a durable consumer is deleted', () => {
   it('makes it again from where the processes sharing it had got to, and goes on delivering', async () => {
     const natsUrl = engines.natsUrl ?? 'nats://127.0.0.1:4222'

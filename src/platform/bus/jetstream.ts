@@ -451,7 +451,7 @@ class JetStreamBus implements Bus {
         { stream, consumer: durable, from: existing.config.filter_subject, to: wanted.filter_subject },
         'bus consumer types changed; recreating the consumer',
       )
-      await this.jsm.consumers.delete(stream, durable)
+      await this.deleteDurable(stream, durable)
       await this.jsm.consumers.add(stream, {
         ...config,
         deliver_policy: DeliverPolicy.StartSequence,
@@ -483,6 +483,27 @@ class JetStreamBus implements Bus {
     this.subscriptions.add(handle)
     subscription.start()
     return handle
+  }
+
+  /**
+   * Deletes a durable consumer, trying again a few times: NATS 2.9 may refuse while the consumer's
+   * state is being written ("unlinkat ... directory not empty"). Gone already counts as deleted.
+   */
+  private async deleteDurable(stream: string, name: string): Promise<void> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await this.jsm.consumers.delete(stream, name)
+        return
+      } catch (e) {
+        if (isNotFound(e)) return
+        if (attempt >= 5) throw e
+        this.log.warn(
+          { consumer: name, err: errorMessage(e), attempt },
+          'deleting a bus consumer failed; trying again',
+        )
+        await new Promise((r) => setTimeout(r, 100 * attempt))
+      }
+    }
   }
 
   private async deleteConsumer(stream: string, name: string): Promise<void> {
