@@ -2,9 +2,11 @@ import { spawnSync } from 'node:child_process'
 import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
-import { sql } from 'kysely'
+import type { Worker } from 'node:worker_threads'
+import { CompiledQuery, sql } from 'kysely'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import { createDb, type Db } from './db.js'
+import { SplitSqliteDriver } from './sqlite.js'
 
 type Tables = {
   items: { id: number; name: string }
@@ -117,6 +119,32 @@ describe('SQLite database file: reads here, writes on the writer thread', () => 
       }),
     ).rejects.toMatchObject({ code: 'SQLITE_CONSTRAINT_UNIQUE' })
     await items().insertInto('items').values({ id: 4, name: 'c' }).execute()
+    expect((await items().selectFrom('items').select('id').orderBy('id').execute()).map((r) => r.id)).toEqual(
+      [1, 4],
+    )
+  })
+
+  it('the writer thread lost during a transaction: the rest of it fails, none of it stays, the next write starts another thread', async () => {
+    await items().insertInto('items').values({ id: 1, name: 'a' }).execute()
+    const driver = new SplitSqliteDriver(path.join(dir, 'reel.db'))
+    await driver.init()
+    const insert = (id: number) => CompiledQuery.raw(`insert into items (id, name) values (${id}, 'n${id}')`)
+    try {
+      const connection = await driver.acquireConnection()
+      await driver.beginTransaction(connection)
+      await connection.executeQuery(insert(2))
+      await (driver as unknown as { worker: Worker }).worker.terminate()
+      await expect(connection.executeQuery(insert(3))).rejects.toMatchObject({ code: 'SQLITE_ABORT' })
+      await expect(driver.commitTransaction(connection)).rejects.toMatchObject({ code: 'SQLITE_ABORT' })
+      // The same, ended by a rollback (Kysely's way after a failed statement): no error of its own.
+      await driver.beginTransaction(connection)
+      await connection.executeQuery(insert(5))
+      await (driver as unknown as { worker: Worker }).worker.terminate()
+      await driver.rollbackTransaction(connection)
+      await connection.executeQuery(insert(4))
+    } finally {
+      await driver.destroy()
+    }
     expect((await items().selectFrom('items').select('id').orderBy('id').execute()).map((r) => r.id)).toEqual(
       [1, 4],
     )

@@ -124,7 +124,7 @@ parentPort.on('message', (m) => {
 })
 `
 
-class SplitSqliteDriver implements Driver {
+export class SplitSqliteDriver implements Driver {
   private reader: ReturnType<typeof withStatementCache> | undefined
   private worker: Worker | undefined
   private nextId = 1
@@ -149,13 +149,14 @@ class SplitSqliteDriver implements Driver {
 
   async beginTransaction(connection: DatabaseConnection): Promise<void> {
     await this.enter(true)
+    const worker = this.worker ?? this.startWorker()
     try {
-      await this.write('begin', [])
+      await this.write('begin', [], worker)
     } catch (e) {
       this.leaveTransaction()
       throw e
     }
-    ;(connection as SplitConnection).inTransaction = true
+    ;(connection as SplitConnection).transaction = worker
   }
 
   async commitTransaction(connection: DatabaseConnection): Promise<void> {
@@ -192,9 +193,14 @@ class SplitSqliteDriver implements Driver {
     return this.write(query.sql, query.parameters)
   }
 
-  /** Runs a statement on the writer thread (the caller holds it, or no transaction is open). */
-  write(sql: string, parameters: readonly unknown[]): Promise<QueryResult<unknown>> {
-    const worker = this.worker ?? this.startWorker()
+  /**
+   * Runs a statement on the writer thread (the caller holds it, or no transaction is open). A
+   * transaction's statements name the thread it began on: if that thread is gone, so is the
+   * transaction (SQLite rolled it back), and they fail rather than run alone on another.
+   */
+  write(sql: string, parameters: readonly unknown[], transaction?: Worker): Promise<QueryResult<unknown>> {
+    if (transaction && transaction !== this.worker) return Promise.reject(lostTransaction())
+    const worker = transaction ?? this.worker ?? this.startWorker()
     const id = this.nextId++
     if (this.pending.size === 0) worker.ref()
     return new Promise((resolve, reject) => {
@@ -204,10 +210,14 @@ class SplitSqliteDriver implements Driver {
   }
 
   private async endTransaction(connection: DatabaseConnection, how: 'commit' | 'rollback'): Promise<void> {
+    const split = connection as SplitConnection
+    const worker = split.transaction
     try {
-      await this.write(how, [])
+      // Its thread gone, the transaction is rolled back already.
+      if (how === 'rollback' && worker !== this.worker) return
+      await this.write(how, [], worker)
     } finally {
-      ;(connection as SplitConnection).inTransaction = false
+      split.transaction = undefined
       this.leaveTransaction()
     }
   }
@@ -281,13 +291,16 @@ class SplitSqliteDriver implements Driver {
 }
 
 class SplitConnection implements DatabaseConnection {
-  inTransaction = false
+  /** The writer thread of the transaction open on this connection. */
+  transaction: Worker | undefined
 
   constructor(private readonly driver: SplitSqliteDriver) {}
 
   executeQuery<R>(query: CompiledQuery): Promise<QueryResult<R>> {
     return (
-      this.inTransaction ? this.driver.write(query.sql, query.parameters) : this.driver.run(query)
+      this.transaction
+        ? this.driver.write(query.sql, query.parameters, this.transaction)
+        : this.driver.run(query)
     ) as Promise<QueryResult<R>>
   }
 
@@ -295,4 +308,13 @@ class SplitConnection implements DatabaseConnection {
   async *streamQuery<R>(): AsyncIterableIterator<QueryResult<R>> {
     throw new Error('streaming queries are not supported')
   }
+}
+
+function lostTransaction(): Error {
+  return Object.assign(
+    new Error('the SQLite writer thread stopped during this transaction; it was rolled back'),
+    {
+      code: 'SQLITE_ABORT',
+    },
+  )
 }
