@@ -45,6 +45,9 @@ describe('configuration', () => {
     ['REEL_S3_FORCE_PATH_STYLE', 'maybe'],
     ['REEL_DATABASE_SCHEMA', 'public; drop table x'],
     ['REEL_PORTT', '8080'],
+    ['REEL_BUS_RETENTION_INTERVAL_S', '0'],
+    ['REEL_BUS_RETENTION_INTERVAL_S', 'hourly'],
+    ['REEL_BUS_RETENTION_DAYS', '-1'],
   ])('rejects %s=%s naming the variable', (name, value) => {
     expect(() => loadConfig({ [name]: value })).toThrow(ConfigError)
     expect(() => loadConfig({ [name]: value })).toThrow(name)
