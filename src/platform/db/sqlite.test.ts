@@ -150,6 +150,34 @@ describe('SQLite database file: reads here, writes on the writer thread', () => 
     )
   })
 
+  it('a read that finds the database locked runs on the writer thread (which waits), not here', async () => {
+    await items().insertInto('items').values({ id: 1, name: 'a' }).execute()
+    const driver = new SplitSqliteDriver(path.join(dir, 'reel.db'))
+    await driver.init()
+    try {
+      // This thread's connection never waits for a lock (busy_timeout 0): it reports SQLITE_BUSY,
+      // as when another process holds the file. Seen here by making its next statement report it.
+      const reader = (driver as unknown as { reader: { prepare(sql: string): { get(): unknown } } }).reader
+      expect(reader.prepare('pragma busy_timeout').get()).toEqual({ timeout: 0 })
+      const prepare = reader.prepare.bind(reader)
+      let refused = 0
+      reader.prepare = (text: string) => {
+        if (refused++ === 0) throw Object.assign(new Error('database is locked'), { code: 'SQLITE_BUSY' })
+        return prepare(text)
+      }
+      const query = items().selectFrom('items').select('id').compile()
+      expect((await driver.run(query)).rows).toEqual([{ id: 1 }])
+      expect(refused).toBe(1)
+      // Other errors still fail the read.
+      reader.prepare = () => {
+        throw Object.assign(new Error('no such table'), { code: 'SQLITE_ERROR' })
+      }
+      await expect(driver.run(query)).rejects.toMatchObject({ code: 'SQLITE_ERROR' })
+    } finally {
+      await driver.destroy()
+    }
+  })
+
   it('an idle writer thread does not keep a process alive, and starts under the flags `npm start` uses', () => {
     const file = path.join(dir, 'other.db')
     const script = `

@@ -140,6 +140,9 @@ export class SplitSqliteDriver implements Driver {
     // WAL is set here first (it stays set in the file), so the writer opens a WAL database.
     const database = new SQLite(this.file)
     for (const pragma of PRAGMAS) database.pragma(pragma)
+    // This thread never waits for a lock: a read that finds the database locked (rare in WAL mode:
+    // another process holding it exclusively, a recovery) goes to the writer thread, which waits.
+    database.pragma('busy_timeout = 0')
     this.reader = withStatementCache(database)
   }
 
@@ -186,8 +189,13 @@ export class SplitSqliteDriver implements Driver {
     if (SelectQueryNode.is(query.query)) {
       const reader = this.reader
       if (!reader) throw new Error('the database is closed')
-      const statement = reader.prepare(query.sql)
-      if (statement.reader) return { rows: statement.all(query.parameters as unknown[]) }
+      try {
+        const statement = reader.prepare(query.sql)
+        if (statement.reader) return { rows: statement.all(query.parameters as unknown[]) }
+      } catch (e) {
+        // Locked: the writer thread runs it (and waits for the lock there).
+        if ((e as { code?: string }).code !== 'SQLITE_BUSY') throw e
+      }
     }
     await this.enter(false)
     return this.write(query.sql, query.parameters)
