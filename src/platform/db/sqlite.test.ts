@@ -16,6 +16,18 @@ describe('SQLite database file: reads here, writes on the writer thread', () => 
   let dir: string
   let db: Db
   const items = () => db.tables<Tables>()
+  const ids = async () =>
+    (await items().selectFrom('items').select('id').orderBy('id').execute()).map((r) => r.id)
+  /** A second driver on the same file, reached into by the tests of its failure paths. */
+  async function withDriver(use: (driver: SplitSqliteDriver) => Promise<void>): Promise<void> {
+    const driver = new SplitSqliteDriver(path.join(dir, 'reel.db'))
+    await driver.init()
+    try {
+      await use(driver)
+    } finally {
+      await driver.destroy()
+    }
+  }
 
   beforeEach(async () => {
     dir = fs.mkdtempSync(path.join(os.tmpdir(), 'reel-sqlite-'))
@@ -119,17 +131,13 @@ describe('SQLite database file: reads here, writes on the writer thread', () => 
       }),
     ).rejects.toMatchObject({ code: 'SQLITE_CONSTRAINT_UNIQUE' })
     await items().insertInto('items').values({ id: 4, name: 'c' }).execute()
-    expect((await items().selectFrom('items').select('id').orderBy('id').execute()).map((r) => r.id)).toEqual(
-      [1, 4],
-    )
+    expect(await ids()).toEqual([1, 4])
   })
 
   it('the writer thread lost during a transaction: the rest of it fails, none of it stays, the next write starts another thread', async () => {
     await items().insertInto('items').values({ id: 1, name: 'a' }).execute()
-    const driver = new SplitSqliteDriver(path.join(dir, 'reel.db'))
-    await driver.init()
     const insert = (id: number) => CompiledQuery.raw(`insert into items (id, name) values (${id}, 'n${id}')`)
-    try {
+    await withDriver(async (driver) => {
       const connection = await driver.acquireConnection()
       await driver.beginTransaction(connection)
       await connection.executeQuery(insert(2))
@@ -142,19 +150,13 @@ describe('SQLite database file: reads here, writes on the writer thread', () => 
       await (driver as unknown as { worker: Worker }).worker.terminate()
       await driver.rollbackTransaction(connection)
       await connection.executeQuery(insert(4))
-    } finally {
-      await driver.destroy()
-    }
-    expect((await items().selectFrom('items').select('id').orderBy('id').execute()).map((r) => r.id)).toEqual(
-      [1, 4],
-    )
+    })
+    expect(await ids()).toEqual([1, 4])
   })
 
   it('a read that finds the database locked runs on the writer thread (which waits), not here', async () => {
     await items().insertInto('items').values({ id: 1, name: 'a' }).execute()
-    const driver = new SplitSqliteDriver(path.join(dir, 'reel.db'))
-    await driver.init()
-    try {
+    await withDriver(async (driver) => {
       // This thread's connection never waits for a lock (busy_timeout 0): it reports SQLITE_BUSY,
       // as when another process holds the file. Seen here by making its next statement report it.
       const reader = (driver as unknown as { reader: { prepare(sql: string): { get(): unknown } } }).reader
@@ -173,9 +175,7 @@ describe('SQLite database file: reads here, writes on the writer thread', () => 
         throw Object.assign(new Error('no such table'), { code: 'SQLITE_ERROR' })
       }
       await expect(driver.run(query)).rejects.toMatchObject({ code: 'SQLITE_ERROR' })
-    } finally {
-      await driver.destroy()
-    }
+    })
   })
 
   it('an idle writer thread does not keep a process alive, and starts under the flags `npm start` uses', () => {
