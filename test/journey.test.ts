@@ -26,15 +26,17 @@ const seekToMiddle = () => {
 }
 
 async function pickProfile(page: Page, base: string, name: string) {
+  // On a failure: a screenshot, and where the page ended up (a sign-out lands on /login).
+  const failed = async (e: unknown) => {
+    await page.screenshot({ path: path.join(ARTIFACTS, `journey-profiles-${name}.png`) })
+    throw new Error(`picking profile ${name} failed at ${page.url()}: ${String(e)}`)
+  }
   await page.goto(`${base}/profiles`)
-  await page.getByRole('heading', { name: 'Who’s watching?' }).waitFor()
+  await page.getByRole('heading', { name: 'Who’s watching?' }).waitFor().catch(failed)
   await page
     .getByRole('button', { name: new RegExp(name) })
     .click()
-    .catch(async (e: unknown) => {
-      await page.screenshot({ path: path.join(ARTIFACTS, `journey-profiles-${name}.png`) })
-      throw e
-    })
+    .catch(failed)
   await page.waitForURL(`${base}/`)
 }
 
