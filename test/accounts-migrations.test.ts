@@ -45,6 +45,10 @@ describe.each(kinds)('the accounts migrations on %s', (kind) => {
         { token_hash: 'h1', session_id: 's1', created_at: 1000, used_at: 2000 },
         { token_hash: 'h2', session_id: 's1', created_at: 2000, used_at: 3000 },
         { token_hash: 'h3', session_id: 's1', created_at: 3000, used_at: null },
+        // Another session's line is numbered apart; two tokens of one millisecond share a generation.
+        { token_hash: 'k1', session_id: 's2', created_at: 2500, used_at: 2600 },
+        { token_hash: 'k2', session_id: 's2', created_at: 2600, used_at: null },
+        { token_hash: 'k3', session_id: 's2', created_at: 2600, used_at: null },
       ])
       .execute()
     await test.db.migrate(accountsMigrations)
@@ -64,6 +68,9 @@ describe.each(kinds)('the accounts migrations on %s', (kind) => {
       { token_hash: 'h1', generation: 1, presented_at: 2000 },
       { token_hash: 'h2', generation: 2, presented_at: 3000 },
       { token_hash: 'h3', generation: 3, presented_at: null },
+      { token_hash: 'k1', generation: 1, presented_at: 2600 },
+      { token_hash: 'k2', generation: 2, presented_at: null },
+      { token_hash: 'k3', generation: 2, presented_at: null },
     ])
   })
 

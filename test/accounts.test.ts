@@ -1,6 +1,7 @@
 import { SignJWT } from 'jose'
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest'
 import type { EventEnvelope } from '../src/platform/bus/bus.js'
+import { KEPT_REFRESH_TOKENS } from '../src/services/accounts/store.js'
 import { engines, hasPostgres, hasRedis, uniqueName } from './engines.js'
 import { startReel, type TestReel } from './harness.js'
 
@@ -315,6 +316,34 @@ describe.each(kinds)('accounts, profiles and billing on %s', (kind) => {
         expect(next.statusCode).toBe(200)
       }
       expect((await refresh()).statusCode).toBe(200)
+    })
+
+    it('keeps the newest spent refresh tokens of a session, not every one it ever had', async () => {
+      const user = await signUp()
+      const refresh = (refreshToken: string) =>
+        t.call('POST', '/api/v1/sessions/refresh', { body: { refreshToken } })
+      const spent: string[] = [user.refreshToken]
+      let current = user.refreshToken
+      for (let i = 0; i < KEPT_REFRESH_TOKENS + 5; i++) {
+        t.clock.advance(1000)
+        const next = await refresh(current)
+        expect(next.statusCode).toBe(200)
+        current = next.json().refreshToken
+        spent.push(current)
+      }
+      const rows = await t.reel.ports.db
+        .tables<{ accounts_refresh_tokens: { session_id: string } }>()
+        .selectFrom('accounts_refresh_tokens')
+        .select((eb) => eb.fn.countAll<number>().as('n'))
+        .where('session_id', '=', user.sessionId)
+        .executeTakeFirstOrThrow()
+      expect(Number(rows.n)).toBe(KEPT_REFRESH_TOKENS)
+      t.clock.advance(31_000)
+      // The first one is forgotten: not known, and the session goes on.
+      expect(errorCode(await refresh(spent[0] ?? ''))).toBe('invalid_refresh_token')
+      expect((await refresh(current)).statusCode).toBe(200)
+      // One still kept coming back past the grace is a copy, as ever: the session ends.
+      expect(errorCode(await refresh(spent[spent.length - 3] ?? ''))).toBe('refresh_token_reused')
     })
 
     it('logs out one device, then every device', async () => {

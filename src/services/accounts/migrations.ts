@@ -84,10 +84,11 @@ export const accountsMigrations: Record<string, ReelMigration> = {
       await sql`update accounts_refresh_tokens set presented_at = used_at where used_at is not null`.execute(
         db,
       )
-      await sql`update accounts_refresh_tokens set generation = 1 + (
-          select count(*) from accounts_refresh_tokens older
-          where older.session_id = accounts_refresh_tokens.session_id
-            and older.created_at < accounts_refresh_tokens.created_at)`.execute(db)
+      // rank(): tokens of one session made in the same millisecond share a generation.
+      await sql`update accounts_refresh_tokens set generation = ranked.generation from (
+          select token_hash, rank() over (partition by session_id order by created_at) as generation
+          from accounts_refresh_tokens) as ranked
+        where accounts_refresh_tokens.token_hash = ranked.token_hash`.execute(db)
     },
   },
 }

@@ -259,7 +259,17 @@ export class AccountsStore {
   }
 }
 
-/** Inserts a session's next token, above every generation issued before, and marks the session used. */
+/**
+ * Spent tokens a session keeps, newest first: enough to tell a lost answer from a replay. An older
+ * one coming back is not known any more (401 invalid_refresh_token, the session stays), so a device
+ * refreshing every few minutes for months does not pile up rows.
+ */
+export const KEPT_REFRESH_TOKENS = 20
+
+/**
+ * Inserts a session's next token, above every generation issued before, forgets the spent ones
+ * beyond KEPT_REFRESH_TOKENS, and marks the session used.
+ */
 async function issueRefreshToken(
   tx: Kysely<AccountsTables>,
   next: NewRefreshToken,
@@ -270,9 +280,16 @@ async function issueRefreshToken(
     .select((eb) => eb.fn.max('generation').as('generation'))
     .where('session_id', '=', next.session_id)
     .executeTakeFirst()
+  const generation = Number(top?.generation ?? 0) + 1
   await tx
     .insertInto('accounts_refresh_tokens')
-    .values({ ...next, generation: Number(top?.generation ?? 0) + 1 })
+    .values({ ...next, generation })
+    .execute()
+  await tx
+    .deleteFrom('accounts_refresh_tokens')
+    .where('session_id', '=', next.session_id)
+    .where('generation', '<=', generation - KEPT_REFRESH_TOKENS)
+    .where('used_at', 'is not', null)
     .execute()
   await tx
     .updateTable('accounts_sessions')
