@@ -776,3 +776,62 @@ describe('trials', () => {
     expect(again.invoice.status).toBe('paid')
   })
 })
+
+describe.each(kinds)('ended sessions on %s', (kind) => {
+  let t: TestReel
+  beforeAll(async () => {
+    t = await startReel(kind)
+  })
+  afterAll(() => t?.stop())
+
+  it('are forgotten 30 days after they end, with their refresh tokens; live ones stay', async () => {
+    const signUp = async () => {
+      const res = await t.call('POST', '/api/v1/accounts', {
+        body: { email: email(), password: PASSWORD, plan: 'basic' },
+      })
+      expect(res.statusCode).toBe(201)
+      return res.json().tokens as { accessToken: string; refreshToken: string; sessionId: string }
+    }
+    const gone = await signUp()
+    const idle = await signUp()
+    const live = await signUp()
+    expect((await t.call('DELETE', '/api/v1/sessions/current', { token: gone.accessToken })).statusCode).toBe(
+      204,
+    )
+    // 61 days: `idle` expired after 30 unused days, `live` refreshed every 20.
+    let refreshToken = live.refreshToken
+    for (const days of [20, 20, 21]) {
+      t.clock.advance(days * 24 * 3600_000)
+      const res = await t.call('POST', '/api/v1/sessions/refresh', { body: { refreshToken } })
+      expect(res.statusCode).toBe(200)
+      refreshToken = res.json().refreshToken
+    }
+    const db = t.reel.ports.db.tables<{
+      accounts_sessions: { id: string }
+      accounts_refresh_tokens: { session_id: string }
+    }>()
+    const ids = [gone.sessionId, idle.sessionId, live.sessionId]
+    const sessionsLeft = async () =>
+      (await db.selectFrom('accounts_sessions').select('id').where('id', 'in', ids).execute())
+        .map((r) => r.id)
+        .sort()
+    const tokensLeft = async () => [
+      ...new Set(
+        (
+          await db
+            .selectFrom('accounts_refresh_tokens')
+            .select('session_id')
+            .where('session_id', 'in', ids)
+            .execute()
+        ).map((r) => r.session_id),
+      ),
+    ]
+    expect(await sessionsLeft()).toEqual([...ids].sort())
+    expect(await t.reel.use('accounts').pruneEndedSessions()).toBe(2)
+    expect(await sessionsLeft()).toEqual([live.sessionId])
+    expect(await tokensLeft()).toEqual([live.sessionId])
+    const still = await t.call('POST', '/api/v1/sessions/refresh', { body: { refreshToken } })
+    expect(still.statusCode).toBe(200)
+    expect(await t.reel.use('accounts').pruneEndedSessions()).toBe(0)
+  })
+})

@@ -10,6 +10,8 @@ declare module '../../platform/modules.js' {
   }
 }
 
+const SESSION_PRUNE_INTERVAL_MS = 3600_000
+
 /** The accounts service: users, credentials, sessions and profiles. */
 export const accountsModule: ServiceModule = {
   name: 'accounts',
@@ -32,5 +34,9 @@ export const accountsModule: ServiceModule = {
   register(ctx) {
     const accounts = ctx.use('accounts')
     accountsRoutes(ctx, accounts)
+    ctx.every('accounts-session-prune', SESSION_PRUNE_INTERVAL_MS, async () => {
+      const pruned = await accounts.pruneEndedSessions()
+      if (pruned > 0) ctx.log.info({ pruned }, 'forgot sessions that ended over 30 days ago')
+    })
   },
 }

@@ -38,6 +38,9 @@ const LOGIN_WINDOW_MS = 15 * 60_000
 const LOST_ANSWER_GRACE_MS = 30_000
 const CACHE_TTL_MS = 5 * 60_000
 const DAY_MS = 24 * 3600_000
+/** An ended session's row stays this long, then is forgotten with its refresh tokens. */
+const ENDED_SESSION_DAYS = 30
+const PRUNE_BATCH = 500
 
 export interface Account {
   id: string
@@ -285,6 +288,20 @@ export class AccountsService {
 
   async logOut(auth: Auth): Promise<void> {
     await this.revoke({ sessionId: auth.sessionId })
+  }
+
+  /**
+   * Forgets sessions that ended (signed out, or unused past their lifetime) more than
+   * ENDED_SESSION_DAYS ago, with their refresh tokens, a batch at a time; returns how many.
+   */
+  async pruneEndedSessions(): Promise<number> {
+    const before = this.o.now() - ENDED_SESSION_DAYS * DAY_MS
+    let pruned = 0
+    for (;;) {
+      const n = await this.o.store.deleteEndedSessions(before, PRUNE_BATCH)
+      pruned += n
+      if (n < PRUNE_BATCH) return pruned
+    }
   }
 
   async logOutEverywhere(auth: Auth): Promise<number> {

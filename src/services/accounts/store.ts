@@ -242,6 +242,26 @@ export class AccountsStore {
     return Number(result.numDeletedRows) === 1
   }
 
+  /**
+   * Deletes up to `limit` sessions that ended (revoked or expired) before `before`, with their
+   * refresh tokens; returns how many.
+   */
+  async deleteEndedSessions(before: number, limit: number): Promise<number> {
+    return this.db.transaction().execute(async (tx) => {
+      const ended = await tx
+        .selectFrom('accounts_sessions')
+        .select('id')
+        .where((eb) => eb.or([eb('revoked_at', '<', before), eb('expires_at', '<', before)]))
+        .limit(limit)
+        .execute()
+      const ids = ended.map((s) => s.id)
+      if (ids.length === 0) return 0
+      await tx.deleteFrom('accounts_refresh_tokens').where('session_id', 'in', ids).execute()
+      await tx.deleteFrom('accounts_sessions').where('id', 'in', ids).execute()
+      return ids.length
+    })
+  }
+
   /** Removes the account and everything of it this service keeps; returns the profile ids removed. */
   async deleteAccount(accountId: string): Promise<string[]> {
     return this.db.transaction().execute(async (tx) => {
