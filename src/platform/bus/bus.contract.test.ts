@@ -1,5 +1,5 @@
 import { setTimeout as sleep } from 'node:timers/promises'
-import { connect } from 'nats'
+import { connect, type JetStreamManager } from 'nats'
 import { afterAll, afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
 import { engines, hasNats, hasPostgres, testDb, uniqueName } from '../../../test/engines.js'
 import { createDb, type Db } from '../db/db.js'
@@ -69,9 +69,7 @@ async function jetStreamEngine(): Promise<Engine> {
       await Promise.all(buses.map((bus) => bus.close()))
       const nc = await connect({ servers: natsUrl })
       const jsm = await nc.jetstreamManager()
-      for (const stream of ['EVENTS', 'WORK', 'DLQ']) {
-        await jsm.streams.delete(`${prefix.toUpperCase()}_${stream}`).catch(() => {})
-      }
+      await dropStreams(jsm, prefix)
       await nc.close()
     },
   }
@@ -82,6 +80,12 @@ const unusedDb = createDb({ sqliteFile: ':memory:' })
 afterAll(() => unusedDb.close())
 
 /** Polls until the check passes. */
+/** Deletes the JetStream streams a bus made under `prefix` (gone already is fine). */
+async function dropStreams(jsm: JetStreamManager, prefix: string): Promise<void> {
+  for (const stream of ['EVENTS', 'WORK', 'DLQ'])
+    await jsm.streams.delete(`${prefix.toUpperCase()}_${stream}`).catch(() => {})
+}
+
 function eventually(check: () => void | Promise<void>, timeout = 10_000): Promise<void> {
   return vi.waitFor(check, { timeout, interval: 10 })
 }
@@ -972,9 +976,7 @@ describe.skipIf(!hasNats())('the JetStream bus, when its process stalls', () => 
       await publisherBus.close()
       const nc = await connect({ servers: natsUrl })
       const jsm = await nc.jetstreamManager()
-      for (const stream of ['EVENTS', 'WORK', 'DLQ']) {
-        await jsm.streams.delete(`${prefix.toUpperCase()}_${stream}`).catch(() => {})
-      }
+      await dropStreams(jsm, prefix)
       await nc.close()
     }
   }, 60_000)
@@ -1011,9 +1013,7 @@ describe.skipIf(!hasNats())('the JetStream bus, when the server deletes an ephem
     } finally {
       await bus.close()
       const jsm = await nc.jetstreamManager()
-      for (const stream of ['EVENTS', 'WORK', 'DLQ']) {
-        await jsm.streams.delete(`${prefix.toUpperCase()}_${stream}`).catch(() => {})
-      }
+      await dropStreams(jsm, prefix)
       await nc.close()
     }
   }, 30_000)
@@ -1055,8 +1055,7 @@ describe.skipIf(!hasNats())('the JetStream bus, when a durable consumer asks for
     } finally {
       await first.close()
       const jsm = await nc.jetstreamManager()
-      for (const name of ['EVENTS', 'WORK', 'DLQ'])
-        await jsm.streams.delete(`${prefix.toUpperCase()}_${name}`).catch(() => {})
+      await dropStreams(jsm, prefix)
       await nc.close()
     }
   }, 40_000)
@@ -1113,9 +1112,7 @@ describe.skipIf(!hasNats())('the JetStream bus, when a durable consumer is delet
     } finally {
       for (const bus of buses) await bus.close()
       const jsm = await nc.jetstreamManager()
-      for (const stream of ['EVENTS', 'WORK', 'DLQ']) {
-        await jsm.streams.delete(`${prefix.toUpperCase()}_${stream}`).catch(() => {})
-      }
+      await dropStreams(jsm, prefix)
       await nc.close()
     }
   }, 40_000)
