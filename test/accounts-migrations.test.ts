@@ -1,3 +1,4 @@
+import { sql } from 'kysely'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { accountsMigrations } from '../src/services/accounts/migrations.js'
 import { AccountsStore, type RefreshTokenRow, type SessionRow } from '../src/services/accounts/store.js'
@@ -90,5 +91,24 @@ describe.each(kinds)('the accounts migrations on %s', (kind) => {
     expect((await token('h4')).generation).toBe(4)
     // h2's successor h3 has now been presented, so h2 coming back is a copy as well.
     expect(await store.reissueLostRefreshToken(await token('h2'), next('x2'), times)).toBe(false)
+  })
+
+  it('finds the sessions that ended through indexes, not by reading every session', async () => {
+    const db = test.db.tables<Tables>()
+    // The prune's query (AccountsStore.deleteEndedSessions).
+    const query = sql.raw('select id from accounts_sessions where revoked_at < 5 or expires_at < 5 limit 500')
+    const plan =
+      kind === 'sqlite'
+        ? (await sql<{ detail: string }>`explain query plan ${query}`.execute(db)).rows.map((r) => r.detail)
+        : await db.transaction().execute(async (tx) => {
+            // A table this small is cheaper to scan: ask whether an index could serve the query at all.
+            await sql`set local enable_seqscan = off`.execute(tx)
+            const rows = (await sql<Record<string, string>>`explain ${query}`.execute(tx)).rows
+            return rows.map((r) => Object.values(r).join(' '))
+          })
+    const text = plan.join('\n')
+    expect(text).toContain('accounts_sessions_revoked')
+    expect(text).toContain('accounts_sessions_expires')
+    expect(text).not.toMatch(/SCAN accounts_sessions($|\s)|Seq Scan/)
   })
 })

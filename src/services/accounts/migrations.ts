@@ -91,4 +91,17 @@ export const accountsMigrations: Record<string, ReelMigration> = {
         where accounts_refresh_tokens.token_hash = ranked.token_hash`.execute(db)
     },
   },
+  accounts_0003_ended_session_indexes: {
+    async up(db) {
+      // The hourly prune finds sessions that ended (revoked_at or expires_at long past) through
+      // these rather than reading every session there is.
+      for (const column of ['revoked_at', 'expires_at'])
+        await db.schema
+          .createIndex(`accounts_sessions_${column.replace('_at', '')}`)
+          .ifNotExists()
+          .on('accounts_sessions')
+          .column(column)
+          .execute()
+    },
+  },
 }
