@@ -518,6 +518,37 @@ describe('recommendations (SQLite)', () => {
     expect((await w.t.call('GET', `/api/v1/profiles/${comic}/home`)).statusCode).toBe(401)
   })
 
+  it('recomputes the profiles of a burst of first plays a few at a time, each of them', async () => {
+    const reco = w.reco
+    const profiles = Array.from({ length: 12 }, (_, i) => `burst-of-first-plays-${i}`)
+    const refresh = reco.refreshProfile
+    let running = 0
+    let most = 0
+    const done = new Set<string>()
+    reco.refreshProfile = async function (this: typeof reco, ...args: Parameters<typeof refresh>) {
+      running++
+      most = Math.max(most, running)
+      try {
+        return await refresh.apply(this, args)
+      } finally {
+        running--
+        done.add(args[0])
+      }
+    }
+    try {
+      const before = reco.eventsSeen
+      // Published together: reco takes them in as one batch.
+      await Promise.all(profiles.map((p) => w.t.reel.ports.bus.publish(w.play(p, 'Drama 1', 'started'))))
+      await until(() => reco.eventsSeen >= before + profiles.length, 'reco to take in the plays')
+      // Their timers end together, REFRESH_DELAY_MS on; the recomputations then take turns.
+      await until(() => done.size === profiles.length, 'every profile recomputed', 10_000)
+    } finally {
+      reco.refreshProfile = refresh
+    }
+    expect(most).toBeLessThanOrEqual(4)
+    for (const profile of profiles) expect(await reco.module(profile)).toBeDefined()
+  })
+
   it('writes no module again for a profile deleted while the recomputation after its plays waits', async () => {
     const gone = 'profile-deleted-while-its-refresh-waits'
     const before = w.reco.eventsSeen

@@ -92,6 +92,12 @@ const PAGE_MEMO_BYTES = 64 * 2 ** 20
 const CATALOG_MEMO_MS = 10_000
 /** A profile's rows are recomputed this long after the first play of a burst (see refreshSoon). */
 const REFRESH_DELAY_MS = 500
+/**
+ * Recomputations after plays run at most this many at a time, the rest in turn: a burst of
+ * first plays (a premiere, a replayed backlog) would otherwise start one per profile at once,
+ * and their synchronous parts, back to back, stalled the requests in between for 100+ ms.
+ */
+const REFRESH_CONCURRENCY = 4
 /** Tries to write a recomputed module before giving up (each loss means someone else wrote it). */
 const MODULE_WRITE_ATTEMPTS = 5
 const HISTORY_ROWS = 200
@@ -238,7 +244,10 @@ export class RecoService {
     },
   })
   private forgottenFloor = 0
+  /** Profiles whose recomputation waits for REFRESH_DELAY_MS, then for a turn (refreshQueue). */
   private readonly refreshing = new Map<string, NodeJS.Timeout>()
+  private readonly refreshQueue = new Set<string>()
+  private refreshesRunning = 0
   private readonly inflight = new Set<Promise<void>>()
   /** Profiles deleted while this process ran: a recomputation or a late play writes nothing for them. */
   private readonly deleted = new LRUCache<string, true>({ max: 100_000 })
@@ -855,9 +864,23 @@ export class RecoService {
    * already: a refresh lost to a crash is made by the next play or training run.)
    */
   private refreshSoon(profileId: string): void {
-    if (this.refreshing.has(profileId)) return
+    // One waiting in the queue has not read anything yet: it will see this play too.
+    if (this.refreshing.has(profileId) || this.refreshQueue.has(profileId)) return
     const timer = setTimeout(() => {
       this.refreshing.delete(profileId)
+      this.refreshQueue.add(profileId)
+      this.runRefreshes()
+    }, REFRESH_DELAY_MS)
+    timer.unref()
+    this.refreshing.set(profileId, timer)
+  }
+
+  /** Starts queued recomputations while fewer than REFRESH_CONCURRENCY run. */
+  private runRefreshes(): void {
+    for (const profileId of this.refreshQueue) {
+      if (this.refreshesRunning >= REFRESH_CONCURRENCY) return
+      this.refreshQueue.delete(profileId)
+      this.refreshesRunning++
       const run = this.refreshProfile(profileId)
         .then(() => undefined)
         .catch((e: unknown) =>
@@ -866,21 +889,23 @@ export class RecoService {
             'recomputing a profile after its plays failed',
           ),
         )
-        .finally(() => this.inflight.delete(run))
+        .finally(() => {
+          this.inflight.delete(run)
+          this.refreshesRunning--
+          // The next one after a turn of the event loop: requests waiting are answered first.
+          if (this.refreshQueue.size > 0) setImmediate(() => this.runRefreshes())
+        })
       this.inflight.add(run)
-    }, REFRESH_DELAY_MS)
-    timer.unref()
-    this.refreshing.set(profileId, timer)
+    }
   }
 
   /** Runs the refreshes still waiting and waits for those running (at shutdown; tests). */
   async flushRefreshes(): Promise<void> {
-    const waiting = [...this.refreshing]
+    const waiting = [...this.refreshing.keys(), ...this.refreshQueue]
+    for (const timer of this.refreshing.values()) clearTimeout(timer)
     this.refreshing.clear()
-    for (const [profileId, timer] of waiting) {
-      clearTimeout(timer)
-      await this.refreshProfile(profileId).catch(() => undefined)
-    }
+    this.refreshQueue.clear()
+    for (const profileId of waiting) await this.refreshProfile(profileId).catch(() => undefined)
     await Promise.all([...this.inflight])
   }
 
@@ -889,6 +914,7 @@ export class RecoService {
     this.deleted.set(profileId, true)
     clearTimeout(this.refreshing.get(profileId))
     this.refreshing.delete(profileId)
+    this.refreshQueue.delete(profileId)
     this.forget(profileId)
     await this.d.store.deleteProfile(profileId)
     await this.d.cache.del(moduleKey(this.trainedRun, profileId))
