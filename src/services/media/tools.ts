@@ -1,5 +1,6 @@
 import { spawn } from 'node:child_process'
 import { resolveTool } from '../../platform/ffmpeg.js'
+import { lowerProcessPriority } from '../../platform/priority.js'
 
 /** ffmpeg/ffprobe failed: the message carries the tail of what the tool said. */
 export class ToolError extends Error {
@@ -60,6 +61,8 @@ export class MediaTools {
         return
       }
       const child = spawn(file, args, { stdio: ['ignore', 'pipe', 'pipe'] })
+      // Background work: on a machine shared with the API, requests get the CPU first.
+      if (child.pid !== undefined) lowerProcessPriority(child.pid)
       const stdout: Buffer[] = []
       let stderr = ''
       let pending = ''

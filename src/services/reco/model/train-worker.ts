@@ -1,10 +1,13 @@
 /** Entry of the training worker thread: trains on workerData and posts the model back, its buffers transferred. */
 import { parentPort, workerData } from 'node:worker_threads'
 import { isAppError } from '../../../platform/errors.js'
+import { lowerThreadPriority } from '../../../platform/priority.js'
 import { trainModel } from './train.js'
 import type { TrainingData, TrainOptions } from './types.js'
 import { transferable } from './worker.js'
 
+// Background work: the threads answering requests get the CPU first.
+lowerThreadPriority()
 const { data, options } = workerData as { data: TrainingData; options: TrainOptions }
 try {
   const model = trainModel(data, options)

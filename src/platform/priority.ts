@@ -1,0 +1,53 @@
+import fs from 'node:fs'
+import os from 'node:os'
+
+/**
+ * The niceness of background work (transcoding, model training): on a machine the API shares, the
+ * threads answering requests get the CPU first; on an idle one background work runs as fast as ever.
+ */
+export const BACKGROUND_NICE = 10
+
+/**
+ * Lowers a child process's CPU priority to BACKGROUND_NICE; false where the OS refused. On Linux
+ * each of its threads is lowered (setpriority on a process id changes its main thread alone);
+ * threads it starts later take the priority of the thread that starts them.
+ */
+export function lowerProcessPriority(pid: number): boolean {
+  try {
+    os.setPriority(pid, BACKGROUND_NICE)
+  } catch {
+    return false
+  }
+  if (process.platform === 'linux') {
+    let tids: string[] = []
+    try {
+      tids = fs.readdirSync(`/proc/${pid}/task`)
+    } catch {
+      // Exited already.
+    }
+    for (const tid of tids)
+      try {
+        if (Number(tid) !== pid) os.setPriority(Number(tid), BACKGROUND_NICE)
+      } catch {
+        // That thread ended meanwhile.
+      }
+  }
+  return true
+}
+
+/**
+ * Lowers the calling thread's CPU priority to BACKGROUND_NICE (a worker thread doing background
+ * work). Linux only: there a thread has its own id (read from /proc/thread-self) and setpriority
+ * on that id changes that thread alone; elsewhere nothing changes. Returns whether it did.
+ */
+export function lowerThreadPriority(): boolean {
+  if (process.platform !== 'linux') return false
+  try {
+    const tid = Number(fs.readlinkSync('/proc/thread-self').split('/').pop())
+    if (!Number.isSafeInteger(tid) || tid <= 0) return false
+    os.setPriority(tid, BACKGROUND_NICE)
+    return true
+  } catch {
+    return false
+  }
+}
