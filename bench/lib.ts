@@ -121,6 +121,8 @@ export async function pacedLoad(
   /** Due times of requests waiting for a free connection, oldest first. */
   const waiting: number[] = []
   const idle: Connection[] = []
+  const all: Connection[] = []
+  let ending = false
   interface Connection {
     socket: net.Socket
     due: number
@@ -162,8 +164,15 @@ export async function pacedLoad(
         failed ??= e
         done()
       })
+      // A request on a connection the server closed would never be answered: fail, never hang.
+      socket.once('close', () => {
+        if (ending) return
+        failed ??= new Error('the server closed a connection during the run')
+        done()
+      })
       socket.once('connect', () => resolve(c))
       socket.once('error', reject)
+      all.push(c)
     })
   idle.push(...(await Promise.all(Array.from({ length: sockets }, open))))
   const start = performance.now()
@@ -179,7 +188,8 @@ export async function pacedLoad(
   }, 1)
   await finished
   clearInterval(timer)
-  for (const c of [...idle]) c.socket.destroy()
+  ending = true
+  for (const c of all) c.socket.destroy()
   if (failed) throw failed
   latencies.sort((a, b) => a - b)
   const at = (p: number) => latencies[Math.min(latencies.length - 1, Math.floor(p * latencies.length))] ?? 0
