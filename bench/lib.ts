@@ -143,23 +143,21 @@ export async function pacedLoad(
       const socket = net.connect(Number(url.port), url.hostname)
       socket.setNoDelay(true)
       const c: Connection = { socket, due: 0 }
-      const read = responses((status) => {
-        latencies.push(performance.now() - c.due)
-        onStatus(status)
-        const due = waiting.shift()
-        if (due === undefined) idle.push(c)
-        else send(c, due)
-        done()
-      })
-      socket.on('data', (chunk: Buffer) => {
-        try {
-          read(chunk)
-        } catch (e) {
-          socket.destroy()
-          failed ??= e as Error
+      readResponses(
+        socket,
+        (status) => {
+          latencies.push(performance.now() - c.due)
+          onStatus(status)
+          const due = waiting.shift()
+          if (due === undefined) idle.push(c)
+          else send(c, due)
           done()
-        }
-      })
+        },
+        (e) => {
+          failed ??= e
+          done()
+        },
+      )
       socket.once('error', (e) => {
         failed ??= e
         done()
@@ -197,10 +195,27 @@ export async function pacedLoad(
 }
 
 /**
- * A socket's `data` listener for HTTP/1.1 responses, one at a time (nothing pipelined): calls
- * `complete(status)` as each ends. It reads the status line and Content-Length and skips the body;
- * a response without Content-Length, or bytes after a complete one, throw.
+ * Reads HTTP/1.1 responses on a socket, one at a time (nothing pipelined): calls `complete(status)`
+ * as each ends. It reads the status line and Content-Length and skips the body; a response without
+ * Content-Length, or bytes after a complete one, destroy the socket and go to `fail`.
  */
+function readResponses(
+  socket: net.Socket,
+  complete: (status: number) => void,
+  fail: (e: Error) => void,
+): void {
+  const read = responses(complete)
+  socket.on('data', (chunk: Buffer) => {
+    try {
+      read(chunk)
+    } catch (e) {
+      socket.destroy()
+      fail(e as Error)
+    }
+  })
+}
+
+/** The `data` listener of readResponses (throws on what it cannot read). */
 function responses(complete: (status: number) => void): (chunk: Buffer) => void {
   let head: Buffer = Buffer.alloc(0)
   let bodyLeft = -1
@@ -284,19 +299,15 @@ export async function leanLoad(
         sentAt = performance.now()
         socket.write(built[next++ % built.length] as Buffer)
       }
-      const read = responses((status) => {
-        if (status < 200 || status > 299) non2xx++
-        latencies.push(performance.now() - sentAt)
-        send()
-      })
-      socket.on('data', (chunk: Buffer) => {
-        try {
-          read(chunk)
-        } catch (e) {
-          socket.destroy()
-          reject(e)
-        }
-      })
+      readResponses(
+        socket,
+        (status) => {
+          if (status < 200 || status > 299) non2xx++
+          latencies.push(performance.now() - sentAt)
+          send()
+        },
+        reject,
+      )
       socket.once('error', reject)
       socket.once('connect', send)
     })
