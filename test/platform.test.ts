@@ -79,6 +79,21 @@ describe('the all-in-one server', () => {
     expect(api.statusCode).toBe(404)
     expect(api.json().error.code).toBe('route_not_found')
     expect(api.headers['x-content-type-options']).toBe('nosniff')
+    // helmet's headers (CSP apart: the gateway sets the web app's) on every answer, an error's too.
+    for (const res of [api, await reel.http.inject('/healthz')])
+      expect(res.headers).toMatchObject({
+        'cross-origin-opener-policy': 'same-origin',
+        'cross-origin-resource-policy': 'same-origin',
+        'origin-agent-cluster': '?1',
+        'referrer-policy': 'no-referrer',
+        'strict-transport-security': 'max-age=31536000; includeSubDomains',
+        'x-content-type-options': 'nosniff',
+        'x-dns-prefetch-control': 'off',
+        'x-download-options': 'noopen',
+        'x-frame-options': 'SAMEORIGIN',
+        'x-permitted-cross-domain-policies': 'none',
+        'x-xss-protection': '0',
+      })
     const status = await reel.http.inject('/status')
     expect(status.statusCode).toBe(200)
     expect(status.body).toContain('reel')

@@ -1,5 +1,4 @@
 import cookie from '@fastify/cookie'
-import helmet from '@fastify/helmet'
 import swagger from '@fastify/swagger'
 import swaggerUi from '@fastify/swagger-ui'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
@@ -14,6 +13,7 @@ import Fastify, {
   type RawRequestDefaultExpression,
   type RawServerDefault,
 } from 'fastify'
+import helmet from 'helmet'
 import { newId } from '../ids.js'
 import type { Logger } from '../log.js'
 import { counter, histogram } from '../metrics.js'
@@ -80,13 +80,14 @@ export async function createHttp(options: HttpOptions): Promise<Http> {
 
   app.addSchema(ErrorBody)
   // Security headers on every response (no sniffing, no framing, strict referrers); the web app's
-  // Content-Security-Policy is set by the gateway on the pages it serves.
-  await app.register(helmet, { contentSecurityPolicy: false, crossOriginEmbedderPolicy: false })
+  // Content-Security-Policy is set by the gateway on the pages it serves. helmet's middleware is
+  // made once: @fastify/helmet made it again for every request, in two hooks, one of them async.
+  const securityHeaders = helmet({ contentSecurityPolicy: false, crossOriginEmbedderPolicy: false })
 
   // Callback-style hooks on the hot path: no promise per request.
   app.addHook('onRequest', (req, reply, done) => {
     reply.header('x-request-id', req.id)
-    done()
+    securityHeaders(req.raw, reply.raw, done as (err?: unknown) => void)
   })
 
   // Node's server.close() only drops connections idle at that moment; a keep-alive connection whose
