@@ -6,6 +6,7 @@ import { registerRecoCommands } from '../src/cli/reco.js'
 import { createReel } from '../src/platform/app.js'
 import type { PublishInput } from '../src/platform/bus/bus.js'
 import { createLogger } from '../src/platform/log.js'
+import { registry } from '../src/platform/metrics.js'
 import {
   PLAYBACK_STARTED,
   PLAYBACK_STOPPED,
@@ -48,6 +49,9 @@ async function until(
     await sleep(20)
   }
 }
+
+const waitingRecomputations = async () =>
+  (await registry.getSingleMetric('reco_recomputations_waiting')?.get())?.values[0]?.value
 
 const idsOf = (row: Row | undefined) => row?.items.map((i) => i.titleId) ?? []
 const allIds = (page: Page) => page.rows.flatMap(idsOf)
@@ -540,12 +544,15 @@ describe('recommendations (SQLite)', () => {
       // Published together: reco takes them in as one batch.
       await Promise.all(profiles.map((p) => w.t.reel.ports.bus.publish(w.play(p, 'Drama 1', 'started'))))
       await until(() => reco.eventsSeen >= before + profiles.length, 'reco to take in the plays')
+      // /metrics shows them waiting (for REFRESH_DELAY_MS yet).
+      expect(await waitingRecomputations()).toBeGreaterThanOrEqual(profiles.length)
       // Their timers end together, REFRESH_DELAY_MS on; the recomputations then take turns.
       await until(() => done.size === profiles.length, 'every profile recomputed', 10_000)
     } finally {
       reco.refreshProfile = refresh
     }
     expect(most).toBeLessThanOrEqual(4)
+    expect(await waitingRecomputations()).toBe(0)
     for (const profile of profiles) expect(await reco.module(profile)).toBeDefined()
   })
 

@@ -6,7 +6,7 @@ import type { EventEnvelope } from '../../platform/bus/bus.js'
 import type { Cache } from '../../platform/cache/cache.js'
 import { errorMessage, isAppError, notFound } from '../../platform/errors.js'
 import type { Logger } from '../../platform/log.js'
-import { counter, tally } from '../../platform/metrics.js'
+import { counter, gauge, tally } from '../../platform/metrics.js'
 import { KIDS_MAX_RATING } from '../accounts/rules.js'
 import type { AccountsService, Profile } from '../accounts/service.js'
 import { TITLE_REMOVED, TITLE_UPSERTED, type TitleRemoved, type TitleUpserted } from '../catalog/events.js'
@@ -171,6 +171,10 @@ const servedFrom = {
   module: tally(pagesServed, { source: 'module' }),
   live: tally(pagesServed, { source: 'live' }),
 }
+const recomputationsWaiting = gauge(
+  'reco_recomputations_waiting',
+  'Profiles whose recomputation after their plays waits (for its delay, or for its turn)',
+)
 const memoHits = counter('reco_home_page_memo_hits_total', 'Home pages sent again from memory, as built')
 const fallbacks = counter(
   'reco_fallbacks_total',
@@ -873,12 +877,17 @@ export class RecoService {
     }, REFRESH_DELAY_MS)
     timer.unref()
     this.refreshing.set(profileId, timer)
+    this.countWaiting()
+  }
+
+  private countWaiting(): void {
+    recomputationsWaiting.set(this.refreshing.size + this.refreshQueue.size)
   }
 
   /** Starts queued recomputations while fewer than REFRESH_CONCURRENCY run. */
   private runRefreshes(): void {
     for (const profileId of this.refreshQueue) {
-      if (this.refreshesRunning >= REFRESH_CONCURRENCY) return
+      if (this.refreshesRunning >= REFRESH_CONCURRENCY) break
       this.refreshQueue.delete(profileId)
       this.refreshesRunning++
       const run = this.refreshProfile(profileId)
@@ -897,6 +906,7 @@ export class RecoService {
         })
       this.inflight.add(run)
     }
+    this.countWaiting()
   }
 
   /** Runs the refreshes still waiting and waits for those running (at shutdown; tests). */
@@ -905,6 +915,7 @@ export class RecoService {
     for (const timer of this.refreshing.values()) clearTimeout(timer)
     this.refreshing.clear()
     this.refreshQueue.clear()
+    this.countWaiting()
     for (const profileId of waiting) await this.refreshProfile(profileId).catch(() => undefined)
     await Promise.all([...this.inflight])
   }
@@ -915,6 +926,7 @@ export class RecoService {
     clearTimeout(this.refreshing.get(profileId))
     this.refreshing.delete(profileId)
     this.refreshQueue.delete(profileId)
+    this.countWaiting()
     this.forget(profileId)
     await this.d.store.deleteProfile(profileId)
     await this.d.cache.del(moduleKey(this.trainedRun, profileId))
