@@ -59,6 +59,8 @@ describe.each(kinds)('accounts, profiles and billing on %s', (kind) => {
   }
 
   const errorCode = (res: { json: () => { error: { code: string } } }) => res.json().error.code
+  const refresh = (refreshToken: string) =>
+    t.call('POST', '/api/v1/sessions/refresh', { body: { refreshToken } })
 
   describe('sign-up', () => {
     it('creates the account, a first profile, a session and the subscription', async () => {
@@ -269,8 +271,6 @@ describe.each(kinds)('accounts, profiles and billing on %s', (kind) => {
     })
 
     it('a spent token whose answer was lost works once more soon after; replayed after a later token was used, it revokes', async () => {
-      const refresh = (refreshToken: string) =>
-        t.call('POST', '/api/v1/sessions/refresh', { body: { refreshToken } })
       // The client never saw `lost` (it navigated away) and sends its old token again: `lost` is
       // retired and `retry` issued. If `lost` turns up after all (two answers, the earlier kept),
       // it still works while no later token has been used.
@@ -297,8 +297,6 @@ describe.each(kinds)('accounts, profiles and billing on %s', (kind) => {
     })
 
     it('refreshes racing with one token (two tabs, a reload) all succeed and keep the session', async () => {
-      const refresh = (refreshToken: string) =>
-        t.call('POST', '/api/v1/sessions/refresh', { body: { refreshToken } })
       for (let round = 0; round < 5; round++) {
         const fresh = await signUp()
         const answers = await Promise.all(Array.from({ length: 3 }, () => refresh(fresh.refreshToken)))
@@ -311,8 +309,6 @@ describe.each(kinds)('accounts, profiles and billing on %s', (kind) => {
 
     it('keeps the newest spent refresh tokens of a session, not every one it ever had', async () => {
       const user = await signUp()
-      const refresh = (refreshToken: string) =>
-        t.call('POST', '/api/v1/sessions/refresh', { body: { refreshToken } })
       const spent: string[] = [user.refreshToken]
       let current = user.refreshToken
       for (let i = 0; i < KEPT_REFRESH_TOKENS + 5; i++) {

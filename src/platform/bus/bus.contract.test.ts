@@ -79,13 +79,13 @@ async function jetStreamEngine(): Promise<Engine> {
 const unusedDb = createDb({ sqliteFile: ':memory:' })
 afterAll(() => unusedDb.close())
 
-/** Polls until the check passes. */
 /** Deletes the JetStream streams a bus made under `prefix` (gone already is fine). */
 async function dropStreams(jsm: JetStreamManager, prefix: string): Promise<void> {
   for (const stream of ['EVENTS', 'WORK', 'DLQ'])
     await jsm.streams.delete(`${prefix.toUpperCase()}_${stream}`).catch(() => {})
 }
 
+/** Polls until the check passes. */
 function eventually(check: () => void | Promise<void>, timeout = 10_000): Promise<void> {
   return vi.waitFor(check, { timeout, interval: 10 })
 }
