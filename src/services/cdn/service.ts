@@ -225,6 +225,11 @@ export class CdnService {
     return this.deps.signer.sign(grant)
   }
 
+  /** As sign, batched with the others asked for in this turn of the event loop (see UrlSigner.signSoon). */
+  signSoon(grant: UrlGrant): Promise<string> {
+    return this.deps.signer.signSoon(grant)
+  }
+
   /** The token an edge sends with its reports and placement questions. */
   edgeToken(edgeId: string): string {
     return this.deps.signer.sign({

@@ -15,3 +15,45 @@ describe('UrlSigner', () => {
     expect(signer.check(token, 2_000_000_000_000)).toEqual({ ok: false, reason: 'expired' })
   })
 })
+
+describe('UrlSigner.signSoon', () => {
+  it('signs the tokens asked for in one turn together, at its end, each as sign would', async () => {
+    const signer = new UrlSigner(randomBytes(32))
+    const grants = [1, 2, 3].map((i) => ({
+      sid: `s${i}`,
+      prefix: `titles/t${i}/`,
+      exp: 2_000_000_000,
+      maxHeight: 720,
+    }))
+    const signed: string[] = []
+    const tokens = grants.map((g) =>
+      signer.signSoon(g).then((t) => {
+        signed.push(t)
+        return t
+      }),
+    )
+    let immediateRan = false
+    setImmediate(() => {
+      immediateRan = true
+    })
+    await Promise.resolve()
+    expect(signed).toEqual([]) // not in this turn's microtasks
+    const all = await Promise.all(tokens)
+    // The batch was queued first in this turn, so it ran before the immediate queued after it.
+    expect(immediateRan).toBe(false)
+    expect(all).toEqual(grants.map((g) => signer.sign(g)))
+    for (const [i, token] of all.entries())
+      expect(signer.check(token, 1_000)).toEqual({ ok: true, grant: grants[i] })
+  })
+
+  it('rejects every waiting token while the key is not loaded, and signs once it is', async () => {
+    let give: (key: Buffer) => void = () => {}
+    const signer = new UrlSigner(() => new Promise<Buffer>((resolve) => (give = resolve)))
+    const grant = { sid: 's1', prefix: 'titles/t1/', exp: 2_000_000_000, maxHeight: 0 }
+    const early = await Promise.allSettled([signer.signSoon(grant), signer.signSoon(grant)])
+    expect(early.map((r) => r.status)).toEqual(['rejected', 'rejected'])
+    give(randomBytes(32))
+    await signer.ready()
+    expect(signer.check(await signer.signSoon(grant), 1_000)).toEqual({ ok: true, grant })
+  })
+})

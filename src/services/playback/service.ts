@@ -241,7 +241,7 @@ export class PlaybackService {
     this.flushEarly()
     // Other processes find the session here for its heartbeats and stop before its row is flushed.
     const [steering] = await Promise.all([cdn.steer(title.mediaId, region), this.share(row)])
-    const token = cdn.sign({
+    const token = await cdn.signSoon({
       sid: sessionId,
       prefix: `titles/${title.mediaId}/`,
       exp: Math.floor(now / 1000) + deps.settings.tokenTtlS,
