@@ -19,7 +19,7 @@ import {
   type PlaybackStopped,
 } from './events.js'
 import type { PlaybackStore, ProgressRow, SessionRow } from './store.js'
-import type { EpisodeRef, PlayableTitles } from './titles.js'
+import { availableIn, type EpisodeRef, type PlayableTitles } from './titles.js'
 
 export type PlayerState = PlaybackHeartbeat['state']
 
@@ -206,7 +206,7 @@ export class PlaybackService {
         `This title is rated ${title.maturityRating}, above this profile's limit`,
       )
     if (!title.ready) throw conflict('title_not_available', 'This title is not ready to play yet')
-    if (!title.availableIn(region, now))
+    if (!availableIn(title, region, now))
       throw conflict('title_not_available', `This title is not available in ${region} now`)
 
     const sessionId = newId()

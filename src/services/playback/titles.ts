@@ -1,6 +1,6 @@
 import { isAppError, notFound } from '../../platform/errors.js'
 import type { MaturityRating } from '../accounts/rules.js'
-import { isAvailable } from '../catalog/events.js'
+import { type AvailabilityWindow, isAvailable } from '../catalog/events.js'
 import type { CatalogService, TitleDetail } from '../catalog/service.js'
 import type { MediaService } from '../media/service.js'
 
@@ -17,8 +17,13 @@ export interface Playable {
   durationMs: number
   /** Media packaged and published. */
   ready: boolean
-  availableIn(region: string, nowMs: number): boolean
+  /** Where and when it may be watched (isAvailable); null: everywhere, always. */
+  availability: readonly AvailabilityWindow[] | null
 }
+
+/** Whether `title` may be watched in `region` at `nowMs`. */
+export const availableIn = (title: Playable, region: string, nowMs: number): boolean =>
+  title.availability === null || isAvailable(title.availability, region, nowMs)
 
 export interface EpisodeRef {
   id: string
@@ -39,7 +44,6 @@ export class PlayableTitles {
   async resolve(titleId: string, episodeId?: string): Promise<Playable> {
     const detail = await this.catalogTitle(titleId)
     if (!detail) return this.mediaOnly(titleId)
-    const availableIn = (region: string, nowMs: number) => isAvailable(detail.availability, region, nowMs)
     if (detail.type !== 'series') {
       const duration = detail.durationMs ?? (await this.mediaDuration(detail.id))
       return {
@@ -51,7 +55,7 @@ export class PlayableTitles {
         maturityRating: detail.maturityRating,
         durationMs: duration ?? 0,
         ready: detail.mediaStatus === 'available' && (await this.packaged(detail.id)),
-        availableIn,
+        availability: detail.availability,
       }
     }
     const episodes = episodesOf(detail)
@@ -67,7 +71,7 @@ export class PlayableTitles {
       maturityRating: detail.maturityRating,
       durationMs: episode.durationMs ?? (await this.mediaDuration(episode.id)) ?? 0,
       ready: episode.mediaStatus === 'available' && (await this.packaged(episode.id)),
-      availableIn,
+      availability: detail.availability,
     }
   }
 
@@ -103,7 +107,7 @@ export class PlayableTitles {
       maturityRating: 'NC-17',
       durationMs: Math.max(0, ...renditions.map((r) => r.durationMs)),
       ready,
-      availableIn: () => true,
+      availability: null,
     }
   }
 
