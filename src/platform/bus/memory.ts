@@ -1,5 +1,12 @@
-import { type Generated, type Kysely, type Selectable, sql } from 'kysely'
-import { autoIncrementType, type Db, type DbKind, nextTurn, type ReelMigration } from '../db/db.js'
+import { CompiledQuery, type Generated, type Kysely, type Selectable, sql } from 'kysely'
+import {
+  autoIncrementType,
+  type Db,
+  type DbKind,
+  insertValuesText,
+  nextTurn,
+  type ReelMigration,
+} from '../db/db.js'
 import { errorMessage } from '../errors.js'
 import { newId } from '../ids.js'
 import type { Logger } from '../log.js'
@@ -342,6 +349,18 @@ class RecentEvents {
 
 type EventRow = Omit<EventsTable, 'seq'>
 
+/** Events in one statement, hand-written (see insertValuesText); an id stored before is left alone. */
+function insertEventsQuery(kind: DbKind, rows: readonly EventRow[], returning: boolean): CompiledQuery {
+  const parameters: unknown[] = []
+  for (const r of rows) parameters.push(r.id, r.type, r.key, r.time, r.data, r.stored_at)
+  const tail = returning ? 'on conflict (id) do nothing returning id, seq' : 'on conflict (id) do nothing'
+  return CompiledQuery.raw(
+    insertValuesText(kind, EVENTS_HEAD, 6, rows.length, tail, INSERT_CHUNK),
+    parameters,
+  )
+}
+const EVENTS_HEAD = 'insert into platform_bus_events (id, "type", "key", "time", "data", stored_at)'
+
 function stringifyData(data: unknown): string {
   return JSON.stringify(data) ?? 'null'
 }
@@ -597,16 +616,15 @@ class MemoryBus implements Bus {
       if (kind === 'postgres') await sql`select pg_advisory_xact_lock(${PUBLISH_LOCK})`.execute(trx)
       for (const [i, chunk] of [...chunks(rows, INSERT_CHUNK)].entries()) {
         if (i > 0) await nextTurn()
-        const insert = trx
-          .insertInto('platform_bus_events')
-          .values(chunk)
-          .onConflict((oc) => oc.column('id').doNothing())
         if (!recent) {
-          await insert.execute()
+          await trx.executeQuery(insertEventsQuery(kind, chunk, false))
           continue
         }
         // The seq each new event got (one stored before under its id is not returned).
-        const seqs = new Map((await insert.returning(['id', 'seq']).execute()).map((r) => [r.id, r.seq]))
+        const { rows: returned } = await trx.executeQuery<{ id: string; seq: number }>(
+          insertEventsQuery(kind, chunk, true),
+        )
+        const seqs = new Map(returned.map((r) => [r.id, r.seq]))
         for (const row of chunk) {
           const seq = seqs.get(row.id)
           // A copy (the rows are written again if the transaction fails), then its seq: V8 is

@@ -1,5 +1,5 @@
-import type { Kysely } from 'kysely'
-import { type Db, nextTurn } from '../../platform/db/db.js'
+import { CompiledQuery, type Kysely } from 'kysely'
+import { type Db, type DbKind, insertValuesText, nextTurn } from '../../platform/db/db.js'
 
 export interface SessionRow {
   id: string
@@ -47,11 +47,67 @@ function* chunks<T>(rows: T[], size: number): Generator<T[]> {
   for (let i = 0; i < rows.length; i += size) yield rows.slice(i, i + size)
 }
 
+const PROGRESS_COLUMNS = [
+  'profile_id',
+  'media_id',
+  'title_id',
+  'title_type',
+  'series_id',
+  'season_id',
+  'position_ms',
+  'duration_ms',
+  'completed',
+  'updated_at',
+] as const satisfies readonly (keyof ProgressRow)[]
+/** The latest position per (profile, title): an older report never overwrites a newer one. */
+const PROGRESS_HEAD = `insert into playback_progress (${PROGRESS_COLUMNS.join(', ')})`
+const PROGRESS_TAIL = `on conflict (profile_id, media_id) do update set ${PROGRESS_COLUMNS.slice(2)
+  .map((c) => `${c} = excluded.${c}`)
+  .join(', ')} where playback_progress.updated_at <= excluded.updated_at`
+
+const SESSION_COLUMNS = [
+  'id',
+  'account_id',
+  'profile_id',
+  'title_id',
+  'media_id',
+  'device',
+  'region',
+  'max_height',
+  'position_ms',
+  'duration_ms',
+  'started_at',
+  'seen_at',
+  'stopped_at',
+] as const satisfies readonly (keyof SessionRow)[]
+/** A stopped session's row is final. */
+const SESSION_HEAD = `insert into playback_sessions (${SESSION_COLUMNS.join(', ')})`
+const SESSION_TAIL = `on conflict (id) do update set position_ms = excluded.position_ms,
+  seen_at = excluded.seen_at, stopped_at = excluded.stopped_at where playback_sessions.stopped_at is null`
+
+/** One multi-row upsert (hand-written: a flush writes thousands of values, see insertValuesText). */
+function upsert<Row>(
+  kind: DbKind,
+  head: string,
+  columns: readonly (keyof Row)[],
+  tail: string,
+  rows: readonly Row[],
+): CompiledQuery {
+  const parameters: unknown[] = []
+  for (const row of rows) for (const column of columns) parameters.push(row[column])
+  return CompiledQuery.raw(
+    insertValuesText(kind, head, columns.length, rows.length, tail, ROWS_PER_STATEMENT),
+    parameters,
+  )
+}
+
 export class PlaybackStore {
   private readonly db: Kysely<PlaybackTables>
+  private readonly kind: DbKind
 
   constructor(db: Db) {
     this.db = db.tables<PlaybackTables>()
+    this.kind = db.kind
   }
 
   session(id: string): Promise<SessionRow | undefined> {
@@ -81,42 +137,11 @@ export class PlaybackStore {
       let statements = 0
       for (const rows of chunks(progress, ROWS_PER_STATEMENT)) {
         if (statements++ > 0) await nextTurn()
-        await trx
-          .insertInto('playback_progress')
-          .values(rows)
-          .onConflict((oc) =>
-            oc
-              .columns(['profile_id', 'media_id'])
-              .doUpdateSet((eb) => ({
-                title_id: eb.ref('excluded.title_id'),
-                title_type: eb.ref('excluded.title_type'),
-                series_id: eb.ref('excluded.series_id'),
-                season_id: eb.ref('excluded.season_id'),
-                position_ms: eb.ref('excluded.position_ms'),
-                duration_ms: eb.ref('excluded.duration_ms'),
-                completed: eb.ref('excluded.completed'),
-                updated_at: eb.ref('excluded.updated_at'),
-              }))
-              .where('playback_progress.updated_at', '<=', (eb) => eb.ref('excluded.updated_at')),
-          )
-          .execute()
+        await trx.executeQuery(upsert(this.kind, PROGRESS_HEAD, PROGRESS_COLUMNS, PROGRESS_TAIL, rows))
       }
       for (const rows of chunks(sessions, ROWS_PER_STATEMENT)) {
         if (statements++ > 0) await nextTurn()
-        await trx
-          .insertInto('playback_sessions')
-          .values(rows)
-          .onConflict((oc) =>
-            oc
-              .column('id')
-              .doUpdateSet((eb) => ({
-                position_ms: eb.ref('excluded.position_ms'),
-                seen_at: eb.ref('excluded.seen_at'),
-                stopped_at: eb.ref('excluded.stopped_at'),
-              }))
-              .where('playback_sessions.stopped_at', 'is', null),
-          )
-          .execute()
+        await trx.executeQuery(upsert(this.kind, SESSION_HEAD, SESSION_COLUMNS, SESSION_TAIL, rows))
       }
     })
   }

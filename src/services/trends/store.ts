@@ -1,5 +1,5 @@
 import { CompiledQuery, type Kysely, sql } from 'kysely'
-import type { Db, DbKind } from '../../platform/db/db.js'
+import { type Db, type DbKind, insertValuesText } from '../../platform/db/db.js'
 import type { CountRow, Grain, SubjectKind } from './rules.js'
 
 interface CountsTable {
@@ -102,27 +102,6 @@ const byKey = (a: CountRow, b: CountRow) =>
   cmp(a.kind, b.kind) ||
   cmp(a.subjectId, b.subjectId)
 
-/**
- * `insert … values (…), (…) …` with `rows` rows of `columns` parameters, in the engine's placeholder
- * style; full chunks are memoised, as the hot path sends them again and again.
- */
-const insertTexts = new Map<string, string>()
-function insertText(kind: DbKind, head: string, columns: number, rows: number, tail: string): string {
-  const key = `${kind}|${head}|${rows}`
-  let text = insertTexts.get(key)
-  if (text === undefined) {
-    const tuples: string[] = []
-    for (let r = 0; r < rows; r++) {
-      const marks: string[] = []
-      for (let c = 1; c <= columns; c++) marks.push(kind === 'postgres' ? `$${r * columns + c}` : '?')
-      tuples.push(`(${marks.join(', ')})`)
-    }
-    text = `${head} values ${tuples.join(', ')} ${tail}`
-    if (rows === CHUNK) insertTexts.set(key, text)
-  }
-  return text
-}
-
 const SEEN_HEAD = 'insert into trends_seen (hour, event_id)'
 const SEEN_TAIL = 'on conflict (hour, event_id) do nothing returning event_id'
 /** SQLite: one hour's ids as a JSON array. `where true` tells the parser the upsert's ON from a join's. */
@@ -166,7 +145,10 @@ export class TrendsStore {
     for (let i = 0; i < rows.length; i += 2 * CHUNK) {
       const parameters = rows.slice(i, i + 2 * CHUNK)
       const result = await this.db.executeQuery<{ event_id: string }>(
-        CompiledQuery.raw(insertText(this.kind, SEEN_HEAD, 2, parameters.length / 2, SEEN_TAIL), parameters),
+        CompiledQuery.raw(
+          insertValuesText(this.kind, SEEN_HEAD, 2, parameters.length / 2, SEEN_TAIL, CHUNK),
+          parameters,
+        ),
       )
       for (const row of result.rows) fresh.add(row.event_id)
     }
@@ -213,7 +195,10 @@ export class TrendsStore {
       for (const r of chunk)
         parameters.push(r.grain, r.bucket, r.region, r.kind, r.subjectId, r.plays, r.watchedMs)
       const result = await this.db.executeQuery<CountsTable>(
-        CompiledQuery.raw(insertText(this.kind, COUNTS_HEAD, 7, chunk.length, COUNTS_TAIL), parameters),
+        CompiledQuery.raw(
+          insertValuesText(this.kind, COUNTS_HEAD, 7, chunk.length, COUNTS_TAIL, CHUNK),
+          parameters,
+        ),
       )
       for (const row of result.rows) totals.push(toCountRow(row))
     }
