@@ -1,8 +1,9 @@
 import { Type } from '@sinclair/typebox'
+import { pino } from 'pino'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { conflict } from '../errors.js'
 import { createLogger } from '../log.js'
-import { createHttp, endOfTurn, errorResponses, type Http } from './server.js'
+import { createHttp, endOfTurn, errorResponses, type Http, requestLogger } from './server.js'
 
 describe('HTTP conventions', () => {
   let http: Http
@@ -96,5 +97,72 @@ describe('endOfTurn', () => {
     expect(next).not.toBe(first)
     await next
     expect(order).toEqual(['microtask', 'end of turn', 'immediate queued after'])
+  })
+})
+
+describe('request loggers', () => {
+  /** A pino logger at `level` whose lines land in `lines`, counting the children made from it. */
+  function capture(level: string) {
+    const lines: Record<string, unknown>[] = []
+    const log = pino(
+      { level, redact: { paths: ['*.password'], censor: '[redacted]' } },
+      { write: (line: string) => lines.push(JSON.parse(line) as Record<string, unknown>) },
+    )
+    const made = { children: 0 }
+    const child = log.child
+    log.child = function (this: typeof log, ...args: Parameters<typeof child>) {
+      made.children++
+      return child.apply(this, args)
+    } as typeof log.child
+    return { log, lines, made }
+  }
+
+  it('makes the child only when a line is written at an enabled level, with the bindings and the redaction', () => {
+    const { log, lines, made } = capture('info')
+    const logger = requestLogger(log, { reqId: 'r-1' }, {})
+    logger.debug({ hidden: true }, 'not at info')
+    logger.trace('nor this')
+    expect(made.children).toBe(0)
+    expect(logger.level).toBe('info')
+    logger.info({ user: { password: 'hunter2' } }, 'signed in')
+    logger.error('failed')
+    expect(made.children).toBe(1)
+    expect(lines.map((l) => [l.msg, l.reqId])).toEqual([
+      ['signed in', 'r-1'],
+      ['failed', 'r-1'],
+    ])
+    expect(lines[0]?.user).toEqual({ password: '[redacted]' })
+    const grandchild = logger.child({ step: 'two' })
+    grandchild.warn('deeper')
+    expect(lines[2]).toMatchObject({ msg: 'deeper', reqId: 'r-1', step: 'two' })
+  })
+
+  it("gives pino's own child at once where options ask for more (a route's level)", () => {
+    const { log, lines, made } = capture('info')
+    const logger = requestLogger(log, { reqId: 'r-2' }, { level: 'debug' })
+    expect(made.children).toBe(1)
+    logger.debug('shown at the route level')
+    expect(lines[0]).toMatchObject({ msg: 'shown at the route level', reqId: 'r-2' })
+  })
+
+  it("is the logger of a request's handler and hooks", async () => {
+    const { log, lines } = capture('info')
+    const http = await createHttp({ log, bodyLimit: 1024, version: 'test' })
+    http.get('/logs', async (req) => {
+      req.log.debug('below the level')
+      req.log.info({ step: 1 }, 'handled')
+      return { ok: true }
+    })
+    await http.ready()
+    try {
+      const res = await http.inject({ method: 'GET', url: '/logs', headers: { 'x-request-id': 'given-id' } })
+      expect(res.statusCode).toBe(200)
+      const handled = lines.find((l) => l.msg === 'handled')
+      expect(handled).toMatchObject({ reqId: 'given-id', step: 1 })
+      expect(lines.find((l) => l.msg === 'request')).toMatchObject({ reqId: 'given-id', status: 200 })
+      expect(lines.some((l) => l.msg === 'below the level')).toBe(false)
+    } finally {
+      await http.close()
+    }
   })
 })
