@@ -42,18 +42,49 @@ const child = spawn(
     },
   },
 )
+/** The server's `{"window":…}` lines (see server.ts), as they come. */
+const windows: ServerWindow[] = []
+let windowArrived: () => void = () => {}
 const ready = await new Promise<{ url: string; titleId: string }>((resolve, reject) => {
   let out = ''
   child.stdout?.on('data', (chunk: Buffer) => {
     out += String(chunk)
-    const line = out.split('\n').find((l) => l.startsWith('{"url"'))
-    if (line) resolve(JSON.parse(line) as { url: string; titleId: string })
+    const lines = out.split('\n')
+    out = lines.pop() ?? ''
+    for (const line of lines) {
+      if (line.startsWith('{"url"')) resolve(JSON.parse(line) as { url: string; titleId: string })
+      else if (line.startsWith('{"window"')) {
+        windows.push((JSON.parse(line) as { window: ServerWindow }).window)
+        windowArrived()
+      }
+    }
   })
   child.once('exit', (code) => reject(new Error(`bench server exited (${code})`)))
 })
 const { url, titleId } = ready
 
 type Viewer = { token: string; profileId: string }
+interface ServerWindow {
+  delayP99Ms: number
+  delayMaxMs: number
+  minorGcs: number
+  minorGcMaxMs: number
+  majorGcs: number
+  majorGcMaxMs: number
+}
+
+/** Runs `run` inside a window of the server's (SIGUSR2 before and after): what its event loop and GC did meanwhile. */
+async function withServerWindow<T>(run: () => Promise<T>): Promise<T & { server: ServerWindow }> {
+  child.kill('SIGUSR2')
+  const result = await run()
+  const arrived = new Promise<void>((resolve) => {
+    windowArrived = resolve
+  })
+  child.kill('SIGUSR2')
+  await arrived
+  const server = windows.shift() as ServerWindow
+  return Object.assign(result as T & object, { server }) as T & { server: ServerWindow }
+}
 /** A premium account with its first profile (a sign-up hashes a password: ~50 ms; 8 at a time). */
 async function signUp(i: number): Promise<Viewer> {
   const res = await fetch(`${url}/api/v1/accounts`, {
@@ -175,12 +206,14 @@ try {
   const startRate = (starts.requests.total - starts.non2xx) / DURATION_S
   await settle()
   // At half that rate, evenly paced (autocannon's rate limit would send each second's starts at once).
-  const half = await pacedLoad(
-    url,
-    startRate / 2,
-    DURATION_S,
-    () => ({ method: 'POST', path: '/api/v1/playback', ...nextStart() }),
-    countRefused,
+  const half = await withServerWindow(() =>
+    pacedLoad(
+      url,
+      startRate / 2,
+      DURATION_S,
+      () => ({ method: 'POST', path: '/api/v1/playback', ...nextStart() }),
+      countRefused,
+    ),
   )
   if (refused.size > 0)
     console.log(`  (starts refused, by status, not counted: ${JSON.stringify(Object.fromEntries(refused))})`)
@@ -245,6 +278,10 @@ try {
     )
   console.log(
     `  at half that rate (${(half.sent / DURATION_S).toFixed(0)} starts/s, evenly paced, latency from when each was due): p50 ${half.p50.toFixed(1)} ms  p99 ${half.p99.toFixed(1)} ms  max ${half.max.toFixed(1)} ms (target p99 < 20 ms: ${verdict(half.p99, 20, 'lower')})`,
+  )
+  const w = half.server
+  console.log(
+    `    the server meanwhile: event-loop delay p99 ${w.delayP99Ms} ms, max ${w.delayMaxMs} ms; ${w.minorGcs} young collections (longest ${w.minorGcMaxMs} ms), ${w.majorGcs} full (longest ${w.majorGcMaxMs} ms)`,
   )
   console.log(
     `  start+stop pairs                     ${pairRate.toFixed(0).padStart(7)} /s  p99 ${pairs.latency.p99} ms  (${ratio(pairRate, healthz.requests.average).toFixed(2)} of /healthz; a pair is a start, a stop and its flush)`,

@@ -3,7 +3,7 @@
 import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
-import { monitorEventLoopDelay } from 'node:perf_hooks'
+import { constants, monitorEventLoopDelay, PerformanceObserver } from 'node:perf_hooks'
 import { createReel } from '../../src/platform/app.js'
 import { loadConfig } from '../../src/platform/config.js'
 import type { ServiceName } from '../../src/platform/modules.js'
@@ -30,6 +30,45 @@ const titleId = await benchTitle(reel, dataDir)
 // Event-loop stalls while the bench runs (a stall delays every request in flight).
 const stalls = monitorEventLoopDelay({ resolution: 10 })
 stalls.enable()
+// And within a window the bench marks with SIGUSR2 (start, then end): the event-loop delay and the
+// garbage collector's pauses, printed as one `{"window":…}` line on stdout at the end.
+const window = monitorEventLoopDelay({ resolution: 10 })
+const pauses = { minor: [] as number[], major: [] as number[] }
+const gc = new PerformanceObserver((list) => {
+  for (const entry of list.getEntries()) {
+    const kind = (entry as unknown as { detail?: { kind?: number } }).detail?.kind
+    if (kind === constants.NODE_PERFORMANCE_GC_MINOR) pauses.minor.push(entry.duration)
+    else if (kind === constants.NODE_PERFORMANCE_GC_MAJOR) pauses.major.push(entry.duration)
+  }
+})
+let open = false
+process.on('SIGUSR2', () => {
+  if (!open) {
+    window.reset()
+    window.enable()
+    pauses.minor = []
+    pauses.major = []
+    gc.observe({ entryTypes: ['gc'] })
+  } else {
+    window.disable()
+    gc.disconnect()
+    const ms = (ns: number) => Number((ns / 1e6).toFixed(1))
+    const longest = (list: number[]) => Number(Math.max(0, ...list).toFixed(1))
+    console.log(
+      JSON.stringify({
+        window: {
+          delayP99Ms: ms(window.percentile(99)),
+          delayMaxMs: ms(window.max),
+          minorGcs: pauses.minor.length,
+          minorGcMaxMs: longest(pauses.minor),
+          majorGcs: pauses.major.length,
+          majorGcMaxMs: longest(pauses.major),
+        },
+      }),
+    )
+  }
+  open = !open
+})
 console.log(JSON.stringify({ url, titleId }))
 process.once('SIGTERM', () => {
   stalls.disable()
