@@ -57,7 +57,8 @@ type PinoLike = FastifyBaseLogger & { isLevelEnabled(level: string): boolean }
 /**
  * A request's logger, made from the server's when the request first logs at an enabled level:
  * Fastify would otherwise make a pino child for every request (its bindings go through the
- * redaction), ~3.5 % of a heartbeat's CPU in bench/playback, and most requests log nothing.
+ * redaction), ~3.7 % of the CPU of bench/playback's heartbeat phase in a profile, and most
+ * requests log nothing.
  */
 class RequestLogger implements FastifyBaseLogger {
   #child: FastifyBaseLogger | undefined
@@ -112,7 +113,7 @@ export function requestLogger(
   const pinoLike = parent as Partial<PinoLike>
   if (Object.keys(options).length > 0 || typeof pinoLike.isLevelEnabled !== 'function')
     return parent.child(bindings, options)
-  return new RequestLogger(parent as PinoLike, bindings) as unknown as FastifyBaseLogger
+  return new RequestLogger(parent as PinoLike, bindings)
 }
 
 /** A Fastify instance with reel's conventions: request ids, error shape, metrics, logs, OpenAPI. */
