@@ -1,6 +1,7 @@
 import { type ChildProcess, spawn } from 'node:child_process'
 import fs from 'node:fs'
 import net from 'node:net'
+import { monitorEventLoopDelay } from 'node:perf_hooks'
 
 /** Starts bench/server.ts in a child process and resolves with its URL. */
 export function startServer(
@@ -70,6 +71,23 @@ export async function withCpu<T extends object>(
   })
 }
 
+/**
+ * Event-loop stalls, from perf_hooks' monitorEventLoopDelay: it records the time between two ticks
+ * of its timer, the timer's own interval included (an idle loop shows about `resolutionMs`), so
+ * that interval is taken off here: the figures are how much later than due the loop came back.
+ */
+export function loopStalls(resolutionMs = 10) {
+  const histogram = monitorEventLoopDelay({ resolution: resolutionMs })
+  const stall = (ns: number) => Math.max(0, ns / 1e6 - resolutionMs)
+  return {
+    enable: () => histogram.enable(),
+    disable: () => histogram.disable(),
+    reset: () => histogram.reset(),
+    p99Ms: () => stall(histogram.percentile(99)),
+    maxMs: () => stall(histogram.max),
+  }
+}
+
 export const ratio = (a: number, b: number) => (b === 0 ? 0 : a / b)
 
 export function verdict(value: number, target: number, better: 'higher' | 'lower' = 'higher'): string {
@@ -82,6 +100,21 @@ export interface PacedRequest {
   path: string
   headers?: Record<string, string>
   body?: string
+}
+
+export interface PacedResult {
+  sent: number
+  answered: number
+  /** Latency from when each request was due to its answer, ms. */
+  p50: number
+  p99: number
+  max: number
+  /**
+   * How late the client itself wrote requests (ms after due), p99 and max: it shares the machine
+   * with the server, and this part of the latency is its own.
+   */
+  lateP99: number
+  lateMax: number
 }
 
 /**
@@ -104,11 +137,13 @@ export async function pacedLoad(
   next: () => PacedRequest,
   onStatus: (status: number) => void = () => {},
   sockets = 32,
-): Promise<{ sent: number; answered: number; p50: number; p99: number; max: number }> {
+): Promise<PacedResult> {
   const url = new URL(baseUrl)
   const total = Math.floor(rate * durationS)
-  if (total === 0) return { sent: 0, answered: 0, p50: 0, p99: 0, max: 0 }
+  if (total === 0) return { sent: 0, answered: 0, p50: 0, p99: 0, max: 0, lateP99: 0, lateMax: 0 }
   const latencies: number[] = []
+  /** How long after its due time each request was written (the client's own delay). */
+  const lateness: number[] = []
   let sent = 0
   let failed: Error | undefined
   let settle: () => void = () => {}
@@ -134,6 +169,7 @@ export async function pacedLoad(
       .map(([k, v]) => `${k}: ${v}\r\n`)
       .join('')
     c.due = due
+    lateness.push(performance.now() - due)
     c.socket.write(
       `${r.method} ${r.path} HTTP/1.1\r\nhost: ${url.host}\r\n${headers}content-length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
     )
@@ -189,9 +225,23 @@ export async function pacedLoad(
   ending = true
   for (const c of all) c.socket.destroy()
   if (failed) throw failed
-  latencies.sort((a, b) => a - b)
-  const at = (p: number) => latencies[Math.min(latencies.length - 1, Math.floor(p * latencies.length))] ?? 0
-  return { sent, answered: latencies.length, p50: at(0.5), p99: at(0.99), max: at(1) }
+  const at = percentiles(latencies)
+  const late = percentiles(lateness)
+  return {
+    sent,
+    answered: latencies.length,
+    p50: at(0.5),
+    p99: at(0.99),
+    max: at(1),
+    lateP99: late(0.99),
+    lateMax: late(1),
+  }
+}
+
+/** Sorts `values` in place; returns the value at a fraction (0-1) of them. */
+function percentiles(values: number[]): (fraction: number) => number {
+  values.sort((a, b) => a - b)
+  return (p) => values[Math.min(values.length - 1, Math.floor(p * values.length))] ?? 0
 }
 
 /**
@@ -317,8 +367,7 @@ export async function leanLoad(
     Array.from({ length: connections }, (_, i) => connection(Math.floor((i * built.length) / connections))),
   )
   const seconds = (performance.now() - started) / 1000
-  latencies.sort((a, b) => a - b)
-  const p99 = latencies[Math.min(latencies.length - 1, Math.floor(0.99 * latencies.length))] ?? 0
+  const p99 = percentiles(latencies)(0.99)
   return {
     requests: { average: latencies.length / seconds, total: latencies.length },
     latency: { p99: Math.round(p99 * 10) / 10 },

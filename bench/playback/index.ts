@@ -65,8 +65,8 @@ const { url, titleId } = ready
 
 type Viewer = { token: string; profileId: string }
 interface ServerWindow {
-  delayP99Ms: number
-  delayMaxMs: number
+  stallP99Ms: number
+  stallMaxMs: number
   minorGcs: number
   minorGcMaxMs: number
   majorGcs: number
@@ -286,7 +286,10 @@ try {
   )
   const w = half.server
   console.log(
-    `    the server meanwhile: event-loop delay p99 ${w.delayP99Ms} ms, max ${w.delayMaxMs} ms; ${w.minorGcs} young collections (longest ${w.minorGcMaxMs} ms), ${w.majorGcs} full (longest ${w.majorGcMaxMs} ms)`,
+    `    the server meanwhile: event-loop stalls p99 ${w.stallP99Ms} ms, max ${w.stallMaxMs} ms; ${w.minorGcs} young collections (longest ${w.minorGcMaxMs} ms), ${w.majorGcs} full (longest ${w.majorGcMaxMs} ms)`,
+  )
+  console.log(
+    `    the client's own delay in sending (part of the latency above): p99 ${half.lateP99.toFixed(1)} ms, max ${half.lateMax.toFixed(1)} ms`,
   )
   console.log(
     `  start+stop pairs                     ${pairRate.toFixed(0).padStart(7)} /s  p99 ${pairs.latency.p99} ms  (${ratio(pairRate, healthz.requests.average).toFixed(2)} of /healthz; a pair is a start, a stop and its flush)`,

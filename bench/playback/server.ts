@@ -3,10 +3,11 @@
 import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
-import { constants, monitorEventLoopDelay, PerformanceObserver } from 'node:perf_hooks'
+import { constants, PerformanceObserver } from 'node:perf_hooks'
 import { createReel } from '../../src/platform/app.js'
 import { loadConfig } from '../../src/platform/config.js'
 import type { ServiceName } from '../../src/platform/modules.js'
+import { loopStalls } from '../lib.js'
 import { benchTitle } from './title.js'
 
 const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'reel-bench-playback-'))
@@ -28,11 +29,11 @@ const reel = await createReel({
 const url = await reel.start()
 const titleId = await benchTitle(reel, dataDir)
 // Event-loop stalls while the bench runs (a stall delays every request in flight).
-const stalls = monitorEventLoopDelay({ resolution: 10 })
+const stalls = loopStalls()
 stalls.enable()
-// And within a window the bench marks with SIGUSR2 (start, then end): the event-loop delay and the
+// And within a window the bench marks with SIGUSR2 (start, then end): the event-loop stalls and the
 // garbage collector's pauses, printed as one `{"window":…}` line on stdout at the end.
-const window = monitorEventLoopDelay({ resolution: 10 })
+const window = loopStalls()
 const pauses = { minor: [] as number[], major: [] as number[] }
 const gc = new PerformanceObserver((list) => {
   for (const entry of list.getEntries()) {
@@ -52,13 +53,12 @@ process.on('SIGUSR2', () => {
   } else {
     window.disable()
     gc.disconnect()
-    const ms = (ns: number) => Number((ns / 1e6).toFixed(1))
     const longest = (list: number[]) => Number(Math.max(0, ...list).toFixed(1))
     console.log(
       JSON.stringify({
         window: {
-          delayP99Ms: ms(window.percentile(99)),
-          delayMaxMs: ms(window.max),
+          stallP99Ms: Number(window.p99Ms().toFixed(1)),
+          stallMaxMs: Number(window.maxMs().toFixed(1)),
           minorGcs: pauses.minor.length,
           minorGcMaxMs: longest(pauses.minor),
           majorGcs: pauses.major.length,
@@ -73,7 +73,7 @@ console.log(JSON.stringify({ url, titleId }))
 process.once('SIGTERM', () => {
   stalls.disable()
   console.error(
-    `  server event loop: delay p99 ${(stalls.percentile(99) / 1e6).toFixed(1)} ms, max ${(stalls.max / 1e6).toFixed(1)} ms over the whole run`,
+    `  server event loop: stalls p99 ${stalls.p99Ms().toFixed(1)} ms, max ${stalls.maxMs().toFixed(1)} ms over the whole run`,
   )
   reel.stop().finally(() => {
     fs.rmSync(dataDir, { recursive: true, force: true })

@@ -6,7 +6,6 @@
 import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
-import { monitorEventLoopDelay } from 'node:perf_hooks'
 import { createReel } from '../../src/platform/app.js'
 import { loadConfig } from '../../src/platform/config.js'
 import type { MaturityRating } from '../../src/services/accounts/rules.js'
@@ -17,6 +16,7 @@ import { trainInWorker } from '../../src/services/reco/model/worker.js'
 import { RecoStore } from '../../src/services/reco/store.js'
 import { type RecoTitle, TitleIndex } from '../../src/services/reco/titles.js'
 import { Trainer } from '../../src/services/reco/training.js'
+import { loopStalls } from '../lib.js'
 
 const algorithm = (process.argv[2] ?? 'itemknn') as Algorithm
 const nUsers = Number(process.env.BENCH_PROFILES ?? 10_000)
@@ -96,7 +96,7 @@ try {
     }
   }
   const rssBefore = process.memoryUsage().rss
-  const loop = monitorEventLoopDelay({ resolution: 10 })
+  const loop = loopStalls()
   loop.enable()
   const report = await trainer.run()
   loop.disable()
@@ -107,8 +107,8 @@ try {
       ...report,
       rssBeforeBytes: rssBefore,
       maxRssBytes: process.resourceUsage().maxRSS * 1024,
-      loopMaxMs: loop.max / 1e6,
-      loopP99Ms: loop.percentile(99) / 1e6,
+      loopMaxMs: loop.maxMs(),
+      loopP99Ms: loop.p99Ms(),
       stallsMs: Object.fromEntries([...stalls].map(([k, v]) => [k, Math.round(v)])),
     }),
   )
