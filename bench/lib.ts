@@ -1,7 +1,10 @@
 import { type ChildProcess, spawn } from 'node:child_process'
+import { once } from 'node:events'
 import fs from 'node:fs'
 import net from 'node:net'
 import { monitorEventLoopDelay } from 'node:perf_hooks'
+import { Worker } from 'node:worker_threads'
+import { transferable, workerScript } from '../src/services/reco/model/worker.js'
 
 /** Starts bench/server.ts in a child process and resolves with its URL. */
 export function startServer(
@@ -115,6 +118,8 @@ export interface PacedResult {
    */
   lateP99: number
   lateMax: number
+  /** Every request's latency, ms, sorted (to pool runs: see percentiles()). */
+  latencies: Float64Array
 }
 
 /**
@@ -129,6 +134,11 @@ export interface PacedResult {
  * each request as one buffer and reads only status lines and Content-Length (see leanLoad): Node's
  * http client took about twice the CPU here (17-20 % vs 8-11 % of a core at 2,500 GET/s), on a
  * machine whose 2 cores the server shares with it.
+ *
+ * Every request is built before the clock starts, into one buffer, and the load runs in a worker
+ * thread (bench/paced-worker.ts) with a heap of its own: built as they fell due, in the bench's
+ * heap, the client's own garbage collections paused it for up to 10 ms during a run, and those
+ * pauses counted as latency.
  */
 export async function pacedLoad(
   baseUrl: string,
@@ -140,18 +150,90 @@ export async function pacedLoad(
 ): Promise<PacedResult> {
   const url = new URL(baseUrl)
   const total = Math.floor(rate * durationS)
-  if (total === 0) return { sent: 0, answered: 0, p50: 0, p99: 0, max: 0, lateP99: 0, lateMax: 0 }
-  const latencies: number[] = []
-  /** How long after its due time each request was written (the client's own delay). */
-  const lateness: number[] = []
+  const built = Array.from({ length: total }, () => {
+    const r = next()
+    const body = r.body ?? ''
+    const headers = Object.entries(r.headers ?? {})
+      .map(([k, v]) => `${k}: ${v}\r\n`)
+      .join('')
+    return Buffer.from(
+      `${r.method} ${r.path} HTTP/1.1\r\nhost: ${url.host}\r\n${headers}content-length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
+    )
+  })
+  const bounds = new Float64Array(total + 1)
+  built.forEach((b, i) => {
+    bounds[i + 1] = (bounds[i] ?? 0) + b.length
+  })
+  const job: PacedJob = {
+    host: url.hostname,
+    port: Number(url.port),
+    rate,
+    total,
+    sockets,
+    requests: new Uint8Array(Buffer.concat(built)),
+    bounds,
+  }
+  const { script, eval: isCode } = workerScript(import.meta.url, 'paced-worker')
+  const worker = new Worker(script, {
+    eval: isCode,
+    workerData: job,
+    transferList: transferable([job.requests, bounds]),
+  })
+  const [ran] = (await once(worker, 'message')) as [PacedRun | { error: string }]
+  await worker.terminate()
+  if ('error' in ran) throw new Error(ran.error)
+  for (const [status, count] of ran.statuses) for (let i = 0; i < count; i++) onStatus(status)
+  const at = percentiles(ran.latencies)
+  const late = percentiles(ran.lateness)
+  return {
+    sent: ran.sent,
+    answered: ran.latencies.length,
+    p50: at(0.5),
+    p99: at(0.99),
+    max: at(1),
+    lateP99: late(0.99),
+    lateMax: late(1),
+    latencies: ran.latencies,
+  }
+}
+
+/** What pacedLoad hands its worker: `total` requests, request i at bytes bounds[i]…bounds[i + 1]. */
+export interface PacedJob {
+  host: string
+  port: number
+  rate: number
+  total: number
+  sockets: number
+  requests: Uint8Array
+  bounds: Float64Array
+}
+
+/** What the worker sends back: each request's latency and the client's delay in reaching it, ms. */
+export interface PacedRun {
+  sent: number
+  latencies: Float64Array
+  lateness: Float64Array
+  statuses: [number, number][]
+}
+
+/** The paced load itself (see pacedLoad), run in its worker. */
+export async function runPaced(job: PacedJob): Promise<PacedRun> {
+  const { rate, total } = job
+  const requests = Buffer.from(job.requests.buffer, job.requests.byteOffset, job.requests.byteLength)
+  const latencies = new Float64Array(total)
+  /** How long after its due time the client's timer came to each request (its own delay). */
+  const lateness = new Float64Array(total)
+  const statuses = new Map<number, number>()
   let sent = 0
+  let written = 0
+  let answered = 0
   let failed: Error | undefined
   let settle: () => void = () => {}
   const finished = new Promise<void>((resolve) => {
     settle = resolve
   })
   const done = () => {
-    if ((sent === total && latencies.length === total) || failed) settle()
+    if ((sent === total && answered === total) || failed) settle()
   }
   /** Due times of requests waiting for a free connection, oldest first. */
   const waiting: number[] = []
@@ -163,27 +245,20 @@ export async function pacedLoad(
     due: number
   }
   const send = (c: Connection, due: number) => {
-    const r = next()
-    const body = r.body ?? ''
-    const headers = Object.entries(r.headers ?? {})
-      .map(([k, v]) => `${k}: ${v}\r\n`)
-      .join('')
+    const i = written++
     c.due = due
-    lateness.push(performance.now() - due)
-    c.socket.write(
-      `${r.method} ${r.path} HTTP/1.1\r\nhost: ${url.host}\r\n${headers}content-length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
-    )
+    c.socket.write(requests.subarray(job.bounds[i], job.bounds[i + 1]))
   }
   const open = () =>
     new Promise<Connection>((resolve, reject) => {
-      const socket = net.connect(Number(url.port), url.hostname)
+      const socket = net.connect(job.port, job.host)
       socket.setNoDelay(true)
       const c: Connection = { socket, due: 0 }
       readResponses(
         socket,
         (status) => {
-          latencies.push(performance.now() - c.due)
-          onStatus(status)
+          latencies[answered++] = performance.now() - c.due
+          statuses.set(status, (statuses.get(status) ?? 0) + 1)
           const due = waiting.shift()
           if (due === undefined) idle.push(c)
           else send(c, due)
@@ -208,39 +283,33 @@ export async function pacedLoad(
       socket.once('error', reject)
       all.push(c)
     })
-  idle.push(...(await Promise.all(Array.from({ length: sockets }, open))))
-  const start = performance.now()
-  const timer = setInterval(() => {
-    const now = performance.now()
-    while (sent < total && start + (sent * 1000) / rate <= now) {
-      const due = start + (sent++ * 1000) / rate
-      const c = idle.pop()
-      if (c) send(c, due)
-      else waiting.push(due)
-    }
-    if (sent === total) clearInterval(timer)
-  }, 1)
-  await finished
-  clearInterval(timer)
+  idle.push(...(await Promise.all(Array.from({ length: job.sockets }, open))))
+  if (total > 0) {
+    const start = performance.now()
+    const timer = setInterval(() => {
+      const now = performance.now()
+      while (sent < total && start + (sent * 1000) / rate <= now) {
+        const due = start + (sent * 1000) / rate
+        lateness[sent++] = now - due
+        const c = idle.pop()
+        if (c) send(c, due)
+        else waiting.push(due)
+      }
+      if (sent === total) clearInterval(timer)
+    }, 1)
+    await finished
+    clearInterval(timer)
+  }
   ending = true
   for (const c of all) c.socket.destroy()
   if (failed) throw failed
-  const at = percentiles(latencies)
-  const late = percentiles(lateness)
-  return {
-    sent,
-    answered: latencies.length,
-    p50: at(0.5),
-    p99: at(0.99),
-    max: at(1),
-    lateP99: late(0.99),
-    lateMax: late(1),
-  }
+  return { sent, latencies, lateness, statuses: [...statuses] }
 }
 
 /** Sorts `values` in place; returns the value at a fraction (0-1) of them. */
-function percentiles(values: number[]): (fraction: number) => number {
-  values.sort((a, b) => a - b)
+export function percentiles(values: number[] | Float64Array): (fraction: number) => number {
+  if (values instanceof Float64Array) values.sort()
+  else values.sort((a, b) => a - b)
   return (p) => values[Math.min(values.length - 1, Math.floor(p * values.length))] ?? 0
 }
 
