@@ -1,0 +1,109 @@
+import http from 'node:http'
+import type { AddressInfo } from 'node:net'
+import { afterEach, describe, expect, it } from 'vitest'
+import { loopStalls, pacedLoad } from '../bench/lib.js'
+
+// The benches' own instruments: a figure they get wrong is a target wrongly met or missed.
+
+const servers: http.Server[] = []
+afterEach(async () => {
+  await Promise.all(servers.splice(0).map((s) => new Promise((resolve) => s.close(resolve))))
+})
+
+async function serve(handler: http.RequestListener): Promise<string> {
+  const server = http.createServer(handler)
+  servers.push(server)
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  return `http://127.0.0.1:${(server.address() as AddressInfo).port}`
+}
+
+describe('pacedLoad', () => {
+  it('sends every request it was given, in order, and reports each answer', async () => {
+    const seen: string[] = []
+    const url = await serve((req, res) => {
+      let body = ''
+      req.on('data', (chunk) => {
+        body += chunk
+      })
+      req.on('end', () => {
+        seen.push(`${req.method} ${req.url} ${req.headers['x-n']} ${body}`)
+        res.writeHead(seen.length % 10 === 0 ? 409 : 201, {
+          'content-type': 'text/plain',
+          'content-length': 2,
+        })
+        res.end('ok')
+      })
+    })
+    let n = 0
+    const statuses: number[] = []
+    const result = await pacedLoad(
+      url,
+      200,
+      0.5,
+      () => {
+        n++
+        return { method: 'POST', path: `/r/${n}`, headers: { 'x-n': String(n) }, body: `{"n":${n}}` }
+      },
+      (status) => statuses.push(status),
+      4,
+    )
+    expect(result.sent).toBe(100)
+    expect(result.answered).toBe(100)
+    expect(result.latencies).toHaveLength(100)
+    expect(seen).toHaveLength(100)
+    expect(seen[0]).toBe('POST /r/1 1 {"n":1}')
+    expect(seen[99]).toBe('POST /r/100 100 {"n":100}')
+    expect(statuses.filter((s) => s === 409)).toHaveLength(10)
+    expect(statuses.filter((s) => s === 201)).toHaveLength(90)
+    expect(result.p50).toBeGreaterThan(0)
+    expect(result.max).toBeGreaterThanOrEqual(result.p99)
+  })
+
+  it('counts from when a request was due, so a server stall delays the requests due during it', async () => {
+    // One connection, and the server holds the first answer 300 ms: the requests due meanwhile
+    // wait for the connection, and that wait is theirs (no coordinated omission).
+    let first = true
+    const url = await serve((req, res) => {
+      req.resume()
+      req.on('end', () => {
+        const hold = first ? 300 : 0
+        first = false
+        setTimeout(() => res.end('ok'), hold)
+      })
+    })
+    const result = await pacedLoad(url, 100, 0.5, () => ({ method: 'GET', path: '/' }), undefined, 1)
+    expect(result.answered).toBe(50)
+    expect(result.max).toBeGreaterThanOrEqual(300)
+    // Requests 2-30 fell due during the stall: each waited for it to end.
+    expect(result.p50).toBeGreaterThan(20)
+  })
+
+  it('fails, rather than hangs, when the server closes a connection during the run', async () => {
+    let answered = 0
+    const url = await serve((req, res) => {
+      req.resume()
+      if (++answered === 5) req.socket.destroy()
+      else res.end('ok')
+    })
+    await expect(
+      pacedLoad(url, 100, 0.5, () => ({ method: 'GET', path: '/' }), undefined, 2),
+    ).rejects.toThrow(/closed a connection/)
+  })
+})
+
+describe('loopStalls', () => {
+  it('reports an event loop blocked for 80 ms as a stall of about that length', async () => {
+    const stalls = loopStalls(10)
+    stalls.enable()
+    await new Promise((r) => setTimeout(r, 50))
+    const until = performance.now() + 80
+    while (performance.now() < until) {
+      // the loop blocked for 80 ms
+    }
+    await new Promise((r) => setTimeout(r, 30))
+    stalls.disable()
+    // The histogram recorded ≥ 80 ms between two ticks, less its 10 ms interval.
+    expect(stalls.maxMs()).toBeGreaterThanOrEqual(65)
+    expect(stalls.p99Ms()).toBeGreaterThanOrEqual(0)
+  })
+})
