@@ -1,7 +1,8 @@
 // Playback under load, against GET /healthz of the same server in the same run:
 //  - play start: POST /api/v1/playback from an audience of BENCH_AUDIENCE accounts (default 2000),
 //    each request from the next account in turn, as many people pressing play: throughput, then
-//    p99 at half that rate. Sessions end as a closed app's do, by going silent (the server runs
+//    p99 at half that rate, in BENCH_ROUNDS rounds (default 3) each with its own /healthz run (the
+//    median ratio; the p99 of all rounds' paced starts together). Sessions end as a closed app's do, by going silent (the server runs
 //    with a stream timeout of 1 s, so an account's 4 screens free up within a second); a start the
 //    plan refuses is counted apart and never as throughput;
 //  - start+stop pairs, for comparison: BENCH_ACCOUNTS accounts (default 10) × 2 screens, each
