@@ -1,5 +1,4 @@
 import { type ChildProcess, spawn } from 'node:child_process'
-import { once } from 'node:events'
 import fs from 'node:fs'
 import net from 'node:net'
 import { monitorEventLoopDelay } from 'node:perf_hooks'
@@ -179,7 +178,7 @@ export async function pacedLoad(
     workerData: job,
     transferList: transferable([job.requests, bounds]),
   })
-  const [ran] = (await once(worker, 'message')) as [PacedRun | { error: string }]
+  const ran = await firstMessage<PacedRun | { error: string }>(worker)
   await worker.terminate()
   if ('error' in ran) throw new Error(ran.error)
   for (const [status, count] of ran.statuses) for (let i = 0; i < count; i++) onStatus(status)
@@ -217,6 +216,20 @@ export interface PacedRun {
 }
 
 /** The paced load itself (see pacedLoad), run in its worker. */
+/**
+ * A worker's first message; rejects on its error, and when it exits without sending one (killed,
+ * process.exit), so a run never waits for a worker that is gone.
+ */
+export function firstMessage<T>(worker: Worker): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    worker.once('message', resolve)
+    worker.once('error', reject)
+    worker.once('exit', (code) =>
+      reject(new Error(`the worker exited (${code}) without sending its figures`)),
+    )
+  })
+}
+
 export async function runPaced(job: PacedJob): Promise<PacedRun> {
   const { rate, total } = job
   const requests = Buffer.from(job.requests.buffer, job.requests.byteOffset, job.requests.byteLength)

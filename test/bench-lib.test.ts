@@ -1,7 +1,8 @@
 import http from 'node:http'
 import type { AddressInfo } from 'node:net'
+import { Worker } from 'node:worker_threads'
 import { afterEach, describe, expect, it } from 'vitest'
-import { loopStalls, pacedLoad } from '../bench/lib.js'
+import { firstMessage, loopStalls, pacedLoad } from '../bench/lib.js'
 
 // The benches' own instruments: a figure they get wrong is a target wrongly met or missed.
 
@@ -88,6 +89,26 @@ describe('pacedLoad', () => {
     await expect(
       pacedLoad(url, 100, 0.5, () => ({ method: 'GET', path: '/' }), undefined, 2),
     ).rejects.toThrow(/closed a connection/)
+  })
+})
+
+describe('firstMessage (how pacedLoad waits for its worker)', () => {
+  it("resolves with the worker's first message", async () => {
+    const worker = new Worker("require('node:worker_threads').parentPort.postMessage({ n: 7 })", {
+      eval: true,
+    })
+    await expect(firstMessage(worker)).resolves.toEqual({ n: 7 })
+    await worker.terminate()
+  })
+
+  it('fails, rather than hangs, when the worker exits without sending anything', async () => {
+    const worker = new Worker('process.exit(3)', { eval: true })
+    await expect(firstMessage(worker)).rejects.toThrow(/exited \(3\) without sending/)
+  })
+
+  it('fails when the worker throws', async () => {
+    const worker = new Worker("throw new Error('broken client')", { eval: true })
+    await expect(firstMessage(worker)).rejects.toThrow('broken client')
   })
 })
 
