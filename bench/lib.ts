@@ -53,6 +53,26 @@ function cpuSecondsOf(pid: number): number {
 }
 
 /**
+ * Waits until a process has gone quiet: below `idleShare` of a core over `windowMs` (its event
+ * consumers caught up, its flushes done), so that the next measurement does not pay for the last
+ * one's leftovers. Gives up after `maxMs`. Resolves with the milliseconds it waited.
+ */
+export async function untilIdle(
+  pid: number,
+  { idleShare = 0.1, windowMs = 500, maxMs = 60_000 } = {},
+): Promise<number> {
+  const started = performance.now()
+  for (;;) {
+    const before = cpuSecondsOf(pid)
+    const from = performance.now()
+    await new Promise((resolve) => setTimeout(resolve, windowMs))
+    const share = (cpuSecondsOf(pid) - before) / ((performance.now() - from) / 1000)
+    const waited = performance.now() - started
+    if (share < idleShare || waited >= maxMs) return waited
+  }
+}
+
+/**
  * Runs a measurement and says how busy the server process and this load-generating process were
  * meanwhile, as shares of one core: on a 2-core machine a single-threaded client at ~100 % is the
  * limit, not the server.

@@ -1,8 +1,9 @@
+import { type ChildProcess, spawn } from 'node:child_process'
 import http from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { Worker } from 'node:worker_threads'
 import { afterEach, describe, expect, it } from 'vitest'
-import { firstMessage, loopStalls, pacedLoad } from '../bench/lib.js'
+import { firstMessage, loopStalls, pacedLoad, untilIdle } from '../bench/lib.js'
 
 // The benches' own instruments: a figure they get wrong is a target wrongly met or missed.
 
@@ -126,5 +127,43 @@ describe('loopStalls', () => {
     // The histogram recorded ≥ 80 ms between two ticks, less its 10 ms interval.
     expect(stalls.maxMs()).toBeGreaterThanOrEqual(65)
     expect(stalls.p99Ms()).toBeGreaterThanOrEqual(0)
+  })
+})
+
+describe('untilIdle (how bench/playback waits between phases)', () => {
+  const children: ChildProcess[] = []
+  afterEach(() => {
+    for (const child of children.splice(0)) child.kill('SIGKILL')
+  })
+  /** A node process that keeps a core busy for busyMs, then sits idle. */
+  const busyProcess = async (busyMs: number) => {
+    const child = spawn(
+      process.execPath,
+      ['-e', `const end = Date.now() + ${busyMs}; while (Date.now() < end); setTimeout(() => {}, 60000)`],
+      { stdio: 'ignore' },
+    )
+    children.push(child)
+    await new Promise((resolve) => child.once('spawn', resolve))
+    return child.pid ?? 0
+  }
+
+  it('waits while the process is busy and returns once it is quiet', async () => {
+    const pid = await busyProcess(1500)
+    const waited = await untilIdle(pid, { windowMs: 200 })
+    expect(waited).toBeGreaterThanOrEqual(1200)
+    expect(waited).toBeLessThan(4000)
+  })
+
+  it('returns after one window for a process that is quiet already', async () => {
+    const pid = await busyProcess(0)
+    await new Promise((resolve) => setTimeout(resolve, 300)) // its start-up
+    expect(await untilIdle(pid, { windowMs: 200 })).toBeLessThan(600)
+  })
+
+  it('gives up after maxMs', async () => {
+    const pid = await busyProcess(10_000)
+    const waited = await untilIdle(pid, { windowMs: 200, maxMs: 700 })
+    expect(waited).toBeGreaterThanOrEqual(700)
+    expect(waited).toBeLessThan(1500)
   })
 })
