@@ -235,7 +235,6 @@ export interface PacedRun {
   statuses: [number, number][]
 }
 
-/** The paced load itself (see pacedLoad), run in its worker. */
 /**
  * A worker's first message; rejects on its error, and when it exits without sending one (killed,
  * process.exit), so a run never waits for a worker that is gone.
@@ -250,6 +249,7 @@ export function firstMessage<T>(worker: Worker): Promise<T> {
   })
 }
 
+/** The paced load itself (see pacedLoad), run in its worker. */
 export async function runPaced(job: PacedJob): Promise<PacedRun> {
   const { rate, total } = job
   const requests = Buffer.from(job.requests.buffer, job.requests.byteOffset, job.requests.byteLength)
