@@ -9,6 +9,7 @@
 //    stopping its session before the next start (a pair is two requests and a flush);
 //  - heartbeats: POST /api/v1/playback/:id/heartbeat over live sessions, and the same heartbeats as
 //    frames on one WebSocket per session (…/ws, the cheap path players keep open) (target ≥ 10,000/s).
+// Each measurement begins once the server has gone quiet after the last (see settle).
 import { spawn } from 'node:child_process'
 import { once } from 'node:events'
 import autocannon from 'autocannon'
