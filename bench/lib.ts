@@ -339,6 +339,13 @@ export async function runPaced(job: PacedJob): Promise<PacedRun> {
   return { sent, latencies, lateness, statuses: [...statuses] }
 }
 
+/** The middle value (the mean of the two middle ones for an even count); 0 for none. */
+export function median(values: readonly number[]): number {
+  const sorted = [...values].sort((a, b) => a - b)
+  const mid = sorted.length >> 1
+  return sorted.length % 2 === 1 ? (sorted[mid] ?? 0) : ((sorted[mid - 1] ?? 0) + (sorted[mid] ?? 0)) / 2
+}
+
 /** Sorts `values` in place; returns the value at a fraction (0-1) of them. */
 export function percentiles(values: number[] | Float64Array): (fraction: number) => number {
   if (values instanceof Float64Array) values.sort()

@@ -3,7 +3,7 @@ import http from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { Worker } from 'node:worker_threads'
 import { afterEach, describe, expect, it } from 'vitest'
-import { firstMessage, loopStalls, pacedLoad, untilIdle } from '../bench/lib.js'
+import { firstMessage, loopStalls, median, pacedLoad, untilIdle } from '../bench/lib.js'
 
 // The benches' own instruments: a figure they get wrong is a target wrongly met or missed.
 
@@ -165,5 +165,15 @@ describe('untilIdle (how bench/playback waits between phases)', () => {
     const waited = await untilIdle(pid, { windowMs: 200, maxMs: 700 })
     expect(waited).toBeGreaterThanOrEqual(700)
     expect(waited).toBeLessThan(1500)
+  })
+})
+
+describe('median (the ratio bench/playback reports over its rounds)', () => {
+  it('takes the middle value, the mean of the middle two for an even count, and leaves its input as it was', () => {
+    const ratios = [0.31, 0.22, 0.25]
+    expect(median(ratios)).toBe(0.25)
+    expect(ratios).toEqual([0.31, 0.22, 0.25])
+    expect(median([4, 1, 3, 2])).toBe(2.5)
+    expect(median([])).toBe(0)
   })
 })

@@ -2,9 +2,9 @@
 //  - play start: POST /api/v1/playback from an audience of BENCH_AUDIENCE accounts (default 2000),
 //    each request from the next account in turn, as many people pressing play: throughput, then
 //    p99 at half that rate, in BENCH_ROUNDS rounds (default 3) each with its own /healthz run (the
-//    median ratio; the p99 of all rounds' paced starts together). Sessions end as a closed app's do, by going silent (the server runs
-//    with a stream timeout of 1 s, so an account's 4 screens free up within a second); a start the
-//    plan refuses is counted apart and never as throughput;
+//    median ratio; the p99 of all rounds' paced starts together). Sessions end as a closed app's
+//    do, by going silent (the server runs with a stream timeout of 1 s, so an account's 4 screens
+//    free up within a second); a start the plan refuses is counted apart and never as throughput;
 //  - start+stop pairs, for comparison: BENCH_ACCOUNTS accounts (default 10) × 2 screens, each
 //    stopping its session before the next start (a pair is two requests and a flush);
 //  - heartbeats: POST /api/v1/playback/:id/heartbeat over live sessions, and the same heartbeats as
@@ -14,7 +14,7 @@ import { spawn } from 'node:child_process'
 import { once } from 'node:events'
 import autocannon from 'autocannon'
 import { WebSocket } from 'ws'
-import { pacedLoad, percentiles, ratio, SERVER_FLAGS, untilIdle, verdict, withCpu } from '../lib.js'
+import { median, pacedLoad, percentiles, ratio, SERVER_FLAGS, untilIdle, verdict, withCpu } from '../lib.js'
 
 const DURATION_S = Number(process.env.BENCH_DURATION_S ?? 8)
 /** Rounds of /healthz, starts and half-rate starts (see below). */
@@ -244,11 +244,6 @@ try {
     )
     await settle()
     rounds.push({ healthz, starts, startRate, ratio: ratio(startRate, healthz.requests.average), half })
-  }
-  const median = (values: number[]) => {
-    const sorted = [...values].sort((a, b) => a - b)
-    const mid = sorted.length >> 1
-    return sorted.length % 2 === 1 ? (sorted[mid] ?? 0) : ((sorted[mid - 1] ?? 0) + (sorted[mid] ?? 0)) / 2
   }
   const healthzRate = median(rounds.map((r) => r.healthz.requests.average))
   const startRatio = median(rounds.map((r) => r.ratio))

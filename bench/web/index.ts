@@ -11,7 +11,7 @@ import path from 'node:path'
 import { gzipSync } from 'node:zlib'
 import type { Browser, Page } from 'playwright-core'
 import { launchChromium } from '../../test/browser.js'
-import { ratio, startScript, verdict } from '../lib.js'
+import { median, ratio, startScript, verdict } from '../lib.js'
 import { BLANK_PAGE } from './constants.js'
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 7)
@@ -23,11 +23,6 @@ const WEB_ROOT = path.resolve('dist/web')
 
 const kb = (bytes: number) => bytes / 1024
 const gzipSize = (file: string) => gzipSync(fs.readFileSync(file)).length
-const median = (xs: number[]) => {
-  const s = [...xs].sort((a, b) => a - b)
-  const mid = Math.floor(s.length / 2)
-  return s.length % 2 ? (s[mid] ?? 0) : ((s[mid - 1] ?? 0) + (s[mid] ?? 0)) / 2
-}
 
 /** Page-side types (the bench compiles without the DOM library). */
 type ElementEntry = { identifier: string; renderTime: number; loadTime: number }
