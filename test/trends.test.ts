@@ -4,7 +4,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import { Redis } from 'ioredis'
 import { sql } from 'kysely'
 import { connect } from 'nats'
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest'
 import { createReel, type Reel } from '../src/platform/app.js'
 import type { EventEnvelope, PublishInput } from '../src/platform/bus/bus.js'
 import { createDb } from '../src/platform/db/db.js'
@@ -17,6 +17,7 @@ import {
 } from '../src/services/playback/events.js'
 import { partitionOf } from '../src/services/trends/archive.js'
 import type { CountRow } from '../src/services/trends/rules.js'
+import { TrendsStore } from '../src/services/trends/store.js'
 import { engines, hasNats, hasPostgres, hasRedis, uniqueName } from './engines.js'
 import { startReel, type TestReel } from './harness.js'
 
@@ -340,6 +341,53 @@ describe.each(kinds)('trends on %s', (kind) => {
       ['5m', 'ES', 1],
       ['5m', 'world', 1],
     ])
+  })
+
+  it('moves a flush’s staged archive part from memory; parts left in the DB are moved from there', async () => {
+    const now = MONDAY + 13 * DAY + 12 * HOUR
+    t.clock.now = now
+    const db = t.reel.ports.db.kysely
+    const outbox = async () =>
+      (
+        await db
+          .selectFrom('trends_archive_outbox' as never)
+          .select('id' as never)
+          .execute()
+      ).length
+    const partsAt = async (at: number) => {
+      const out: string[] = []
+      for (const info of await t.reel.ports.blobs.list(partitionOf(at)))
+        for await (const chunk of (await t.reel.ports.blobs.get(info.key)).body) out.push(String(chunk))
+      return out.join('')
+    }
+    const readBack = vi.spyOn(TrendsStore.prototype, 'archivePartLines')
+    try {
+      // A small flush (live traffic) stages its part in its transaction; this process moves it
+      // from memory: nothing is read back from the DB.
+      await trendsOf(t.reel).aggregator.moveArchive()
+      readBack.mockClear()
+      const title = movie(`${kind}-staged`)
+      const event = play('started', title, now - MINUTE, 'FR')
+      await streamed([event])
+      await trendsOf(t.reel).aggregator.moveArchive()
+      expect(await partsAt(now - MINUTE)).toContain(String(event.id))
+      expect(await outbox()).toBe(0)
+      expect(readBack).not.toHaveBeenCalled()
+
+      // The blob store refusing the move: the part stays in the DB, and a later move takes it from there.
+      const refused = vi.spyOn(t.reel.ports.blobs, 'put').mockRejectedValueOnce(new Error('disk full'))
+      const second = play('started', title, now - 2 * HOUR, 'FR')
+      await streamed([second])
+      await until(async () => refused.mock.calls.length > 0, 'the refused move')
+      await until(async () => (await outbox()) === 1, 'the part kept in the DB')
+      refused.mockRestore()
+      await trendsOf(t.reel).aggregator.moveArchive()
+      expect(await outbox()).toBe(0)
+      expect(await partsAt(now - 2 * HOUR)).toContain(String(second.id))
+      expect(readBack).toHaveBeenCalledTimes(1)
+    } finally {
+      readBack.mockRestore()
+    }
   })
 
   it('rejects events that are not usable playback events, without failing the rest', async () => {

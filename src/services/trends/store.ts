@@ -262,19 +262,33 @@ export class TrendsStore {
         .execute()
   }
 
-  /** The oldest archive parts not yet in the blob store. */
-  async archiveParts(limit: number): Promise<ArchivePart[]> {
+  /**
+   * The oldest archive parts not yet in the blob store, without their lines (read one at a time
+   * with archivePartLines: a part holds up to a thousand events, and reads run on the event loop).
+   */
+  async archivePartIds(limit: number): Promise<{ id: string; partition: string }[]> {
     return this.db
       .selectFrom('trends_archive_outbox')
-      .select(['id', 'partition', 'lines'])
+      .select(['id', 'partition'])
       .orderBy('created_at')
       .orderBy('id')
       .limit(limit)
       .execute()
   }
 
-  async deleteArchivePart(id: string): Promise<void> {
-    await this.db.deleteFrom('trends_archive_outbox').where('id', '=', id).execute()
+  /** A staged part's lines; undefined once it has gone (another process moved it). */
+  async archivePartLines(id: string): Promise<string | undefined> {
+    const row = await this.db
+      .selectFrom('trends_archive_outbox')
+      .select('lines')
+      .where('id', '=', id)
+      .executeTakeFirst()
+    return row?.lines
+  }
+
+  async deleteArchiveParts(ids: readonly string[]): Promise<void> {
+    if (ids.length === 0) return
+    await this.db.deleteFrom('trends_archive_outbox').where('id', 'in', ids).execute()
   }
 
   /** Every counter of some buckets of one grain and region. */
