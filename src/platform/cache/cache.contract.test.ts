@@ -393,6 +393,27 @@ describe('MemoryCache', () => {
     expect(await cache.get('b')).toBeUndefined()
     expect(await cache.get('c')).toBe('3')
   })
+
+  it('drops sorted sets and counters once expired, without waiting to be read or pushed out', async () => {
+    const cache = new MemoryCache({ maxEntries: 1000, sweepMs: 20 })
+    try {
+      for (let i = 0; i < 50; i++) await cache.zraise(`window:${i}`, [['s:1', 1]], 30)
+      await cache.incr('requests', 30)
+      await cache.set('kept', 'v', 60_000)
+      // Expired, then made again with a longer TTL: the sweep of its first window must leave it.
+      await cache.zraise('again', [['s:1', 1]], 30)
+      await new Promise((r) => setTimeout(r, 60))
+      await cache.zraise('again', [['s:2', 2]], 60_000)
+      expect(cache.size).toBe(53)
+      const deadline = Date.now() + 5000
+      while (cache.size > 2 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20))
+      expect(cache.size).toBe(2)
+      expect(await cache.get('kept')).toBe('v')
+      expect(await cache.zmscore(['again'], ['s:1', 's:2'])).toEqual([[undefined, 2]])
+    } finally {
+      await cache.close()
+    }
+  })
 })
 
 /** A TCP proxy in front of the shared Redis, so that a test can take "a node" down without stopping Redis. */

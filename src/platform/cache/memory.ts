@@ -10,14 +10,52 @@ interface Counter {
 }
 type Entry = string | SortedSet | Counter
 
-/** The embedded Cache: an in-process LRU with a TTL per entry (a string, or a sorted set). */
+/** How often sorted sets and counters past their TTL are dropped. */
+const SWEEP_MS = 1000
+
+/**
+ * The embedded Cache: an in-process LRU with a TTL per entry (a string, a sorted set or a counter).
+ *
+ * Sorted sets and counters are window counters: made once, changed in place during their window and
+ * never read after it. lru-cache drops an expired entry only when it is read or pushed out, so
+ * without the sweep they filled the cache to maxEntries (one stream set per account and window),
+ * and a lookup in a map of 100,000 keys cost ~2.4 µs against ~0.8 µs at 10,000 (memory-bound).
+ * They are listed by the second they expire and dropped then, unless made again since.
+ */
 export class MemoryCache implements Cache {
   readonly kind = 'memory'
   readonly #lru: LRUCache<string, Entry>
+  /** Keys of sorted sets and counters by the second (epoch) they expire. */
+  readonly #expiring = new Map<number, string[]>()
+  readonly #sweeper: NodeJS.Timeout
 
-  constructor(options: { maxEntries: number }) {
+  constructor(options: { maxEntries: number; sweepMs?: number }) {
     // ttlResolution 0: lru-cache's cached clock can otherwise report a remaining TTL above the one set.
     this.#lru = new LRUCache<string, Entry>({ max: options.maxEntries, ttlResolution: 0 })
+    this.#sweeper = setInterval(() => this.#sweep(), options.sweepMs ?? SWEEP_MS)
+    this.#sweeper.unref()
+  }
+
+  /** Entries held, expired ones not yet dropped included. */
+  get size(): number {
+    return this.#lru.size
+  }
+
+  #expireAt(key: string, ttlMs: number): void {
+    const second = Math.ceil((Date.now() + ttlMs) / 1000)
+    const keys = this.#expiring.get(second)
+    if (keys) keys.push(key)
+    else this.#expiring.set(second, [key])
+  }
+
+  #sweep(): void {
+    const now = Date.now() / 1000
+    for (const [second, keys] of this.#expiring) {
+      if (second > now) continue
+      this.#expiring.delete(second)
+      // has() is false for an expired entry; one made again since has a later second of its own.
+      for (const key of keys) if (!this.#lru.has(key)) this.#lru.delete(key)
+    }
   }
 
   async get(key: string): Promise<string | undefined> {
@@ -46,6 +84,7 @@ export class MemoryCache implements Cache {
     const current = this.#lru.get(key)
     if (current === undefined) {
       this.#lru.set(key, { n: by }, { ttl })
+      this.#expireAt(key, ttl)
       return by
     }
     if (isCounter(current)) {
@@ -68,6 +107,7 @@ export class MemoryCache implements Cache {
     if (set === undefined) {
       set = new Map()
       this.#lru.set(key, set, { ttl })
+      this.#expireAt(key, ttl)
     }
     for (const [member, score] of entries) {
       const current = set.get(member)
@@ -107,6 +147,8 @@ export class MemoryCache implements Cache {
   async ping(): Promise<void> {}
 
   async close(): Promise<void> {
+    clearInterval(this.#sweeper)
+    this.#expiring.clear()
     this.#lru.clear()
   }
 }
