@@ -164,7 +164,7 @@ export const variables = {
     'REEL_CACHE_MAX_ENTRIES',
     '100000',
     integer(100, 100_000_000),
-    'Entries kept by the in-process LRU cache.',
+    'Entries kept by the in-process LRU cache (expired sorted sets and counters are dropped each second).',
   ),
   natsUrl: variable(
     'REEL_NATS_URL',

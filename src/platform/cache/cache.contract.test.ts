@@ -5,6 +5,7 @@ import { pino } from 'pino'
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest'
 import { engines, hasRedis, uniqueName } from '../../../test/engines.js'
 import type { Logger } from '../log.js'
+import { registry } from '../metrics.js'
 import { type Cache, CacheUnavailableError, readThrough } from './cache.js'
 import { MemoryCache } from './memory.js'
 import { cacheNodeUp } from './metrics.js'
@@ -408,6 +409,8 @@ describe('MemoryCache', () => {
       const deadline = Date.now() + 5000
       while (cache.size > 2 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20))
       expect(cache.size).toBe(2)
+      await new Promise((r) => setTimeout(r, 50))
+      expect((await registry.getSingleMetric('reel_cache_entries')?.get())?.values[0]?.value).toBe(2)
       expect(await cache.get('kept')).toBe('v')
       expect(await cache.zmscore(['again'], ['s:1', 's:2'])).toEqual([[undefined, 2]])
     } finally {

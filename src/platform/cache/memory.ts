@@ -1,6 +1,6 @@
 import { LRUCache } from 'lru-cache'
 import { type Cache, checkIncrement, checkScores, checkTtl, checkUnion } from './cache.js'
-import { countCacheRead } from './metrics.js'
+import { cacheEntries, countCacheRead } from './metrics.js'
 
 /** A sorted set: member → score. */
 type SortedSet = Map<string, number>
@@ -56,6 +56,7 @@ export class MemoryCache implements Cache {
       // has() is false for an expired entry; one made again since has a later second of its own.
       for (const key of keys) if (!this.#lru.has(key)) this.#lru.delete(key)
     }
+    cacheEntries.set(this.#lru.size)
   }
 
   async get(key: string): Promise<string | undefined> {

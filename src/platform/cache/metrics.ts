@@ -25,3 +25,8 @@ export const cacheNodeUp = gauge(
   '1 while a cache node answers, 0 while it is unreachable.',
   ['node'] as const,
 )
+
+export const cacheEntries = gauge(
+  'reel_cache_entries',
+  'Entries held by the in-process cache (set at each sweep of expired window counters, every second).',
+)
