@@ -287,8 +287,11 @@ export class TrendsStore {
   }
 
   async deleteArchiveParts(ids: readonly string[]): Promise<void> {
-    if (ids.length === 0) return
-    await this.db.deleteFrom('trends_archive_outbox').where('id', 'in', ids).execute()
+    for (let i = 0; i < ids.length; i += 500)
+      await this.db
+        .deleteFrom('trends_archive_outbox')
+        .where('id', 'in', ids.slice(i, i + 500))
+        .execute()
   }
 
   /** Every counter of some buckets of one grain and region. */
