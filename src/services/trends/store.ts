@@ -287,10 +287,10 @@ export class TrendsStore {
   }
 
   async deleteArchiveParts(ids: readonly string[]): Promise<void> {
-    for (let i = 0; i < ids.length; i += 500)
+    for (let i = 0; i < ids.length; i += CHUNK)
       await this.db
         .deleteFrom('trends_archive_outbox')
-        .where('id', 'in', ids.slice(i, i + 500))
+        .where('id', 'in', ids.slice(i, i + CHUNK))
         .execute()
   }
 
