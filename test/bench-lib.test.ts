@@ -47,7 +47,9 @@ describe('pacedLoad', () => {
         return { method: 'POST', path: `/r/${n}`, headers: { 'x-n': String(n) }, body: `{"n":${n}}` }
       },
       (status) => statuses.push(status),
-      4,
+      // One connection: over several, two requests sent together may reach the server in either
+      // order (a loaded CI machine did so), and this test is about the order they are sent in.
+      1,
     )
     expect(result.sent).toBe(100)
     expect(result.answered).toBe(100)
