@@ -1,6 +1,7 @@
 import { type ChildProcess, spawn } from 'node:child_process'
 import { once } from 'node:events'
 import fs from 'node:fs'
+import os from 'node:os'
 import path from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { sql } from 'kysely'
@@ -10,6 +11,7 @@ import { loadConfig } from '../src/platform/config.js'
 import { createDb } from '../src/platform/db/db.js'
 import { createLogger } from '../src/platform/log.js'
 import type { ServiceModule } from '../src/platform/modules.js'
+import { BACKGROUND_NICE } from '../src/platform/priority.js'
 import { accountsModule } from '../src/services/accounts/index.js'
 import { billingModule } from '../src/services/billing/index.js'
 import { gatewayModule } from '../src/services/gateway/index.js'
@@ -308,6 +310,16 @@ describe('the reel command', () => {
     expect(address).toBeTruthy()
     const health = await fetch(`${address}/healthz`)
     expect(health.status).toBe(200)
+    if (process.platform === 'linux') {
+      // The event loop keeps its priority; the threads beside it (V8's, libuv's, SQLite's writer) yield to it.
+      const niceOf = (tid: string) =>
+        Number(fs.readFileSync(`/proc/${child.pid}/task/${tid}/stat`, 'utf8').split(') ')[1]?.split(' ')[16])
+      const lowered = Number(/"backgroundThreads":(\d+)/.exec(child.output())?.[1])
+      expect(lowered).toBeGreaterThanOrEqual(5)
+      expect(niceOf(String(child.pid))).toBe(os.getPriority(process.pid))
+      const tids = fs.readdirSync(`/proc/${child.pid}/task`).filter((tid) => tid !== String(child.pid))
+      expect(tids.filter((tid) => niceOf(tid) === BACKGROUND_NICE).length).toBeGreaterThanOrEqual(lowered)
+    }
     const status = reelProcess(['status'], { REEL_URL: String(address), REEL_DATA_DIR: tmp.dir })
     const [statusCode] = await once(status, 'exit')
     expect(status.output()).toContain('services: accounts')

@@ -1,3 +1,4 @@
+import fs from 'node:fs'
 import { createRequire } from 'node:module'
 import path from 'node:path'
 import { Type } from '@sinclair/typebox'
@@ -29,6 +30,7 @@ import {
   type ServiceModule,
   type ServiceName,
 } from './modules.js'
+import { lowerHelperThreads } from './priority.js'
 import { secretsMigrations } from './secrets.js'
 
 export const VERSION: string = (createRequire(import.meta.url)('../../package.json') as { version: string })
@@ -161,8 +163,15 @@ export async function createReel(options: ReelOptions): Promise<Reel> {
     use: ctx.use,
     async start() {
       const address = await http.listen({ port: config.port, host: config.host })
+      // The event loop first: every other thread (V8's collector helpers, libuv's pool, which this
+      // file system call has started if nothing had, SQLite's writer) yields the CPU to it.
+      await fs.promises.access(config.dataDir).catch(() => {})
+      const backgroundThreads = lowerHelperThreads()
       for (const hook of startHooks) await hook()
-      log.info({ address, roles, adapters: portKinds(config), version: VERSION }, 'reel is listening')
+      log.info(
+        { address, roles, adapters: portKinds(config), version: VERSION, backgroundThreads },
+        'reel is listening',
+      )
       return address
     },
     stop() {

@@ -1,10 +1,11 @@
+import fs from 'node:fs'
 import { createRequire } from 'node:module'
 import os from 'node:os'
 import path from 'node:path'
 import { pathToFileURL } from 'node:url'
 import { Worker } from 'node:worker_threads'
 import { describe, expect, it } from 'vitest'
-import { BACKGROUND_NICE } from './priority.js'
+import { BACKGROUND_NICE, lowerHelperThreads } from './priority.js'
 
 describe.runIf(process.platform === 'linux')('lowerThreadPriority', () => {
   it('lowers the worker thread that calls it, and no other thread of the process', async () => {
@@ -32,5 +33,51 @@ describe.runIf(process.platform === 'linux')('lowerThreadPriority', () => {
     await worker.terminate()
     expect(reply).toEqual({ lowered: true, nice: BACKGROUND_NICE })
     expect(os.getPriority(process.pid)).toBeLessThan(BACKGROUND_NICE)
+  })
+})
+
+describe.runIf(process.platform === 'linux')('lowerHelperThreads', () => {
+  const niceOf = (tid: number) =>
+    Number(fs.readFileSync(`/proc/self/task/${tid}/stat`, 'utf8').split(') ')[1]?.split(' ')[16])
+
+  it('lowers every thread of the process but the main one (a worker thread included), and does nothing from a worker', async () => {
+    // A worker thread that stays up, asking lowerHelperThreads itself first: it must refuse (0).
+    const tsx = pathToFileURL(
+      path.join(
+        path.dirname(createRequire(import.meta.url).resolve('tsx/package.json')),
+        'dist/esm/api/index.mjs',
+      ),
+    ).href
+    const entry = new URL('./priority.ts', import.meta.url).href
+    const worker = new Worker(
+      `const { parentPort } = require('node:worker_threads')
+      const tid = Number(require('node:fs').readlinkSync('/proc/thread-self').split('/').pop())
+      import(${JSON.stringify(tsx)})
+        .then((tsx) => { tsx.register(); return import(${JSON.stringify(entry)}) })
+        .then((m) => parentPort.postMessage({ tid, lowered: m.lowerHelperThreads() }))
+      setInterval(() => {}, 1000)`,
+      { eval: true },
+    )
+    try {
+      const reply = (await new Promise((resolve, reject) => {
+        worker.once('message', resolve)
+        worker.once('error', reject)
+      })) as { tid: number; lowered: number }
+      expect(reply.lowered).toBe(0)
+      const mainBefore = os.getPriority(process.pid)
+      expect(niceOf(reply.tid)).toBe(mainBefore)
+
+      const others = fs
+        .readdirSync('/proc/self/task')
+        .map(Number)
+        .filter((tid) => tid !== process.pid)
+      expect(lowerHelperThreads()).toBeGreaterThanOrEqual(others.length - 1)
+      expect(niceOf(reply.tid)).toBe(BACKGROUND_NICE)
+      for (const tid of others)
+        if (fs.existsSync(`/proc/self/task/${tid}`)) expect(niceOf(tid)).toBe(BACKGROUND_NICE)
+      expect(os.getPriority(process.pid)).toBe(mainBefore)
+    } finally {
+      await worker.terminate()
+    }
   })
 })

@@ -1,5 +1,6 @@
 import fs from 'node:fs'
 import os from 'node:os'
+import { isMainThread } from 'node:worker_threads'
 
 /**
  * The niceness of background work (transcoding, model training): on a machine the API shares, the
@@ -50,4 +51,35 @@ export function lowerThreadPriority(): boolean {
   } catch {
     return false
   }
+}
+
+/**
+ * Lowers every other thread of this process to BACKGROUND_NICE, so that the thread answering
+ * requests (the caller: the process's main thread) gets a core first whenever threads contend:
+ * V8's helpers (parallel scavenges, concurrent marking, compilation), libuv's pool (file system,
+ * crypto) and worker threads such as SQLite's writer. On two cores a major collection's four
+ * marking threads kept the event loop waiting for the CPU for tens of milliseconds (bench/playback).
+ * Threads started later take the priority of the thread that starts them (libuv starts its whole
+ * pool at its first use: call this after some file system work). Linux only, and only from the main
+ * thread (a worker would lower the main thread itself); returns how many threads it lowered.
+ */
+export function lowerHelperThreads(): number {
+  if (process.platform !== 'linux' || !isMainThread) return 0
+  let tids: string[]
+  try {
+    tids = fs.readdirSync('/proc/self/task')
+  } catch {
+    return 0
+  }
+  let lowered = 0
+  for (const tid of tids) {
+    if (Number(tid) === process.pid) continue
+    try {
+      os.setPriority(Number(tid), BACKGROUND_NICE)
+      lowered++
+    } catch {
+      // That thread ended meanwhile.
+    }
+  }
+  return lowered
 }
