@@ -7,63 +7,56 @@ import { Worker } from 'node:worker_threads'
 import { describe, expect, it } from 'vitest'
 import { BACKGROUND_NICE, lowerHelperThreads } from './priority.js'
 
+/**
+ * A worker thread that loads this module from its TypeScript source (tsx registered in its own
+ * thread), calls `call` (an expression over the module `m`) and posts `{ tid, nice, result }`; it
+ * stays up until terminated.
+ */
+async function askWorker<T>(
+  call: string,
+): Promise<{ worker: Worker; reply: { tid: number; nice: number; result: T } }> {
+  const tsx = pathToFileURL(
+    path.join(
+      path.dirname(createRequire(import.meta.url).resolve('tsx/package.json')),
+      'dist/esm/api/index.mjs',
+    ),
+  ).href
+  const entry = new URL('./priority.ts', import.meta.url).href
+  const worker = new Worker(
+    `const { parentPort } = require('node:worker_threads')
+    const os = require('node:os')
+    const tid = Number(require('node:fs').readlinkSync('/proc/thread-self').split('/').pop())
+    import(${JSON.stringify(tsx)})
+      .then((tsx) => { tsx.register(); return import(${JSON.stringify(entry)}) })
+      .then((m) => { const result = ${call}; parentPort.postMessage({ tid, nice: os.getPriority(tid), result }) })
+    setInterval(() => {}, 1000)`,
+    { eval: true },
+  )
+  const reply = (await new Promise((resolve, reject) => {
+    worker.once('message', resolve)
+    worker.once('error', reject)
+  })) as { tid: number; nice: number; result: T }
+  return { worker, reply }
+}
+
+const niceOf = (tid: number) =>
+  Number(fs.readFileSync(`/proc/self/task/${tid}/stat`, 'utf8').split(') ')[1]?.split(' ')[16])
+
 describe.runIf(process.platform === 'linux')('lowerThreadPriority', () => {
   it('lowers the worker thread that calls it, and no other thread of the process', async () => {
-    // The worker loads this module from its TypeScript source (tsx registered in its own thread).
-    const tsx = pathToFileURL(
-      path.join(
-        path.dirname(createRequire(import.meta.url).resolve('tsx/package.json')),
-        'dist/esm/api/index.mjs',
-      ),
-    ).href
-    const entry = new URL('./priority.ts', import.meta.url).href
-    const worker = new Worker(
-      `const { parentPort } = require('node:worker_threads')
-      const os = require('node:os')
-      const tid = Number(require('node:fs').readlinkSync('/proc/thread-self').split('/').pop())
-      import(${JSON.stringify(tsx)})
-        .then((tsx) => { tsx.register(); return import(${JSON.stringify(entry)}) })
-        .then((m) => parentPort.postMessage({ lowered: m.lowerThreadPriority(), nice: os.getPriority(tid) }))`,
-      { eval: true },
-    )
-    const [reply] = (await new Promise((resolve, reject) => {
-      worker.once('message', (m) => resolve([m]))
-      worker.once('error', reject)
-    })) as [{ lowered: boolean; nice: number }]
+    const { worker, reply } = await askWorker<boolean>('m.lowerThreadPriority()')
     await worker.terminate()
-    expect(reply).toEqual({ lowered: true, nice: BACKGROUND_NICE })
+    expect(reply).toMatchObject({ result: true, nice: BACKGROUND_NICE })
     expect(os.getPriority(process.pid)).toBeLessThan(BACKGROUND_NICE)
   })
 })
 
 describe.runIf(process.platform === 'linux')('lowerHelperThreads', () => {
-  const niceOf = (tid: number) =>
-    Number(fs.readFileSync(`/proc/self/task/${tid}/stat`, 'utf8').split(') ')[1]?.split(' ')[16])
-
   it('lowers every thread of the process but the main one (a worker thread included), and does nothing from a worker', async () => {
-    // A worker thread that stays up, asking lowerHelperThreads itself first: it must refuse (0).
-    const tsx = pathToFileURL(
-      path.join(
-        path.dirname(createRequire(import.meta.url).resolve('tsx/package.json')),
-        'dist/esm/api/index.mjs',
-      ),
-    ).href
-    const entry = new URL('./priority.ts', import.meta.url).href
-    const worker = new Worker(
-      `const { parentPort } = require('node:worker_threads')
-      const tid = Number(require('node:fs').readlinkSync('/proc/thread-self').split('/').pop())
-      import(${JSON.stringify(tsx)})
-        .then((tsx) => { tsx.register(); return import(${JSON.stringify(entry)}) })
-        .then((m) => parentPort.postMessage({ tid, lowered: m.lowerHelperThreads() }))
-      setInterval(() => {}, 1000)`,
-      { eval: true },
-    )
+    // Asked from a worker thread it refuses (0): it would lower the main thread.
+    const { worker, reply } = await askWorker<number>('m.lowerHelperThreads()')
     try {
-      const reply = (await new Promise((resolve, reject) => {
-        worker.once('message', resolve)
-        worker.once('error', reject)
-      })) as { tid: number; lowered: number }
-      expect(reply.lowered).toBe(0)
+      expect(reply.result).toBe(0)
       const mainBefore = os.getPriority(process.pid)
       expect(niceOf(reply.tid)).toBe(mainBefore)
 
