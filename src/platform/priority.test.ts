@@ -1,3 +1,4 @@
+import { execFileSync } from 'node:child_process'
 import fs from 'node:fs'
 import { createRequire } from 'node:module'
 import os from 'node:os'
@@ -72,5 +73,20 @@ describe.runIf(process.platform === 'linux')('lowerHelperThreads', () => {
     } finally {
       await worker.terminate()
     }
+  })
+
+  it('leaves a process started below the background priority as it is', () => {
+    const entry = JSON.stringify(new URL('./priority.ts', import.meta.url).href)
+    const node = [
+      process.execPath,
+      '--import',
+      'tsx',
+      '-e',
+      `import(${entry}).then((m) => console.log(m.lowerHelperThreads()))`,
+    ]
+    const run = (command: string[]) =>
+      execFileSync(command[0] ?? '', command.slice(1), { encoding: 'utf8' }).trim()
+    expect(Number(run(node))).toBeGreaterThan(0)
+    expect(run(['nice', '-n', String(BACKGROUND_NICE + 2), ...node])).toBe('0')
   })
 })

@@ -58,13 +58,15 @@ export function lowerThreadPriority(): boolean {
  * requests (the caller: the process's main thread) gets a core first whenever threads contend:
  * V8's helpers (parallel scavenges, concurrent marking, compilation), libuv's pool (file system,
  * crypto) and worker threads such as SQLite's writer. On two cores a major collection's four
- * marking threads kept the event loop waiting for the CPU for tens of milliseconds (bench/playback).
- * Threads started later take the priority of the thread that starts them (libuv starts its whole
- * pool at its first use: call this after some file system work). Linux only, and only from the main
- * thread (a worker would lower the main thread itself); returns how many threads it lowered.
+ * marking threads kept the event loop waiting for the CPU for tens of milliseconds (starts paced at
+ * 4,800/s; see the README). Threads started later take the priority of the thread that starts them
+ * (libuv starts its whole pool at its first use: call this after some file system work). Linux
+ * only, and only from the main thread (a worker would lower the main thread itself); nothing when
+ * the process already runs at BACKGROUND_NICE or lower. Returns how many threads it lowered.
  */
 export function lowerHelperThreads(): number {
   if (process.platform !== 'linux' || !isMainThread) return 0
+  if (os.getPriority(process.pid) >= BACKGROUND_NICE) return 0
   let tids: string[]
   try {
     tids = fs.readdirSync('/proc/self/task')
