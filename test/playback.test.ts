@@ -549,38 +549,6 @@ describe.each(kinds)('playback on %s', (kind) => {
   const typesOf = (sessionId: string) =>
     events.filter((e) => e.data.sessionId === sessionId).map((e) => e.type.replace('playback.session.', ''))
 
-  it('forgets sessions silent for two stream timeouts: the next heartbeat loads one from the DB; one not written yet stays', async () => {
-    const u = await signUp(t, 'premium')
-    const playback = playbackOver(t, {})
-    const auth = await authOf(u.token)
-    const quiet = await playback.start(auth, { profileId: u.profileId, titleId }, client)
-    await playback.heartbeat(auth, quiet.sessionId, { positionMs: 1000, state: 'playing' })
-    const ended = await playback.start(auth, { profileId: u.profileId, titleId }, client)
-    await playback.stop(auth, ended.sessionId, 1000)
-    await playback.flush()
-    expect(playback.forgetSilent()).toBe(0)
-    const unwritten = await playback.start(auth, { profileId: u.profileId, titleId }, client)
-    t.clock.advance(2 * t.reel.config.playbackStreamTimeoutMs + 1000)
-    expect(playback.forgetSilent()).toBe(2)
-    // From the DB: the position goes on, the stop holds; the one not written yet was kept in memory.
-    await expect(
-      playback.heartbeat(auth, quiet.sessionId, { positionMs: 2000, state: 'playing' }),
-    ).resolves.toEqual({ positionMs: 2000 })
-    await expect(
-      playback.heartbeat(auth, ended.sessionId, { positionMs: 2000, state: 'playing' }),
-    ).rejects.toMatchObject({ code: 'session_stopped' })
-    await expect(
-      playback.heartbeat(auth, unwritten.sessionId, { positionMs: 500, state: 'playing' }),
-    ).resolves.toEqual({ positionMs: 500 })
-    // Heard from again, both count as streams: a premium plan's 4 screens hold 2 more, not 3.
-    await playback.start(auth, { profileId: u.profileId, titleId }, client)
-    await playback.start(auth, { profileId: u.profileId, titleId }, client)
-    await expect(playback.start(auth, { profileId: u.profileId, titleId }, client)).rejects.toMatchObject({
-      code: 'stream_limit_reached',
-    })
-    await playback.drain()
-  })
-
   it('a refused publish holds back the later events of the profile; they go in order once the Bus takes them', async () => {
     const u = await signUp(t)
     let away = true

@@ -42,10 +42,7 @@ export const playbackModule: ServiceModule = {
   register(ctx) {
     const playback = ctx.use('playback')
     playbackRoutes(ctx, playback)
-    ctx.every('playback-write-behind', ctx.config.playbackFlushMs, () => {
-      playback.forgetSilent()
-      return playback.flush()
-    })
+    ctx.every('playback-write-behind', ctx.config.playbackFlushMs, () => playback.flush())
     // Registered before the consumer's stop hook, so it runs after it: the last positions reach the
     // DB and the last events the Bus.
     ctx.onStop(() => playback.drain())

@@ -152,11 +152,6 @@ export const completed = (positionMs: number, durationMs: number) =>
  * everything since the last one. A stop flushes before it answers, and so does a graceful shutdown.
  */
 export class PlaybackService {
-  /**
-   * Sessions by id, least recently used first: those heard from lately, so that a heartbeat needs
-   * no read. Silent ones leave (forgetSilent): held for seconds, each is old-generation garbage,
-   * and a full collection's marking walks every one still held.
-   */
   private readonly live = new LRUCache<string, LiveSession>({ max: 50_000 })
   private progressPending = new Map<string, ProgressRow>()
   private sessionsPending = new Map<string, SessionRow>()
@@ -792,25 +787,6 @@ export class PlaybackService {
       }
     }
     return this.deps.store.session(sessionId)
-  }
-
-  /**
-   * Drops from memory the sessions silent for two stream timeouts (no longer counted as streams);
-   * a heartbeat after that loads the session from the DB, as after a restart. Ones whose row is not
-   * in the DB yet stay. Walks from the least recently used and stops at the first one heard from
-   * since (at most `limit` looked at). Returns how many it dropped.
-   */
-  forgetSilent(limit = 20_000): number {
-    const before = this.deps.now() - 2 * this.deps.settings.streamTimeoutMs
-    const silent: string[] = []
-    let looked = 0
-    for (const entry of this.live.rentries()) {
-      const [id, session] = entry as [string, LiveSession]
-      if (session.lastAt >= before || ++looked > limit) break
-      if (!this.sessionsPending.has(id) && !this.sessionsFlushing?.has(id)) silent.push(id)
-    }
-    for (const id of silent) this.live.delete(id)
-    return silent.length
   }
 
   private async liveSession(auth: Auth, sessionId: string): Promise<LiveSession> {
