@@ -306,28 +306,35 @@ describe('the reel command', () => {
       timeout: 20_000,
       interval: 100,
     })
-    const address = /"address":"([^"]+)"/.exec(child.output())?.[1]
-    expect(address).toBeTruthy()
-    const health = await fetch(`${address}/healthz`)
-    expect(health.status).toBe(200)
-    if (process.platform === 'linux') {
-      // The event loop keeps its priority; the threads beside it (V8's, libuv's, SQLite's writer) yield to it.
-      const niceOf = (tid: string) =>
-        Number(fs.readFileSync(`/proc/${child.pid}/task/${tid}/stat`, 'utf8').split(') ')[1]?.split(' ')[16])
-      const lowered = Number(/"backgroundThreads":(\d+)/.exec(child.output())?.[1])
-      expect(lowered).toBeGreaterThanOrEqual(5)
-      expect(niceOf(String(child.pid))).toBe(os.getPriority(process.pid))
-      const tids = fs.readdirSync(`/proc/${child.pid}/task`).filter((tid) => tid !== String(child.pid))
-      expect(tids.filter((tid) => niceOf(tid) === BACKGROUND_NICE).length).toBeGreaterThanOrEqual(lowered)
+    // A failed assertion must not leave the server running.
+    try {
+      const address = /"address":"([^"]+)"/.exec(child.output())?.[1]
+      expect(address).toBeTruthy()
+      const health = await fetch(`${address}/healthz`)
+      expect(health.status).toBe(200)
+      if (process.platform === 'linux') {
+        // The event loop keeps its priority; the threads beside it (V8's, libuv's, SQLite's writer) yield to it.
+        const niceOf = (tid: string) =>
+          Number(
+            fs.readFileSync(`/proc/${child.pid}/task/${tid}/stat`, 'utf8').split(') ')[1]?.split(' ')[16],
+          )
+        const lowered = Number(/"backgroundThreads":(\d+)/.exec(child.output())?.[1])
+        expect(lowered).toBeGreaterThanOrEqual(5)
+        expect(niceOf(String(child.pid))).toBe(os.getPriority(process.pid))
+        const tids = fs.readdirSync(`/proc/${child.pid}/task`).filter((tid) => tid !== String(child.pid))
+        expect(tids.filter((tid) => niceOf(tid) === BACKGROUND_NICE).length).toBeGreaterThanOrEqual(lowered)
+      }
+      const status = reelProcess(['status'], { REEL_URL: String(address), REEL_DATA_DIR: tmp.dir })
+      const [statusCode] = await once(status, 'exit')
+      expect(status.output()).toContain('services: accounts')
+      expect(statusCode).toBe(0)
+      child.kill('SIGTERM')
+      const [code] = await once(child, 'exit')
+      expect(code).toBe(0)
+      expect(child.output()).toContain('reel stopped')
+    } finally {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL')
     }
-    const status = reelProcess(['status'], { REEL_URL: String(address), REEL_DATA_DIR: tmp.dir })
-    const [statusCode] = await once(status, 'exit')
-    expect(status.output()).toContain('services: accounts')
-    expect(statusCode).toBe(0)
-    child.kill('SIGTERM')
-    const [code] = await once(child, 'exit')
-    expect(code).toBe(0)
-    expect(child.output()).toContain('reel stopped')
   })
 
   it('creates an administrator, then logs in and out against a running server', async () => {
