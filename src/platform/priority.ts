@@ -19,21 +19,29 @@ export function lowerProcessPriority(pid: number): boolean {
   } catch {
     return false
   }
-  if (process.platform === 'linux') {
-    let tids: string[] = []
-    try {
-      tids = fs.readdirSync(`/proc/${pid}/task`)
-    } catch {
-      // Exited already.
-    }
-    for (const tid of tids)
-      try {
-        if (Number(tid) !== pid) os.setPriority(Number(tid), BACKGROUND_NICE)
-      } catch {
-        // That thread ended meanwhile.
-      }
-  }
+  if (process.platform === 'linux') lowerOtherThreads(pid)
   return true
+}
+
+/** Lowers every thread of process `pid` but its main one to BACKGROUND_NICE (Linux); how many it lowered. */
+function lowerOtherThreads(pid: number): number {
+  let tids: string[] = []
+  try {
+    tids = fs.readdirSync(`/proc/${pid}/task`)
+  } catch {
+    // Exited already.
+  }
+  let lowered = 0
+  for (const tid of tids)
+    try {
+      if (Number(tid) !== pid) {
+        os.setPriority(Number(tid), BACKGROUND_NICE)
+        lowered++
+      }
+    } catch {
+      // That thread ended meanwhile.
+    }
+  return lowered
 }
 
 /**
@@ -67,21 +75,5 @@ export function lowerThreadPriority(): boolean {
 export function lowerHelperThreads(): number {
   if (process.platform !== 'linux' || !isMainThread) return 0
   if (os.getPriority(process.pid) >= BACKGROUND_NICE) return 0
-  let tids: string[]
-  try {
-    tids = fs.readdirSync('/proc/self/task')
-  } catch {
-    return 0
-  }
-  let lowered = 0
-  for (const tid of tids) {
-    if (Number(tid) === process.pid) continue
-    try {
-      os.setPriority(Number(tid), BACKGROUND_NICE)
-      lowered++
-    } catch {
-      // That thread ended meanwhile.
-    }
-  }
-  return lowered
+  return lowerOtherThreads(process.pid)
 }
