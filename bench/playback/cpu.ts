@@ -1,6 +1,9 @@
-// CPU per play start+stop, per heartbeat and per /healthz, in one process without sockets (inject),
-// and the SQL statements run per start+stop: what the autocannon bench cannot separate on a shared,
-// loaded machine. CPU is the process's (process.cpuUsage), so other processes do not count.
+// CPU per play start, per start+stop, per heartbeat and per /healthz, in one process without sockets
+// (inject), and the SQL statements run per start+stop: what the autocannon bench cannot separate on a
+// shared, loaded machine. CPU is the process's (process.cpuUsage), so other processes do not count,
+// and for starts also the main thread's alone (the event loop, which bounds the throughput).
+// Starts come from CPU_AUDIENCE accounts in turn (default 3000; their sessions go silent, as in
+// bench/playback): caches as large as the autocannon bench's, where a lookup costs more.
 //   npx tsx bench/playback/cpu.ts            all-in-one (every consumer of playback events too)
 //   CPU_ROLES=accounts,billing,catalog,media,playback,cdn npx tsx bench/playback/cpu.ts   API roles
 import fs from 'node:fs'
@@ -14,6 +17,8 @@ import { benchTitle } from './title.js'
 
 const PAIRS = Number(process.env.CPU_PAIRS ?? 4000)
 const ACCOUNTS = 10
+const AUDIENCE = Number(process.env.CPU_AUDIENCE ?? 3000)
+const STARTS = Number(process.env.CPU_STARTS ?? 20_000)
 
 // Statements run, by SQL text (better-sqlite3's statement methods, whoever prepared them).
 const statements = new Map<string, number>()
@@ -89,6 +94,42 @@ try {
     const used = process.cpuUsage(before)
     return (used.user + used.system) / 1000
   }
+  // The main thread's CPU (ns, from the scheduler's own account: /proc/<pid>/task/<pid>/schedstat).
+  const mainThreadNs = () =>
+    Number(fs.readFileSync(`/proc/${process.pid}/task/${process.pid}/schedstat`, 'utf8').split(' ')[0])
+
+  // Play starts from an audience, 20 at a time, each from the next account in turn.
+  const audience: { token: string; profileId: string }[] = []
+  for (let i = 0; i < AUDIENCE; i += 20)
+    audience.push(
+      ...(await Promise.all(
+        Array.from({ length: Math.min(20, AUDIENCE - i) }, async (_, j) => {
+          const body = await call('POST', '/api/v1/accounts', undefined, {
+            email: `cpu.audience.${Date.now()}.${i + j}@example.com`,
+            password: 'correct horse battery',
+            plan: 'premium',
+          })
+          const token = (body.tokens as { accessToken: string }).accessToken
+          const profiles = (await call('GET', '/api/v1/profiles', token)).profiles as { id: string }[]
+          return { token, profileId: profiles[0]?.id ?? '' }
+        }),
+      )),
+    )
+  let next = 0
+  const nextViewer = () => {
+    const viewer = audience[next++ % audience.length]
+    if (!viewer) throw new Error('CPU_AUDIENCE must be at least 1')
+    return viewer
+  }
+  const starts = async (n: number) => {
+    for (let i = 0; i < n; i += 20) await Promise.all(Array.from({ length: 20 }, () => play(nextViewer())))
+  }
+  await starts(STARTS) // warm-up: every account has played (first plays cost more: see reco)
+  await new Promise((r) => setTimeout(r, 1500))
+  const mainBefore = mainThreadNs()
+  const startMs = (await cpuMs(() => starts(STARTS))) / STARTS
+  const startMainMs = (mainThreadNs() - mainBefore) / 1e6 / STARTS
+  await new Promise((r) => setTimeout(r, 1500))
 
   await pairs() // warm-up
   await new Promise((r) => setTimeout(r, 1500))
@@ -114,12 +155,18 @@ try {
     for (let i = 0; i < PAIRS / ACCOUNTS; i++) await Promise.all(live.map(() => call('GET', '/healthz')))
   }
   await health()
+  const healthMainBefore = mainThreadNs()
   const healthMs = (await cpuMs(health)) / PAIRS
+  const healthMainMs = (mainThreadNs() - healthMainBefore) / 1e6 / PAIRS
 
   console.log(`playback CPU in one process (${roles ? roles.join(',') : 'all-in-one'}; inject, no sockets):`)
+  console.log(
+    `  start            ${startMs.toFixed(3)} ms  (${(startMs / healthMs).toFixed(1)} × /healthz; main thread ${startMainMs.toFixed(3)} ms; ${AUDIENCE} accounts in turn)`,
+  )
   console.log(`  start+stop pair  ${pairMs.toFixed(3)} ms  (${(pairMs / healthMs).toFixed(1)} × /healthz)`)
   console.log(`  heartbeat        ${beatMs.toFixed(3)} ms  (${(beatMs / healthMs).toFixed(1)} × /healthz)`)
-  console.log(`  GET /healthz     ${healthMs.toFixed(3)} ms`)
+  console.log(`  GET /healthz     ${healthMs.toFixed(3)} ms  (main thread ${healthMainMs.toFixed(3)} ms)`)
+  console.log(`  main-thread time of /healthz over a start's: ${(healthMainMs / startMainMs).toFixed(2)}`)
   console.log('  SQL statements per start+stop pair:')
   for (const [sql, n] of [...statements].sort((a, b) => b[1] - a[1]).slice(0, 15))
     if (n / PAIRS >= 0.01) console.log(`    ${(n / PAIRS).toFixed(2)}  ${sql}`)
