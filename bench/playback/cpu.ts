@@ -7,6 +7,7 @@
 //   npx tsx bench/playback/cpu.ts            all-in-one (every consumer of playback events too)
 //   CPU_ROLES=accounts,billing,catalog,media,playback,cdn npx tsx bench/playback/cpu.ts   API roles
 import fs from 'node:fs'
+import inspector from 'node:inspector/promises'
 import os from 'node:os'
 import path from 'node:path'
 import SQLite from 'better-sqlite3'
@@ -37,6 +38,23 @@ let counting = false
     }
   }
   probe.close()
+}
+
+/** CPU_PROFILE=<file>: a V8 CPU profile of the measured starts (summarise it with cpuprofile.ts). */
+async function profileTo(file: string | undefined): Promise<{ stop: () => Promise<void> }> {
+  if (!file) return { stop: async () => {} }
+  const session = new inspector.Session()
+  session.connect()
+  await session.post('Profiler.enable')
+  await session.post('Profiler.setSamplingInterval', { interval: 100 })
+  await session.post('Profiler.start')
+  return {
+    stop: async () => {
+      const { profile } = await session.post('Profiler.stop')
+      fs.writeFileSync(file, JSON.stringify(profile))
+      session.disconnect()
+    },
+  }
 }
 
 const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'reel-bench-cpu-'))
@@ -127,8 +145,10 @@ try {
   await starts(STARTS) // warm-up: every account has played (first plays cost more: see reco)
   await new Promise((r) => setTimeout(r, 1500))
   const mainBefore = mainThreadNs()
+  const profiling = await profileTo(process.env.CPU_PROFILE)
   const startMs = (await cpuMs(() => starts(STARTS))) / STARTS
   const startMainMs = (mainThreadNs() - mainBefore) / 1e6 / STARTS
+  await profiling.stop()
   await new Promise((r) => setTimeout(r, 1500))
 
   await pairs() // warm-up
