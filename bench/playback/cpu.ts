@@ -14,6 +14,7 @@ import SQLite from 'better-sqlite3'
 import { createReel } from '../../src/platform/app.js'
 import { loadConfig } from '../../src/platform/config.js'
 import type { ServiceName } from '../../src/platform/modules.js'
+import { untilIdle } from '../lib.js'
 import { benchTitle } from './title.js'
 
 const PAIRS = Number(process.env.CPU_PAIRS ?? 4000)
@@ -38,6 +39,16 @@ let counting = false
     }
   }
   probe.close()
+}
+
+/**
+ * Before each measurement: the stream slots of the last one free up (1 s), and the work it left
+ * behind ends (write-behind flushes, event consumers, reco recomputations after first plays), which
+ * would otherwise be counted in the next one (/healthz measured 0.047-0.113 ms a request without).
+ */
+const quiet = async () => {
+  await new Promise((r) => setTimeout(r, 1500))
+  await untilIdle(process.pid)
 }
 
 /** CPU_PROFILE=<file>: a V8 CPU profile of the measured starts (summarise it with cpuprofile.ts). */
@@ -143,20 +154,20 @@ try {
     for (let i = 0; i < n; i += 20) await Promise.all(Array.from({ length: 20 }, () => play(nextViewer())))
   }
   await starts(STARTS) // warm-up: every account has played (first plays cost more: see reco)
-  await new Promise((r) => setTimeout(r, 1500))
+  await quiet()
   const mainBefore = mainThreadNs()
   const profiling = await profileTo(process.env.CPU_PROFILE)
   const startMs = (await cpuMs(() => starts(STARTS))) / STARTS
   const startMainMs = (mainThreadNs() - mainBefore) / 1e6 / STARTS
   await profiling.stop()
-  await new Promise((r) => setTimeout(r, 1500))
+  await quiet()
 
   await pairs() // warm-up
-  await new Promise((r) => setTimeout(r, 1500))
+  await quiet()
   counting = true
   const pairMs = (await cpuMs(pairs)) / PAIRS
   counting = false
-  await new Promise((r) => setTimeout(r, 1500))
+  await quiet()
   const live = await Promise.all(viewers.map(async (v) => ({ token: v.token, id: await play(v) })))
   const beats = (from: number) => async () => {
     for (let i = 0; i < PAIRS / ACCOUNTS; i++)
@@ -175,6 +186,7 @@ try {
     for (let i = 0; i < PAIRS / ACCOUNTS; i++) await Promise.all(live.map(() => call('GET', '/healthz')))
   }
   await health()
+  await quiet()
   const healthMainBefore = mainThreadNs()
   const healthMs = (await cpuMs(health)) / PAIRS
   const healthMainMs = (mainThreadNs() - healthMainBefore) / 1e6 / PAIRS
